@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,9 +307,11 @@ def _build(cls: type, d: dict[str, Any], prefix: str):
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """YAML gives '1e6' as a string and 1 for a float field; accept what a person means, reject the rest."""
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    base, optional = hint, False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `X | None`
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        base = next(a for a in args if a is not type(None))
     if value is None:
         if optional:
             return None
