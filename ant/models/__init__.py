@@ -1,0 +1,128 @@
+"""The four architectures: `gpt`, `gptplus` (GPT+ with QK-norm), `ngpt` and `angpt`, on one skeleton (base.py).
+
+    model = build_model("angpt", "tiny3", vocab_size=4096)              # any rung of ant.models.sizes.SIZES
+    model = build_model("ngpt", "0.5B", device="meta")                  # count parameters without memory
+    model = build_model("angpt", "tiny3", n_layers=2, lerp=False)       # size overrides and ablation switches
+    logits = model(idx)                                                 # [B, T] -> fp32 [B, T, V]
+    model.project_weights()                                             # after every optimizer step
+
+Overrides are SizeSpec fields (d_model, n_layers, n_heads) or fields of the architecture's config dataclass
+(GPTConfig, NGPTConfig, ANGPTConfig; see each module's docstring for what they mean). Bad ones raise ConfigError
+naming `model.options.<name>` and the allowed names or values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import typing
+from typing import Any
+
+import torch
+
+from ant.errors import ConfigError, check_choice
+from ant.models.angpt import ANGPT, ANGPTConfig
+from ant.models.base import ModelArgs, Transformer
+from ant.models.gpt import GPT, GPTConfig
+from ant.models.ngpt import NGPT, NGPTConfig
+from ant.models.sizes import PAPER_SIZES, PAPER_VOCAB, SIZES, SizeSpec, get_size
+
+ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
+
+# arch -> (model class, config class, fields the arch fixes)
+REGISTRY: dict[str, tuple[type[Transformer], type[ModelArgs], dict[str, Any]]] = {
+    "gpt": (GPT, GPTConfig, {"qk_norm": False}),
+    "gptplus": (GPT, GPTConfig, {"qk_norm": True}),
+    "ngpt": (NGPT, NGPTConfig, {}),
+    "angpt": (ANGPT, ANGPTConfig, {}),
+}
+_NOT_OPTIONS = ("arch", "size", "vocab_size")
+
+
+def option_names(arch: str) -> list[str]:
+    """The names build_model accepts as overrides for `arch`."""
+    check_choice("model.arch", arch, ARCHS)
+    _, cfg_cls, fixed = REGISTRY[arch]
+    return [f.name for f in dataclasses.fields(cfg_cls) if f.name not in _NOT_OPTIONS and f.name not in fixed]
+
+
+def make_config(arch: str, size: str, vocab_size: int = PAPER_VOCAB, **overrides: Any) -> ModelArgs:
+    """The resolved, validated config dataclass of `arch` at `size` with `overrides` applied."""
+    allowed = option_names(arch)
+    spec = get_size(size)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+        raise ConfigError("model.vocab_size", f"must be an integer >= 2, got {vocab_size!r}")
+    _, cfg_cls, fixed = REGISTRY[arch]
+    hints = typing.get_type_hints(cfg_cls)
+    for name, value in overrides.items():
+        if name not in allowed:
+            raise ConfigError(f"model.options.{name}", "unknown option", allowed)
+        _check_type(f"model.options.{name}", value, hints[name])
+    shape = {f.name: getattr(spec, f.name) for f in dataclasses.fields(SizeSpec) if f.name != "name"}
+    kwargs = {**shape, **overrides, **fixed}
+    _check_shape(kwargs, overrides, size)
+    return cfg_cls(arch=arch, size=size, vocab_size=vocab_size, **kwargs)
+
+
+def build_model(
+    arch: str, size: str, *, vocab_size: int = PAPER_VOCAB, device: str | torch.device | None = None, **overrides: Any
+) -> Transformer:
+    """Build `arch` at `size` (a rung of SIZES) with `overrides`; device="meta" allocates nothing (for counting)."""
+    check_choice("model.arch", arch, ARCHS)
+    cfg = make_config(arch, size, vocab_size, **overrides)
+    model_cls = REGISTRY[arch][0]
+    ctx = torch.device(device) if device is not None else contextlib.nullcontext()
+    with ctx:
+        return model_cls(cfg)
+
+
+# ---------------------------------------------------------------------- validation
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return
+        raise ConfigError(name, "must not be empty")
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"expected true/false, got {value!r}", [True, False])
+    elif base is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(name, f"expected a positive integer, got {value!r}")
+    elif base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(name, f"expected a number, got {value!r}")
+        # scales divide (init/scale), multipliers and factors must keep their sign: all must be positive
+        positive = name.endswith(("_scale", "_mult")) or name.split(".")[-1].startswith("nu_")
+        if positive and value <= 0:
+            raise ConfigError(name, f"must be a positive number, got {value!r}")
+
+
+def _check_shape(kw: dict[str, Any], overrides: dict[str, Any], size: str) -> None:
+    d, h = kw["d_model"], kw["n_heads"]
+    if d % h:
+        field = next((f"model.options.{n}" for n in ("n_heads", "d_model") if n in overrides), "model.size")
+        divisors = [n for n in range(1, d + 1) if d % n == 0 and (d // n) % 2 == 0]
+        raise ConfigError(field, f"n_heads={h} does not divide d_model={d} (size {size})", divisors)
+    frac = kw.get("rope_fraction", 0.5)
+    if not 0 < frac <= 1 or int(d // h * frac) % 2:
+        raise ConfigError(
+            "model.options.rope_fraction",
+            f"{frac!r} of head dim {d // h} must be an even number of dims (0 < rope_fraction <= 1)",
+        )
+
+
+__all__ = [
+    "ARCHS",
+    "PAPER_SIZES",
+    "PAPER_VOCAB",
+    "REGISTRY",
+    "SIZES",
+    "SizeSpec",
+    "build_model",
+    "get_size",
+    "make_config",
+    "option_names",
+]

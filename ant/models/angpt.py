@@ -1,0 +1,166 @@
+"""anGPT, the approximately normalized transformer (Franke et al. 2025; paper-notes §1 and §8, Table 1 "anGPT").
+
+No normalisation layers except 4 exact L2 norms per block (q, k, h_a, h_m); every other norm is replaced by a
+constant factor nu ~ 1/E||x|| derived from concentration of measure, and the residual stream is kept near unit norm
+by a LERP followed by nu(alpha) instead of an exact norm:
+    q, k, v = W_qkv h * nu_qkv ; RoPE ; q <- norm(q) ; k <- norm(k)              nu_qkv = sqrt(d / d_h)
+    h_a = norm(W_p softmax(q k^T * g) v * nu_p)                                 g: learnable logit scale
+    h   = (h + alpha_A (h_a - h)) * nu(alpha_A)                                 nu(a) = 1/sqrt(a^2 + (1-a)^2)
+    u, z = W_uz h * nu_uz ; h_m = norm(W_d (u * SiLU(z) * nu_acf) * nu_d)       nu_uz = sqrt(d/f), nu_d = sqrt(f/d)
+    h   = (h + alpha_M (h_m - h)) * nu(alpha_M)
+    logits = s_z * (W_h h)                                                      no final norm
+nu(alpha) is per dimension (alpha_A, alpha_M are d-vectors) and recomputed from alpha in every forward. Matrices are
+initialised with unit-norm rows along their input dimension and bounded ||row|| <= 1 after every optimizer step
+(constraints.py; a clip, not a renormalisation). Parameters: L * 16 d^2 + 2 V d + L * (2d + 1) + V (Table F.1).
+
+Cheap constants. Only two of the constants act on the output in exact arithmetic: nu(alpha) on the residual stream
+and nu_uz on the gate z (it sets SiLU's input scale). q, k, h_a and h_m are exactly normalised right after their
+factors, and norm(c x) = norm(x), so nu_qkv (on q, k, v), nu_p, nu_uz (on u), nu_acf and nu_d only keep the
+pre-norm activations near unit scale (what bf16 and the norm's eps see). We therefore skip nu_qkv on q and k (the
+norm follows immediately) and fold the rest into two scalar multiplies per block: nu_qkv * nu_p on the attention
+output and nu_uz * nu_acf * nu_d on the SwiGLU product. The residual update is folded into one fused
+h * ((1 - a) nu) + x * (a nu) with the two d-vectors computed once per forward. All constants are Python floats, so
+torch.compile inlines them.
+
+Open questions and the readings implemented (paper-notes §1.2-1.5, §8); each alternative is a config field:
+- nu_p: Sec. 4.3 gives sqrt(d_h/d) ("d_h as input dimension": n_h unit-norm heads concatenated have norm
+  sqrt(n_h)), App. E gives 1 (W_p seen as a d x d map of a unit vector). Default `nu_p=None` -> sqrt(d_h/d), the
+  reading consistent with nu_qkv making each head unit-norm; `nu_p=1.0` is App. E's.
+- g (logit scale): shape and init not in the paper. One scalar per layer (Table 1 writes a scalar), initialised to
+  sqrt(d_k) (`qk_scale_init`), as for gptplus (see gpt.py) and equal to nGPT's effective scale at init.
+- alpha storage scale: Sec. 5 says s_a = 0.01 for anGPT, Table F.2 prints 0.001. Both are read as the Scale's
+  `scale` (alpha itself starts at 0.05, Sec. 5.6). Default `alpha_scale=0.01` (the main text); 0.001 is Table F.2's.
+- s_z: init not in the paper. Same reparameterisation as alpha (Sec. 4.3 lists s_z among the scaled vectors):
+  `sz_init=1.0`, `sz_scale=0.01`.
+- nu_acf = 3.74 (App. E, Monte Carlo). paper-notes §1.2 finds 3.74 ~ 1/sqrt(E[SiLU(z)^2]) for z ~ N(0, 0.25), i.e.
+  gate entries of std 0.5, which our z (norm ~1 over f = 4d entries) does not have; the value cancels in the exact
+  norm that follows, so we keep the paper's number (`nu_acf`).
+- |alpha|: nGPT uses abs(alpha); the anGPT paper does not say. nu(alpha) is defined for any alpha, so the default is
+  the plain value (`abs_alpha=False`).
+- Embedding bound: see constraints.py (each token vector bounded; `bound_embeddings`).
+
+Ablation switches (Table L.1):
+- `residual_factor=False`: no nu(alpha) (plain LERP);  `residual_factor_mult`: nu(alpha) x m.
+- `const_factors=False`: nu_qkv = nu_p = nu_uz = nu_acf = nu_d = 1;  `const_factor_mult`: each of them x m.
+  ("all norm factors x0.5" = const_factor_mult=0.5 and residual_factor_mult=0.5; "no norm factors" = both False.)
+- `lerp=False` ("no LERP"): classic residual h <- (h + x) * nu_add with nu_add = 1/sqrt(2), the factor of §4.2's
+  derivation (E||h + x||^2 = 2 for unit, orthogonal h and x); residual_factor=False makes it a plain h + x. The
+  alpha vectors are not created then (an unused parameter would only confuse the optimizer and DDP).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ant.models.base import Block, ModelArgs, Transformer
+from ant.models.constraints import ANGPT_DIMS, Constraint, init_unit_norm_, matrix_constraints
+from ant.models.layers import Scale, apply_rotary, attend, l2norm, lerp_factor, split_heads, swiglu
+
+
+@dataclass
+class ANGPTConfig(ModelArgs):
+    alpha_init: float = 0.05
+    alpha_scale: float = 0.01  # Sec. 5 text; Table F.2 prints 0.001
+    abs_alpha: bool = False
+    qk_scale_init: float | None = None  # g at init; None -> sqrt(head_dim)
+    sz_init: float = 1.0
+    sz_scale: float = 0.01
+    nu_p: float | None = None  # None -> sqrt(d_h / d) (Sec. 4.3); 1.0 is App. E's value
+    nu_acf: float = 3.74
+    bound_embeddings: bool = True
+    # ablations (Table L.1)
+    residual_factor: bool = True
+    residual_factor_mult: float = 1.0
+    const_factors: bool = True
+    const_factor_mult: float = 1.0
+    lerp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.qk_scale_init is None:
+            self.qk_scale_init = math.sqrt(self.head_dim)
+        if self.nu_p is None:
+            self.nu_p = math.sqrt(self.head_dim / self.d_model)
+
+    def constants(self) -> dict[str, float]:
+        """The constant factors after the ablation switches."""
+        d, f = self.d_model, self.d_mlp
+        nu = {
+            "qkv": math.sqrt(d / self.head_dim),
+            "p": self.nu_p,
+            "uz": math.sqrt(d / f),
+            "acf": self.nu_acf,
+            "d": math.sqrt(f / d),
+        }
+        m = self.const_factor_mult
+        return {k: (v if self.const_factors else 1.0) * m for k, v in nu.items()}
+
+
+class ANGPTBlock(Block):
+    def __init__(self, cfg: ANGPTConfig):
+        super().__init__(cfg)
+        self.cfg = cfg
+        if cfg.lerp:
+            self.alpha_a = Scale(cfg.d_model, cfg.alpha_init, cfg.alpha_scale)
+            self.alpha_m = Scale(cfg.d_model, cfg.alpha_init, cfg.alpha_scale)
+        self.g = nn.Parameter(torch.tensor(float(cfg.qk_scale_init)))
+        nu = cfg.constants()
+        self.attn_out_scale = nu["qkv"] * nu["p"]  # v's nu_qkv and W_p's nu_p, folded (both linear)
+        self.gate_scale = nu["uz"]  # acts: sets the SiLU input scale
+        self.mlp_out_scale = nu["uz"] * nu["acf"] * nu["d"]  # u's nu_uz, nu_acf, nu_d, folded
+        add_factor = 1 / math.sqrt(2) if cfg.residual_factor else 1.0
+        self.add_factor = add_factor * cfg.residual_factor_mult  # only used when lerp=False
+
+    def alphas(self) -> dict[str, torch.Tensor]:
+        if not self.cfg.lerp:
+            return {}
+        a, m = self.alpha_a(), self.alpha_m()
+        return {"alpha_a": a.abs(), "alpha_m": m.abs()} if self.cfg.abs_alpha else {"alpha_a": a, "alpha_m": m}
+
+    def residual_coeffs(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1 - a) nu(a) and a nu(a): the LERP and its factor as two d-vectors."""
+        nu = lerp_factor(alpha) * self.cfg.residual_factor_mult if self.cfg.residual_factor else 1.0
+        return (1 - alpha) * nu, alpha * nu
+
+    def residual(self, h: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        if alpha is None:  # lerp=False
+            return (h + x) * self.add_factor
+        keep, take = self.residual_coeffs(alpha)
+        return h * keep + x * take
+
+    def forward(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        alpha = self.alphas()
+        q, k, v = split_heads(self.qkv(h), self.n_heads)
+        q, k = apply_rotary(q, rope), apply_rotary(k, rope)
+        q, k = l2norm(q) * self.g.to(q.dtype), l2norm(k)  # g on q: softmax(q k^T g)
+        h_a = l2norm(self.proj(attend(q, k, v, 1.0) * self.attn_out_scale))
+        h = self.residual(h, h_a, alpha.get("alpha_a"))
+        h_m = l2norm(self.down(swiglu(self.fc(h), self.gate_scale) * self.mlp_out_scale))
+        return self.residual(h, h_m, alpha.get("alpha_m"))
+
+
+class ANGPT(Transformer):
+    def make_block(self, layer: int) -> Block:
+        return ANGPTBlock(self.cfg)
+
+    def make_head_params(self) -> None:
+        c = self.cfg
+        self.sz = Scale(c.vocab_size, c.sz_init, c.sz_scale)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(h).float() * self.sz()
+
+    def constraints(self) -> list[Constraint]:
+        skip = () if self.cfg.bound_embeddings else ("wte",)
+        return matrix_constraints(self, ANGPT_DIMS, "clip", skip=skip)
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        # unit-norm rows along the input dim for every matrix, the embedding's token vectors included
+        init_unit_norm_(matrix_constraints(self, ANGPT_DIMS, "renorm"))
+        self.reset_scales(self)
+        for b in self.blocks:
+            b.g.fill_(self.cfg.qk_scale_init)

@@ -1,0 +1,169 @@
+"""The skeleton every architecture shares: token embedding -> blocks -> head, RoPE, the parameter/FLOP counts,
+optimizer groups, the weight-constraint hook and the diagnostics. An architecture file subclasses `Transformer`
+(`make_block`, `head`, `init_weights`, `constraints`) and `Block` and holds only what differs.
+
+Every block owns the same four bias-free matrices, so all architectures have L * 16 d^2 matmul parameters per
+block plus an untied embedding and head (2 V d), as Table F.1 counts them:
+    qkv  [3d, d]   fused W_q, W_k, W_v
+    proj [d, d]    attention output projection W_p
+    fc   [2f, d]   fused SwiGLU up-projection W_uz (u first, gate z second), f = mlp_mult * d = 4 d
+    down [d, f]    MLP down-projection W_d
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ant.models.constraints import Constraint
+from ant.models.layers import Rotary, Scale
+
+
+@dataclass
+class ModelArgs:
+    """Fields every architecture has. `arch`, `size` and `vocab_size` come from build_model's arguments; the rest
+    can be overridden (model.options in a run config)."""
+
+    arch: str = "gpt"
+    size: str = "custom"
+    vocab_size: int = 50304
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 4
+    mlp_mult: int = 4  # u and z are each mlp_mult * d_model wide (the paper: 4, no 2/3 shrink)
+    rope_fraction: float = 0.5  # share of each head's dims that RoPE rotates (Table F.2: 0.5)
+    rope_base: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def d_mlp(self) -> int:
+        return self.mlp_mult * self.d_model
+
+
+class Block(nn.Module):
+    """The four matrices every block has; subclasses add their norms/scales and define forward(h, rope)."""
+
+    def __init__(self, cfg: ModelArgs):
+        super().__init__()
+        d, f = cfg.d_model, cfg.d_mlp
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.fc = nn.Linear(d, 2 * f, bias=False)
+        self.down = nn.Linear(f, d, bias=False)
+
+    def alphas(self) -> dict[str, torch.Tensor]:
+        """Effective eigen learning rates (nGPT/anGPT); empty for blocks without them."""
+        return {}
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelArgs):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.rope = Rotary(cfg.head_dim, cfg.rope_fraction, cfg.rope_base)
+        self.blocks = nn.ModuleList([self.make_block(i) for i in range(cfg.n_layers)])
+        self.make_head_params()
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if not self.lm_head.weight.is_meta:  # meta models only count parameters: skip the (slow) init
+            self.init_weights()
+
+    # ------------------------------------------------------------------ what an architecture defines
+    def make_block(self, layer: int) -> Block:
+        raise NotImplementedError
+
+    def make_head_params(self) -> None:
+        """Create what the head needs besides lm_head (final norm gain, logit scale)."""
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Final residual stream [B, T, d] -> logits [B, T, V]."""
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        raise NotImplementedError
+
+    def constraints(self) -> list[Constraint]:
+        """The matrices project_weights() constrains (none for gpt/gptplus)."""
+        return []
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx [B, T] token ids -> fp32 logits [B, T, V] (the caller computes the loss)."""
+        h = self.wte(idx)
+        rope = self.rope(idx.shape[1], idx.device)
+        for block in self.blocks:
+            h = block(h, rope)
+        return self.head(h).float()
+
+    @torch.no_grad()
+    def residual_norms(self, idx: torch.Tensor) -> torch.Tensor:
+        """Mean L2 norm (over batch and positions) of the residual stream entering each block and leaving the
+        last one: a Tensor[n_layers + 1] (paper Fig. 1)."""
+        h = self.wte(idx)
+        rope = self.rope(idx.shape[1], idx.device)
+        norms = [h.float().norm(dim=-1).mean()]
+        for block in self.blocks:
+            h = block(h, rope)
+            norms.append(h.float().norm(dim=-1).mean())
+        return torch.stack(norms)
+
+    # ------------------------------------------------------------------ training hooks
+    @torch.no_grad()
+    def project_weights(self) -> None:
+        """The weight constraint; the training loop calls it after every optimizer step."""
+        for c in self.constraints():
+            c.apply_()
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """Optimizer groups. Weight decay (the value the recipe passes: 0.1 for gpt/gptplus, 0 for ngpt/angpt)
+        applies to the 2-D matmul weights only; never to the embedding (as OLMo: decaying rows that most steps
+        do not touch only shrinks rare tokens), norm gains, logit scales or the nGPT/anGPT scale vectors."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (decay if p.ndim == 2 and not name.startswith("wte.") else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return [g for g in groups if g["params"]]
+
+    # ------------------------------------------------------------------ counts and diagnostics
+    def num_params(self) -> int:
+        """All parameters, embedding and head included (as Table F.1 counts them)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def matmul_params(self) -> int:
+        """Parameters that take part in a matrix multiply: every block matrix and the head; not the embedding
+        (a lookup) nor the vectors and scalars (elementwise)."""
+        return sum(p.numel() for n, p in self.named_parameters() if p.ndim == 2 and not n.startswith("wte."))
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward) = 6 * N_matmul + 6 * L * d * T.
+
+        6 N_matmul: 2 FLOPs per multiply-add forward, twice that backward, for every matmul weight (embedding
+        lookup excluded, head included; see matmul_params). Attention scores and the weighted sum of values cost
+        2 * 2 * T * d per token and layer forward, x3 with backward = 12 L d T, halved because the causal mask
+        leaves half the score matrix to compute (as FlashAttention does): 6 L d T. Elementwise work (norms,
+        scales, SiLU) is not counted, as in Kaplan/Chinchilla-style 6N accounting."""
+        c = self.cfg
+        return 6.0 * self.matmul_params() + 6.0 * c.n_layers * c.d_model * seq_len
+
+    def alpha_stats(self) -> dict[str, float]:
+        """Mean effective eigen learning rate per layer: {"alpha_a/<i>": .., "alpha_m/<i>": ..}; empty for
+        gpt/gptplus."""
+        out = {}
+        with torch.no_grad():
+            for i, block in enumerate(self.blocks):
+                for key, a in block.alphas().items():
+                    out[f"{key}/{i}"] = float(a.float().mean())
+        return out
+
+    @staticmethod
+    def reset_scales(module: nn.Module) -> None:
+        for m in module.modules():
+            if isinstance(m, Scale):
+                m.reset_parameters()

@@ -1,0 +1,85 @@
+"""`ant params`: parameter count and training FLOPs/token of an architecture at a size (built on the meta device,
+so even 1B costs no memory and well under a second).
+
+    ant params --arch angpt --size 0.5B                 # vocab 50304, seq_len 2048 (the paper's)
+    ant params --arch ngpt --size tiny3 --vocab 4096 --seq-len 128 --json
+    ant params --arch angpt --size 0.5B -o lerp=false   # options as in model.options (values parsed as YAML)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import yaml
+
+from ant.errors import ConfigError
+from ant.models import ARCHS, PAPER_VOCAB, SIZES, build_model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", required=True, help=f"one of {', '.join(ARCHS)}")
+    parser.add_argument("--size", required=True, help=f"one of {', '.join(SIZES)}")
+    parser.add_argument("--vocab", type=int, default=PAPER_VOCAB, help="vocabulary size (default %(default)s)")
+    parser.add_argument(
+        "--seq-len", type=int, default=2048, help="context for the attention FLOPs (default %(default)s)"
+    )
+    parser.add_argument(
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def describe(arch: str, size: str, vocab: int, seq_len: int, options: dict | None = None) -> dict:
+    """The figures `ant params` prints, as a dict."""
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ConfigError("--seq-len", f"must be a positive integer, got {seq_len!r}")
+    options = options or {}
+    model = build_model(arch, size, vocab_size=vocab, device="meta", **options)
+    c = model.cfg
+    return {
+        "arch": arch,
+        "size": size,
+        "d_model": c.d_model,
+        "n_layers": c.n_layers,
+        "n_heads": c.n_heads,
+        "vocab_size": c.vocab_size,
+        "seq_len": seq_len,
+        "options": options,
+        "num_params": model.num_params(),
+        "matmul_params": model.matmul_params(),
+        "flops_per_token": model.flops_per_token(seq_len),
+    }
+
+
+def parse_options(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("--option", f"expected KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    info = describe(args.arch, args.size, args.vocab, args.seq_len, parse_options(args.option))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    opts = " ".join(f"{k}={v}" for k, v in info["options"].items())
+    print(
+        f"{info['arch']} {info['size']}: d_model={info['d_model']} n_layers={info['n_layers']} "
+        f"n_heads={info['n_heads']} vocab={info['vocab_size']} {opts}".rstrip()
+    )
+    print(f"  parameters       {info['num_params']:>16,d}  ({_short(info['num_params'])})")
+    print(f"  matmul params    {info['matmul_params']:>16,d}  (embedding lookup excluded, head included)")
+    print(
+        f"  FLOPs/token      {info['flops_per_token']:>16.4g}  "
+        f"(6 N_matmul + 6 L d T, T={info['seq_len']}, training fwd+bwd)"
+    )
+    return 0
+
+
+def _short(n: int) -> str:
+    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
