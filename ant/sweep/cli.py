@@ -1,0 +1,184 @@
+"""`ant sweep FILE`: plan (--dry-run), launch (local pool or SLURM array) or inspect (--status) a grid of runs.
+
+    ant sweep sweeps/small.yaml --dry-run        # the table, totals and time estimate; launches nothing
+    ant sweep sweeps/small.yaml                  # run what is missing (local: waits; slurm: submits, returns)
+    ant sweep sweeps/paper.yaml --status         # per-run state from run folders + squeue/sacct
+    ant sweep sweeps/gpu.yaml --set train.device=cuda --concurrency 1
+
+Submitted SLURM jobs are remembered in results/sweeps/<name>/jobs.json (run_id -> job id), so --status can ask
+the queue about them later and a second submission does not queue runs that are already queued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ant.errors import ConfigError
+from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm
+from ant.sweep.grid import Grid, _set
+from ant.sweep.plan import build_plan, format_plan
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="grid YAML (sweeps/*.yaml)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the plan and totals; launch nothing")
+    mode.add_argument("--status", action="store_true", help="per-run state from run folders and the SLURM queue")
+    p.add_argument("--executor", choices=EXECUTORS, help="override the grid file's executor.name")
+    p.add_argument("--concurrency", type=int, help="local: runs in parallel (overrides executor.concurrency)")
+    p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has finished")
+    p.add_argument("--out-dir", help="override the grid's out_dir (where run folders go)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base config field for every run, e.g. --set train.device=cpu")  # fmt: skip
+
+
+def load(args: argparse.Namespace) -> tuple[Grid, ExecutorSettings]:
+    grid = Grid.from_yaml(args.file)
+    for a in args.set:
+        if "=" not in a:
+            raise ConfigError("--set", f"expected key=value, got {a!r}")
+        k, v = a.split("=", 1)
+        _set(grid.base, k.strip(), yaml.safe_load(v) if v.strip() else None, where="--set")
+    if args.out_dir:
+        grid.out_dir = args.out_dir
+    ex = dict(grid.executor)
+    if args.executor:
+        ex["name"] = args.executor
+    if args.concurrency is not None:
+        ex["concurrency"] = args.concurrency
+    return grid, ExecutorSettings.from_dict(ex)
+
+
+def sweep_dir(grid: Grid) -> Path:
+    return Path(grid.out_dir).parent / "sweeps" / grid.name
+
+
+def run(args: argparse.Namespace) -> int:
+    grid, settings = load(args)
+    t0 = time.time()
+    cfgs = grid.expand()
+    print(f"sweep {grid.name}: {len(cfgs)} runs from {args.file} (planned in {time.time() - t0:.1f} s)")
+    jobs = load_jobs(grid)
+    if jobs:
+        refresh_slurm_states(jobs)
+    workers = local_layout(settings, len(cfgs))[0] if settings.name == "local" else settings.array_parallelism
+    rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs)
+    if args.dry_run or args.status:
+        print(format_plan(rows, tp, concurrency=workers, show_jobs=bool(jobs)))
+        return 0
+    busy = ("done", "diverged", "running", "queued")
+    todo = [c for c, r in zip(cfgs, rows) if r.state not in busy]
+    skipped = len(cfgs) - len(todo)
+    print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped)")
+    if settings.name == "local":
+        results = run_local(todo, settings)
+        return _report(results, grid)
+    return _submit(todo, settings, grid, wait=args.wait)
+
+
+def _report(results: list[dict[str, Any]], grid: Grid) -> int:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"sweep {grid.name}: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"))
+    print(f"run folders: {grid.out_dir}/")
+    failed = [r for r in results if r["status"] == "failed"]
+    for r in failed:
+        print(f"  failed: {r['run_id']}: {r.get('error')}")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------- SLURM bookkeeping
+def _submit(todo: list, settings: ExecutorSettings, grid: Grid, wait: bool) -> int:
+    if not todo:
+        return 0
+    if shutil.which("sbatch") is None:
+        raise ConfigError("executor.name", "slurm: sbatch not found (start a cluster: make slurm-start)", EXECUTORS)
+    folder = Path(settings.log_dir) if settings.log_dir else sweep_dir(grid) / "slurm"
+    jobs_list = submit_slurm(todo, settings, folder.resolve(), grid.name)
+    jobs = load_jobs(grid)
+    for cfg, job in zip(todo, jobs_list):
+        jobs[cfg.run_id()] = {"job_id": job.job_id, "folder": str(folder.resolve()), "submitted": time.time()}
+    save_jobs(grid, jobs)
+    array = jobs_list[0].job_id.split("_")[0]
+    print(f"submitted {len(jobs_list)} run(s) as SLURM array {array}; logs in {folder}/")
+    print(f"check progress with: ant sweep {grid.path} --status")
+    if not wait:
+        return 0
+    done, failed, t0 = 0, 0, time.time()
+    pending = list(zip(todo, jobs_list))
+    while pending:
+        still = []
+        for cfg, job in pending:
+            if not job.done():
+                still.append((cfg, job))
+                continue
+            done += 1
+            try:
+                r = job.result()
+                status = r.get("status", "?")
+            except Exception as e:  # FailedJobError carries the run's traceback
+                failed += 1
+                status = f"failed ({str(e).strip().splitlines()[-1][:120]})"
+            print(f"[{done}/{len(jobs_list)}] {status:9s} {cfg.run_id()} | elapsed {time.time() - t0:.0f}s")
+        pending = still
+        if pending:
+            time.sleep(2)
+    return 1 if failed else 0
+
+
+def jobs_path(grid: Grid) -> Path:
+    return sweep_dir(grid) / "jobs.json"
+
+
+def load_jobs(grid: Grid) -> dict[str, dict[str, Any]]:
+    p = jobs_path(grid)
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return {}
+
+
+def save_jobs(grid: Grid, jobs: dict[str, dict[str, Any]]) -> None:
+    from ant.train.io import atomic_write_text
+
+    p = jobs_path(grid)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p, json.dumps(jobs, indent=1, sort_keys=True))
+
+
+def refresh_slurm_states(jobs: dict[str, dict[str, Any]]) -> None:
+    """Fill `slurm_state` from squeue (live jobs) and sacct (finished ones, when accounting is on)."""
+    ids = sorted({j["job_id"] for j in jobs.values()})
+    states: dict[str, str] = {}
+    if shutil.which("sacct"):
+        out = _call(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join({i.split("_")[0] for i in ids})])
+        for line in out.splitlines():
+            if "|" in line:
+                jid, state = line.split("|", 1)
+                states[jid.strip()] = state.split()[0] if state.strip() else ""
+    if shutil.which("squeue"):  # squeue is authoritative for live jobs (sacct lags behind requeues)
+        out = _call(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join({i.split("_")[0] for i in ids})])
+        for line in out.splitlines():
+            if "|" in line:
+                jid, state = line.split("|", 1)
+                states[jid.strip()] = state.strip()
+    for j in jobs.values():
+        j["slurm_state"] = states.get(j["job_id"], j.get("slurm_state", ""))
+
+
+def _call(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""

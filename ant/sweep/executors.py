@@ -1,0 +1,312 @@
+"""Where the runs of a sweep execute: a local process pool or SLURM (through submitit).
+
+Both call the same `run_one(config)` in a worker, which takes the run's lock (ant.sweep.locks), skips runs that
+are already finished, and calls `ant.train.train`, which resumes from the run folder's newest checkpoint. So
+re-running a sweep only does what is missing, and two sweeps started at once never train one run twice.
+
+local: a real concurrency cap (submitit's LocalExecutor starts every job at once, anchors C1). Workers are
+    spawned processes (no fork after torch is imported); each owns one GPU (CUDA_VISIBLE_DEVICES) when there are
+    GPUs, and the CPU threads are divided between workers (train.num_threads, which is not part of the run id).
+slurm: one job array per submission (`map_array`), `slurm_array_parallelism` from the grid file. Requeue has a
+    single owner, submitit: `RunJob` is a `Checkpointable`, so a job that reaches its time limit (or is
+    preempted) gets USR2, is requeued with the same arguments and resumes from the run's last checkpoint.
+    Lightning's own SLURM auto-requeue must stay off (ant.train passes SLURMEnvironment(auto_requeue=False)).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from ant.config import RunConfig
+from ant.errors import ConfigError, check_choice
+from ant.sweep.locks import RunLock, lock_dir, record_attempt
+
+EXECUTORS = ("local", "slurm")
+FINISHED = ("completed", "diverged")  # states a re-run leaves alone
+
+
+@dataclass
+class ExecutorSettings:
+    """The grid file's `executor:` section."""
+
+    name: str = "local"
+    # local: parallel runs. 0 -> one per GPU, else 1. threads_per_run 0 -> CPU cores // concurrency.
+    concurrency: int = 0
+    threads_per_run: int = 0
+    # slurm (submitit parameter names in brackets)
+    partition: str | None = None  # [slurm_partition]
+    account: str | None = None  # [slurm_account]
+    timeout_min: int = 60  # [timeout_min] per job; longer runs are requeued and resume
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float = 4.0
+    array_parallelism: int = 64  # [slurm_array_parallelism]
+    signal_delay_s: int = 90  # [slurm_signal_delay_s] USR2 this long before the time limit
+    max_num_timeout: int = 20  # [slurm_max_num_timeout] requeues after time limits before giving up
+    qos: str | None = None
+    constraint: str | None = None
+    setup: list[str] = field(default_factory=list)  # shell lines run before the job (module load ...)
+    additional: dict[str, Any] = field(default_factory=dict)  # [slurm_additional_parameters]
+    log_dir: str | None = None  # default results/sweeps/<name>/slurm
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ExecutorSettings:
+        d = dict(d or {})
+        names = [f.name for f in fields(cls)]
+        for k in d:
+            if k not in names:
+                raise ConfigError(f"executor.{k}", "unknown executor setting", names)
+        s = cls(**d)
+        check_choice("executor.name", s.name, EXECUTORS)
+        for k in ("concurrency", "threads_per_run", "gpus_per_node", "max_num_timeout", "signal_delay_s"):
+            v = getattr(s, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"executor.{k}", f"must be an integer >= 0, got {v!r}")
+        for k in ("timeout_min", "cpus_per_task", "array_parallelism"):
+            v = getattr(s, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"executor.{k}", f"must be an integer >= 1, got {v!r}")
+        return s
+
+
+# ---------------------------------------------------------------------- the worker (local and SLURM)
+def run_one(cfg_dict: dict[str, Any], threads: int = 0, raise_errors: bool = False) -> dict[str, Any]:
+    """Train one run unless it is finished or being trained elsewhere. Returns {run_id, status, ...}."""
+    cfg = RunConfig.from_dict(cfg_dict)
+    run_id = cfg.run_id()
+    locks = lock_dir(cfg.out_dir)
+    lock = RunLock(locks, run_id)
+    if not lock.acquire():
+        return {"run_id": run_id, "status": "locked"}  # another sweep trains it right now
+    try:
+        state = run_state(cfg.run_dir())
+        if state in FINISHED:  # checked under the lock: a concurrent sweep may just have finished it
+            return {"run_id": run_id, "status": "skipped", "state": state}
+        if threads:
+            cfg.train.num_threads = threads
+        job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID"))
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        job_id = f"{job}_{task}" if job and task else job
+        record_attempt(locks, run_id, event="start", job_id=job_id, resumed=state is not None)
+        t0 = time.time()
+        from ant.train.run import RunLockedError, train
+
+        try:
+            result = train(cfg, progress=False)
+            status = result.summary.get("status", "completed")
+            if status == "running":  # train() checkpointed and returned early on request (signal)
+                status = "interrupted"
+            record_attempt(locks, run_id, event="end", job_id=job_id, status=status, wall_s=time.time() - t0)
+            return {"run_id": run_id, "status": status, "final_val_loss": result.summary.get("final_val_loss")}
+        except RunLockedError:  # someone outside the sweep (ant train) trains this run folder right now
+            return {"run_id": run_id, "status": "locked"}
+        except Exception as e:  # recorded where --status finds it; SIGTERM/SystemExit (requeue) pass through
+            err = f"{type(e).__name__}: {e}"
+            record_attempt(locks, run_id, event="end", job_id=job_id, status="failed", error=err)
+            if raise_errors:
+                raise
+            return {"run_id": run_id, "status": "failed", "error": err, "traceback": traceback.format_exc()}
+    finally:
+        lock.release()
+
+
+def run_state(run_dir: Path) -> str | None:
+    """The status in summary.json, 'started' for a folder without one, None for no folder."""
+    s = Path(run_dir) / "summary.json"
+    if s.is_file():
+        try:
+            return json.loads(s.read_text()).get("status")
+        except (json.JSONDecodeError, OSError):
+            return "started"
+    return "started" if Path(run_dir).is_dir() else None
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """The SLURM job: one run. A failed run raises, so SLURM and sacct show the job FAILED.
+
+    Requeue: submitit installs a USR2 handler before calling us; SLURM sends USR2 `signal_delay_s` before the
+    time limit (or on preemption). We swap in a handler that asks train() to checkpoint at the next step and
+    return (ant.train.run.request_checkpoint), then hand the signal to submitit's handler, which calls
+    `checkpoint()` (inherited: resubmit the same call), `scontrol requeue`s the job and exits. The requeued job
+    resumes from that checkpoint, so no step is lost."""
+
+    def __call__(self, cfg_dict: dict[str, Any], threads: int = 0) -> dict[str, Any]:
+        from ant.train.run import request_checkpoint
+
+        submitit_handler = signal.getsignal(signal.SIGUSR2)
+        caught: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            caught.append(signum)
+            request_checkpoint()
+
+        signal.signal(signal.SIGUSR2, on_signal)
+        try:
+            result = run_one(cfg_dict, threads=threads, raise_errors=True)
+        finally:
+            signal.signal(signal.SIGUSR2, submitit_handler)
+        if caught and result["status"] not in FINISHED + ("skipped",) and callable(submitit_handler):
+            submitit_handler(caught[0], None)  # checkpoint() -> requeue -> sys.exit
+        return result
+
+
+# ---------------------------------------------------------------------- local pool
+_GPU_QUEUE: Any = None
+
+
+def _init_worker(gpu_queue: Any, threads: int) -> None:
+    # runs in the spawned worker before torch is imported, so CUDA_VISIBLE_DEVICES takes effect
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+
+
+def _count_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
+
+
+def _gpu_ids() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+    return [str(i) for i in range(_count_gpus())]
+
+
+def local_layout(settings: ExecutorSettings, n_runs: int) -> tuple[int, int, list[str]]:
+    """(workers, threads per worker, GPU ids): one worker per GPU when there are GPUs."""
+    gpus = _gpu_ids()
+    workers = settings.concurrency or (len(gpus) or 1)
+    if gpus:
+        workers = min(workers, len(gpus))
+    workers = max(1, min(workers, n_runs))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = settings.threads_per_run or max(1, cpus // workers)
+    return workers, threads, gpus
+
+
+def run_local(cfgs: list[RunConfig], settings: ExecutorSettings, log=print) -> list[dict[str, Any]]:
+    """Run every config through a capped process pool; prints one line per finished run with an ETA."""
+    if not cfgs:
+        return []
+    workers, threads, gpus = local_layout(settings, len(cfgs))
+    ctx = mp.get_context("spawn")
+    where = f"GPUs {','.join(gpus[:workers])}" if gpus else f"{threads} CPU thread(s) each"
+    log(f"local executor: {len(cfgs)} run(s), {workers} at a time, {where}")
+    results: list[dict[str, Any]] = []
+    t0 = time.time()
+    pending, tries = list(cfgs), 0
+    while pending:  # a worker killed hard (OOM) breaks the pool: retry its runs once in a fresh one (they resume)
+        tries += 1
+        gpu_queue = None
+        if gpus:
+            gpu_queue = ctx.Queue()
+            for g in gpus[:workers]:
+                gpu_queue.put(g)
+        crashed = []
+        init = (gpu_queue, threads)
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
+            futs = {pool.submit(run_one, c.to_dict(), threads): c for c in pending}
+            for fut in cf.as_completed(futs):
+                cfg = futs[fut]
+                try:
+                    r = fut.result()
+                except cf.process.BrokenProcessPool as e:
+                    if tries < 2:
+                        crashed.append(cfg)
+                        continue
+                    r = {"run_id": cfg.run_id(), "status": "failed", "error": f"worker died: {e}"}
+                except Exception as e:  # pickling errors and the like: report, keep going
+                    r = {"run_id": cfg.run_id(), "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                results.append(r)
+                log(_progress_line(r, len(results), len(cfgs), t0))
+        pending = crashed
+    return results
+
+
+def _progress_line(r: dict[str, Any], done: int, total: int, t0: float) -> str:
+    elapsed = time.time() - t0
+    eta = elapsed / done * (total - done)
+    extra = f" loss {r['final_val_loss']:.4f}" if isinstance(r.get("final_val_loss"), (int, float)) else ""
+    extra += f" ({r['error']})" if r.get("error") else ""
+    return f"[{done}/{total}] {r['status']:9s} {r['run_id']}{extra} | elapsed {_fmt(elapsed)}, ETA {_fmt(eta)}"
+
+
+def _fmt(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ---------------------------------------------------------------------- SLURM
+def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> submitit.AutoExecutor:
+    ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+    params: dict[str, Any] = {
+        "name": f"ant-{name}",
+        "timeout_min": settings.timeout_min,
+        "cpus_per_task": settings.cpus_per_task,
+        "mem_gb": settings.mem_gb,
+        "tasks_per_node": 1,
+        "nodes": 1,
+        "slurm_array_parallelism": settings.array_parallelism,
+        "slurm_signal_delay_s": settings.signal_delay_s,
+        "slurm_max_num_timeout": settings.max_num_timeout,
+    }
+    if settings.gpus_per_node:
+        params["gpus_per_node"] = settings.gpus_per_node
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(settings, key):
+            params[f"slurm_{key}"] = getattr(settings, key)
+    if settings.setup:
+        params["slurm_setup"] = list(settings.setup)
+    if settings.additional:
+        params["slurm_additional_parameters"] = dict(settings.additional)
+    ex.update_parameters(**params)
+    return ex
+
+
+def submit_slurm(cfgs: list[RunConfig], settings: ExecutorSettings, folder: Path, name: str) -> list[Any]:
+    """Submit one job array; returns the submitit jobs at once (nothing waits here)."""
+    if not cfgs:
+        return []
+    ex = slurm_executor(settings, folder, name)
+    threads = settings.threads_per_run or settings.cpus_per_task
+    # Absolute paths: the jobs must find the same folders whatever their working directory.
+    dicts = [_absolute(c).to_dict() for c in cfgs]
+    return ex.map_array(RunJob(), dicts, [threads] * len(dicts))
+
+
+def _absolute(cfg: RunConfig) -> RunConfig:
+    c = RunConfig.from_dict(cfg.to_dict())
+    c.out_dir = str(Path(c.out_dir).resolve())  # out_dir and cache_dir are not part of the run id
+    if "ANT_CACHE" not in os.environ:
+        c.data.cache_dir = str(Path(c.data.cache_dir).resolve())
+    return c
+
+
+def settings_dict(s: ExecutorSettings) -> dict[str, Any]:
+    return asdict(s)
+
+
+if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m ant.sweep.executors CONFIG.yaml
+    print(run_one(RunConfig.from_yaml(sys.argv[1]).resolve().to_dict()))

@@ -1,0 +1,295 @@
+"""Grid YAML -> resolved RunConfigs.
+
+A grid file describes a scaling study; every run in it is a point of a Cartesian product:
+
+    name: small
+    out_dir: results/runs                     # where run folders go (RunConfig.out_dir)
+    base:                                     # RunConfig sections shared by every run (ant/config.py)
+      data: {tokenizer: bpe, seq_len: 64}
+      train: {eval_interval: 10}
+    grid:                                     # or `grids: [{...}, {...}]`: the union of several products
+      arch: [gptplus, angpt]
+      size: [tiny1, tiny2, tiny3]
+      tokens: [2e5, 4e5]                      # absolute; or tokens_per_param: [10, 20]
+      batch_size: [16, 32]                    # or a rule: {rule: porian} / {rule: paper, min: 8, max: 64}
+      lr: [1e-3, 3e-3]                        # or {rule: paper} / {rule: porian, scale: 0.5} / {from_study: F}
+      seed: [0, 1]
+      set: {optim.beta2: [0.95, 0.99]}        # any other config field as an extra axis (dotted keys)
+    executor: {...}                           # see ant.sweep.executors.ExecutorSettings
+    tune: {...}                               # `ant tune` settings, see ant.sweep.tune.TuneSettings
+    estimate: {device: a100}                  # dry-run time estimates for a device other than this one
+
+`lr` and `batch_size` may also be keyed by architecture ({gptplus: [...], angpt: {rule: paper}}), since the
+paper tunes them separately per model. Rules use N = the run's parameter count (embeddings included, as the
+paper's fits do) and express batch sizes in sequences of 2048 tokens, converted to this grid's seq_len.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ant.config import ARCHS, RunConfig
+from ant.errors import ConfigError
+
+AXES = ("arch", "size", "tokens", "tokens_per_param", "batch_size", "lr", "seed", "set")
+TOP_KEYS = ("name", "out_dir", "base", "grid", "grids", "executor", "tune", "estimate")
+RULES = ("paper", "porian")
+RULE_KEYS = ("rule", "scale", "min", "max", "round", "from_study")
+PAPER_SEQ = 2048  # the paper's and Porian's batch sizes count sequences of this many tokens
+
+
+# ---------------------------------------------------------------------- scaling rules (paper-notes §5.1)
+def paper_lr(arch: str, n: float) -> float:
+    """anGPT: LR = 0.065 N^-0.178; GPT+: LR = 42 N^-0.482 (paper Sec 5.1). gpt borrows GPT+'s fit and ngpt
+    anGPT's: the paper fits only these two."""
+    return 0.065 * n**-0.178 if arch in ("angpt", "ngpt") else 42.0 * n**-0.482
+
+
+def paper_batch(arch: str, n: float) -> float:
+    """Optimal batch in sequences of 2048 tokens: anGPT 1.1e-6 N^0.984; GPT+ 9e-5 N^0.729 (paper Sec 5.1)."""
+    return 1.1e-6 * n**0.984 if arch in ("angpt", "ngpt") else 9e-5 * n**0.729
+
+
+def porian_lr(arch: str, n: float) -> float:
+    """Porian et al. (2024), as OLMo's ladder uses it: eta* = 0.0047 (N / 108M)^(-1/3)."""
+    return 0.0047 * (n / 108e6) ** (-1 / 3)
+
+
+def porian_batch(arch: str, n: float) -> float:
+    """Porian et al.: B* = 160 sequences of 2048 tokens x (N / 108M)^(2/3)."""
+    return 160.0 * (n / 108e6) ** (2 / 3)
+
+
+LR_RULES = {"paper": paper_lr, "porian": porian_lr}
+BATCH_RULES = {"paper": paper_batch, "porian": porian_batch}
+
+
+# ---------------------------------------------------------------------- the parsed file
+@dataclass
+class Grid:
+    name: str
+    path: Path | None
+    out_dir: str
+    base: dict[str, Any]
+    products: list[dict[str, Any]]
+    executor: dict[str, Any] = field(default_factory=dict)
+    tune: dict[str, Any] = field(default_factory=dict)
+    # for --dry-run time estimates on another machine: {device: a100} or {flops_per_s: 1e14}
+    estimate: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Grid:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("sweep", f"grid file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError("sweep", f"{p} is not valid YAML: {e}") from None
+        return cls.from_dict(d, path=p)
+
+    @classmethod
+    def from_dict(cls, d: Any, path: Path | None = None) -> Grid:
+        if not isinstance(d, dict):
+            raise ConfigError("grid", "a grid file must hold a mapping", TOP_KEYS)
+        for k in d:
+            if k not in TOP_KEYS:
+                raise ConfigError(k, "unknown grid key", TOP_KEYS)
+        if ("grid" in d) == ("grids" in d):
+            raise ConfigError("grid", "give exactly one of `grid` (a mapping) and `grids` (a list of mappings)")
+        products = [d["grid"]] if "grid" in d else d["grids"]
+        if not isinstance(products, list) or not products:
+            raise ConfigError("grids", "must be a non-empty list of mappings")
+        for i, g in enumerate(products):
+            _check_product(g, "grid" if "grid" in d else f"grids[{i}]")
+        base = d.get("base") or {}
+        if not isinstance(base, dict):
+            raise ConfigError("base", "must be a mapping of RunConfig sections", ["model", "data", "optim", "train"])
+        RunConfig.from_dict(base)  # unknown sections/keys fail here, named
+        name = str(d.get("name") or (path.stem if path else "sweep"))
+        for key in ("executor", "tune", "estimate"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise ConfigError(key, "must be a mapping")
+        out_dir = str(d.get("out_dir") or base.get("out_dir") or "results/runs")
+        ex, tune, est = (d.get(k) or {} for k in ("executor", "tune", "estimate"))
+        return cls(name, path, out_dir, base, products, ex, tune, est)
+
+    def expand(self, vocab_size: int | None = None) -> list[RunConfig]:
+        """Every run of the grid, resolved, in a stable order, without duplicates (same run_id -> one run)."""
+        return expand(self, vocab_size=vocab_size)
+
+
+def _check_product(g: Any, where: str) -> None:
+    if not isinstance(g, dict):
+        raise ConfigError(where, "must be a mapping of axes", AXES)
+    for k in g:
+        if k not in AXES + ("name",):
+            raise ConfigError(f"{where}.{k}", "unknown grid axis", AXES)
+    for k in ("arch", "size"):
+        if k not in g:
+            raise ConfigError(f"{where}.{k}", "missing (every grid names its architectures and sizes)")
+    if ("tokens" in g) == ("tokens_per_param" in g):
+        raise ConfigError(f"{where}.tokens", "give exactly one of tokens and tokens_per_param")
+    for a in _as_list(g["arch"]):
+        if a not in ARCHS:
+            raise ConfigError(f"{where}.arch", f"unknown value {a!r}", ARCHS)
+
+
+# ---------------------------------------------------------------------- expansion
+def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
+    runs: dict[str, RunConfig] = {}
+    vocab_cache: dict[str, int] = {}
+    n_cache: dict[tuple, int] = {}
+    for i, g in enumerate(grid.products):
+        where = "grid" if len(grid.products) == 1 else f"grids[{i}]"
+        budget_key = "tokens" if "tokens" in g else "tokens_per_param"
+        set_axes = g.get("set") or {}
+        if not isinstance(set_axes, dict):
+            raise ConfigError(f"{where}.set", "must map dotted config keys to lists of values")
+        set_keys = list(set_axes)
+        set_values = [_as_list(set_axes[k]) for k in set_keys]
+        for arch, size, budget, seed, *extra in itertools.product(
+            _as_list(g["arch"]),
+            _as_list(g["size"]),
+            _as_list(g[budget_key]),
+            _as_list(g.get("seed", [0])),
+            *set_values,
+        ):
+            d = copy.deepcopy(grid.base)
+            d["out_dir"] = grid.out_dir
+            _set(d, "model.arch", arch)
+            _set(d, "model.size", size)
+            _set(d, f"train.{budget_key}", _number(budget, f"{where}.{budget_key}"))
+            _set(d, "train.tokens_per_param" if budget_key == "tokens" else "train.tokens", None)
+            _set(d, "train.seed", seed)
+            for k, v in zip(set_keys, extra):
+                _set(d, k, v, where=f"{where}.set")
+            base_cfg = RunConfig.from_dict(d)
+            base_cfg.validate()
+            vkey = repr(sorted(base_cfg.to_dict()["data"].items()))
+            if vocab_size is None and vkey not in vocab_cache:
+                vocab_cache[vkey] = _tokenizer_vocab(base_cfg)
+            vocab = vocab_size if vocab_size is not None else vocab_cache[vkey]
+            nkey = (arch, size, vocab, repr(sorted(base_cfg.model.options.items())), base_cfg.model.vocab_size)
+            if nkey not in n_cache:
+                n_cache[nkey] = base_cfg.resolve(vocab_size=vocab).num_params
+            n = n_cache[nkey]
+            seq_len = base_cfg.data.seq_len
+            bs_spec = g.get("batch_size", [base_cfg.train.batch_size])
+            for bs in _values(bs_spec, arch, f"{where}.batch_size"):
+                batch = _batch_value(bs, arch, n, seq_len, f"{where}.batch_size")
+                lr_spec = g.get("lr", [d.get("optim", {}).get("lr")])
+                for lr in _values(lr_spec, arch, f"{where}.lr"):
+                    lr_value = _lr_value(lr, arch, size, n, batch, f"{where}.lr", grid)
+                    dd = copy.deepcopy(d)
+                    _set(dd, "train.batch_size", batch)
+                    _set(dd, "optim.lr", lr_value)
+                    cfg = RunConfig.from_dict(dd).resolve(vocab_size=vocab)
+                    runs.setdefault(cfg.run_id(), cfg)
+    return list(runs.values())
+
+
+def _values(spec: Any, arch: str, where: str) -> list[Any]:
+    """A list, a scalar, a rule mapping, or a mapping keyed by architecture of any of these."""
+    if isinstance(spec, dict) and spec and all(k in ARCHS for k in spec):
+        if arch not in spec:
+            raise ConfigError(f"{where}.{arch}", "no value for this architecture", list(spec))
+        return _values(spec[arch], arch, f"{where}.{arch}")
+    if isinstance(spec, dict):
+        for k in spec:
+            if k not in RULE_KEYS:
+                raise ConfigError(f"{where}.{k}", "unknown rule key (or an architecture name)", RULE_KEYS + ARCHS)
+        return [spec]
+    return _as_list(spec)
+
+
+def _batch_value(spec: Any, arch: str, n: int, seq_len: int, where: str) -> int:
+    if isinstance(spec, dict):
+        rule = spec.get("rule")
+        if rule not in BATCH_RULES:
+            raise ConfigError(f"{where}.rule", f"unknown batch-size rule {rule!r}", list(BATCH_RULES))
+        # the laws count sequences of 2048 tokens; keep the tokens per step and convert to this seq_len
+        seqs = BATCH_RULES[rule](arch, n) * float(spec.get("scale", 1.0)) * PAPER_SEQ / seq_len
+        if spec.get("round", "pow2") == "pow2":
+            seqs = 2 ** round(math.log2(max(seqs, 1.0)))
+        seqs = min(max(seqs, float(spec.get("min", 1))), float(spec.get("max", math.inf)))
+        return max(1, int(round(seqs)))
+    v = _number(spec, where)
+    if v != int(v) or v < 1:
+        raise ConfigError(where, f"must be a positive integer, got {spec!r}")
+    return int(v)
+
+
+def _lr_value(spec: Any, arch: str, size: str, n: int, batch: int, where: str, grid: Grid) -> float | None:
+    if spec is None:
+        return None
+    if isinstance(spec, dict):
+        if "from_study" in spec:
+            from ant.sweep.tune import best_value
+
+            path = Path(spec["from_study"])
+            if not path.is_absolute() and grid.path is not None and not path.exists():
+                path = grid.path.parent / path
+            lr = best_value(path, arch, size, "lr", where=f"{where}.from_study")
+        else:
+            rule = spec.get("rule")
+            if rule not in LR_RULES:
+                raise ConfigError(f"{where}.rule", f"unknown learning-rate rule {rule!r}", list(LR_RULES))
+            lr = LR_RULES[rule](arch, n)
+        lr *= float(spec.get("scale", 1.0))
+        lr = min(max(lr, float(spec.get("min", 0.0))), float(spec.get("max", math.inf)))
+        return float(f"{lr:.3g}")  # 3 significant digits keep run ids readable and stable
+    v = _number(spec, where)
+    if v <= 0:
+        raise ConfigError(where, f"must be a positive number, got {spec!r}")
+    return v
+
+
+# ---------------------------------------------------------------------- small helpers
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _number(v: Any, where: str) -> float:
+    if isinstance(v, bool):
+        raise ConfigError(where, f"expected a number, got {v!r}")
+    if isinstance(v, str):
+        try:
+            v = float(v.replace("_", ""))
+        except ValueError:
+            raise ConfigError(where, f"expected a number, got {v!r}") from None
+    if not isinstance(v, (int, float)) or math.isnan(v):
+        raise ConfigError(where, f"expected a number, got {v!r}")
+    return int(v) if float(v).is_integer() and abs(v) >= 1 else float(v)
+
+
+def _set(d: dict[str, Any], dotted: str, value: Any, where: str | None = None) -> None:
+    parts = dotted.split(".")
+    if len(parts) < 2 or parts[0] not in ("model", "data", "optim", "train"):
+        name = f"{where}.{dotted}" if where else dotted
+        raise ConfigError(name, "expected section.key", ["model.*", "data.*", "optim.*", "train.*"])
+    node = d
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if node is None or not isinstance(node, dict):
+            raise ConfigError(dotted, "not a config section")
+    node[parts[-1]] = value
+
+
+def _tokenizer_vocab(cfg: RunConfig) -> int:
+    if cfg.model.vocab_size is not None:
+        return cfg.model.vocab_size
+    from ant.data import tokenizer_vocab_size
+
+    return tokenizer_vocab_size(cfg.data)
+
+
+def load_grid(path: str | Path) -> Grid:
+    return Grid.from_yaml(path)

@@ -1,0 +1,255 @@
+"""The plan of a sweep: one row per run with its size, budget, FLOPs, estimated wall time and current state.
+
+State comes from files only (design.md: a run folder is the unit of truth), plus the SLURM queue when the sweep
+was submitted there:
+    done        summary.json says completed
+    diverged    summary.json says diverged (finished: a re-run leaves it alone)
+    failed      summary.json says failed, or the last attempt recorded an error before train() wrote one
+    running     some process holds the run's lock (ant.sweep.locks)
+    queued      a SLURM job for it is pending
+    interrupted a run folder without a finished summary and nobody holding the lock: the next sweep resumes it
+    missing     no run folder
+
+Time estimates divide the run's FLOPs by a FLOP/s figure, chosen in this order (the table says which one):
+  1. measured: the median achieved FLOP/s (flops / wall_time_s) of finished runs of this sweep's out_dir,
+     on the device the run will use;
+  2. bench: results/bench/*.json (`ant bench`) rows with tokens_per_s, converted with the model's FLOPs/token;
+  3. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ant.config import RunConfig
+from ant.sweep.locks import is_locked, lock_dir, read_attempts
+
+# Achieved training FLOP/s guesses: peak dense bf16 x ~35 % MFU on GPUs; a 2-core CPU in fp32 at tiny sizes
+# (measured on the project machine with `make bench`, rounded down).
+DEVICE_FLOPS = {
+    "cpu": 4e9,
+    "cuda": 0.35 * 989e12,
+    "h100": 0.35 * 989e12,
+    "h200": 0.35 * 989e12,
+    "a100": 0.35 * 312e12,
+    "a100-40gb": 0.35 * 312e12,
+    "v100": 0.35 * 125e12,
+}
+
+
+@dataclass
+class PlanRow:
+    run_id: str
+    arch: str
+    size: str
+    num_params: int
+    tokens: int
+    batch_size: int
+    lr: float
+    seed: int
+    flops: float
+    est_s: float
+    state: str
+    final_val_loss: float | None = None
+    job: str | None = None
+
+
+# ---------------------------------------------------------------------- FLOPs and throughput
+_FPT_CACHE: dict[tuple, float] = {}
+
+
+def flops_per_token(cfg: RunConfig) -> float:
+    m = cfg.model
+    key = (m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())), cfg.data.seq_len)
+    if key not in _FPT_CACHE:
+        from ant.models import build_model
+
+        model = build_model(m.arch, m.size, vocab_size=m.vocab_size, device="meta", **m.options)
+        _FPT_CACHE[key] = float(model.flops_per_token(cfg.data.seq_len))
+    return _FPT_CACHE[key]
+
+
+def _summaries(out_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for p in out_dir.glob("*/summary.json"):
+        try:
+            rows.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return rows
+
+
+def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
+    """Every dict with `tokens_per_s` found anywhere in results/bench/*.json (the format is ant.bench's)."""
+    found: list[dict[str, Any]] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if "tokens_per_s" in x:
+                found.append(x)
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    for p in sorted(bench_dir.glob("*.json")):
+        try:
+            walk(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return found
+
+
+def _device_kind(device: str | None) -> str:
+    d = (device or "cpu").lower()
+    for k in ("h200", "h100", "a100", "v100"):
+        if k in d:
+            return k
+    return "cuda" if "cuda" in d or "nvidia" in d else "cpu"
+
+
+class Throughput:
+    """FLOP/s for a run: measured runs, then bench files, then the device table. `source` names which."""
+
+    def __init__(self, out_dir: Path, bench_dir: Path = Path("results/bench"), estimate: dict | None = None):
+        self.estimate = estimate or {}
+        self.measured: dict[str, list[float]] = {}
+        for s in _summaries(out_dir):
+            if s.get("status") == "completed" and s.get("flops") and s.get("wall_time_s"):
+                self.measured.setdefault(_device_kind(s.get("device")), []).append(s["flops"] / s["wall_time_s"])
+        self.bench = _bench_rows(bench_dir) if bench_dir.is_dir() else []
+        self.sources: set[str] = set()
+        self.last_measured = False  # whether the last figure already includes pool contention
+
+    def flops_per_s(self, cfg: RunConfig) -> float:
+        self.last_measured = False
+        if "flops_per_s" in self.estimate:
+            self.sources.add("grid file estimate.flops_per_s")
+            return float(self.estimate["flops_per_s"])
+        kind = _device_kind(self.estimate.get("device", cfg.train.device))
+        if self.measured.get(kind):
+            self.sources.add(f"median of {len(self.measured[kind])} finished {kind} run(s)")
+            self.last_measured = True
+            return statistics.median(self.measured[kind])
+        bench = [b for b in self.bench if _device_kind(str(b.get("device", "cpu"))) == kind and b.get("tokens_per_s")]
+        if bench:
+            same = [b for b in bench if b.get("arch") == cfg.model.arch] or bench
+            fpt = [b["flops_per_token"] for b in same if b.get("flops_per_token")]
+            tps = statistics.median(b["tokens_per_s"] for b in same)
+            self.sources.add(f"results/bench ({kind})")
+            return tps * (statistics.median(fpt) if fpt else flops_per_token(cfg))
+        self.sources.add(f"device table ({kind}: {DEVICE_FLOPS[kind]:.3g} FLOP/s)")
+        return DEVICE_FLOPS[kind]
+
+
+# ---------------------------------------------------------------------- state
+def run_state(cfg: RunConfig, jobs: dict[str, dict[str, str]] | None = None) -> tuple[str, float | None, str | None]:
+    """(state, final_val_loss, slurm job) of one run, from its folder, its lock and the SLURM queue."""
+    run_id = cfg.run_id()
+    run_dir = cfg.run_dir()
+    locks = lock_dir(cfg.out_dir)
+    summary = None
+    if (run_dir / "summary.json").is_file():
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            summary = None
+    job = (jobs or {}).get(run_id)
+    job_id = job.get("job_id") if job else None
+    status = (summary or {}).get("status")
+    loss = (summary or {}).get("final_val_loss")
+    if status == "completed":
+        return "done", loss, job_id
+    if status == "diverged":
+        return "diverged", loss, job_id
+    if is_locked(locks, run_id):
+        return "running", loss, job_id
+    if job and job.get("slurm_state") in ("PENDING", "REQUEUED", "CONFIGURING"):
+        return "queued", loss, job_id
+    if job and job.get("slurm_state") == "RUNNING":
+        return "running", loss, job_id
+    attempts = read_attempts(locks, run_id)
+    last_end = next((a for a in reversed(attempts) if a.get("event") == "end"), None)
+    if status == "failed" or (last_end and last_end.get("status") == "failed" and attempts[-1] is last_end):
+        return "failed", loss, job_id
+    if run_dir.is_dir() or attempts:
+        return "interrupted", loss, job_id
+    return "missing", loss, job_id
+
+
+def build_plan(
+    cfgs: list[RunConfig],
+    concurrency: int = 1,
+    estimate: dict | None = None,
+    jobs: dict[str, dict[str, str]] | None = None,
+    bench_dir: Path = Path("results/bench"),
+) -> tuple[list[PlanRow], Throughput]:
+    out_dirs = {c.out_dir for c in cfgs}
+    tp = Throughput(Path(next(iter(out_dirs))) if out_dirs else Path("results/runs"), bench_dir, estimate)
+    rows = []
+    for c in cfgs:
+        flops = flops_per_token(c) * c.train.tokens
+        rate = tp.flops_per_s(c)
+        # a worker of a CPU pool gets 1/concurrency of the machine (GPUs: one per worker); measured runs already
+        # ran under that sharing
+        cpu = _device_kind(c.train.device) == "cpu" and not (estimate or {}).get("device")
+        est = flops / rate * (concurrency if cpu and not tp.last_measured else 1)
+        state, loss, job = run_state(c, jobs)
+        m, t = c.model, c.train
+        rows.append(PlanRow(c.run_id(), m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
+                            t.seed, flops, est, state, loss, job))  # fmt: skip
+    return rows, tp
+
+
+# ---------------------------------------------------------------------- printing
+def fmt_num(x: float) -> str:
+    for unit, div in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def fmt_time(s: float) -> str:
+    if s >= 86400:
+        return f"{s / 86400:.1f}d"
+    if s >= 3600:
+        return f"{s / 3600:.1f}h"
+    if s >= 60:
+        return f"{s / 60:.1f}m"
+    return f"{s:.0f}s"
+
+
+def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_jobs: bool = False) -> str:
+    head = ["run_id", "arch", "size", "N", "tokens", "batch", "lr", "seed", "FLOPs", "est.time", "status", "val_loss"]
+    if show_jobs:
+        head.append("slurm_job")
+    table = [head]
+    for r in rows:
+        loss = f"{r.final_val_loss:.4f}" if isinstance(r.final_val_loss, (int, float)) else "-"
+        line = [r.run_id, r.arch, r.size, fmt_num(r.num_params), fmt_num(r.tokens), str(r.batch_size),
+                f"{r.lr:.3g}", str(r.seed), fmt_num(r.flops), fmt_time(r.est_s), r.state, loss]  # fmt: skip
+        if show_jobs:
+            line.append(r.job or "-")
+        table.append(line)
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    todo = [r for r in rows if r.state not in ("done", "diverged")]
+    total_s = sum(r.est_s for r in rows)
+    todo_s = sum(r.est_s for r in todo)
+    out.append("")
+    out.append(
+        f"{len(rows)} runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        + f" | total {fmt_num(sum(r.flops for r in rows))}FLOPs"
+        + f" | est. {fmt_time(total_s)} of run time, {fmt_time(todo_s)} still to do,"
+        + f" ~{fmt_time(todo_s / max(1, concurrency))} wall at {concurrency} in parallel"
+    )  # fmt: skip
+    out.append("time estimate from: " + "; ".join(sorted(tp.sources)))
+    return "\n".join(out)
