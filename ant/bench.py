@@ -1,0 +1,452 @@
+"""`ant bench`: step time, tokens/s, MFU and peak memory of a full training step, per architecture.
+
+    ant bench --archs gptplus angpt ngpt --size 0.5B --seq-len 2048 --batch 8 --compile --dtype bf16 --out b.json
+
+A "step" is everything a training step does: forward + loss, backward, grad-norm clip, optimizer step,
+zero_grad and the weight constraint `model.project_weights()`. All architectures live in ONE process and are
+measured in interleaved blocks (A B B A A B ...), so slow drift of the machine (clocks, other tenants on a shared
+CPU) hits every architecture alike; the overhead column is each architecture's median step time over the first's.
+
+Step times are the intervals between consecutive step starts (CUDA events on GPU, perf_counter on CPU), i.e. they
+include the host-side gaps between steps, and nothing is synchronised inside the measured block. `--lightning`
+measures the same step through a real Lightning Trainer (automatic optimisation, gradient_clip_val, a projection
+hook), so the JSON also shows what the framework costs over the bare loop.
+
+Tokens are random ids: step time does not depend on the text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ant.errors import ConfigError, check_choice
+from ant.perf import count_compiled_kernels, count_eager_ops, device_name, mfu, peak_flops
+
+ARCH_CHOICES = ("gpt", "gptplus", "ngpt", "angpt")
+DTYPES = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class BenchConfig:
+    archs: list[str] = field(default_factory=lambda: ["gptplus", "angpt", "ngpt"])
+    size: str = "tiny3"
+    seq_len: int | None = None  # None -> 2048 for paper sizes, 128 for tiny rungs
+    batch: int | None = None  # None -> 8 for paper sizes (the paper's Table 2 setting), 16 for tiny rungs
+    vocab_size: int | None = None  # None -> 50304 for paper sizes, 4096 for tiny rungs (a BPE-4096 tokenizer)
+    steps: int = 20  # measured steps per architecture (bare loop), split over `reps` blocks
+    warmup: int = 5  # unmeasured steps per architecture first (compilation happens here)
+    reps: int = 4  # interleaved blocks
+    compile: bool = False
+    device: str = "auto"
+    dtype: str = "auto"  # auto -> bf16 autocast on cuda, fp32 on cpu
+    lightning: bool = False
+    seed: int = 0
+    lr: float = 1e-3  # irrelevant for timing, but keeps the weights finite over long benchmarks
+
+    def resolve(self) -> BenchConfig:
+        from ant.models.sizes import PAPER_SIZES, get_size
+
+        if not self.archs:
+            raise ConfigError("--archs", "give at least one architecture", ARCH_CHOICES)
+        for a in self.archs:
+            check_choice("--archs", a, ARCH_CHOICES)
+        if len(set(self.archs)) != len(self.archs):
+            raise ConfigError("--archs", f"duplicate architecture in {self.archs}", ARCH_CHOICES)
+        get_size(self.size)
+        check_choice("--device", self.device, ("auto", "cpu", "cuda"))
+        check_choice("--dtype", self.dtype, DTYPES)
+        for name, minimum in (("steps", 1), ("warmup", 1), ("reps", 1), ("seq_len", 2), ("batch", 1)):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < minimum):
+                raise ConfigError(f"--{name.replace('_', '-')}", f"must be an integer >= {minimum}, got {v!r}")
+        if self.steps < self.reps:
+            raise ConfigError("--steps", f"must be >= --reps ({self.reps}) so every block measures a step")
+        paper = self.size in PAPER_SIZES
+        r = BenchConfig(**asdict(self))
+        if r.device == "auto":
+            r.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if r.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device", "cuda requested but torch sees no CUDA device", ["cpu"])
+        if r.dtype == "auto":
+            r.dtype = "bf16" if r.device == "cuda" else "fp32"
+        r.seq_len = r.seq_len or (2048 if paper else 128)
+        r.batch = r.batch or (8 if paper else 16)
+        r.vocab_size = r.vocab_size or (50304 if paper else 4096)
+        return r
+
+
+# ---------------------------------------------------------------------------------------------- one arch
+class Bench:
+    """One architecture's model, optimiser and compiled loss, ready to take timed steps."""
+
+    def __init__(self, arch: str, cfg: BenchConfig):
+        from ant.models import build_model
+
+        self.arch, self.cfg = arch, cfg
+        dev = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(arch, cfg.size, vocab_size=cfg.vocab_size, device=dev)
+        self.model.train()
+        self.loss_fn = make_loss_fn(self.model, cfg.compile)
+        self.optimizer = make_optimizer(self.model, arch, cfg.lr, dev)
+        g = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        # A few distinct batches, already on the device, so the loop measures the model and not the input path.
+        self.batches = [
+            torch.randint(0, cfg.vocab_size, (cfg.batch, cfg.seq_len + 1), generator=g).to(dev) for _ in range(4)
+        ]
+        self.flops_per_token = float(self.model.flops_per_token(cfg.seq_len))
+        self.num_params = int(self.model.num_params())
+        self.times_s: list[float] = []
+        self.lightning_times_s: list[float] = []
+        self.peak_extra_bytes = 0
+        self.n = 0
+        self.kernels: dict[str, int] = {}
+
+    def count_eager(self) -> dict[str, int]:
+        """ATen ops of one eager forward + backward (no optimizer): where extra scalar multiplies show up."""
+        x = self.batches[0]
+
+        def fwd_bwd() -> None:
+            with self.autocast():
+                logits = self.model(x[:, :-1])
+                loss = F.cross_entropy(logits.float().flatten(0, 1), x[:, 1:].flatten())
+            loss.backward()
+
+        counts = count_eager_ops(fwd_bwd)
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"eager_ops": counts["ops"], "eager_pointwise_ops": counts["pointwise"]}
+
+    def autocast(self):
+        use = self.cfg.dtype == "bf16"
+        return torch.autocast(self.cfg.device, dtype=torch.bfloat16, enabled=use)
+
+    def step(self) -> torch.Tensor:
+        batch = self.batches[self.n % len(self.batches)]
+        self.n += 1
+        with self.autocast():
+            loss = self.loss_fn(batch[:, :-1], batch[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.project_weights()
+        return loss
+
+    def static_bytes(self) -> int:
+        """Parameters + optimizer state: what this arch holds between steps (grads are freed by zero_grad)."""
+        n = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        for state in self.optimizer.state.values():
+            n += sum(t.numel() * t.element_size() for t in state.values() if torch.is_tensor(t))
+        return n
+
+
+def make_loss_fn(model: torch.nn.Module, compile: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Forward + cross-entropy as one function, compiled as one graph when asked (as training does)."""
+
+    def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+
+    return torch.compile(loss_fn) if compile else loss_fn
+
+
+def make_optimizer(model: torch.nn.Module, arch: str, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The paper's recipe (ant.config): AdamW + decay on matrices for gpt/gptplus, Adam for ngpt/angpt."""
+    decay = 0.1 if arch in ("gpt", "gptplus") else 0.0
+    kw: dict[str, Any] = {"lr": lr, "betas": (0.9, 0.95), "eps": 1e-9}
+    if device.type == "cuda":
+        kw["fused"] = True  # one kernel for the whole update; what a tuned training loop uses on GPU
+    cls = torch.optim.AdamW if decay > 0 else torch.optim.Adam
+    return cls(model.param_groups(decay), **kw)
+
+
+# ---------------------------------------------------------------------------------------------- timing
+class StepTimer:
+    """Marks step starts; elapsed() gives the intervals between consecutive marks, in seconds.
+    CUDA events are recorded on the stream and read after one synchronise at the end of the block."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[Any] = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append(ev)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def elapsed(self) -> list[float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+def run_block(b: Bench, n_steps: int) -> list[float]:
+    dev = torch.device(b.cfg.device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    timer = StepTimer(dev)
+    for _ in range(n_steps):
+        timer.mark()
+        b.step()
+    timer.mark()
+    times = timer.elapsed()
+    if dev.type == "cuda":
+        b.peak_extra_bytes = max(b.peak_extra_bytes, torch.cuda.max_memory_allocated() - base)
+    return times
+
+
+def split_steps(total: int, reps: int) -> list[int]:
+    return [total // reps + (1 if i < total % reps else 0) for i in range(reps)]
+
+
+def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], None] = print) -> None:
+    """Warm every arch up, then measure in interleaved blocks; block order alternates (ABBA) to cancel drift."""
+    for b in benches:
+        b.kernels = b.count_eager()
+        t0 = time.perf_counter()
+        with count_compiled_kernels() if cfg.compile else contextlib.nullcontext({}) as compiled:
+            for _ in range(cfg.warmup):
+                loss = b.step()
+        b.kernels.update({f"compiled_{k}": v for k, v in compiled.items()})
+        if not torch.isfinite(loss):
+            progress(f"warning: {b.arch} loss is {loss.item()} after warm-up")
+        if cfg.device == "cuda":
+            torch.cuda.synchronize()
+        progress(f"warm-up {b.arch}: {cfg.warmup} steps in {time.perf_counter() - t0:.1f} s (includes compilation)")
+    lightning_steps = max(2, cfg.steps // cfg.reps)
+    for rep, n in enumerate(split_steps(cfg.steps, cfg.reps)):
+        order = benches if rep % 2 == 0 else benches[::-1]
+        for b in order:
+            b.times_s += run_block(b, n)
+            if cfg.lightning:
+                b.lightning_times_s += lightning_block(b, lightning_steps)
+        done = ", ".join(f"{b.arch} {1e3 * statistics.median(b.times_s):.1f} ms" for b in benches)
+        progress(f"block {rep + 1}/{cfg.reps}: median so far {done}")
+
+
+# ---------------------------------------------------------------------------------------------- Lightning
+def lightning_block(b: Bench, n_steps: int, n_warm: int = 2) -> list[float]:
+    """Time `n_steps` of the same training step driven by a Lightning Trainer (after `n_warm` unmeasured steps).
+
+    The module reuses the bench's model, compiled loss and optimizer (its state carries over), so the difference
+    to the bare loop is the framework: automatic optimisation, precision plugin, gradient_clip_val, hooks."""
+    import logging
+    import warnings
+
+    import lightning as L
+
+    class BenchModule(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = b.model
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return b.loss_fn(x, y)
+
+        def configure_optimizers(self):
+            return b.optimizer
+
+        def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+            # Clip here rather than via Trainer(gradient_clip_val=...): Lightning's bf16-mixed plugin refuses to
+            # clip for a fused optimizer ("performs unscaling internally"), though bf16 needs no unscaling.
+            torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+
+        def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+            self.model.project_weights()
+
+    timer = StepTimer(torch.device(b.cfg.device))
+
+    class StayOnDevice(L.pytorch.strategies.SingleDeviceStrategy):
+        def teardown(self) -> None:
+            pass  # the default moves model and optimizer state to the CPU; the bare loop shares them
+
+    class MarkStart(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            timer.mark()
+
+    total = n_warm + n_steps + 1  # n_warm + n_steps + 1 marks -> the last n_steps intervals are measured
+    data = [(t[:, :-1], t[:, 1:]) for t in b.batches]
+    loader = torch.utils.data.DataLoader([data[i % len(data)] for i in range(total)], batch_size=None)
+    quiet = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # srun hints, pytree deprecations: noise in a benchmark table
+        try:
+            trainer = L.Trainer(
+                accelerator="gpu" if b.cfg.device == "cuda" else "cpu",
+                devices=1,
+                strategy=StayOnDevice(device=torch.device(b.cfg.device)),
+                precision="bf16-mixed" if b.cfg.dtype == "bf16" else "32-true",
+                max_steps=total,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                callbacks=[MarkStart()],
+            )
+            trainer.fit(BenchModule(), train_dataloaders=loader)
+        finally:
+            for lg, lvl in zip(quiet, levels):
+                lg.setLevel(lvl)
+    return timer.elapsed()[-n_steps:]
+
+
+# ---------------------------------------------------------------------------------------------- report
+def quantiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
+
+
+def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
+    dev = torch.device(cfg.device)
+    peak = peak_flops(dev)
+    tokens = cfg.batch * cfg.seq_len
+    results = []
+    for b in benches:
+        q1, med, q3 = quantiles(b.times_s)
+        tps = tokens / med
+        r: dict[str, Any] = {
+            "arch": b.arch,
+            "num_params": b.num_params,
+            "flops_per_token": b.flops_per_token,
+            "step_time_ms": 1e3 * med,
+            "step_time_iqr_ms": 1e3 * (q3 - q1),
+            "tokens_per_s": tps,
+            "mfu": mfu(b.flops_per_token, tps, peak),
+            "peak_mem_mb": (b.static_bytes() + b.peak_extra_bytes) / 2**20 if dev.type == "cuda" else None,
+            "step_time_min_ms": 1e3 * min(b.times_s),  # robust to other tenants on a shared CPU
+            "n_steps": len(b.times_s),
+            **b.kernels,
+        }
+        if b.lightning_times_s:
+            lq1, lmed, lq3 = quantiles(b.lightning_times_s)
+            r["lightning_step_time_ms"] = 1e3 * lmed
+            r["lightning_step_time_iqr_ms"] = 1e3 * (lq3 - lq1)
+            r["lightning_overhead"] = lmed / med - 1.0
+        results.append(r)
+    first = results[0]["step_time_ms"]
+    for r in results:
+        r["overhead_vs_first"] = r["step_time_ms"] / first
+    return {
+        "device": device_name(dev),
+        "torch": torch.__version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "peak_flops": peak,
+        "config": asdict(cfg),
+        "results": results,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    head = (
+        f"{report['device']} | torch {report['torch']} | size {cfg['size']} seq {cfg['seq_len']} batch "
+        f"{cfg['batch']} | {cfg['dtype']} | compile={cfg['compile']}"
+    )
+    cols = f"{'arch':<8} {'step ms':>9} {'iqr ms':>8} {'tok/s':>10} {'MFU':>6} {'mem MB':>8} {'vs first':>9}"
+    light = any("lightning_step_time_ms" in r for r in report["results"])
+    if light:
+        cols += f" {'L ms':>9} {'L ovh':>7}"
+    lines = [head, cols]
+    for r in report["results"]:
+        mfu_s = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
+        mem = f"{r['peak_mem_mb']:.0f}" if r["peak_mem_mb"] is not None else "-"
+        line = (
+            f"{r['arch']:<8} {r['step_time_ms']:>9.2f} {r['step_time_iqr_ms']:>8.2f} {r['tokens_per_s']:>10.0f} "
+            f"{mfu_s:>6} {mem:>8} {100 * (r['overhead_vs_first'] - 1):>+8.1f}%"
+        )
+        if light and "lightning_step_time_ms" in r:
+            line += f" {r['lightning_step_time_ms']:>9.2f} {100 * r['lightning_overhead']:>+6.1f}%"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def bench(cfg: BenchConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the benchmark described by `cfg` and return the report dict (see the module docstring)."""
+    cfg = cfg.resolve()
+    if cfg.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs on GPU use TF32 tensor cores, as training does
+        torch.backends.cudnn.allow_tf32 = True
+    benches = [Bench(a, cfg) for a in cfg.archs]
+    measure(benches, cfg, progress)
+    return summarize(benches, cfg)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = BenchConfig()
+    p.add_argument("--archs", nargs="+", default=d.archs, help="architectures; the first is the reference")
+    p.add_argument("--size", default=d.size, help="a size rung (ant.models.sizes), e.g. tiny3, 125M, 0.5B")
+    p.add_argument("--seq-len", type=int, default=None, help="default 2048 (paper sizes) / 128 (tiny)")
+    p.add_argument("--batch", type=int, default=None, help="sequences per step; default 8 (paper) / 16 (tiny)")
+    p.add_argument("--vocab-size", type=int, default=None, help="default 50304 (paper) / 4096 (tiny)")
+    p.add_argument("--steps", type=int, default=d.steps, help="measured steps per architecture")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="unmeasured steps first (compilation)")
+    p.add_argument("--reps", type=int, default=d.reps, help="interleaved measurement blocks")
+    p.add_argument("--compile", action="store_true", help="torch.compile forward+loss")
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
+    p.add_argument("--dtype", default=d.dtype, choices=DTYPES, help="auto: bf16 autocast on cuda, fp32 on cpu")
+    p.add_argument("--lightning", action="store_true", help="also time the step through a Lightning Trainer")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--out", default=None, help="write the report to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = BenchConfig(
+        archs=list(args.archs),
+        size=args.size,
+        seq_len=args.seq_len,
+        batch=args.batch,
+        vocab_size=args.vocab_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        reps=args.reps,
+        compile=args.compile,
+        device=args.device,
+        dtype=args.dtype,
+        lightning=args.lightning,
+        seed=args.seed,
+    )
+    report = bench(cfg)
+    print(format_table(report))
+    if args.out:
+        write_json_atomic(Path(args.out), report)
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,132 @@
+"""Peak FLOP/s per device and model-FLOPs utilisation (MFU).
+
+MFU = achieved training FLOP/s / the device's dense bf16 tensor-core peak. The peak is always the DENSE figure
+(H100 SXM 989 TFLOP/s, not the 1979 "with sparsity" datasheet number; anchors A11), and always bf16, whatever
+precision the run used, so that MFU values are comparable across runs. CPUs have no meaningful peak here: None.
+
+    from ant.perf import peak_flops, mfu
+    peak = peak_flops(torch.device("cuda"))          # 989e12 on an H100 SXM, None on CPU or an unknown card
+    mfu(model.flops_per_token(seq_len), tokens_per_s, peak)   # None when peak is None
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
+import torch
+
+# (substring of torch.cuda.get_device_name(), dense bf16 FLOP/s). First match wins, so the more specific
+# names come first (an "H100 PCIe" must not match the SXM entry). Sources: NVIDIA datasheets, dense figures.
+PEAK_BF16_FLOPS: list[tuple[str, float]] = [
+    ("GH200", 989e12),
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM ("NVIDIA H100 80GB HBM3")
+    ("H800", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("L4", 121e12),
+    ("A10G", 70e12),
+    ("A10", 125e12),
+    ("A30", 165e12),
+    ("A40", 150e12),
+    ("RTX 6000 Ada", 364e12),
+    ("RTX 4090", 165e12),
+    ("RTX 3090", 71e12),
+]
+
+
+def peak_flops_by_name(name: str) -> float | None:
+    """Dense bf16 peak FLOP/s for a CUDA device name, or None if the card is not in the table."""
+    for key, flops in PEAK_BF16_FLOPS:
+        if key.lower() in name.lower():
+            return flops
+    return None
+
+
+def device_name(device: torch.device | str) -> str:
+    """A human-readable device name: the CUDA card's name, or 'cpu (<n> threads)'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def peak_flops(device: torch.device | str) -> float | None:
+    """Dense bf16 peak FLOP/s of `device`; None on CPU or an unknown card (MFU is then not reported)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return peak_flops_by_name(torch.cuda.get_device_name(device))
+
+
+def mfu(flops_per_token: float, tokens_per_s: float, peak: float | None) -> float | None:
+    """Model-FLOPs utilisation in [0, 1] (None without a peak)."""
+    if peak is None or peak <= 0:
+        return None
+    return flops_per_token * tokens_per_s / peak
+
+
+# ---------------------------------------------------------------------------------------------- kernel counts
+def count_eager_ops(fn: Callable[[], Any]) -> dict[str, int]:
+    """Run `fn` once in eager mode and count the ATen ops it dispatches (each is one kernel launch on GPU).
+
+    `ops` excludes views (free: no kernel); `pointwise` counts element-wise ops, where anGPT's extra scalar
+    multiplies would show up: in eager mode every `x * nu` is its own pass over the activations."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts = {"ops": 0, "pointwise": 0}
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view:
+                counts["ops"] += 1
+                if torch.Tag.pointwise in func.tags:
+                    counts["pointwise"] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return counts
+
+
+@contextlib.contextmanager
+def count_compiled_kernels() -> Iterator[dict[str, int]]:
+    """Count what torch.compile generates inside the block: `kernels` (fused kernels Inductor writes, Triton on
+    GPU or C++ on CPU; matmuls and attention are library calls, counted as `extern_calls`), `graphs` (forward and
+    backward graphs lowered) and `graph_breaks` (Dynamo's).
+
+    The FX graph and AOT-autograd caches are off inside the block: a cache hit generates (and shows) nothing."""
+    import torch._dynamo.utils as dynamo_utils
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    from torch._inductor.graph import GraphLowering
+
+    codes: list[str] = []
+    out: dict[str, int] = {}
+    before_breaks = sum(dynamo_utils.counters["graph_break"].values())
+    inductor_off = {k: False for k in ("fx_graph_cache", "autotune_local_cache") if hasattr(inductor_config, k)}
+    aot_off = {k: False for k in ("enable_autograd_cache",) if hasattr(functorch_config, k)}
+    with (
+        inductor_config.patch(inductor_off),
+        functorch_config.patch(aot_off),
+        mock.patch.object(GraphLowering, "save_output_code", staticmethod(codes.append)),
+    ):
+        yield out
+    out["kernels"] = sum(len(_KERNEL_DEF.findall(c)) for c in codes)
+    out["extern_calls"] = sum(len(_EXTERN_CALL.findall(c)) for c in codes)
+    out["graphs"] = len(codes)
+    out["graph_breaks"] = int(sum(dynamo_utils.counters["graph_break"].values()) - before_breaks)
+
+
+# One definition per fused kernel in Inductor's output code (Triton on GPU, C++ on CPU), and library calls.
+_KERNEL_DEF = re.compile(r"async_compile\.(?:triton|cpp_pybinding|cpp)\(")
+_EXTERN_CALL = re.compile(r"extern_kernels\.\w+\(")
