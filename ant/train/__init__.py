@@ -1,0 +1,11 @@
+"""Training: one run from a RunConfig to a run folder (ant.train.run), with Lightning underneath.
+
+    from ant.train import train
+    result = train(RunConfig.from_yaml("run.yaml"))   # RunResult(run_dir, summary)
+
+Lightning is imported only when a run starts, so `import ant.train` stays cheap for the sweep planner.
+"""
+
+from ant.train.run import RunLockedError, RunResult, check_run, prepare, request_checkpoint, train
+
+__all__ = ["RunLockedError", "RunResult", "check_run", "prepare", "request_checkpoint", "train"]

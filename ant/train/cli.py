@@ -1,0 +1,54 @@
+"""`ant train CONFIG.yaml [--set key=value ...] [--out-dir DIR]`: train, resume, or show a finished run.
+
+Exit codes: 0 completed or diverged (a diverged run is a result, so a sweep goes on), 1 failed (the error is in
+summary.json), 2 bad config (nothing written), 3 interrupted by a signal after saving a checkpoint (rerun the
+same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ant.config import RunConfig
+
+EXIT_INTERRUPTED = 3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="run config YAML (see configs/ and ant/config.py for the fields)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.seed=3 (repeatable)")  # fmt: skip
+    p.add_argument("--out-dir", default=None, help="parent folder of run folders (default: the config's out_dir)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ant.train.run import train
+
+    cfg = RunConfig.from_yaml(args.config).with_overrides(args.overrides)
+    if args.out_dir is not None:
+        cfg.out_dir = args.out_dir
+    try:
+        result = train(cfg, progress=not args.no_progress, handle_signals=True)
+    except Exception as e:  # ConfigError is raised before this point and handled by ant.cli (exit 2)
+        from ant.errors import ConfigError
+
+        if isinstance(e, ConfigError):
+            raise
+        print(f"ant train: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    s = result.summary
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        val = s.get("final_val_loss")
+        extra = f" at step {s['diverged_step']}" if s["status"] == "diverged" else ""
+        print(f"{s['status']}{extra}: {result.run_dir}  steps={s['steps']}  tokens={s['tokens']:,}  "
+              f"val_loss={'n/a' if val is None else f'{val:.4f}'}")  # fmt: skip
+    if s.get("interrupted"):
+        print("interrupted: checkpoint saved; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

@@ -1,0 +1,144 @@
+"""Crash-safe files of a run folder: atomic writes, checkpoints with sha256 checksums, the summary.
+
+A checkpoint `checkpoints/step-00000120.ckpt` counts only when `step-00000120.ckpt.sha256` exists and matches
+its bytes. The checksum is written after the checkpoint has been moved into place, so a process killed at any
+moment leaves either a valid pair or something `valid_checkpoints()` ignores (a missing or wrong checksum, a
+truncated file, a leftover `.tmp`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CKPT_RE = re.compile(r"^step-(\d{8})\.ckpt$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
+    """Let `write(tmp_path)` produce the file, then move it into place (for writers that want a path)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _jsonable(v: Any) -> Any:
+    # JSON has no NaN/inf: a loss that is not a number is written as null.
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def write_json(path: Path, obj: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+# ---------------------------------------------------------------------- checkpoints
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ckpt_path(ckpt_dir: Path, step: int) -> Path:
+    return Path(ckpt_dir) / f"step-{step:08d}.ckpt"
+
+
+def checksum_path(ckpt: Path) -> Path:
+    return ckpt.with_name(ckpt.name + ".sha256")
+
+
+def write_checksum(ckpt: Path) -> None:
+    atomic_write_text(checksum_path(ckpt), f"{sha256_file(ckpt)}  {ckpt.name}\n")
+
+
+def is_valid(ckpt: Path) -> bool:
+    try:
+        expected = checksum_path(ckpt).read_text().split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return ckpt.is_file() and sha256_file(ckpt) == expected
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint file, newest first, valid or not."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name))]
+    return sorted(found, reverse=True)
+
+
+def newest_valid_checkpoint(ckpt_dir: Path, *, remove_invalid: bool = True) -> tuple[int, Path] | None:
+    """The newest checkpoint whose checksum matches. Invalid newer ones are removed (with their checksum) so that
+    pruning by step never keeps a broken file in place of a good one."""
+    for step, p in list_checkpoints(ckpt_dir):
+        if is_valid(p):
+            return step, p
+        if remove_invalid:
+            p.unlink(missing_ok=True)
+            checksum_path(p).unlink(missing_ok=True)
+    return None
+
+
+def prune_checkpoints(ckpt_dir: Path, keep: int = 2) -> None:
+    for _, p in list_checkpoints(ckpt_dir)[keep:]:
+        p.unlink(missing_ok=True)
+        checksum_path(p).unlink(missing_ok=True)
+    for tmp in Path(ckpt_dir).glob(".*.tmp"):  # left by a process killed while writing
+        if not _pid_alive(tmp):
+            tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(tmp: Path) -> bool:
+    try:
+        pid = int(tmp.name.rsplit(".", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

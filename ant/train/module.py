@@ -1,0 +1,132 @@
+"""The LightningModule: any ant.models model + next-token cross-entropy + the optimisation recipe.
+
+Per optimizer step, in order:
+  on_train_batch_start   set the LR of this step (pure function of the step, ant.train.optim)
+  training_step          forward (compiled on GPU), fp32 cross-entropy
+  configure_gradient_clipping   clip to optim.grad_clip and keep the pre-clip global norm for the metrics
+  optimizer.step, then model.project_weights() (optimizer_step hook): the weight constraint of nGPT/anGPT
+                         (a no-op for GPT/GPT+), before any callback sees the step
+The projection runs on the uncompiled module, after the step, so compile cannot reorder or skip it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ant.config import RunConfig
+from ant.train.optim import build_optimizer, set_lr
+
+
+class LMModule(L.LightningModule):
+    def __init__(self, cfg: RunConfig, model: nn.Module):
+        super().__init__()
+        self.cfg = cfg
+        self.model = model
+        # The forward used for training; compiled in configure_model. Kept out of the module tree so that
+        # checkpoints hold `model.*` keys only, whatever the compile setting.
+        object.__setattr__(self, "_forward", model)
+        self.last_loss: torch.Tensor | None = None
+        self.last_grad_norm: torch.Tensor | None = None
+
+    def configure_model(self) -> None:
+        if self.cfg.train.compile == "true" and self._forward is self.model:
+            object.__setattr__(self, "_forward", torch.compile(self.model))
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, x: torch.Tensor, y: torch.Tensor, forward=None) -> torch.Tensor:
+        logits = (forward or self._forward)(x)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss(x, y)
+        self.last_loss = loss.detach()
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> float:
+        """Mean token loss over `batches` (list of (x, y)), in eval mode, under the trainer's precision."""
+        was_training = self.model.training
+        self.model.eval()
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        ctx = self.trainer.precision_plugin.forward_context() if self._trainer is not None else _nullctx()
+        with ctx:
+            for x, y in batches:
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                total += self.loss(x, y, forward=self.model).double() * y.numel()
+                count += y.numel()
+        self.model.train(was_training)
+        return float(total / max(count, 1))
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        fused = self.cfg.train.device == "cuda"
+        return build_optimizer(self.model, self.cfg.optim, fused=fused)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        set_lr(self.optimizers().optimizer, self.trainer.global_step, self.cfg.optim, self.cfg.steps)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        # clip_grad_norm_ returns the pre-clip norm for free; without clipping the norm is computed only on the
+        # steps that log it (log_interval), as it costs a pass over all gradients.
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if gradient_clip_val:
+            self.last_grad_norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+        elif (self.trainer.global_step + 1) % self.cfg.train.log_interval == 0 or (
+            self.trainer.global_step + 1 == self.cfg.steps
+        ):
+            self.last_grad_norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
+            )
+        else:
+            self.last_grad_norm = None
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # Here, not in on_train_batch_end: callbacks (the checkpoint) run before the module's batch-end hook,
+        # and a checkpoint must hold the projected weights.
+        self.model.project_weights()
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Plain tensors / lists only: Lightning may load checkpoints with torch.load(weights_only=True).
+        np_state = np.random.get_state()
+        checkpoint["ant_rng"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": _to_lists(random.getstate()),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("ant_rng")
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate(_to_tuples(rng["python"]))
+        n = rng["numpy"]
+        np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+
+
+def _to_lists(x):
+    return [_to_lists(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+
+def _to_tuples(x):
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
