@@ -107,10 +107,11 @@ def _check_shape(kw: dict[str, Any], overrides: dict[str, Any], size: str) -> No
         divisors = [n for n in range(1, d + 1) if d % n == 0 and (d // n) % 2 == 0]
         raise ConfigError(field, f"n_heads={h} does not divide d_model={d} (size {size})", divisors)
     frac = kw.get("rope_fraction", 0.5)
-    if not 0 < frac <= 1 or int(d // h * frac) % 2:
+    rot = d // h * frac
+    if not 0 < frac <= 1 or rot != int(rot) or int(rot) % 2:
         raise ConfigError(
             "model.options.rope_fraction",
-            f"{frac!r} of head dim {d // h} must be an even number of dims (0 < rope_fraction <= 1)",
+            f"{frac!r} x head dim {d // h} = {rot:g} rotated dims; must be an even whole number, 0 < fraction <= 1",
         )
 
 
