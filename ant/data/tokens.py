@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from ant.config import DataConfig
-from ant.data.sources import Corpus, cache_lock, open_corpus
+from ant.data.fetch import cache_lock, log
+from ant.data.sources import Corpus, open_corpus
 from ant.data.tokenizers import (
     GPT2_VOCAB,
     TOKENIZERS,
@@ -113,11 +114,6 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def _log(progress: bool, msg: str) -> None:
-    if progress:
-        print(f"[ant data] {msg}", file=sys.stderr, flush=True)
-
-
 def split_documents(lengths: np.ndarray, val_tokens: int) -> np.ndarray:
     """Indices of the held-out documents, in validation order. Depends on (lengths, val_tokens) only."""
     n = len(lengths)
@@ -139,9 +135,9 @@ def _tokenizer(cfg: DataConfig, cache: Path, split_key: str, progress: bool, tra
         if train_texts is None:
             raise RuntimeError(f"BPE tokenizer missing from the cache: {path}")
         t0 = time.time()
-        _log(progress, f"training byte-level BPE, vocab {cfg.bpe_vocab_size}, on the training split")
+        log(progress, f"training byte-level BPE, vocab {cfg.bpe_vocab_size}, on the training split")
         BPETokenizer.train(train_texts(), cfg.bpe_vocab_size, path)
-        _log(progress, f"BPE trained in {time.time() - t0:.1f} s -> {path}")
+        log(progress, f"BPE trained in {time.time() - t0:.1f} s -> {path}")
     return BPETokenizer(path, cfg.bpe_vocab_size)
 
 
@@ -222,7 +218,7 @@ def _build(
         os.replace(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _log(
+    log(
         progress,
         f"{n_train:,} train / {cfg.val_tokens:,} val tokens ({cfg.tokenizer}) in {time.time() - t0:.1f} s -> {root}",
     )

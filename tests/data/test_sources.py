@@ -16,7 +16,8 @@ import pytest
 
 from ant.config import DataConfig
 from ant.data import cache_dir_of
-from ant.data.sources import build_default_corpus, default_corpus_dir, sha256_file
+from ant.data.fetch import sha256_file
+from ant.data.sources import build_default_corpus, default_corpus_dir
 
 pytestmark = pytest.mark.slow
 
