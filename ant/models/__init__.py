@@ -68,7 +68,10 @@ def make_config(arch: str, size: str, vocab_size: int = PAPER_VOCAB, **overrides
 def build_model(
     arch: str, size: str, *, vocab_size: int = PAPER_VOCAB, device: str | torch.device | None = None, **overrides: Any
 ) -> Transformer:
-    """Build `arch` at `size` (a rung of SIZES) with `overrides`; device="meta" allocates nothing (for counting)."""
+    """Build `arch` at `size` (a rung of SIZES) with `overrides`, initialised on `device` (default: torch's).
+
+    device="meta" allocates nothing and skips the initialisation (for counting parameters and FLOPs); to
+    materialise such a model later call `model.to_empty(device=...)` and then `model.init_weights()`."""
     check_choice("model.arch", arch, ARCHS)
     cfg = make_config(arch, size, vocab_size, **overrides)
     model_cls = REGISTRY[arch][0]

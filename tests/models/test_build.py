@@ -121,3 +121,13 @@ def test_compile_matches_eager(real_batch):
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
     for p, g in zip(m.parameters(), g_eager):
         torch.testing.assert_close(p.grad, g, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_one_graph_under_dynamo(arch):
+    """Compile-friendliness: dynamo traces every architecture's forward as a single graph (no graph breaks), so
+    inductor can fuse the norms, scales and the residual update."""
+    torch._dynamo.reset()
+    m = build_model(arch, "tiny1", vocab_size=VOCAB)
+    explain = torch._dynamo.explain(m)(torch.zeros(1, 8, dtype=torch.long))
+    assert explain.graph_break_count == 0 and explain.graph_count == 1
