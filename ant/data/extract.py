@@ -147,10 +147,10 @@ _CHAPTER_LINE = re.compile(r"^(?:CHAPTER|Chapter)\s+[IVXLC\d]+\.?\s*$", re.M)
 
 
 def novel_sections(name: str, lines: list[str]) -> list[Section]:
-    """A novel as lines -> one section per chapter."""
+    """A novel as lines -> one section per chapter; the title page goes with the first chapter."""
     text = "\n".join(lines)
-    starts = [m.start() for m in _CHAPTER_LINE.finditer(text)] or [0]
-    bounds = [0, *starts[1:]] if starts[0] > 0 else starts
+    starts = [m.start() for m in _CHAPTER_LINE.finditer(text)]
+    bounds = [0, *starts[1:]]
     sections = []
     for i, (a, b) in enumerate(zip(bounds, [*bounds[1:], len(text)])):
         t = tidy(text[a:b])
