@@ -68,7 +68,7 @@ JobAcctGatherType=jobacct_gather/linux"
 JobAcctGatherType=jobacct_gather/none"
   fi
   # KillWait=5: a job past its time limit gets SIGKILL 5 s after SIGTERM (default 30 s) so timeout tests are
-  # quick. MinJobAge=600 keeps finished jobs visible to squeue/scontrol for 10 minutes.
+  # quick. bf_interval=5: the backfill scheduler looks for startable jobs every 5 s (default 30). MinJobAge=600 keeps finished jobs visible to squeue/scontrol for 10 minutes.
   cat >"$CONF_DIR/slurm.conf.new" <<EOF
 # written by scripts/slurm_local.sh: a single-node cluster on this machine
 ClusterName=$CLUSTER
@@ -83,6 +83,7 @@ TaskPlugin=task/none
 $acct
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2

@@ -157,7 +157,10 @@ class RunJob(submitit.helpers.Checkpointable):
             result = run_one(cfg_dict, threads=threads, raise_errors=True)
         finally:
             signal.signal(signal.SIGUSR2, submitit_handler)
-        if caught and result["status"] not in FINISHED + ("skipped",) and callable(submitit_handler):
+        if result["status"] in FINISHED + ("skipped",):
+            # done: a USR2 arriving now (near the time limit) must not requeue a finished run
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        elif caught and callable(submitit_handler):
             submitit_handler(caught[0], None)  # checkpoint() -> requeue -> sys.exit
         return result
 
@@ -260,7 +263,9 @@ def _fmt(s: float) -> str:
 
 # ---------------------------------------------------------------------- SLURM
 def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> submitit.AutoExecutor:
-    ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+    ex = submitit.AutoExecutor(
+        folder=str(folder / "%j"), cluster="slurm", slurm_max_num_timeout=settings.max_num_timeout
+    )
     params: dict[str, Any] = {
         "name": f"ant-{name}",
         "timeout_min": settings.timeout_min,
@@ -270,7 +275,6 @@ def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> submi
         "nodes": 1,
         "slurm_array_parallelism": settings.array_parallelism,
         "slurm_signal_delay_s": settings.signal_delay_s,
-        "slurm_max_num_timeout": settings.max_num_timeout,
     }
     if settings.gpus_per_node:
         params["gpus_per_node"] = settings.gpus_per_node
