@@ -146,6 +146,26 @@ class Bench:
         self.model.project_weights()
         return loss
 
+    def run_config(self, steps: int):
+        """A resolved ant RunConfig equivalent to this bench (for ant.train's LightningModule)."""
+        from ant.config import RunConfig
+
+        c = self.cfg
+        d = {
+            "model": {"arch": self.arch, "size": c.size, "vocab_size": c.vocab_size},
+            "data": {"seq_len": c.seq_len, "val_tokens": c.seq_len + 1},
+            "optim": {"lr": c.lr},
+            "train": {
+                "tokens": steps * c.batch * c.seq_len,
+                "batch_size": c.batch,
+                "device": c.device,
+                "precision": "bf16-mixed" if c.dtype == "bf16" else "32",
+                "compile": "true" if c.compile else "false",
+                "seed": c.seed,
+            },
+        }
+        return RunConfig.from_dict(d).resolve()
+
     def static_bytes(self) -> int:
         """Parameters + optimizer state: what this arch holds between steps (grads are freed by zero_grad)."""
         n = sum(p.numel() * p.element_size() for p in self.model.parameters())
@@ -155,13 +175,16 @@ class Bench:
 
 
 def make_loss_fn(model: torch.nn.Module, compile: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Forward + cross-entropy as one function, compiled as one graph when asked (as training does)."""
+    """Forward + fp32 cross-entropy, with the model compiled when asked. This is what ant.train.LMModule does
+    (torch.compile(model), loss outside), so the bare loop and the Lightning path share one compiled graph."""
+    forward = torch.compile(model) if compile else model
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        logits = forward(x)
+        return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
 
-    return torch.compile(loss_fn) if compile else loss_fn
+    loss_fn.forward = forward  # type: ignore[attr-defined]
+    return loss_fn
 
 
 def make_optimizer(model: torch.nn.Module, arch: str, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -246,48 +269,34 @@ def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], No
 
 # ---------------------------------------------------------------------------------------------- Lightning
 def lightning_block(b: Bench, n_steps: int, n_warm: int = 2) -> list[float]:
-    """Time `n_steps` of the same training step driven by a Lightning Trainer (after `n_warm` unmeasured steps).
-
-    The module reuses the bench's model, compiled loss and optimizer (its state carries over), so the difference
-    to the bare loop is the framework: automatic optimisation, precision plugin, gradient_clip_val, hooks."""
+    """Time `n_steps` training steps driven by a Lightning Trainer (after `n_warm` unmeasured steps) the way
+    ant.train drives them: its LMModule (LR schedule, clip hook, projection in optimizer_step) and TrainMonitor
+    (per-step loss buffering, a sync per log interval), on the bench's model and compiled forward. Evaluation
+    and checkpoints are left out: training counts them as overhead, not as step time."""
     import logging
     import warnings
 
     import lightning as L
 
-    class BenchModule(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = b.model
+    from ant.train.callbacks import MetricsTable, TrainMonitor
+    from ant.train.module import LMModule
 
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            return b.loss_fn(x, y)
-
-        def configure_optimizers(self):
-            return b.optimizer
-
-        def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-            # Clip here rather than via Trainer(gradient_clip_val=...): Lightning's bf16-mixed plugin refuses to
-            # clip for a fused optimizer ("performs unscaling internally"), though bf16 needs no unscaling.
-            torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
-
-        def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-            self.model.project_weights()
-
+    cfg = b.run_config(n_warm + n_steps + 1)
+    module = LMModule(cfg, b.model)
+    object.__setattr__(module, "_forward", b.loss_fn.forward)  # reuse the compiled graph (no second compile)
     timer = StepTimer(torch.device(b.cfg.device))
 
     class StayOnDevice(L.pytorch.strategies.SingleDeviceStrategy):
         def teardown(self) -> None:
-            pass  # the default moves model and optimizer state to the CPU; the bare loop shares them
+            pass  # the default moves model and optimizer state to the CPU; the bare loop shares the model
 
     class MarkStart(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             timer.mark()
 
-    total = n_warm + n_steps + 1  # n_warm + n_steps + 1 marks -> the last n_steps intervals are measured
     data = [(t[:, :-1], t[:, 1:]) for t in b.batches]
-    loader = torch.utils.data.DataLoader([data[i % len(data)] for i in range(total)], batch_size=None)
+    loader = torch.utils.data.DataLoader([data[i % len(data)] for i in range(cfg.steps)], batch_size=None)
+    monitor = TrainMonitor(cfg, MetricsTable(cfg.train.batch_size * cfg.data.seq_len))
     quiet = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
     levels = [lg.level for lg in quiet]
     for lg in quiet:
@@ -300,16 +309,17 @@ def lightning_block(b: Bench, n_steps: int, n_warm: int = 2) -> list[float]:
                 devices=1,
                 strategy=StayOnDevice(device=torch.device(b.cfg.device)),
                 precision="bf16-mixed" if b.cfg.dtype == "bf16" else "32-true",
-                max_steps=total,
+                max_steps=cfg.steps,
+                gradient_clip_val=cfg.optim.grad_clip,
+                callbacks=[MarkStart(), monitor],
                 logger=False,
                 enable_checkpointing=False,
                 enable_progress_bar=False,
                 enable_model_summary=False,
                 num_sanity_val_steps=0,
                 limit_val_batches=0,
-                callbacks=[MarkStart()],
             )
-            trainer.fit(BenchModule(), train_dataloaders=loader)
+            trainer.fit(module, train_dataloaders=loader)
         finally:
             for lg, lvl in zip(quiet, levels):
                 lg.setLevel(lvl)

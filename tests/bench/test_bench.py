@@ -1,0 +1,96 @@
+"""ant bench: the report's figures are consistent, the timed step is a real training step, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ant.bench import Bench, BenchConfig, format_table, split_steps
+from ant.cli import main
+from ant.errors import ConfigError
+
+
+def test_cli_report_is_consistent_and_includes_lightning(tmp_path, capsys):
+    out = tmp_path / "bench" / "b.json"
+    args = ["bench", "--archs", "gptplus", "angpt", "--size", "tiny1", "--steps", "4", "--reps", "2"]
+    args += ["--warmup", "1", "--seq-len", "32", "--batch", "4", "--vocab-size", "256", "--lightning"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rep = json.loads(out.read_text())
+    assert rep["device"].startswith("cpu") and rep["torch"] == torch.__version__ and rep["peak_flops"] is None
+    assert rep["config"]["seq_len"] == 32 and rep["config"]["dtype"] == "fp32"
+    assert [r["arch"] for r in rep["results"]] == ["gptplus", "angpt"]
+    first = rep["results"][0]["step_time_ms"]
+    for r in rep["results"]:
+        assert r["n_steps"] == 4 and r["step_time_ms"] > 0 and r["step_time_min_ms"] <= r["step_time_ms"]
+        assert r["tokens_per_s"] == pytest.approx(4 * 32 / (r["step_time_ms"] / 1e3))
+        assert r["overhead_vs_first"] == pytest.approx(r["step_time_ms"] / first)
+        assert r["mfu"] is None and r["peak_mem_mb"] is None  # CPU: no peak table entry, no CUDA allocator
+        assert r["lightning_step_time_ms"] > 0
+        assert r["lightning_overhead"] == pytest.approx(r["lightning_step_time_ms"] / r["step_time_ms"] - 1)
+        assert r["eager_ops"] > r["eager_pointwise_ops"] > 0
+        assert r["flops_per_token"] > 6 * r["num_params"] * 0.5
+        assert r["arch"] in printed
+    assert rep["results"][0]["overhead_vs_first"] == 1.0
+    assert "+0.0%" in printed and not list(out.parent.glob("*.tmp"))
+
+
+def test_the_timed_step_trains_and_keeps_the_weight_constraint():
+    cfg = BenchConfig(archs=["angpt"], size="tiny1", seq_len=16, batch=4, vocab_size=64, lr=1e-2).resolve()
+    b = Bench("angpt", cfg)
+    b.batches = b.batches[:1]  # one batch over and over: the loss must fall if the step really trains
+    losses = [b.step().item() for _ in range(25)]
+    assert losses[-1] < losses[0] - 1.0
+    # anGPT bounds every matrix row (input dim) to norm <= 1 after each step (project_weights is in the step)
+    for c in b.model.constraints():
+        assert c.norms().max() <= 1 + 1e-5, c.name
+    assert b.static_bytes() >= 3 * 4 * b.num_params  # fp32 weights + Adam's two moments
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--archs", "gptplus", "transformer"], "--archs"),
+        (["--archs", "angpt", "angpt"], "--archs"),
+        (["--steps", "2", "--reps", "3"], "--steps"),
+        (["--size", "7B"], "model.size"),
+        (["--warmup", "0"], "--warmup"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, field):
+    out = tmp_path / "b.json"
+    assert main(["bench", *argv, "--out", str(out)]) == 2
+    assert field in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="--device"):
+        BenchConfig(device="cuda").resolve()
+
+
+def test_defaults_follow_the_size_and_blocks_split_the_steps():
+    paper = BenchConfig(size="0.5B", device="cpu").resolve()
+    assert (paper.seq_len, paper.batch, paper.vocab_size) == (2048, 8, 50304)
+    tiny = BenchConfig(size="tiny3", device="cpu").resolve()
+    assert (tiny.seq_len, tiny.batch, tiny.dtype) == (128, 16, "fp32")
+    assert split_steps(10, 4) == [3, 3, 2, 2]
+
+
+def test_table_prints_every_column():
+    rep = {
+        "device": "NVIDIA H100 80GB HBM3",
+        "torch": "2.11.0",
+        "config": {"size": "0.5B", "seq_len": 2048, "batch": 8, "dtype": "bf16", "compile": True},
+        "results": [
+            {"arch": a, "step_time_ms": t, "step_time_iqr_ms": 0.5, "tokens_per_s": 16384 / t * 1e3, "mfu": m,
+             "peak_mem_mb": 30000.0, "overhead_vs_first": t / 100.0, "lightning_step_time_ms": t * 1.02,
+             "lightning_overhead": 0.02}
+            for a, t, m in (("gptplus", 100.0, 0.5), ("angpt", 101.5, 0.49))
+        ],
+    }  # fmt: skip
+    text = format_table(rep)
+    assert "50.0%" in text and "+1.5%" in text and "+2.0%" in text and "30000" in text
