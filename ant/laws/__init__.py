@@ -1,0 +1,28 @@
+"""Scaling-law analysis over run folders: collect -> fits (power laws, Chinchilla approach 3), compute frontier,
+optimal hyper-parameters per size, convergence speedup, runtime overhead. Reads files only (design.md)."""
+
+from ant.laws.collect import collect, completed, load
+from ant.laws.fits import ChinchillaFit, FitError, PowerLawFit, fit_chinchilla, fit_power_law
+from ant.laws.frontier import Frontier, compute_frontier
+from ant.laws.hp import HPTrends, hp_trends
+from ant.laws.overhead import overhead_table, read_bench
+from ant.laws.speedup import Speedup, convergence_speedup
+
+__all__ = [
+    "ChinchillaFit",
+    "FitError",
+    "Frontier",
+    "HPTrends",
+    "PowerLawFit",
+    "Speedup",
+    "collect",
+    "completed",
+    "compute_frontier",
+    "convergence_speedup",
+    "fit_chinchilla",
+    "fit_power_law",
+    "hp_trends",
+    "load",
+    "overhead_table",
+    "read_bench",
+]
