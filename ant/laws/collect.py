@@ -141,7 +141,8 @@ def load(results_dir: str | Path = "results") -> tuple[pd.DataFrame, pd.DataFram
     """Fresh tables from the run folders when there are any, else the saved parquet files (e.g. a results/
     folder shipped without its runs)."""
     results_dir = Path(results_dir)
-    if runs_dir(results_dir).is_dir() and any(runs_dir(results_dir).iterdir()):
+    rdir = runs_dir(results_dir)
+    if rdir.is_dir() and any((p / "config.yaml").is_file() for p in rdir.iterdir()):
         return collect(results_dir)
     rp, cp = results_dir / "runs.parquet", results_dir / "curves.parquet"
     runs = pd.read_parquet(rp) if rp.is_file() else pd.DataFrame()

@@ -56,6 +56,9 @@ def read_bench(bench_json: str | Path | dict | list) -> tuple[str, pd.DataFrame]
                 "step_time_ms": _step_ms(r),
                 "tokens_per_s": float(r.get("tokens_per_s", math.nan) or math.nan),
                 "mfu": float(r.get("mfu", math.nan) or math.nan),
+                # spread and best-of-N step time, when the benchmark reports them (robust on a shared CPU)
+                "step_time_iqr_ms": float(r.get("step_time_iqr_ms", math.nan) or math.nan),
+                "step_time_min_ms": float(r.get("step_time_min_ms", math.nan) or math.nan),
             }
         )
     if not rows:
