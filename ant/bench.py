@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import json
-import os
+import gc
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,10 +32,20 @@ import torch
 import torch.nn.functional as F
 
 from ant.errors import ConfigError, check_choice
-from ant.perf import count_compiled_kernels, count_eager_ops, device_name, mfu, peak_flops
+from ant.perf import (
+    StepTimer,
+    count_compiled_kernels,
+    count_eager_ops,
+    device_name,
+    mfu,
+    peak_flops,
+    quantiles,
+    write_json_atomic,
+)
 
 ARCH_CHOICES = ("gpt", "gptplus", "ngpt", "angpt")
 DTYPES = ("auto", "bf16", "fp32")
+COMPILE_MODES = ("full", "regional")
 
 
 @dataclass
@@ -51,6 +59,10 @@ class BenchConfig:
     warmup: int = 5  # unmeasured steps per architecture first (compilation happens here)
     reps: int = 4  # interleaved blocks
     compile: bool = False
+    # full: torch.compile(model), as ant.train does. regional: each block compiled on its own; identical blocks
+    # share one compiled graph, so compilation takes one block's time instead of the whole model's (cold start
+    # on a GPU: minutes -> seconds), at the price of no fusion across block boundaries.
+    compile_mode: str = "full"
     device: str = "auto"
     dtype: str = "auto"  # auto -> bf16 autocast on cuda, fp32 on cpu
     lightning: bool = False
@@ -69,6 +81,7 @@ class BenchConfig:
         get_size(self.size)
         check_choice("--device", self.device, ("auto", "cpu", "cuda"))
         check_choice("--dtype", self.dtype, DTYPES)
+        check_choice("--compile-mode", self.compile_mode, COMPILE_MODES)
         for name, minimum in (("steps", 1), ("warmup", 1), ("reps", 1), ("seq_len", 2), ("batch", 1)):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < minimum):
@@ -101,7 +114,7 @@ class Bench:
         torch.manual_seed(cfg.seed)
         self.model = build_model(arch, cfg.size, vocab_size=cfg.vocab_size, device=dev)
         self.model.train()
-        self.loss_fn = make_loss_fn(self.model, cfg.compile)
+        self.loss_fn = make_loss_fn(self.model, cfg.compile, cfg.compile_mode)
         self.optimizer = make_optimizer(self.model, arch, cfg.lr, dev)
         g = torch.Generator(device="cpu").manual_seed(cfg.seed)
         # A few distinct batches, already on the device, so the loop measures the model and not the input path.
@@ -115,10 +128,15 @@ class Bench:
         self.peak_extra_bytes = 0
         self.n = 0
         self.kernels: dict[str, int] = {}
+        self.warmup_s = 0.0
 
     def count_eager(self) -> dict[str, int]:
-        """ATen ops of one eager forward + backward (no optimizer): where extra scalar multiplies show up."""
-        x = self.batches[0]
+        """ATen ops of one eager forward + backward (no optimizer): where extra scalar multiplies show up.
+        One sequence is enough (the count does not depend on the batch) and keeps a 0.5B model's eager
+        activations small. With regional compilation the blocks are compiled, so there is nothing to count."""
+        if self.cfg.compile and self.cfg.compile_mode == "regional":
+            return {}
+        x = self.batches[0][:1]
 
         def fwd_bwd() -> None:
             with self.autocast():
@@ -160,7 +178,8 @@ class Bench:
                 "batch_size": c.batch,
                 "device": c.device,
                 "precision": "bf16-mixed" if c.dtype == "bf16" else "32",
-                "compile": "true" if c.compile else "false",
+                # regional: the blocks are already compiled in place; LMModule must not compile the model again
+                "compile": "true" if c.compile and c.compile_mode == "full" else "false",
                 "seed": c.seed,
             },
         }
@@ -174,10 +193,18 @@ class Bench:
         return n
 
 
-def make_loss_fn(model: torch.nn.Module, compile: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Forward + fp32 cross-entropy, with the model compiled when asked. This is what ant.train.LMModule does
-    (torch.compile(model), loss outside), so the bare loop and the Lightning path share one compiled graph."""
-    forward = torch.compile(model) if compile else model
+def make_loss_fn(
+    model: torch.nn.Module, compile: bool, mode: str = "full"
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Forward + fp32 cross-entropy, with the model compiled when asked. mode "full" is what ant.train.LMModule
+    does (torch.compile(model), loss outside), so the bare loop and the Lightning path share one compiled graph;
+    "regional" compiles every block in place instead (see BenchConfig.compile_mode)."""
+    forward = model
+    if compile and mode == "regional":
+        for block in model.blocks:
+            block.compile()
+    elif compile:
+        forward = torch.compile(model)
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = forward(x)
@@ -198,29 +225,6 @@ def make_optimizer(model: torch.nn.Module, arch: str, lr: float, device: torch.d
 
 
 # ---------------------------------------------------------------------------------------------- timing
-class StepTimer:
-    """Marks step starts; elapsed() gives the intervals between consecutive marks, in seconds.
-    CUDA events are recorded on the stream and read after one synchronise at the end of the block."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.marks: list[Any] = []
-
-    def mark(self) -> None:
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            self.marks.append(ev)
-        else:
-            self.marks.append(time.perf_counter())
-
-    def elapsed(self) -> list[float]:
-        if self.cuda:
-            torch.cuda.synchronize()
-            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
-        return [b - a for a, b in zip(self.marks, self.marks[1:])]
-
-
 def run_block(b: Bench, n_steps: int) -> list[float]:
     dev = torch.device(b.cfg.device)
     if dev.type == "cuda":
@@ -251,11 +255,10 @@ def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], No
             for _ in range(cfg.warmup):
                 loss = b.step()
         b.kernels.update({f"compiled_{k}": v for k, v in compiled.items()})
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # (a sync: the warm-up time below includes all queued work)
             progress(f"warning: {b.arch} loss is {loss.item()} after warm-up")
-        if cfg.device == "cuda":
-            torch.cuda.synchronize()
-        progress(f"warm-up {b.arch}: {cfg.warmup} steps in {time.perf_counter() - t0:.1f} s (includes compilation)")
+        b.warmup_s = time.perf_counter() - t0
+        progress(f"warm-up {b.arch}: {cfg.warmup} steps in {b.warmup_s:.1f} s (includes compilation)")
     lightning_steps = max(2, cfg.steps // cfg.reps)
     for rep, n in enumerate(split_steps(cfg.steps, cfg.reps)):
         order = benches if rep % 2 == 0 else benches[::-1]
@@ -323,15 +326,13 @@ def lightning_block(b: Bench, n_steps: int, n_warm: int = 2) -> list[float]:
         finally:
             for lg, lvl in zip(quiet, levels):
                 lg.setLevel(lvl)
-    return timer.elapsed()[-n_steps:]
+    times = timer.elapsed()[-n_steps:]
+    del trainer, module
+    gc.collect()  # the trainer holds LMModule's own Adam state: free it before the next block
+    return times
 
 
 # ---------------------------------------------------------------------------------------------- report
-def quantiles(xs: list[float]) -> tuple[float, float, float]:
-    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
-    return q[0], statistics.median(xs), q[2]
-
-
 def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
     dev = torch.device(cfg.device)
     peak = peak_flops(dev)
@@ -351,6 +352,7 @@ def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
             "peak_mem_mb": (b.static_bytes() + b.peak_extra_bytes) / 2**20 if dev.type == "cuda" else None,
             "step_time_min_ms": 1e3 * min(b.times_s),  # robust to other tenants on a shared CPU
             "n_steps": len(b.times_s),
+            "warmup_s": b.warmup_s,
             **b.kernels,
         }
         if b.lightning_times_s:
@@ -396,15 +398,6 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def bench(cfg: BenchConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the benchmark described by `cfg` and return the report dict (see the module docstring)."""
     cfg = cfg.resolve()
@@ -427,7 +420,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help="measured steps per architecture")
     p.add_argument("--warmup", type=int, default=d.warmup, help="unmeasured steps first (compilation)")
     p.add_argument("--reps", type=int, default=d.reps, help="interleaved measurement blocks")
-    p.add_argument("--compile", action="store_true", help="torch.compile forward+loss")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (as training on GPU does)")
+    p.add_argument("--compile-mode", default=d.compile_mode, choices=COMPILE_MODES, help="full model or per block")
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default=d.dtype, choices=DTYPES, help="auto: bf16 autocast on cuda, fp32 on cpu")
     p.add_argument("--lightning", action="store_true", help="also time the step through a Lightning Trainer")
@@ -449,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         reps=args.reps,
         compile=args.compile,
+        compile_mode=args.compile_mode,
         device=args.device,
         dtype=args.dtype,
         lightning=args.lightning,

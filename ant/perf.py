@@ -12,8 +12,14 @@ precision the run used, so that MFU values are comparable across runs. CPUs have
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
+import statistics
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -130,3 +136,41 @@ def count_compiled_kernels() -> Iterator[dict[str, int]]:
 # One definition per fused kernel in Inductor's output code (Triton on GPU, C++ on CPU), and library calls.
 _KERNEL_DEF = re.compile(r"async_compile\.(?:triton|cpp_pybinding|cpp)\(")
 _EXTERN_CALL = re.compile(r"extern_kernels\.\w+\(")
+
+
+# ---------------------------------------------------------------------------------------------- timing
+class StepTimer:
+    """Marks step starts; elapsed() gives the intervals between consecutive marks, in seconds.
+    CUDA events are recorded on the stream and read after one synchronise at the end of the block."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[Any] = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append(ev)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def elapsed(self) -> list[float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [a.elapsed_time(b) / 1e3 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+def quantiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
