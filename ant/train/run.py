@@ -118,6 +118,7 @@ def train(cfg: RunConfig, *, progress: bool = True, handle_signals: bool = False
 def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
     import lightning as L
     from lightning.pytorch.plugins.environments import SLURMEnvironment
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from ant.models import build_model
     from ant.train.callbacks import Evaluator, MetricsTable, ProgressBar, RunCheckpoint, TrainMonitor
@@ -174,7 +175,12 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
         found = io.newest_valid_checkpoint(run_dir / "checkpoints")
         base["resumed_from_step"] = found[0] if found else None
         write("running")
-        trainer.fit(module, datamodule=dm, ckpt_path=str(found[1]) if found else None)
+        try:
+            trainer.fit(module, datamodule=dm, ckpt_path=str(found[1]) if found else None)
+        except SIGTERMException:
+            # Lightning raises this at the end of the epoch we cut short on SIGTERM (RunCheckpoint saved and
+            # stopped); the state below tells what happened.
+            pass
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         err = f"{type(e).__name__}: {e}" if interrupted else traceback.format_exc()[-4000:]
@@ -182,7 +188,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
         raise
     if monitor.diverged_step is not None:
         return RunResult(run_dir, write("diverged"))
-    if monitor.interrupted:
+    if trainer.global_step < cfg.steps:
         return RunResult(run_dir, write("running", interrupted=True))
     return RunResult(run_dir, write("completed"))
 

@@ -1,0 +1,55 @@
+"""Shared pieces of the ant.train tests: the real default corpus (byte tokenizer, so a tiny model trains at
+~40k tokens/s on one CPU thread) and small run configs that finish in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ant.config import DataConfig, RunConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_dict(**sections: dict[str, Any]) -> dict[str, Any]:
+    """A few-second tiny1 run on the default corpus; `sections` update the defaults section by section."""
+    d: dict[str, Any] = {
+        "model": {"arch": "angpt", "size": "tiny1"},
+        "data": {"tokenizer": "bytes", "seq_len": 64},
+        "optim": {"lr": 1e-2},
+        "train": {
+            "tokens": 300 * 8 * 64,  # 300 steps of batch 8 x 64 tokens
+            "batch_size": 8,
+            "num_threads": 1,  # bit-exact comparisons need the same thread count in every process
+            "log_interval": 5,
+            "eval_interval": 100,
+            "diag_interval": 100,
+            "ckpt_interval": 50,
+        },
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            d.setdefault(section, {}).update(values)
+        else:
+            d[section] = values
+    return d
+
+
+def tiny_cfg(out_dir: Path, **sections: dict[str, Any]) -> RunConfig:
+    return RunConfig.from_dict({**tiny_dict(**sections), "out_dir": str(out_dir)})
+
+
+def write_yaml(path: Path, d: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def byte_tokens():
+    """The default corpus tokenized as bytes (builds the token files once, ~2 s, into the shared cache)."""
+    from ant.data import load_tokens
+
+    return load_tokens(DataConfig(tokenizer="bytes"), progress=False)

@@ -1,0 +1,113 @@
+"""Exact resume: kill -9 / SIGTERM a CPU run, corrupt its newest checkpoint, rerun: the whole loss curve and the
+final val loss equal an uninterrupted run's, bit for bit."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ant.train import io, train
+from tests.train.conftest import REPO, tiny_cfg, tiny_dict, write_yaml
+
+# Everything but the throughput is a deterministic function of the config.
+EXACT = ["step", "tokens", "train_loss", "val_loss", "lr", "grad_norm"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, byte_tokens):
+    out = tmp_path_factory.mktemp("reference")
+    return train(tiny_cfg(out), progress=False)
+
+
+def cli(config: Path, out_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "ant.cli", "train", str(config), "--out-dir", str(out_dir), "--no-progress"]
+
+
+def start(config: Path, out_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(cli(config, out_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoints(proc: subprocess.Popen, out_dir: Path, n: int, timeout: float = 300) -> Path:
+    """Block until the run folder holds `n` checkpoints with checksums; returns the run folder."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be interrupted: {proc.communicate()}")
+        for ckpt_dir in out_dir.glob("*/checkpoints"):
+            if len(list(ckpt_dir.glob("*.sha256"))) >= n:
+                return ckpt_dir.parent
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("no checkpoint appeared")
+
+
+def assert_same_run(a, run_dir: Path) -> None:
+    ma = pd.read_parquet(a.run_dir / "metrics.parquet")
+    mb = pd.read_parquet(run_dir / "metrics.parquet")
+    pd.testing.assert_frame_equal(ma.drop(columns="tokens_per_s"), mb.drop(columns="tokens_per_s"), check_exact=True)
+    sb = io.read_json(run_dir / "summary.json")
+    assert sb["status"] == "completed"
+    assert sb["final_val_loss"] == a.summary["final_val_loss"]  # bit for bit, not approx
+    assert sb["final_train_loss"] == a.summary["final_train_loss"]
+
+
+def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, reference):
+    config = write_yaml(tmp_path / "run.yaml", tiny_dict())
+    out = tmp_path / "runs"
+    proc = start(config, out)
+    run_dir = wait_for_checkpoints(proc, out, n=2)
+    time.sleep(random.uniform(0.0, 0.3))  # a random step after the second checkpoint
+    proc.kill()
+    proc.wait()
+    killed = io.read_json(run_dir / "summary.json")
+    assert killed["status"] == "running" and killed["steps"] < 300, killed
+    assert run_dir.name == reference.run_dir.name
+
+    # Three copies of the killed folder: as is, newest checkpoint truncated, newest with one flipped byte.
+    for name in ("truncated", "flipped"):
+        shutil.copytree(out, tmp_path / name)
+    steps = [s for s, _ in io.list_checkpoints(run_dir / "checkpoints") if io.is_valid(_)]
+
+    done = subprocess.run(cli(config, out), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert io.read_json(run_dir / "summary.json")["resumed_from_step"] == steps[0]
+    assert_same_run(reference, run_dir)
+    assert [s for s, _ in io.list_checkpoints(run_dir / "checkpoints")] == [250, 200]  # pruned to the last two
+
+    for name in ("truncated", "flipped"):
+        ckpt = io.ckpt_path(tmp_path / name / run_dir.name / "checkpoints", steps[0])
+        raw = bytearray(ckpt.read_bytes())
+        if name == "truncated":
+            raw = raw[: len(raw) // 2]
+        else:
+            raw[len(raw) // 2] ^= 0x01
+        ckpt.write_bytes(bytes(raw))
+        r = train(tiny_cfg(tmp_path / name), progress=False)
+        assert r.summary["resumed_from_step"] == steps[1], name  # the previous checkpoint was used
+        assert_same_run(reference, r.run_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
+def test_signal_checkpoints_and_exits_3_then_resumes_exactly(tmp_path, reference, sig):
+    config = write_yaml(tmp_path / "run.yaml", tiny_dict())
+    out = tmp_path / "runs"
+    proc = start(config, out)
+    run_dir = wait_for_checkpoints(proc, out, n=1)
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err[-3000:]
+    s = io.read_json(run_dir / "summary.json")
+    assert s["status"] == "running" and s["interrupted"] is True
+    assert io.newest_valid_checkpoint(run_dir / "checkpoints")[0] == s["steps"]  # saved at the stop step
+    done = subprocess.run(cli(config, out), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_run(reference, run_dir)
