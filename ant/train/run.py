@@ -175,12 +175,10 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
         found = io.newest_valid_checkpoint(run_dir / "checkpoints")
         base["resumed_from_step"] = found[0] if found else None
         write("running")
-        try:
+        # Lightning raises SIGTERMException at the end of the epoch we cut short on SIGTERM (RunCheckpoint saved
+        # and stopped); the state below tells what happened.
+        with contextlib.suppress(SIGTERMException):
             trainer.fit(module, datamodule=dm, ckpt_path=str(found[1]) if found else None)
-        except SIGTERMException:
-            # Lightning raises this at the end of the epoch we cut short on SIGTERM (RunCheckpoint saved and
-            # stopped); the state below tells what happened.
-            pass
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         err = f"{type(e).__name__}: {e}" if interrupted else traceback.format_exc()[-4000:]

@@ -12,13 +12,33 @@ import torch
 
 from ant.config import RunConfig
 from ant.models import build_model
-from ant.train import train
-from ant.train import io
+from ant.train import io, train
 from ant.train.optim import lr_at
 from tests.train.conftest import tiny_cfg
 
-SUMMARY_FIELDS = """run_id arch size num_params tokens steps batch_size seq_len lr seed status final_val_loss
-    final_train_loss diverged_step flops wall_time_s tokens_per_s device torch_version finished_at error""".split()
+SUMMARY_FIELDS = [
+    "run_id",
+    "arch",
+    "size",
+    "num_params",
+    "tokens",
+    "steps",
+    "batch_size",
+    "seq_len",
+    "lr",
+    "seed",
+    "status",
+    "final_val_loss",
+    "final_train_loss",
+    "diverged_step",
+    "flops",
+    "wall_time_s",
+    "tokens_per_s",
+    "device",
+    "torch_version",
+    "finished_at",
+    "error",
+]
 LEARN = {"tokens": 192 * 16 * 64, "batch_size": 16, "log_interval": 8, "eval_interval": 64, "diag_interval": 64,
          "ckpt_interval": 64}  # fmt: skip
 
