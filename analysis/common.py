@@ -1,0 +1,145 @@
+"""What every analysis script shares: arguments, loading results/ once, JSON/figure output, and the
+"no data for panel X: need ..." messages that replace failures when a sweep has not produced that data yet.
+
+Each script module defines `NAME`, `compute(ctx) -> dict` (numbers, written to results/fits/NAME.json) and
+`plot(ctx, numbers)` (PDF + PNG in results/figures/). fit_laws.py runs every compute, make_figures.py every
+script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python analysis/x.py` puts analysis/ on the path, not the repository root
+    sys.path.insert(0, str(ROOT))
+
+from ant.laws.collect import atomic_write_text, completed, load  # noqa: E402
+from ant.laws.plotting import save_figure  # noqa: E402
+
+
+def default_results() -> str:
+    return os.environ.get("ANT_RESULTS", "results")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--results", default=default_results(), help="results folder (default: $ANT_RESULTS or results)")
+    return ap
+
+
+@dataclass
+class Context:
+    results: Path
+    _runs: pd.DataFrame | None = None
+    _curves: pd.DataFrame | None = None
+    missing: list[str] = field(default_factory=list)
+
+    def _load(self) -> None:
+        if self._runs is None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._runs, self._curves = load(self.results)
+            for w in caught:
+                print(f"warning: {w.message}")
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        self._load()
+        return self._runs
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        self._load()
+        return self._curves
+
+    @property
+    def done(self) -> pd.DataFrame:
+        return completed(self.runs)
+
+    @property
+    def figures(self) -> Path:
+        return self.results / "figures"
+
+    @property
+    def fits(self) -> Path:
+        return self.results / "fits"
+
+    def no_data(self, panel: str, need: str) -> None:
+        msg = f"no data for panel {panel}: need {need}"
+        self.missing.append(msg)
+        print(msg)
+
+    def save_json(self, name: str, obj: dict) -> Path:
+        path = self.fits / f"{name}.json"
+        atomic_write_text(json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n", path)
+        return path
+
+    def read_json(self, name: str) -> dict | None:
+        path = self.fits / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save_figure(self, fig, name: str) -> None:
+        for p in save_figure(fig, self.figures, name):
+            print(f"wrote {p}")
+
+
+def jsonable(o):
+    """numpy / pandas scalars -> Python; NaN and inf -> None (strict JSON)."""
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return jsonable(o.tolist())
+    if isinstance(o, (np.bool_, bool)):
+        return bool(o)
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    if o is pd.NA or o is pd.NaT:
+        return None
+    return o
+
+
+def run_script(module, argv: list[str] | None = None, *, do_plot: bool = True) -> int:
+    """Standard main(): compute, save numbers, plot. Missing data is reported, never an error."""
+    doc = (module.__doc__ or module.NAME).strip().splitlines()[0]
+    args = parser(doc).parse_args(argv)
+    ctx = Context(Path(args.results))
+    numbers = module.compute(ctx)
+    numbers["missing"] = list(ctx.missing)
+    print(f"wrote {ctx.save_json(module.NAME, numbers)}")
+    if do_plot:
+        module.plot(ctx, numbers)
+    return 0
+
+
+def best_hp_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (arch, size, tokens), the runs of the (lr, batch) with the lowest mean final loss over seeds: a
+    budget sweep compares tuned runs, not the off-optimum points of an HP sweep at the same budget."""
+    if runs.empty:
+        return runs
+    keys = ["arch", "num_params", "tokens"]
+    m = runs.groupby([*keys, "lr", "batch_size"], as_index=False)["final_val_loss"].mean()
+    best = m.loc[m.groupby(keys)["final_val_loss"].idxmin(), [*keys, "lr", "batch_size"]]
+    return runs.merge(best, on=[*keys, "lr", "batch_size"])
+
+
+def fmt_ci(v, ci, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if not ci or ci[0] is None:
+        return f"{v:.{digits}g}"
+    return f"{v:.{digits}g} [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]"

@@ -1,0 +1,84 @@
+"""All fits -> results/fits/*.json: every figure/table script's numbers plus Chinchilla approach 3 per
+architecture (final losses of completed runs) and, when the reference data is present, on Hoffmann et al.'s
+Fig. 4 points (the check that the fitter reproduces Epoch AI's refit).
+
+    python analysis/fit_laws.py --results results [--boot 200] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis import (  # noqa: E402
+    alpha_over_training,
+    fig1_residual_norms,
+    fig2_hp_trends,
+    fig3_speedup,
+    fig4_compute_scaling,
+    table2_overhead,
+)
+from analysis.common import Context, best_hp_runs, parser  # noqa: E402
+from ant.laws.fits import fit_chinchilla  # noqa: E402
+from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chinchilla_points  # noqa: E402
+
+MODULES = (
+    fig1_residual_norms,
+    fig2_hp_trends,
+    fig3_speedup,
+    fig4_compute_scaling,
+    table2_overhead,
+    alpha_over_training,
+)
+
+
+def chinchilla(ctx: Context, boot: int, workers: int, reference: bool) -> dict:
+    out: dict = {"per_arch": {}}
+    done = best_hp_runs(ctx.done)
+    for arch, g in done.groupby("arch") if not done.empty else []:
+        try:
+            f = fit_chinchilla(g["num_params"], g["tokens"], g["final_val_loss"], bootstrap=boot, workers=workers)
+        except ValueError as e:
+            ctx.no_data(f"Chinchilla fit for {arch}", f">= 6 runs over >= 2 sizes and >= 2 budgets ({e})")
+            continue
+        out["per_arch"][arch] = {**f.to_dict(), "sizes": sorted(float(n) for n in g["num_params"].unique()),
+                                 "budgets": sorted(float(t) for t in g["tokens"].unique())}  # fmt: skip
+    if done.empty:
+        ctx.no_data("Chinchilla fits", "completed runs over >= 2 sizes and >= 2 budgets")
+    if reference:
+        try:
+            df = load_chinchilla_points()
+        except ValueError as e:
+            print(f"reference Chinchilla fit skipped: {e}")
+        else:
+            t = time.perf_counter()
+            f = fit_chinchilla(df.N, df.D, df.loss, bootstrap=boot, workers=workers)
+            out["reference"] = {**f.to_dict(), "seconds": time.perf_counter() - t, "reproduced": CHINCHILLA_REPRODUCED,
+                                "epoch": CHINCHILLA_EPOCH}  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser("run every fit and write results/fits/*.json")
+    ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the Chinchilla fits")
+    ap.add_argument("--workers", type=int, default=2, help="processes for the bootstrap")
+    ap.add_argument("--no-reference", action="store_true", help="skip the fit on Hoffmann et al.'s points")
+    args = ap.parse_args(argv)
+    ctx = Context(Path(args.results))
+    runs = ctx.runs
+    print(f"{len(runs)} runs in {ctx.results} ({len(ctx.done)} completed)")
+    for m in MODULES:
+        numbers = m.compute(ctx)
+        numbers["missing"] = [x for x in ctx.missing]
+        print(f"wrote {ctx.save_json(m.NAME, numbers)}")
+        ctx.missing.clear()
+    numbers = chinchilla(ctx, args.boot, args.workers, not args.no_reference)
+    numbers["missing"] = list(ctx.missing)
+    print(f"wrote {ctx.save_json('chinchilla', numbers)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Plot helpers shared by analysis/ scripts and notebooks: one colour and label per architecture, log axes, and
+a save that writes PDF + PNG atomically. matplotlib runs headless (Agg) unless a backend was chosen already."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().startswith(("module://", "inline")):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ARCH_ORDER = ("gpt", "gptplus", "ngpt", "angpt")
+ARCH_LABEL = {"gpt": "GPT", "gptplus": "GPT+", "ngpt": "nGPT", "angpt": "anGPT"}
+ARCH_COLOR = {"gpt": "#7f7f7f", "gptplus": "#1f77b4", "ngpt": "#2ca02c", "angpt": "#d62728"}
+
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "legend.fontsize": 8,
+        "legend.frameon": False,
+    }
+)
+
+
+def label(arch: str) -> str:
+    return ARCH_LABEL.get(arch, arch)
+
+
+def color(arch: str) -> str:
+    return ARCH_COLOR.get(arch, "black")
+
+
+def sort_archs(archs) -> list[str]:
+    archs = list(dict.fromkeys(archs))
+    return sorted(archs, key=lambda a: (ARCH_ORDER.index(a) if a in ARCH_ORDER else 99, a))
+
+
+def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
+    """Write `name`.pdf and `name`.png into out_dir (temp file + os.replace each) and close the figure."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tidy_log_axes(fig)
+    paths = []
+    for ext in ("pdf", "png"):
+        path = out / f"{name}.{ext}"
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{ext}")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=ext, bbox_inches="tight")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def tidy_log_axes(fig) -> None:
+    """matplotlib labels minor ticks of log axes spanning about a decade, and those labels overlap; keep only the
+    decade labels when the axis has at least two of them."""
+    import numpy as np
+    from matplotlib.ticker import NullFormatter
+
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            lo, hi = sorted(axis.get_view_interval())
+            if scale == "log" and lo > 0 and hi / lo >= 5 and np.floor(np.log10(hi)) >= np.ceil(np.log10(lo)):
+                axis.set_minor_formatter(NullFormatter())
+
+
+def placeholder(ax, text: str) -> None:
+    """An empty panel that says what data it needs."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes, fontsize=9, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
