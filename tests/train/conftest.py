@@ -53,3 +53,20 @@ def byte_tokens():
     from ant.data import load_tokens
 
     return load_tokens(DataConfig(tokenizer="bytes"), progress=False)
+
+
+# ~200k tokens: enough for a tiny model to get well below the unigram entropy of bytes.
+LEARN = {"tokens": 192 * 16 * 64, "batch_size": 16, "log_interval": 8, "eval_interval": 64, "diag_interval": 64,
+         "ckpt_interval": 64}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def learned_runs(tmp_path_factory, byte_tokens):
+    """One ~200k-token run per architecture (a few seconds each), shared by test_run.py and the notebook test.
+    Returns (results_dir, {arch: RunResult}); the run folders are under results_dir / "runs"."""
+    from ant.train import train
+
+    results = tmp_path_factory.mktemp("results")
+    runs = {arch: train(tiny_cfg(results / "runs", model={"arch": arch}, train=LEARN), progress=False)
+            for arch in ("angpt", "gptplus")}  # fmt: skip
+    return results, runs

@@ -14,7 +14,7 @@ from ant.config import RunConfig
 from ant.models import build_model
 from ant.train import io, train
 from ant.train.optim import lr_at
-from tests.train.conftest import tiny_cfg
+from tests.train.conftest import LEARN, tiny_cfg
 
 SUMMARY_FIELDS = [
     "run_id",
@@ -39,18 +39,6 @@ SUMMARY_FIELDS = [
     "finished_at",
     "error",
 ]
-LEARN = {"tokens": 192 * 16 * 64, "batch_size": 16, "log_interval": 8, "eval_interval": 64, "diag_interval": 64,
-         "ckpt_interval": 64}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def learned_runs(tmp_path_factory, byte_tokens):
-    """One ~200k-token run per architecture (a few seconds each), shared by the tests of this file and the
-    notebook test. Returns (results_dir, {arch: RunResult})."""
-    results = tmp_path_factory.mktemp("results")
-    runs = {arch: train(tiny_cfg(results / "runs", model={"arch": arch}, train=LEARN), progress=False)
-            for arch in ("angpt", "gptplus")}  # fmt: skip
-    return results, runs
 
 
 @pytest.mark.parametrize("arch", ["angpt", "gptplus"])
