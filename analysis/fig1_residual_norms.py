@@ -87,7 +87,10 @@ def plot(ctx: Context, numbers: dict) -> None:
             f = numbers["per_arch"][arch]["final_norm_per_layer"]
             ax.plot(range(len(f)), f, "o-", color=color(arch), label=label(arch), ms=3)
     ax.set(yscale="log", xlabel="layer", title="end of training")
-    ax.legend()
+    if numbers["per_arch"]:
+        ax.legend()
+    else:
+        placeholder(ax, "no residual norms logged")
     fig.tight_layout()
     ctx.save_figure(fig, NAME)
 
