@@ -44,7 +44,7 @@ slurm-stop:
 sweep-small: install data
 	$(ANT) sweep sweeps/small.yaml
 	$(MAKE) --no-print-directory fit-laws figures
-	$(BIN)/python analysis/summary_table.py --sweep sweeps/small.yaml
+	$(BIN)/python analysis/summary_table.py --results $(RESULTS) --sweep sweeps/small.yaml
 
 sweep-gpu: install data
 	$(ANT) sweep sweeps/gpu.yaml
@@ -54,6 +54,9 @@ fit-laws: install
 
 figures: install
 	$(BIN)/python analysis/make_figures.py --results $(RESULTS)
+
+report: install
+	$(BIN)/python analysis/report.py --results $(RESULTS)
 
 bench: install
 	$(ANT) bench --archs gptplus angpt ngpt --size tiny4 --out $(RESULTS)/bench/bench-cpu.json
