@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis.common import Context, run_script  # noqa: E402
 from ant.laws.plotting import color, label, placeholder, sort_archs  # noqa: E402
@@ -79,7 +80,8 @@ def plot(ctx: Context, numbers: dict) -> None:
             xscale="log", yscale="log", xlabel="tokens", title=f"{label(arch)} ({run['num_params'].iloc[0]:.3g} params)"
         )
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, len(cols) - 1))
-        fig.colorbar(sm, ax=ax, label="layer (input of block i)", fraction=0.05)
+        cb = fig.colorbar(sm, ax=ax, label="layer (input of block i)", fraction=0.05)
+        cb.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("mean residual L2 norm")
     ax = axes[-1]  # depth profile at the end of training, all archs together
     for arch in archs:

@@ -77,7 +77,8 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame | None]:
             summary = json.loads(summary_path.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"summary.json is not valid JSON: {e}") from None
-        row.update({k: summary[k] for k in SUMMARY_KEYS if k in summary})
+        # every scalar the summary holds (the contract's keys and any extras such as flops_per_token)
+        row.update({k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))})
         row["run_id"] = run_dir.name  # the folder name is the identity, whatever the summary says
     for k in SUMMARY_KEYS:
         row.setdefault(k, math.nan)
