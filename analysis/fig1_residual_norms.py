@@ -89,6 +89,7 @@ def plot(ctx: Context, numbers: dict) -> None:
             f = numbers["per_arch"][arch]["final_norm_per_layer"]
             ax.plot(range(len(f)), f, "o-", color=color(arch), label=label(arch), ms=3)
     ax.set(yscale="log", xlabel="layer", title="end of training")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if numbers["per_arch"]:
         ax.legend()
     else:
