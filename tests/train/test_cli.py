@@ -80,7 +80,7 @@ def test_crash_is_recorded_as_failed_exit_1(tmp_path, capsys, byte_tokens, monke
         return step(self, batch, batch_idx)
 
     monkeypatch.setattr(LMModule, "training_step", boom)
-    config = write_yaml(tmp_path / "run.yaml", tiny_dict(train={"ckpt_interval": 5}))
+    config = write_yaml(tmp_path / "run.yaml", tiny_dict(train={"ckpt_interval": 5, "tokens": 20 * 8 * 64}))
     assert main(["train", str(config), "--out-dir", str(tmp_path / "runs"), "--no-progress"]) == 1
     assert "out of cheese" in capsys.readouterr().err
     (run_dir,) = (tmp_path / "runs").iterdir()

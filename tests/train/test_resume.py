@@ -60,6 +60,30 @@ def assert_same_run(a, run_dir: Path) -> None:
     assert sb["final_train_loss"] == a.summary["final_train_loss"]
 
 
+def test_requested_stop_then_rerun_equals_uninterrupted_run(tmp_path, reference, monkeypatch):
+    """In process (fast): request_checkpoint() at step 137, between two periodic checkpoints."""
+    from ant.train import request_checkpoint
+    from ant.train.callbacks import TrainMonitor
+
+    hook = TrainMonitor.on_train_batch_end
+
+    def at_137(self, trainer, *args):
+        hook(self, trainer, *args)
+        if trainer.global_step == 137:
+            request_checkpoint()
+
+    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at_137)
+    stopped = train(tiny_cfg(tmp_path), progress=False)
+    assert stopped.summary["status"] == "running" and stopped.summary["interrupted"] is True
+    assert stopped.summary["steps"] == 137
+    assert [s for s, _ in io.list_checkpoints(stopped.run_dir / "checkpoints")] == [137, 100]
+    monkeypatch.undo()
+    resumed = train(tiny_cfg(tmp_path), progress=False)
+    assert resumed.summary["resumed_from_step"] == 137
+    assert_same_run(reference, resumed.run_dir)
+
+
+@pytest.mark.slow
 def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, reference):
     config = write_yaml(tmp_path / "run.yaml", tiny_dict())
     out = tmp_path / "runs"
@@ -96,6 +120,7 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, reference):
         assert_same_run(reference, r.run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
 def test_signal_checkpoints_and_exits_3_then_resumes_exactly(tmp_path, reference, sig):
     config = write_yaml(tmp_path / "run.yaml", tiny_dict())
