@@ -173,4 +173,5 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for everyone to read
     os.replace(tmp, path)
