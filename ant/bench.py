@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from ant.errors import ConfigError, check_choice
 from ant.perf import (
     StepTimer,
+    compiled_projection,
     count_compiled_kernels,
     count_eager_ops,
     device_name,
@@ -63,6 +64,9 @@ class BenchConfig:
     # share one compiled graph, so compilation takes one block's time instead of the whole model's (cold start
     # on a GPU: minutes -> seconds), at the price of no fusion across block boundaries.
     compile_mode: str = "full"
+    # Replace model.project_weights by one compiled function over all constrained matrices (see
+    # compiled_projection): a candidate for the training loop, measured here against the eager loop.
+    project_compiled: bool = False
     device: str = "auto"
     dtype: str = "auto"  # auto -> bf16 autocast on cuda, fp32 on cpu
     lightning: bool = False
@@ -115,6 +119,8 @@ class Bench:
         self.model = build_model(arch, cfg.size, vocab_size=cfg.vocab_size, device=dev)
         self.model.train()
         self.loss_fn = make_loss_fn(self.model, cfg.compile, cfg.compile_mode)
+        if cfg.project_compiled:
+            self.model.project_weights = compiled_projection(self.model)  # the Lightning path calls it too
         self.optimizer = make_optimizer(self.model, arch, cfg.lr, dev)
         g = torch.Generator(device="cpu").manual_seed(cfg.seed)
         # A few distinct batches, already on the device, so the loop measures the model and not the input path.
@@ -422,6 +428,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reps", type=int, default=d.reps, help="interleaved measurement blocks")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (as training on GPU does)")
     p.add_argument("--compile-mode", default=d.compile_mode, choices=COMPILE_MODES, help="full model or per block")
+    p.add_argument("--project-compiled", action="store_true", help="compile the weight projection (candidate)")
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default=d.dtype, choices=DTYPES, help="auto: bf16 autocast on cuda, fp32 on cpu")
     p.add_argument("--lightning", action="store_true", help="also time the step through a Lightning Trainer")
@@ -444,6 +451,7 @@ def run(args: argparse.Namespace) -> int:
         reps=args.reps,
         compile=args.compile,
         compile_mode=args.compile_mode,
+        project_compiled=args.project_compiled,
         device=args.device,
         dtype=args.dtype,
         lightning=args.lightning,

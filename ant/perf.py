@@ -138,6 +138,27 @@ _KERNEL_DEF = re.compile(r"async_compile\.(?:triton|cpp_pybinding|cpp)\(")
 _EXTERN_CALL = re.compile(r"extern_kernels\.\w+\(")
 
 
+# ---------------------------------------------------------------------------------------------- projection
+def compiled_projection(model: torch.nn.Module) -> Callable[[], None]:
+    """model.project_weights() as one compiled function: the same per-row clip/renormalisation of every
+    constrained matrix (ant.models.constraints), but one graph instead of a Python loop launching ~4 kernels per
+    matrix (a 0.5B model has 98 of them). On CPU Inductor fuses all of them into a single kernel. gpt/gptplus
+    have no constraints: a no-op."""
+    from ant.models.layers import NORM_EPS
+
+    cons = [(c.param, c.dim, c.mode) for c in model.constraints()]
+    if not cons:
+        return lambda: None
+
+    @torch.no_grad()
+    def project() -> None:
+        for p, dim, mode in cons:
+            norm = p.float().norm(dim=dim, keepdim=True)
+            p.div_((norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)).to(p.dtype))
+
+    return torch.compile(project)
+
+
 # ---------------------------------------------------------------------------------------------- timing
 class StepTimer:
     """Marks step starts; elapsed() gives the intervals between consecutive marks, in seconds.

@@ -5,6 +5,7 @@
 #                                                                                          -> bench-<size>.json
 #   3. a small GPU sweep (sweeps/gpu.yaml, one token budget: ~5 min) on a corpus built from text already on the
 #      machine (the Python stdlib's docstrings), then the run table                       -> runs/, runs.parquet
+#   4. if time is left, the largest size with the weight projection compiled       -> bench-<size>-project-compiled.json
 # Every step has its own time limit; a failing step is recorded in steps.tsv and the script goes on.
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]          # OUT_DIR defaults to $OUT, else results/gpu_check/<utc date>
@@ -187,6 +188,15 @@ from ant.laws.collect import collect
 runs, curves = collect(sys.argv[1])
 print(runs.to_string(max_cols=12) if len(runs) else 'no runs')
 " "$OUT_DIR"
+
+# ------------------------------------------------------------------------------------------ 4. candidate
+# If time is left: the largest size again with the weight projection compiled into one graph (ant.perf.
+# compiled_projection) instead of the eager per-matrix loop, to see what it saves anGPT/nGPT on this card.
+set -- $SIZES
+NO_LIGHTNING=()
+for a in "${BENCH_ARGS[@]}"; do [ "$a" = --lightning ] || NO_LIGHTNING+=("$a"); done
+step "bench-$1-project-compiled" 200 $ANT bench --size "$1" "${NO_LIGHTNING[@]}" --project-compiled \
+  --out "$OUT_DIR/bench-$1-project-compiled.json"
 
 # ------------------------------------------------------------------------------------------ wrap up
 # Checkpoints are only for resuming; they would make OUT_DIR large. Run folders keep config, metrics, summary.

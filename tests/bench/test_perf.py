@@ -60,3 +60,24 @@ def test_compiled_counter_shows_scalar_multiplies_fused_into_one_kernel():
     # eager: mul, norm (several ops), div, mul, add; inductor: one kernel (reduction + pointwise epilogue)
     assert c["kernels"] == 1
     assert count_eager_ops(lambda: fn(x))["pointwise"] >= 3
+
+
+def test_compiled_projection_equals_the_models_own_projection():
+    from ant.models import build_model
+    from ant.perf import compiled_projection
+
+    for arch in ("angpt", "ngpt"):  # clip (rows <= 1) and renormalisation (rows = 1)
+        torch.manual_seed(0)
+        model = build_model(arch, "tiny1", vocab_size=64)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(torch.rand_like(p) * 2)  # rows of every length, some inside the unit ball
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        model.project_weights()
+        expected = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(start)
+        compiled_projection(model)()
+        for k, v in model.state_dict().items():
+            torch.testing.assert_close(v, expected[k], rtol=0, atol=1e-6, msg=f"{arch} {k}")
+    gpt = build_model("gptplus", "tiny1", vocab_size=64)
+    compiled_projection(gpt)()  # no constraints: nothing to compile, nothing changes
