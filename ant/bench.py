@@ -316,7 +316,7 @@ def lightning_block(b: Bench, n_steps: int, n_warm: int = 2) -> list[float]:
             trainer = L.Trainer(
                 accelerator="gpu" if b.cfg.device == "cuda" else "cpu",
                 devices=1,
-                strategy=StayOnDevice(device=torch.device(b.cfg.device)),
+                strategy=StayOnDevice(device=_indexed(torch.device(b.cfg.device))),
                 precision="bf16-mixed" if b.cfg.dtype == "bf16" else "32-true",
                 max_steps=cfg.steps,
                 gradient_clip_val=cfg.optim.grad_clip,
@@ -336,6 +336,13 @@ def lightning_block(b: Bench, n_steps: int, n_warm: int = 2) -> list[float]:
     del trainer, module
     gc.collect()  # the trainer holds LMModule's own Adam state: free it before the next block
     return times
+
+
+def _indexed(device: torch.device) -> torch.device:
+    """cuda -> cuda:<current>: Lightning's CUDA accelerator calls torch.cuda.set_device, which needs an index."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 # ---------------------------------------------------------------------------------------------- report
