@@ -266,6 +266,7 @@ def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], No
         b.warmup_s = time.perf_counter() - t0
         progress(f"warm-up {b.arch}: {cfg.warmup} steps in {b.warmup_s:.1f} s (includes compilation)")
     lightning_steps = max(2, cfg.steps // cfg.reps)
+    t_measure = time.perf_counter()
     for rep, n in enumerate(split_steps(cfg.steps, cfg.reps)):
         order = benches if rep % 2 == 0 else benches[::-1]
         for b in order:
@@ -273,7 +274,9 @@ def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], No
             if cfg.lightning:
                 b.lightning_times_s += lightning_block(b, lightning_steps)
         done = ", ".join(f"{b.arch} {1e3 * statistics.median(b.times_s):.1f} ms" for b in benches)
-        progress(f"block {rep + 1}/{cfg.reps}: median so far {done}")
+        elapsed = time.perf_counter() - t_measure
+        eta = elapsed / (rep + 1) * (cfg.reps - rep - 1)
+        progress(f"block {rep + 1}/{cfg.reps}: median so far {done} | {elapsed:.0f} s, ETA {eta:.0f} s")
 
 
 # ---------------------------------------------------------------------------------------------- Lightning
