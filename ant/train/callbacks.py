@@ -85,8 +85,10 @@ class TrainMonitor(Callback):
         self.diverged_step: int | None = None
         self.interrupted = False
         self.wall_time_s = 0.0  # summed over every session of the run (restored from the checkpoint)
-        self.session_tokens = 0
-        self.session_train_s = 0.0
+        # Throughput of this process, without its first log interval (compilation, allocator and cache warm-up)
+        # unless that is all there is.
+        self.session_tokens, self.session_train_s = 0, 0.0
+        self.first_interval: tuple[int, float] | None = None
         self.overhead_s = 0.0  # eval / checkpoint time inside the current interval, not counted as training
 
     @property
@@ -99,6 +101,8 @@ class TrainMonitor(Callback):
         self._wall_at_start = self.wall_time_s
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not pl_module.stepped:  # a micro-batch inside an optimizer step
+            return
         step = trainer.global_step
         self.pending.append(pl_module.last_loss)
         if step % self.cfg.train.log_interval == 0 or step >= self.cfg.steps:
@@ -116,8 +120,11 @@ class TrainMonitor(Callback):
         n_steps = step - self._step_last
         train_s = max(now - self._t_last - self.overhead_s, 1e-9)
         tokens = n_steps * self.table.tokens_per_step
-        self.session_tokens += tokens
-        self.session_train_s += train_s
+        if self.first_interval is None:
+            self.first_interval = (tokens, train_s)
+        else:
+            self.session_tokens += tokens
+            self.session_train_s += train_s
         self.wall_time_s = self.current_wall_time_s()
         row = {"train_loss": sum(losses) / len(losses), "lr": lr_at(step - 1, self.cfg.optim, self.cfg.steps)}
         if n_steps > 0:
@@ -148,7 +155,11 @@ class TrainMonitor(Callback):
         return self._wall_at_start + (time.perf_counter() - self._t_session)
 
     def tokens_per_s(self) -> float | None:
-        return self.session_tokens / self.session_train_s if self.session_train_s > 0 else None
+        if self.session_train_s > 0:
+            return self.session_tokens / self.session_train_s
+        if self.first_interval is not None:
+            return self.first_interval[0] / self.first_interval[1]
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -188,6 +199,8 @@ class Evaluator(Callback):
             self.measure(trainer, pl_module, 0, val=True, diag=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not pl_module.stepped:  # a micro-batch inside an optimizer step
+            return
         step, t = trainer.global_step, self.cfg.train
         last = step >= self.cfg.steps or trainer.should_stop
         self.measure(
@@ -228,6 +241,8 @@ class RunCheckpoint(Checkpoint):
         self.cfg, self.table, self.monitor, self.on_saved = cfg, table, monitor, on_saved
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not pl_module.stepped:  # a micro-batch inside an optimizer step
+            return
         step = trainer.global_step
         if self.monitor.diverged_step is not None or step >= self.cfg.steps:
             return
@@ -260,6 +275,8 @@ class ProgressBar(Callback):
                         dynamic_ncols=True, mininterval=0.5)  # fmt: skip
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not pl_module.stepped:  # a micro-batch inside an optimizer step
+            return
         self.bar.update(1)
         if trainer.global_step % self.cfg.train.log_interval == 0:
             post = {"loss": self.table.last("train_loss"), "val": self.table.last("val_loss")}

@@ -2,7 +2,8 @@
 
 Per optimizer step, in order:
   on_train_batch_start   set the LR of this step (pure function of the step, ant.train.optim)
-  training_step          forward (compiled on GPU), fp32 cross-entropy
+  training_step          forward (compiled on GPU), fp32 cross-entropy; once per micro-batch when
+                         train.micro_batch_size splits the batch (Lightning's accumulate_grad_batches)
   configure_gradient_clipping   clip to optim.grad_clip and keep the pre-clip global norm for the metrics
   optimizer.step, then model.project_weights() (optimizer_step hook): the weight constraint of nGPT/anGPT
                          (a no-op for GPT/GPT+), before any callback sees the step
@@ -31,8 +32,11 @@ class LMModule(L.LightningModule):
         # The forward used for training; compiled in configure_model. Kept out of the module tree so that
         # checkpoints hold `model.*` keys only, whatever the compile setting.
         object.__setattr__(self, "_forward", model)
-        self.last_loss: torch.Tensor | None = None
+        self.last_loss: torch.Tensor | None = None  # mean loss of the last optimizer step (over its micro-batches)
         self.last_grad_norm: torch.Tensor | None = None
+        self.micro_losses: list[torch.Tensor] = []
+        # True in on_train_batch_end when this (micro-)batch completed an optimizer step; callbacks act only then.
+        self.stepped = False
 
     def configure_model(self) -> None:
         if self.cfg.train.compile == "true" and self._forward is self.model:
@@ -46,8 +50,8 @@ class LMModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = self.loss(x, y)
-        self.last_loss = loss.detach()
-        return loss
+        self.micro_losses.append(loss.detach())
+        return loss  # Lightning divides it by the number of micro-batches per step
 
     @torch.no_grad()
     def evaluate(self, batches) -> float:
@@ -70,6 +74,7 @@ class LMModule(L.LightningModule):
         return build_optimizer(self.model, self.cfg.optim, fused=fused)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self.stepped = False
         set_lr(self.optimizers().optimizer, self.trainer.global_step, self.cfg.optim, self.cfg.steps)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
@@ -92,6 +97,9 @@ class LMModule(L.LightningModule):
         # Here, not in on_train_batch_end: callbacks (the checkpoint) run before the module's batch-end hook,
         # and a checkpoint must hold the projected weights.
         self.model.project_weights()
+        losses, self.micro_losses = self.micro_losses, []
+        self.last_loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        self.stepped = True
 
     # ------------------------------------------------------------------ exact resume
     def on_save_checkpoint(self, checkpoint: dict) -> None:

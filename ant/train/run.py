@@ -159,6 +159,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
             devices=1,
             precision="bf16-mixed" if t.precision == "bf16-mixed" else "32-true",
             max_steps=cfg.steps,
+            accumulate_grad_batches=dm.accumulate,
             max_epochs=-1,
             gradient_clip_val=cfg.optim.grad_clip or None,
             callbacks=callbacks,

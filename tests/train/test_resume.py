@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,3 +137,34 @@ def test_signal_checkpoints_and_exits_3_then_resumes_exactly(tmp_path, reference
     done = subprocess.run(cli(config, out), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_run(reference, run_dir)
+
+
+def test_micro_batches_match_the_whole_batch_and_resume_exactly(tmp_path, byte_tokens, monkeypatch):
+    """train.micro_batch_size=2 accumulates 4 passes per step of 8 sequences: the same run up to float summation
+    order (same run id), and resumable bit for bit like any other."""
+    from ant.train import request_checkpoint
+    from ant.train.callbacks import TrainMonitor
+
+    short = {"tokens": 40 * 8 * 64, "eval_interval": 20, "ckpt_interval": 10}
+    whole = train(tiny_cfg(tmp_path / "whole", train=short), progress=False)
+    micro = train(tiny_cfg(tmp_path / "micro", train={**short, "micro_batch_size": 2}), progress=False)
+    assert micro.run_dir.name == whole.run_dir.name
+    mw, mm = (pd.read_parquet(r.run_dir / "metrics.parquet") for r in (whole, micro))
+    assert list(mm["step"]) == list(mw["step"])
+    np.testing.assert_allclose(mm["train_loss"], mw["train_loss"], rtol=2e-3)
+    assert micro.summary["final_val_loss"] == pytest.approx(whole.summary["final_val_loss"], rel=2e-3)
+
+    hook = TrainMonitor.on_train_batch_end
+
+    def at_23(self, trainer, pl_module, *args):
+        hook(self, trainer, pl_module, *args)
+        if trainer.global_step == 23 and pl_module.stepped:
+            request_checkpoint()
+
+    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at_23)
+    cut = tiny_cfg(tmp_path / "cut", train={**short, "micro_batch_size": 2})
+    assert train(cut, progress=False).summary["steps"] == 23
+    monkeypatch.undo()
+    resumed = train(cut, progress=False)
+    assert resumed.summary["resumed_from_step"] == 23
+    assert_same_run(micro, resumed.run_dir)

@@ -120,3 +120,20 @@ def test_num_threads_is_applied_and_restored(tmp_path, byte_tokens, monkeypatch)
     train(tiny_cfg(tmp_path, train={"tokens": 4 * 8 * 64, "eval_interval": 4}), progress=False)
     assert seen[0] == 1 and seen[-1] == before and torch.get_num_threads() == before
     assert os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+def test_gpu_code_path_compile_and_bf16_on_cpu(tmp_path, byte_tokens):
+    """torch.compile + bf16-mixed (the GPU defaults) run end to end here too: checkpoints hold plain `model.*`
+    keys (the compiled wrapper is not part of the module tree) and the projection still follows every step."""
+    cfg = tiny_cfg(tmp_path, train={"tokens": 30 * 8 * 64, "compile": "true", "precision": "bf16-mixed",
+                                    "eval_interval": 30, "ckpt_interval": 20})  # fmt: skip
+    r = train(cfg, progress=False)
+    assert r.status == "completed" and r.summary["precision"] == "bf16-mixed"
+    assert math.isfinite(r.summary["final_val_loss"]) and r.summary["final_val_loss"] < math.log(256)
+    _, path = io.newest_valid_checkpoint(r.run_dir / "checkpoints")
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(k.startswith("model.") and "_orig_mod" not in k for k in state)
+    model = build_model("angpt", "tiny1", vocab_size=256)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    assert max(c.norms().max().item() for c in model.constraints()) <= 1 + 1e-5
