@@ -92,6 +92,9 @@ class TrainConfig:
     tokens: int | None = None
     tokens_per_param: float | None = None
     batch_size: int = 16  # sequences per optimizer step
+    # Sequences per forward/backward pass (gradient accumulation over batch_size / micro_batch_size passes, also
+    # the evaluation batch); 0 -> the whole batch. A memory setting, not part of the run id.
+    micro_batch_size: int = 0
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto -> bf16-mixed on cuda, 32 on cpu
@@ -204,6 +207,11 @@ class RunConfig:
         else:
             check_positive("train.tokens_per_param", t.tokens_per_param)
         _check_int("train.batch_size", t.batch_size, minimum=1)
+        _check_int("train.micro_batch_size", t.micro_batch_size, minimum=0)
+        if t.micro_batch_size and t.batch_size % t.micro_batch_size:
+            divisors = [n for n in range(1, t.batch_size + 1) if t.batch_size % n == 0]
+            msg = f"{t.micro_batch_size} does not divide batch_size {t.batch_size}"
+            raise ConfigError("train.micro_batch_size", msg, divisors)
         _check_int("train.seed", t.seed, minimum=0)
         check_choice("train.device", t.device, DEVICES)
         check_choice("train.precision", t.precision, PRECISIONS)
@@ -272,7 +280,7 @@ class RunConfig:
             raise ValueError("run_id() needs a resolved config (call resolve() first)")
         d = self.to_dict()
         d.pop("out_dir")
-        for k in ("log_interval", "ckpt_interval", "num_threads"):
+        for k in ("log_interval", "ckpt_interval", "num_threads", "micro_batch_size"):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
         digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
