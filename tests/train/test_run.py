@@ -137,3 +137,31 @@ def test_gpu_code_path_compile_and_bf16_on_cpu(tmp_path, byte_tokens):
     model = build_model("angpt", "tiny1", vocab_size=256)
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     assert max(c.norms().max().item() for c in model.constraints()) <= 1 + 1e-5
+
+
+def test_under_slurm_lightning_does_not_requeue(tmp_path, byte_tokens, monkeypatch):
+    """Inside a SLURM job the sweep (submitit) owns requeueing: Lightning gets SLURMEnvironment(auto_requeue=False)
+    and installs no SIGUSR1 requeue handler of its own."""
+    import signal
+
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from ant.train.callbacks import TrainMonitor
+
+    env = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "ant-sweep", "SLURM_JOB_ID": "42", "SLURM_NODELIST": "localhost",
+           "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    seen = {}
+    start = TrainMonitor.on_train_start
+
+    def record(self, trainer, pl_module):
+        seen["env"] = trainer._accelerator_connector.cluster_environment
+        seen["usr1"] = signal.getsignal(signal.SIGUSR1)
+        start(self, trainer, pl_module)
+
+    monkeypatch.setattr(TrainMonitor, "on_train_start", record)
+    r = train(tiny_cfg(tmp_path, train={"tokens": 4 * 8 * 64, "eval_interval": 4}), progress=False)
+    assert r.status == "completed"
+    assert isinstance(seen["env"], SLURMEnvironment) and seen["env"].auto_requeue is False
+    assert seen["usr1"] in (signal.SIG_DFL, None)
