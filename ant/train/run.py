@@ -183,7 +183,8 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         err = f"{type(e).__name__}: {e}" if interrupted else traceback.format_exc()[-4000:]
-        write("running" if interrupted else "failed", error=err, interrupted=interrupted)
+        with contextlib.suppress(Exception):  # never hide the original error behind a failed write
+            write("running" if interrupted else "failed", error=err, interrupted=interrupted)
         raise
     if monitor.diverged_step is not None:
         return RunResult(run_dir, write("diverged"))
