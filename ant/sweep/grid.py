@@ -242,10 +242,11 @@ def _lr_value(spec: Any, arch: str, size: str, n: int, batch: int, where: str, g
             rule = spec.get("rule")
             if rule not in LR_RULES:
                 raise ConfigError(f"{where}.rule", f"unknown learning-rate rule {rule!r}", list(LR_RULES))
-            lr = LR_RULES[rule](arch, n)
-        lr *= float(spec.get("scale", 1.0))
-        lr = min(max(lr, float(spec.get("min", 0.0))), float(spec.get("max", math.inf)))
-        return float(f"{lr:.3g}")  # 3 significant digits keep run ids readable and stable
+            # 3 significant digits keep run ids readable and stable
+            lr = float(f"{LR_RULES[rule](arch, n):.3g}")
+        if "scale" in spec:
+            lr = float(f"{lr * float(spec['scale']):.4g}")
+        return min(max(lr, float(spec.get("min", 0.0))), float(spec.get("max", math.inf)))
     v = _number(spec, where)
     if v <= 0:
         raise ConfigError(where, f"must be a positive number, got {spec!r}")

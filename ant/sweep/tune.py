@@ -134,7 +134,10 @@ def worker(root: str, study_name: str, base: dict[str, Any], settings: dict[str,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = TuneSettings.from_dict(settings)
-    s.seed += 1000 * index  # workers with one seed would ask for the very same LRs
+    # Workers with one seed would ask for the very same LRs, and so would a resumed study: mix in the worker
+    # index and how many trials the study already holds.
+    n_before = len(create_study(Path(root), study_name, s).trials)
+    s.seed = s.seed + 1000 * index + 1_000_003 * n_before
     study = create_study(Path(root), study_name, s)
     done = 0
     for _ in range(n_trials):
@@ -281,7 +284,8 @@ def write_best(root: Path, grid_name: str, keys: list[tuple[str, str]]) -> dict[
             continue
         t = min(complete, key=lambda t: t.value)
         entry = {"val_loss": float(t.value), "trials": len(study.trials), "complete": len(complete)}
-        entry.update({k: (float(v) if k == "lr" else v) for k, v in t.params.items()})
+        # the LR the trial's run used (the worker rounds to 4 significant digits, see worker())
+        entry.update({k: (float(f"{v:.4g}") if k == "lr" else v) for k, v in t.params.items()})
         best.setdefault(arch, {})[size] = entry
     atomic_write_text(root / "best.yaml", yaml.safe_dump(best, sort_keys=True))
     return best
