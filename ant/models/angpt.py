@@ -54,6 +54,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ant.models.base import Block, ModelArgs, Transformer
@@ -151,7 +152,10 @@ class ANGPT(Transformer):
         self.sz = Scale(c.vocab_size, c.sz_init, c.sz_scale)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(h).float() * self.sz()
+        # s_z * (W_h h) computed as (s_z[:, None] * W_h) h: the same logits and gradients, but the scale touches
+        # the [V, d] weight instead of the [B, T, V] logits (forward scale, backward grad and s_z reduction were
+        # three extra passes over the largest activation; ant bench, tests/bench/test_fusion.py)
+        return F.linear(h, self.lm_head.weight * self.sz()[:, None]).float()
 
     def constraints(self) -> list[Constraint]:
         skip = () if self.cfg.bound_embeddings else ("wte",)

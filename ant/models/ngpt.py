@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ant.models.base import Block, ModelArgs, Transformer
 from ant.models.constraints import NGPT_DIMS, Constraint, init_unit_norm_, matrix_constraints
@@ -101,7 +102,10 @@ class NGPT(Transformer):
         self.sz = Scale(c.vocab_size, c.sz_init, c.sz_scale)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(h).float() * self.sz()
+        # s_z * (W_h h) computed as (s_z[:, None] * W_h) h: the same logits and gradients, but the scale touches
+        # the [V, d] weight instead of the [B, T, V] logits (forward scale, backward grad and s_z reduction were
+        # three extra passes over the largest activation; ant bench, tests/bench/test_fusion.py)
+        return F.linear(h, self.lm_head.weight * self.sz()[:, None]).float()
 
     def constraints(self) -> list[Constraint]:
         return matrix_constraints(self, NGPT_DIMS, "clip" if self.cfg.bound_weights else "renorm")

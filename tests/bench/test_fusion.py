@@ -43,3 +43,30 @@ def test_scalar_factors_fuse_into_the_same_kernels_as_gptplus():
     # compiled: they disappear into the fused kernels; matmuls/attention (library calls) are the same
     assert an[1]["kernels"] <= gp[1]["kernels"], (an[1], gp[1])
     assert an[1]["extern_calls"] == gp[1]["extern_calls"]
+
+
+@pytest.mark.parametrize("arch", ["angpt", "ngpt"])
+def test_logit_scale_folded_into_the_head_weight_changes_nothing(arch):
+    # The head computes s_z * (W_h h) as (s_z[:, None] * W_h) h (the scale touches [V, d], not [B, T, V]):
+    # logits and every gradient must equal the activation-side formula it replaced. In float64, so that only a
+    # real difference (not fp32 reassociation of the s_z reduction) can fail the comparison.
+    torch.manual_seed(0)
+    model = build_model(arch, "tiny2", vocab_size=320).double()
+    with torch.no_grad():
+        model.sz.weight.mul_(1 + torch.rand_like(model.sz.weight))  # a non-uniform s_z, as after training
+    h = torch.randn(2, 9, model.cfg.d_model, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(2, 9, 320, dtype=torch.float64)
+    params = [h, model.lm_head.weight, model.sz.weight]
+
+    def grads(logits):
+        (logits * target).sum().backward()
+        out = [logits.detach()] + [p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+        return out
+
+    new = grads(model.head(h))
+    old = grads((model.lm_head(h) * model.sz()).float())  # the head returns fp32 logits (one rounding)
+    for a, b, name in zip(new, old, ("logits", "d h", "d W_h", "d s_z")):
+        tol = 1e-6 if name == "logits" else 1e-10
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=lambda m, name=name: f"{arch} {name}: {m}")
