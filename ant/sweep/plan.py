@@ -11,8 +11,8 @@ was submitted there:
     missing     no run folder
 
 Time estimates divide the run's FLOPs by a FLOP/s figure, chosen in this order (the table says which one):
-  1. measured: the median achieved FLOP/s (flops / wall_time_s) of finished runs of this sweep's out_dir,
-     on the device the run will use;
+  1. measured: tokens/s of finished runs of the same (device, arch, size, batch, seq_len) in this sweep's
+     out_dir, else the median achieved FLOP/s (flops / wall_time_s) of all finished runs on that device;
   2. bench: results/bench/*.json (`ant bench`) rows with tokens_per_s, converted with the model's FLOPs/token;
   3. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
 """
@@ -119,9 +119,13 @@ class Throughput:
     def __init__(self, out_dir: Path, bench_dir: Path = Path("results/bench"), estimate: dict | None = None):
         self.estimate = estimate or {}
         self.measured: dict[str, list[float]] = {}
+        self.same_shape: dict[tuple, list[float]] = {}  # (device, arch, size, batch, seq_len) -> tokens/s
         for s in _summaries(out_dir):
             if s.get("status") == "completed" and s.get("flops") and s.get("wall_time_s"):
-                self.measured.setdefault(_device_kind(s.get("device")), []).append(s["flops"] / s["wall_time_s"])
+                kind = _device_kind(s.get("device"))
+                self.measured.setdefault(kind, []).append(s["flops"] / s["wall_time_s"])
+                key = (kind, s.get("arch"), s.get("size"), s.get("batch_size"), s.get("seq_len"))
+                self.same_shape.setdefault(key, []).append(s["tokens"] / s["wall_time_s"])
         self.bench = _bench_rows(bench_dir) if bench_dir.is_dir() else []
         self.sources: set[str] = set()
         self.last_measured = False  # whether the last figure already includes pool contention
@@ -132,6 +136,11 @@ class Throughput:
             self.sources.add("grid file estimate.flops_per_s")
             return float(self.estimate["flops_per_s"])
         kind = _device_kind(self.estimate.get("device", cfg.train.device))
+        key = (kind, cfg.model.arch, cfg.model.size, cfg.train.batch_size, cfg.data.seq_len)
+        if self.same_shape.get(key):  # small models are overhead-bound: same-shape runs predict best
+            self.sources.add(f"tokens/s of finished {kind} runs of the same arch, size and batch")
+            self.last_measured = True
+            return statistics.median(self.same_shape[key]) * flops_per_token(cfg)
         if self.measured.get(kind):
             self.sources.add(f"median of {len(self.measured[kind])} finished {kind} run(s)")
             self.last_measured = True
