@@ -87,15 +87,16 @@ def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
     """Every dict with `tokens_per_s` found anywhere in results/bench/*.json (the format is ant.bench's)."""
     found: list[dict[str, Any]] = []
 
-    def walk(x: Any) -> None:
+    def walk(x: Any, device: str = "cpu") -> None:  # rows inherit the file's top-level "device"
         if isinstance(x, dict):
+            device = str(x.get("device", device))
             if "tokens_per_s" in x:
-                found.append(x)
+                found.append({**x, "device": device})
             for v in x.values():
-                walk(v)
+                walk(v, device)
         elif isinstance(x, list):
             for v in x:
-                walk(v)
+                walk(v, device)
 
     for p in sorted(bench_dir.glob("*.json")):
         try:

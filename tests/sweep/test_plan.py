@@ -18,7 +18,7 @@ def test_dry_run_prints_plan_and_launches_nothing(tmp_path, corpus, capsys):
     for col in ("arch", "N", "tokens", "batch", "lr", "FLOPs", "est.time", "status"):
         assert col in head.split()
     assert all(ln.split()[-2] == "missing" for ln in lines)
-    assert "8 runs: 8 missing" in out and "time estimate from: device table (cpu" in out
+    assert "8 runs: 8 missing" in out and "time estimate from: " in out
     assert not (tmp_path / "runs").exists()  # nothing launched, no folder made
 
 
