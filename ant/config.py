@@ -261,10 +261,11 @@ class RunConfig:
             t.precision = "bf16-mixed" if t.device == "cuda" else "32"
         if t.compile == "auto":
             t.compile = "true" if t.device == "cuda" else "false"
+        # Derived intervals are multiples of log_interval, so metrics rows line up (one row per logged step).
         if t.eval_interval == 0:
-            t.eval_interval = max(1, r.steps // 20)
+            t.eval_interval = _multiple_of(r.steps // 20, t.log_interval)
         if t.diag_interval == 0:
-            t.diag_interval = max(1, r.steps // 5)
+            t.diag_interval = _multiple_of(r.steps // 5, t.log_interval)
         if t.ckpt_interval == 0:
             t.ckpt_interval = max(1, r.steps // 10)
         return r
@@ -362,6 +363,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _multiple_of(n: int, unit: int) -> int:
+    """n rounded to the nearest positive multiple of unit."""
+    return max(1, round(n / unit)) * unit
 
 
 def _short(n: int) -> str:

@@ -90,9 +90,16 @@ def test_tokens_per_param_resolves_against_the_counted_parameters():
 
 def test_run_id_is_stable_and_ignores_bookkeeping_fields():
     a = _cfg().resolve(vocab_size=256)
-    b = _cfg(train={"log_interval": 1, "ckpt_interval": 3}).resolve(vocab_size=256)
+    b = _cfg(train={"ckpt_interval": 3, "num_threads": 1}).resolve(vocab_size=256)
     b.out_dir = "elsewhere"
     c = _cfg(train={"seed": 1}).resolve(vocab_size=256)
     d = _cfg(optim={"lr": 3e-3}).resolve(vocab_size=256)  # explicit default == implicit default
     assert a.run_id() == b.run_id() == d.run_id() != c.run_id()
     assert a.run_id().startswith("angpt-tiny1-20ktok-b4-lr0.003-s0-")
+
+
+def test_derived_intervals_line_up_with_logged_steps():
+    cfg = _cfg(train={"tokens": 400 * 4 * 128, "log_interval": 10}).resolve(vocab_size=256)
+    assert cfg.steps == 400
+    assert (cfg.train.eval_interval, cfg.train.diag_interval) == (20, 80)
+    assert cfg.train.ckpt_interval == 40
