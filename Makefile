@@ -41,12 +41,13 @@ slurm-start:
 slurm-stop:
 	bash $(SLURM) stop
 
-sweep-small: install data
+# `ant sweep` builds the corpus, tokenizer and token files its grid needs before launching runs.
+sweep-small: install
 	$(ANT) sweep sweeps/small.yaml
-	$(MAKE) --no-print-directory fit-laws figures
+	$(MAKE) --no-print-directory fit-laws figures report
 	$(BIN)/python analysis/summary_table.py --results $(RESULTS) --sweep sweeps/small.yaml
 
-sweep-gpu: install data
+sweep-gpu: install
 	$(ANT) sweep sweeps/gpu.yaml
 
 fit-laws: install

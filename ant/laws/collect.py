@@ -112,7 +112,8 @@ def collect(results_dir: str | Path = "results", *, write: bool = True) -> tuple
     results/curves.parquet atomically when `write` (and there is at least one run)."""
     rdir = runs_dir(results_dir)
     rows, curves, skipped = [], [], []
-    folders = sorted(p for p in rdir.iterdir() if p.is_dir()) if rdir.is_dir() else []
+    # Dot-folders are bookkeeping (the sweep's .locks), not runs.
+    folders = sorted(p for p in rdir.iterdir() if p.is_dir() and not p.name.startswith(".")) if rdir.is_dir() else []
     for run in folders:
         try:
             row, curve = read_run(run)

@@ -78,10 +78,26 @@ def run(args: argparse.Namespace) -> int:
     todo = [c for c, r in zip(cfgs, rows) if r.state not in busy]
     skipped = len(cfgs) - len(todo)
     print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped)")
+    prepare_data(todo)
     if settings.name == "local":
         results = run_local(todo, settings)
         return _report(results, grid)
     return _submit(todo, settings, grid, wait=args.wait)
+
+
+def prepare_data(cfgs: list) -> None:
+    """Build each distinct corpus + tokenizer + token set once, here, with progress, before any worker starts:
+    workers would otherwise wait in silence on the cache lock while the first one builds it."""
+    from dataclasses import asdict
+
+    from ant.data import load_tokens
+
+    seen: set[str] = set()
+    for cfg in cfgs:
+        key = json.dumps(asdict(cfg.data), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            load_tokens(cfg.data, progress=True)
 
 
 def _report(results: list[dict[str, Any]], grid: Grid) -> int:

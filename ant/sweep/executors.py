@@ -27,7 +27,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import submitit
+try:  # only the slurm executor needs submitit; local sweeps and dry runs work without it
+    import submitit
+
+    _Checkpointable = submitit.helpers.Checkpointable
+except ImportError:  # pragma: no cover - exercised on machines without submitit (gpu_check.sh)
+    submitit = None
+    _Checkpointable = object
 
 from ant.config import RunConfig
 from ant.errors import ConfigError, check_choice
@@ -133,7 +139,7 @@ def run_state(run_dir: Path) -> str | None:
     return "started" if Path(run_dir).is_dir() else None
 
 
-class RunJob(submitit.helpers.Checkpointable):
+class RunJob(_Checkpointable):
     """The SLURM job: one run. A failed run raises, so SLURM and sacct show the job FAILED.
 
     Requeue: submitit installs a USR2 handler before calling us; SLURM sends USR2 `signal_delay_s` before the
@@ -262,7 +268,9 @@ def _fmt(s: float) -> str:
 
 
 # ---------------------------------------------------------------------- SLURM
-def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> submitit.AutoExecutor:
+def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> Any:
+    if submitit is None:
+        raise ConfigError("executor.name", "the slurm executor needs submitit (pip install submitit)", EXECUTORS)
     ex = submitit.AutoExecutor(
         folder=str(folder / "%j"), cluster="slurm", slurm_max_num_timeout=settings.max_num_timeout
     )
