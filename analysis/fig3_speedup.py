@@ -61,7 +61,8 @@ def plot(ctx: Context, numbers: dict) -> None:
         for arch, r in per[size]["candidates"].items():
             rows = r["per_budget"]
             ok = [x for x in rows if x["status"] == "ok"]
-            mean = f": mean {100 * (r['mean_ratio'] - 1):.0f}%" if r["mean_ratio"] else ""
+            m = r["mean_ratio"]
+            mean = f": mean {100 * (m - 1):.0f}%" if m and m == m else ": no budget with a reference"  # m == m: not NaN
             ax.plot([x["tokens"] for x in ok], [100 * (x["ratio"] - 1) for x in ok], "o-", color=color(arch),
                     label=label(arch) + mean)  # fmt: skip
             if r["ci"][0] is not None:

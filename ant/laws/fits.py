@@ -243,7 +243,14 @@ class ChinchillaFit:
 
 def _to_params(x: np.ndarray) -> tuple[float, float, float, float, float]:
     a, b, e, al, be = (float(v) for v in x)
-    return math.exp(e), math.exp(a), math.exp(b), al, be
+    try:
+        return math.exp(e), math.exp(a), math.exp(b), al, be
+    except OverflowError:
+        # log A or log B ran off to > 709: the data do not pin down that term (e.g. too few sizes or budgets)
+        raise FitError(
+            f"Chinchilla fit diverged (log A = {a:.3g}, log B = {b:.3g}, log E = {e:.3g}): the data do not "
+            "determine L = E + A/N^alpha + B/D^beta; use more model sizes and token budgets"
+        ) from None
 
 
 def fit_chinchilla(
