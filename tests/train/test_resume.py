@@ -168,3 +168,27 @@ def test_micro_batches_match_the_whole_batch_and_resume_exactly(tmp_path, byte_t
     resumed = train(cut, progress=False)
     assert resumed.summary["resumed_from_step"] == 23
     assert_same_run(micro, resumed.run_dir)
+
+
+def test_resume_refuses_different_token_data(tmp_path, monkeypatch):
+    """The run id hashes the data settings; a resume on other tokens (another corpus build) must not mix them."""
+    from ant.errors import ConfigError
+    from ant.train import request_checkpoint
+    from ant.train.callbacks import TrainMonitor
+
+    hook = TrainMonitor.on_train_batch_end
+
+    def at_20(self, trainer, *args):
+        hook(self, trainer, *args)
+        if trainer.global_step == 20:
+            request_checkpoint()
+
+    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at_20)
+    stopped = train(tiny_cfg(tmp_path), progress=False)
+    monkeypatch.undo()
+    assert stopped.summary["status"] == "running" and stopped.summary["data_fingerprint"]
+    summary = io.read_json(stopped.run_dir / "summary.json")
+    io.write_json(stopped.run_dir / "summary.json", {**summary, "data_fingerprint": "0" * 64})
+    with pytest.raises(ConfigError, match="data.corpus: .* was trained on token data 000000000000"):
+        train(tiny_cfg(tmp_path), progress=False)
+    assert io.read_json(stopped.run_dir / "summary.json")["steps"] == 20  # untouched
