@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ant.models.constraints import Constraint
@@ -167,3 +168,18 @@ class Transformer(nn.Module):
         for m in module.modules():
             if isinstance(m, Scale):
                 m.reset_parameters()
+
+
+class ScaledLogitsTransformer(Transformer):
+    """The nGPT/anGPT head: no final norm, logits = s_z * (W_h h) with a learnable per-token scale s_z (Table 1).
+
+    Computed as (s_z[:, None] * W_h) h: the same logits and gradients, but the scale touches the [V, d] weight
+    instead of the [B, T, V] logits (scaling the logits cost three extra passes over the largest activation:
+    forward scale, its backward and the s_z reduction; ant bench, tests/bench/test_fusion.py)."""
+
+    def make_head_params(self) -> None:
+        c = self.cfg
+        self.sz = Scale(c.vocab_size, c.sz_init, c.sz_scale)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.lm_head.weight * self.sz()[:, None]).float()

@@ -30,9 +30,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from ant.models.base import Block, ModelArgs, Transformer
+from ant.models.base import Block, ModelArgs, ScaledLogitsTransformer
 from ant.models.constraints import NGPT_DIMS, Constraint, init_unit_norm_, matrix_constraints
 from ant.models.layers import Scale, apply_rotary, attend, l2norm, lerp_factor, split_heads, swiglu
 
@@ -93,19 +92,9 @@ class NGPTBlock(Block):
         return self.lerp(h, h_m, alpha["alpha_m"])
 
 
-class NGPT(Transformer):
+class NGPT(ScaledLogitsTransformer):
     def make_block(self, layer: int) -> Block:
         return NGPTBlock(self.cfg)
-
-    def make_head_params(self) -> None:
-        c = self.cfg
-        self.sz = Scale(c.vocab_size, c.sz_init, c.sz_scale)
-
-    def head(self, h: torch.Tensor) -> torch.Tensor:
-        # s_z * (W_h h) computed as (s_z[:, None] * W_h) h: the same logits and gradients, but the scale touches
-        # the [V, d] weight instead of the [B, T, V] logits (forward scale, backward grad and s_z reduction were
-        # three extra passes over the largest activation; ant bench, tests/bench/test_fusion.py)
-        return F.linear(h, self.lm_head.weight * self.sz()[:, None]).float()
 
     def constraints(self) -> list[Constraint]:
         return matrix_constraints(self, NGPT_DIMS, "clip" if self.cfg.bound_weights else "renorm")
