@@ -44,16 +44,20 @@ def lr_factor(step: int, *, steps: int, warmup: int, schedule: str, final_lr_fra
     raise ConfigError("optim.schedule", f"unknown schedule {schedule!r}", ("cosine", "linear", "constant"))
 
 
-def lr_at(step: int, optim: OptimConfig, steps: int) -> float:
-    """The peak-relative schedule times the peak LR of a resolved OptimConfig."""
-    factor = lr_factor(
+def schedule_factor(step: int, optim: OptimConfig, steps: int) -> float:
+    """lr_factor with the schedule settings of a resolved OptimConfig."""
+    return lr_factor(
         step,
         steps=steps,
         warmup=warmup_steps(optim, steps),
         schedule=optim.schedule,
         final_lr_frac=optim.final_lr_frac,
     )
-    return optim.lr * factor
+
+
+def lr_at(step: int, optim: OptimConfig, steps: int) -> float:
+    """The peak-relative schedule times the peak LR of a resolved OptimConfig."""
+    return optim.lr * schedule_factor(step, optim, steps)
 
 
 def build_optimizer(model: nn.Module, optim: OptimConfig, *, fused: bool = False) -> torch.optim.Optimizer:
@@ -75,13 +79,7 @@ def build_optimizer(model: nn.Module, optim: OptimConfig, *, fused: bool = False
 
 def set_lr(optimizer: torch.optim.Optimizer, step: int, optim: OptimConfig, steps: int) -> float:
     """Set every group's LR for the 0-based optimizer step `step`; returns the peak-relative factor."""
-    factor = lr_factor(
-        step,
-        steps=steps,
-        warmup=warmup_steps(optim, steps),
-        schedule=optim.schedule,
-        final_lr_frac=optim.final_lr_frac,
-    )
+    factor = schedule_factor(step, optim, steps)
     for g in optimizer.param_groups:
         g["lr"] = g["peak_lr"] * factor
     return factor
