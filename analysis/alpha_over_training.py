@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.common import Context, run_script  # noqa: E402
+from analysis.common import Context, largest_run_curves, run_script  # noqa: E402
 from ant.laws.plotting import label, placeholder, sort_archs  # noqa: E402
 
 NAME = "alpha_over_training"
@@ -28,16 +28,7 @@ def _cols(df, kind: str) -> list[str]:
 
 def pick_runs(ctx: Context) -> dict:
     c = ctx.curves
-    cols = _cols(c, "alpha_a") + _cols(c, "alpha_m")
-    if c.empty or not cols:
-        return {}
-    c = c[c[cols].notna().any(axis=1)]
-    out = {}
-    for arch, g in c.groupby("arch"):
-        last = g.sort_values("tokens").groupby("run_id").tail(1)
-        best = last.sort_values(["num_params", "tokens", "seed"], ascending=[False, False, True]).iloc[0]
-        out[arch] = g[g["run_id"] == best["run_id"]].sort_values("tokens")
-    return out
+    return largest_run_curves(c, _cols(c, "alpha_a") + _cols(c, "alpha_m"))
 
 
 def compute(ctx: Context) -> dict:

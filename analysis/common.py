@@ -137,6 +137,19 @@ def best_hp_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.merge(best, on=[*keys, "lr", "batch_size"])
 
 
+def largest_run_curves(curves: pd.DataFrame, cols: list[str]) -> dict[str, pd.DataFrame]:
+    """arch -> curve rows (those with any of `cols` measured) of its largest, longest run, lowest seed first."""
+    if curves.empty or not cols:
+        return {}
+    c = curves[curves[cols].notna().any(axis=1)]
+    out = {}
+    for arch, g in c.groupby("arch"):
+        last = g.sort_values("tokens").groupby("run_id").tail(1)
+        best = last.sort_values(["num_params", "tokens", "seed"], ascending=[False, False, True]).iloc[0]
+        out[arch] = g[g["run_id"] == best["run_id"]].sort_values("tokens")
+    return out
+
+
 def fmt_ci(v, ci, digits: int = 3) -> str:
     if v is None:
         return "n/a"

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from analysis.common import Context, run_script  # noqa: E402
+from analysis.common import Context, largest_run_curves, run_script  # noqa: E402
 from ant.laws.plotting import color, label, placeholder, sort_archs  # noqa: E402
 
 NAME = "fig1_residual_norms"
@@ -28,18 +28,11 @@ def _layer_cols(df) -> list[str]:
 
 def pick_runs(ctx: Context) -> dict:
     """arch -> curve rows (with diagnostics) of its largest, longest run (lowest seed)."""
-    c = ctx.curves
-    cols = _layer_cols(c)
-    if c.empty or not cols:
-        return {}
-    c = c[c[cols].notna().any(axis=1)]
-    out = {}
-    for arch, g in c.groupby("arch"):
-        last = g.sort_values("tokens").groupby("run_id").tail(1)
-        best = last.sort_values(["num_params", "tokens", "seed"], ascending=[False, False, True]).iloc[0]
-        run = g[g["run_id"] == best["run_id"]].sort_values("tokens")
-        out[arch] = run[["tokens", "num_params", "run_id", *[x for x in cols if run[x].notna().any()]]]
-    return out
+    cols = _layer_cols(ctx.curves)
+    return {
+        arch: run[["tokens", "num_params", "run_id", *[x for x in cols if run[x].notna().any()]]]
+        for arch, run in largest_run_curves(ctx.curves, cols).items()
+    }
 
 
 def compute(ctx: Context) -> dict:
