@@ -95,10 +95,25 @@ def _release_requeue_holds(stop: threading.Event) -> None:
                 subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], capture_output=True)
 
 
+def _tokens_for_seconds(tmp_path, corpus, seconds: float) -> int:
+    """A token budget that trains for about `seconds` on this machine now, measured with a short run of the
+    same shape (one thread, as the SLURM job runs): the requeue test must outlast the time limit whether the
+    machine is idle or loaded."""
+    from ant.train import train
+
+    g = write_grid(tmp_path / "cal.yaml", corpus, tmp_path / "cal", arch=["angpt"], tokens=[40_960])
+    cfg = Grid.from_yaml(g).expand()[0]
+    cfg.train.num_threads = 1
+    tps = train(cfg, progress=False).summary["tokens_per_s"]
+    return int(min(max(tps * seconds, 200_000), 5_000_000)) // 256 * 256
+
+
 def test_time_limit_requeues_and_resumes_exactly(tmp_path, corpus):
-    # ~40-60 s of training against a 1-minute limit with USR2 15 s before it: at least one requeue mid-run
+    # ~70 s of training against a 1-minute limit with USR2 15 s before it: each job trains ~35-40 s, so the run
+    # is interrupted at least once and needs 2-3 jobs (max_num_timeout 20 leaves room for a loaded machine)
+    tokens = _tokens_for_seconds(tmp_path, corpus, 70)
     ex = {**SLURM, "timeout_min": 1, "signal_delay_s": 15}
-    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["angpt"], tokens=[600_000], executor=ex)
+    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["angpt"], tokens=[tokens], executor=ex)
     stop = threading.Event()
     releaser = threading.Thread(target=_release_requeue_holds, args=(stop,), daemon=True)
     releaser.start()
