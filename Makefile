@@ -46,6 +46,8 @@ sweep-small: install
 	$(ANT) sweep sweeps/small.yaml
 	$(MAKE) --no-print-directory fit-laws figures report
 	$(BIN)/python analysis/summary_table.py --results $(RESULTS) --sweep sweeps/small.yaml
+	@echo "runs: $(RESULTS)/runs/  table: $(RESULTS)/runs.parquet  fits: $(RESULTS)/fits/*.json"
+	@echo "figures: $(RESULTS)/figures/*.png|pdf  report: $(RESULTS)/REPORT.md  curves: notebooks/loss_curves.ipynb"
 
 sweep-gpu: install
 	$(ANT) sweep sweeps/gpu.yaml
