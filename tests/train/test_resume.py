@@ -61,19 +61,25 @@ def assert_same_run(a, run_dir: Path) -> None:
     assert sb["final_train_loss"] == a.summary["final_train_loss"]
 
 
-def test_requested_stop_then_rerun_equals_uninterrupted_run(tmp_path, reference, monkeypatch):
-    """In process (fast): request_checkpoint() at step 137, between two periodic checkpoints."""
+def stop_at(monkeypatch, step: int, *, after_optimizer_step: bool = False) -> None:
+    """Make train() call request_checkpoint() once the trainer reaches `step` (with micro-batches: only on the
+    micro-batch that completed that optimizer step). monkeypatch.undo() removes it."""
     from ant.train import request_checkpoint
     from ant.train.callbacks import TrainMonitor
 
     hook = TrainMonitor.on_train_batch_end
 
-    def at_137(self, trainer, *args):
-        hook(self, trainer, *args)
-        if trainer.global_step == 137:
+    def at(self, trainer, pl_module, *args):
+        hook(self, trainer, pl_module, *args)
+        if trainer.global_step == step and (pl_module.stepped or not after_optimizer_step):
             request_checkpoint()
 
-    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at_137)
+    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at)
+
+
+def test_requested_stop_then_rerun_equals_uninterrupted_run(tmp_path, reference, monkeypatch):
+    """In process (fast): request_checkpoint() at step 137, between two periodic checkpoints."""
+    stop_at(monkeypatch, 137)
     stopped = train(tiny_cfg(tmp_path), progress=False)
     assert stopped.summary["status"] == "running" and stopped.summary["interrupted"] is True
     assert stopped.summary["steps"] == 137
@@ -142,9 +148,6 @@ def test_signal_checkpoints_and_exits_3_then_resumes_exactly(tmp_path, reference
 def test_micro_batches_match_the_whole_batch_and_resume_exactly(tmp_path, byte_tokens, monkeypatch):
     """train.micro_batch_size=2 accumulates 4 passes per step of 8 sequences: the same run up to float summation
     order (same run id), and resumable bit for bit like any other."""
-    from ant.train import request_checkpoint
-    from ant.train.callbacks import TrainMonitor
-
     short = {"tokens": 40 * 8 * 64, "eval_interval": 20, "ckpt_interval": 10}
     whole = train(tiny_cfg(tmp_path / "whole", train=short), progress=False)
     micro = train(tiny_cfg(tmp_path / "micro", train={**short, "micro_batch_size": 2}), progress=False)
@@ -154,14 +157,7 @@ def test_micro_batches_match_the_whole_batch_and_resume_exactly(tmp_path, byte_t
     np.testing.assert_allclose(mm["train_loss"], mw["train_loss"], rtol=2e-3)
     assert micro.summary["final_val_loss"] == pytest.approx(whole.summary["final_val_loss"], rel=2e-3)
 
-    hook = TrainMonitor.on_train_batch_end
-
-    def at_23(self, trainer, pl_module, *args):
-        hook(self, trainer, pl_module, *args)
-        if trainer.global_step == 23 and pl_module.stepped:
-            request_checkpoint()
-
-    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at_23)
+    stop_at(monkeypatch, 23, after_optimizer_step=True)
     cut = tiny_cfg(tmp_path / "cut", train={**short, "micro_batch_size": 2})
     assert train(cut, progress=False).summary["steps"] == 23
     monkeypatch.undo()
@@ -173,17 +169,8 @@ def test_micro_batches_match_the_whole_batch_and_resume_exactly(tmp_path, byte_t
 def test_resume_refuses_different_token_data(tmp_path, monkeypatch):
     """The run id hashes the data settings; a resume on other tokens (another corpus build) must not mix them."""
     from ant.errors import ConfigError
-    from ant.train import request_checkpoint
-    from ant.train.callbacks import TrainMonitor
 
-    hook = TrainMonitor.on_train_batch_end
-
-    def at_20(self, trainer, *args):
-        hook(self, trainer, *args)
-        if trainer.global_step == 20:
-            request_checkpoint()
-
-    monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at_20)
+    stop_at(monkeypatch, 20)
     stopped = train(tiny_cfg(tmp_path), progress=False)
     monkeypatch.undo()
     assert stopped.summary["status"] == "running" and stopped.summary["data_fingerprint"]
