@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ant.errors import ConfigError, check_choice, check_positive
+from ant.errors import ConfigError, check_choice, check_positive, read_user_file
 
 ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
 TOKENIZERS = ("bytes", "bpe", "gpt2")
@@ -126,12 +126,7 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError("config", f"file not found: {p}")
-        try:
-            d = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError("config", f"{p} is not valid YAML: {e}") from None
+        d = read_user_file(p, "config", "yaml")
         if d is not None and not isinstance(d, dict):
             raise ConfigError("config", f"{p} must hold a mapping of sections", _section_names())
         return cls.from_dict(d)

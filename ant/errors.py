@@ -7,7 +7,10 @@ write after.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -38,3 +41,23 @@ def check_positive(field: str, value: float | int | None, *, allow_none: bool = 
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 if strict else value >= 0)
     if not ok:
         raise ConfigError(field, f"must be a {'positive' if strict else 'non-negative'} number, got {value!r}")
+
+
+def read_user_file(path: str | Path, field: str, fmt: str) -> Any:
+    """Parse a user's YAML or JSON file (fmt "yaml" | "json"); a missing or malformed file is a ConfigError
+    naming `field`, so every reader of config, grid and benchmark files fails the same clear way."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(field, f"file not found: {p}")
+    text = p.read_text()
+    if fmt == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(field, f"{p} is not valid JSON: {e}") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(field, f"{p} is not valid YAML: {e}") from None

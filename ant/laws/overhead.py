@@ -7,13 +7,12 @@ arch, "step_time_s" or "step_time" (seconds) for the step time, several rows per
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from ant.errors import ConfigError
+from ant.errors import ConfigError, read_user_file
 from ant.laws.reference import PAPER_STEP_TIME_S
 
 ARCH_KEYS = ("arch", "model", "name", "architecture")
@@ -32,13 +31,7 @@ def read_bench(bench_json: str | Path | dict | list) -> tuple[str, pd.DataFrame]
     """-> (device, one row per result with arch, step_time_ms, tokens_per_s, mfu)."""
     src = bench_json
     if isinstance(bench_json, (str, Path)):
-        p = Path(bench_json)
-        if not p.is_file():
-            raise ConfigError("bench_json", f"file not found: {p}")
-        try:
-            src = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError("bench_json", f"{p} is not valid JSON: {e}") from None
+        src = read_user_file(bench_json, "bench_json", "json")
     device = src.get("device", "unknown") if isinstance(src, dict) else "unknown"
     results = src.get("results", src.get("runs", [])) if isinstance(src, dict) else src
     if not isinstance(results, list) or not results:

@@ -33,10 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ant.config import ARCHS, RunConfig
-from ant.errors import ConfigError
+from ant.errors import ConfigError, read_user_file
 
 AXES = ("arch", "size", "tokens", "tokens_per_param", "batch_size", "lr", "seed", "set")
 TOP_KEYS = ("name", "out_dir", "base", "grid", "grids", "executor", "tune", "estimate")
@@ -87,12 +85,7 @@ class Grid:
     @classmethod
     def from_yaml(cls, path: str | Path) -> Grid:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError("sweep", f"grid file not found: {p}")
-        try:
-            d = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError("sweep", f"{p} is not valid YAML: {e}") from None
+        d = read_user_file(p, "sweep", "yaml")
         return cls.from_dict(d, path=p)
 
     @classmethod
