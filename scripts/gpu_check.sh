@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# One-shot check of the suite on a machine with ONE H100/H200 and NO network, in about 12 minutes:
+# One-shot check of the suite on a machine with ONE H100/H200 and NO network, in at most 7.5 minutes (the device
+# tool allows 10 minutes a command and 15 minutes a session, start-up included, so there is room for one rerun
+# of a step). In order of importance, so that a short budget loses the least:
 #   1. environment report (torch, CUDA, card, peak FLOP/s, which optional packages exist)   -> env.json
-#   2. `ant bench` at 0.5B and 125M: gptplus, angpt, ngpt; bf16, compiled, seq 2048, Lightning vs bare loop
-#                                                                                          -> bench-<size>.json
-#   3. a small GPU sweep (sweeps/gpu.yaml, one token budget: ~5 min) on a corpus built from text already on the
-#      machine (the Python stdlib's docstrings), then the run table                       -> runs/, runs.parquet
-#   4. if time is left, the largest size with the weight projection compiled       -> bench-<size>-project-compiled.json
+#   2. `ant bench` at the largest size (0.5B): gptplus, angpt, ngpt; bf16, compiled, seq 2048, Lightning vs bare
+#      loop                                                                                -> bench-<size>.json
+#   3. a small GPU sweep (sweeps/gpu.yaml, one token budget, two sizes) on a corpus built from text already on
+#      the machine (the Python stdlib's docstrings), then the run table                   -> runs.parquet
+#   4. `ant bench` at the other sizes (125M)                                               -> bench-<size>.json
+#   5. if time is left, the largest size with the weight projection compiled       -> bench-<size>-project-compiled.json
 # Every step has its own time limit; a failing step is recorded in steps.tsv and the script goes on.
+# OUT_DIR gets at most 8 files, none in subfolders (the device tool returns no more): the JSONs above, steps.tsv,
+# summary.json, and detail.tar.gz (logs, nvidia-smi, the sweep's run folders without checkpoints).
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]          # OUT_DIR defaults to $OUT, else results/gpu_check/<utc date>
 #
-# Knobs (environment): GPU_CHECK_SIZES ("0.5B 125M"), GPU_CHECK_DEVICE (cuda), GPU_CHECK_DTYPE (bf16),
-# GPU_CHECK_COMPILE (1), GPU_CHECK_COMPILE_MODE (regional: compiles one block per architecture, seconds instead
-# of minutes per model; "full" is what training does), GPU_CHECK_STEPS (30), GPU_CHECK_SEQ (2048),
-# GPU_CHECK_BATCH (8), GPU_CHECK_BUDGET_S (700, the whole script), GPU_CHECK_SWEEP (sweeps/gpu.yaml),
-# GPU_CHECK_SWEEP_TOKENS (4e6), GPU_CHECK_SWEEP_SIZES (the grid's), GPU_CHECK_CORPUS (a .txt to use instead of
-# the stdlib text), GPU_CHECK_SKIP ("bench sweep": steps to skip), PYTHON.
+# Knobs (environment):
+#   GPU_CHECK_SIZES ("0.5B 125M"; the first is measured first, the others after the sweep), GPU_CHECK_DEVICE
+#   (cuda), GPU_CHECK_DTYPE (bf16), GPU_CHECK_COMPILE (1), GPU_CHECK_COMPILE_MODE (regional: compiles one block per
+#   architecture, seconds instead of minutes per model; "full" is what training does), GPU_CHECK_STEPS (30),
+#   GPU_CHECK_SEQ (2048), GPU_CHECK_BATCH (8), GPU_CHECK_BUDGET_S (450, the whole script), GPU_CHECK_SWEEP
+#   (sweeps/gpu.yaml), GPU_CHECK_SWEEP_TOKENS (4e6), GPU_CHECK_SWEEP_SIZES ("32M 125M"; "" for the grid's),
+#   GPU_CHECK_CORPUS (a .txt to use instead of the stdlib text), GPU_CHECK_SKIP ("bench sweep": steps to skip),
+#   PYTHON.
+# On the device tool: run(command="bash scripts/gpu_check.sh", timeout_s=540), then give_back.
 # CPU dry run of the same path (minutes, tiny sizes):
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_DTYPE=fp32 GPU_CHECK_COMPILE=0 GPU_CHECK_SIZES=tiny2 GPU_CHECK_SEQ=128 \
 #   GPU_CHECK_STEPS=4 GPU_CHECK_SWEEP_SIZES=tiny1 GPU_CHECK_SWEEP_TOKENS=40000 bash scripts/gpu_check.sh /tmp/gc
@@ -24,9 +32,9 @@ cd "$(dirname "$0")/.."
 
 T_START=$(date +%s)
 OUT_DIR=${1:-${OUT:-results/gpu_check/$(date -u +%Y%m%d-%H%M%S)}}
-mkdir -p "$OUT_DIR/logs"
+mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
-BUDGET=${GPU_CHECK_BUDGET_S:-700}
+BUDGET=${GPU_CHECK_BUDGET_S:-450}
 DEADLINE=$((T_START + BUDGET))
 SIZES=${GPU_CHECK_SIZES:-0.5B 125M}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
@@ -39,7 +47,8 @@ BATCH=${GPU_CHECK_BATCH:-8}
 SWEEP=${GPU_CHECK_SWEEP:-sweeps/gpu.yaml}
 SKIP=${GPU_CHECK_SKIP:-}
 WORK=${TMPDIR:-/tmp}/ant-gpu-check.$$
-mkdir -p "$WORK"
+DETAIL=$WORK/detail # logs, nvidia-smi, run folders: packed into OUT_DIR/detail.tar.gz at the end
+mkdir -p "$DETAIL/logs"
 # Everything we might write outside OUT_DIR goes to WORK: no network, maybe a read-only home.
 export ANT_CACHE="$WORK/cache" MPLCONFIGDIR="$WORK/mpl" TORCHINDUCTOR_CACHE_DIR="$WORK/inductor"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
@@ -72,7 +81,7 @@ step() {
   [ "$limit" -gt "$left" ] && limit=$left
   echo "== $name (limit ${limit}s, $((now - T_START))s elapsed): $*"
   t0=$(date +%s)
-  timeout --signal=TERM --kill-after=20 "$limit" "$@" > "$OUT_DIR/logs/$name.log" 2>&1
+  timeout --signal=TERM --kill-after=20 "$limit" "$@" > "$DETAIL/logs/$name.log" 2>&1
   rc=$?
   case $rc in
     0) status=ok ;;
@@ -82,11 +91,11 @@ step() {
   [ "$status" = ok ] || FAILED=$((FAILED + 1))
   printf "%s\t%s\t%s\t%s\t%s\n" "$name" "$status" "$rc" "$(($(date +%s) - t0))" "$limit" >> "$OUT_DIR/steps.tsv"
   echo "   -> $status (rc $rc, $(($(date +%s) - t0))s); last lines of logs/$name.log:"
-  tail -n 12 "$OUT_DIR/logs/$name.log" | sed 's/^/      /'
+  tail -n 12 "$DETAIL/logs/$name.log" | sed 's/^/      /'
 }
 
 # ------------------------------------------------------------------------------------------ 1. environment
-nvidia-smi > "$OUT_DIR/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" >> "$OUT_DIR/nvidia-smi.txt"
+nvidia-smi > "$DETAIL/nvidia-smi.txt" 2>&1 || echo "nvidia-smi not available" >> "$DETAIL/nvidia-smi.txt"
 step env 60 "$PYTHON" - "$OUT_DIR/env.json" << 'EOF'
 import importlib, json, platform, sys
 import torch
@@ -110,15 +119,18 @@ EOF
 BENCH_ARGS=(--archs gptplus angpt ngpt --device "$DEVICE" --dtype "$DTYPE" --seq-len "$SEQ" --batch "$BATCH"
   --steps "$STEPS" --reps 3 --warmup 4 --lightning)
 [ "$COMPILE" = 1 ] && BENCH_ARGS+=(--compile --compile-mode "$COMPILE_MODE")
-for size in $SIZES; do
-  limit=240
-  [ "$size" = 125M ] && limit=170
-  step "bench-$size" "$limit" $ANT bench --size "$size" "${BENCH_ARGS[@]}" --out "$OUT_DIR/bench-$size.json"
-done
+# bench SIZE LIMIT_S: one `ant bench` step
+bench() { step "bench-$1" "$2" $ANT bench --size "$1" "${BENCH_ARGS[@]}" --out "$OUT_DIR/bench-$1.json"; }
+set -- $SIZES
+LARGEST=$1
+shift
+OTHER_SIZES="$*"
+bench "$LARGEST" 180
 
 # ------------------------------------------------------------------------------------------ 3. GPU sweep
-# Corpus: no network and maybe no corpus packages; the stdlib's docstrings are English prose that every
-# Python install has (a few MB). BPE if `tokenizers` is importable, else bytes.
+# Corpus: no network and maybe no corpus packages; docstrings are English prose that every Python install has:
+# the stdlib's (~1.2 MB), then the installed packages' (torch, numpy, ...) up to 8 MB. BPE if `tokenizers` is
+# importable, else bytes.
 step corpus 60 "$PYTHON" - "$WORK/corpus.txt" "${GPU_CHECK_CORPUS:-}" << 'EOF'
 import ast, hashlib, pathlib, shutil, sys, sysconfig
 dest, given = pathlib.Path(sys.argv[1]), sys.argv[2]
@@ -126,8 +138,11 @@ if given:
     shutil.copyfile(given, dest)
 else:
     parts, size = [], 0
-    for f in sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-        if any(p in f.parts for p in ("test", "tests", "idlelib", "site-packages", "dist-packages")):
+    paths = sysconfig.get_paths()
+    stdlib = sorted(pathlib.Path(paths["stdlib"]).rglob("*.py"))
+    stdlib = [f for f in stdlib if not {"site-packages", "dist-packages"} & set(f.parts)]
+    for f in stdlib + sorted(pathlib.Path(paths["purelib"]).rglob("*.py")):
+        if {"test", "tests", "testing", "idlelib"} & set(f.parts):
             continue
         try:
             tree = ast.parse(f.read_text(encoding="utf-8"))
@@ -139,7 +154,7 @@ else:
                 if doc and len(doc) > 200:
                     parts.append(doc)
                     size += len(doc)
-        if size > 12_000_000:
+        if size > 8_000_000:
             break
     dest.write_text("\n\n".join(parts), encoding="utf-8")
 data = dest.read_bytes()
@@ -147,8 +162,8 @@ print(f"corpus {dest}: {len(data) / 1e6:.1f} MB, sha256 {hashlib.sha256(data).he
 EOF
 TOKENIZER=bytes
 "$PYTHON" -c "import tokenizers" 2> /dev/null && TOKENIZER=bpe
-step sweep-config 30 "$PYTHON" - "$SWEEP" "$OUT_DIR/gpu-check.yaml" "$WORK/corpus.txt" "$TOKENIZER" "$OUT_DIR/runs" \
-  "$DEVICE" "${GPU_CHECK_SWEEP_TOKENS:-4e6}" "${GPU_CHECK_SWEEP_SIZES:-}" "$DTYPE" << 'EOF'
+step sweep-config 30 "$PYTHON" - "$SWEEP" "$DETAIL/gpu-check.yaml" "$WORK/corpus.txt" "$TOKENIZER" "$DETAIL/runs" \
+  "$DEVICE" "${GPU_CHECK_SWEEP_TOKENS:-4e6}" "${GPU_CHECK_SWEEP_SIZES-32M 125M}" "$DTYPE" << 'EOF'
 import sys, yaml
 src, dest, corpus, tok, runs, device, tokens, sizes, dtype = sys.argv[1:10]
 d = yaml.safe_load(open(src))
@@ -158,7 +173,7 @@ data = d.setdefault("base", {}).setdefault("data", {})
 data.update(corpus=corpus, tokenizer=tok)
 train = d["base"].setdefault("train", {})
 train.update(device=device, precision="bf16-mixed" if dtype == "bf16" else "32")
-d["grid"]["tokens"] = [float(tokens)]  # one budget of the grid's two: ~5 minutes on an H100
+d["grid"]["tokens"] = [float(tokens)]  # one budget of the grid's two, two of its three sizes: ~2 minutes
 if sizes:
     d["grid"]["size"] = sizes.split()
 d["executor"] = {"name": "local", "concurrency": 1}
@@ -167,9 +182,9 @@ print(yaml.safe_dump(d, sort_keys=False))
 EOF
 # `ant sweep` needs submitit (imported by its executors); without it, run the same grid in-process, one by one.
 if "$PYTHON" -c "import submitit" 2> /dev/null; then
-  step sweep 330 $ANT sweep "$OUT_DIR/gpu-check.yaml" --executor local --concurrency 1
+  step sweep 150 $ANT sweep "$DETAIL/gpu-check.yaml" --executor local --concurrency 1
 else
-  step sweep 330 "$PYTHON" - "$OUT_DIR/gpu-check.yaml" << 'EOF'
+  step sweep 150 "$PYTHON" - "$DETAIL/gpu-check.yaml" << 'EOF'
 import sys, time
 from ant.sweep.grid import Grid
 from ant.train import train
@@ -182,25 +197,31 @@ for i, cfg in enumerate(cfgs):
           f"tok/s {s.get('tokens_per_s')} | {time.time() - t0:.0f}s", flush=True)
 EOF
 fi
+# collect() writes runs.parquet and curves.parquet beside runs/; the run table also goes to OUT_DIR.
 step collect 60 "$PYTHON" -c "
-import sys
+import shutil, sys
 from ant.laws.collect import collect
 runs, curves = collect(sys.argv[1])
 print(runs.to_string(max_cols=12) if len(runs) else 'no runs')
-" "$OUT_DIR"
+if len(runs):
+    shutil.copyfile(sys.argv[1] + '/runs.parquet', sys.argv[2])
+" "$DETAIL" "$OUT_DIR/runs.parquet"
 
-# ------------------------------------------------------------------------------------------ 4. candidate
+# ------------------------------------------------------------------------------------------ 4. other sizes
+for size in $OTHER_SIZES; do bench "$size" 110; done
+
+# ------------------------------------------------------------------------------------------ 5. candidate
 # If time is left: the largest size again with the weight projection compiled into one graph (ant.perf.
 # compiled_projection) instead of the eager per-matrix loop, to see what it saves anGPT/nGPT on this card.
-set -- $SIZES
 NO_LIGHTNING=()
 for a in "${BENCH_ARGS[@]}"; do [ "$a" = --lightning ] || NO_LIGHTNING+=("$a"); done
-step "bench-$1-project-compiled" 200 $ANT bench --size "$1" "${NO_LIGHTNING[@]}" --project-compiled \
-  --out "$OUT_DIR/bench-$1-project-compiled.json"
+step "bench-$LARGEST-project-compiled" 120 $ANT bench --size "$LARGEST" "${NO_LIGHTNING[@]}" --project-compiled \
+  --out "$OUT_DIR/bench-$LARGEST-project-compiled.json"
 
 # ------------------------------------------------------------------------------------------ wrap up
-# Checkpoints are only for resuming; they would make OUT_DIR large. Run folders keep config, metrics, summary.
-find "$OUT_DIR/runs" -type d -name checkpoints -prune -exec rm -rf {} + 2> /dev/null
+# Checkpoints are only for resuming; they would make the archive large. Run folders keep config, metrics, summary.
+find "$DETAIL/runs" -type d -name checkpoints -prune -exec rm -rf {} + 2> /dev/null
+tar -czf "$OUT_DIR/detail.tar.gz" -C "$WORK" detail
 rm -rf "$WORK"
 "$PYTHON" - "$OUT_DIR" "$T_START" << 'EOF'
 import csv, json, pathlib, sys, time

@@ -1,6 +1,6 @@
 """scripts/gpu_check.sh: valid bash, and its bookkeeping (steps.tsv, summary.json, exit code) works without a GPU.
 
-The full CPU dry run of the same path (tiny sizes, a 2-run sweep) takes ~6 minutes on 2 cores; its command is in
+The full CPU dry run of the same path (tiny sizes, a 2-run sweep) takes ~3 minutes on 2 cores; its command is in
 the script's header and in results/bench/README.md."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,3 +40,9 @@ def test_skipped_and_failing_steps_are_recorded_and_the_script_goes_on(tmp_path)
     failed = [s for s in steps.values() if s["status"] not in ("ok", "skipped")]
     assert (p.returncode == 0) == (not failed), p.stdout[-2000:]
     assert "outputs in" in p.stdout
+    # The device tool returns at most 8 files and nothing in subfolders: logs travel in one archive.
+    entries = list(out.iterdir())
+    assert len(entries) <= 8 and all(e.is_file() for e in entries), entries
+    with tarfile.open(out / "detail.tar.gz") as tar:
+        names = tar.getnames()
+    assert "detail/logs/collect.log" in names and "detail/nvidia-smi.txt" in names, names
