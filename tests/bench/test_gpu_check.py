@@ -9,8 +9,12 @@ import csv
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
+
+import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
@@ -46,3 +50,40 @@ def test_skipped_and_failing_steps_are_recorded_and_the_script_goes_on(tmp_path)
     with tarfile.open(out / "detail.tar.gz") as tar:
         names = tar.getnames()
     assert "detail/logs/collect.log" in names and "detail/nvidia-smi.txt" in names, names
+
+
+@pytest.mark.slow
+def test_cpu_dry_run_of_every_step(tmp_path):
+    """The whole script on the CPU path, tiny and eager: env, bench, corpus, a 2-run sweep, collect, the candidate
+    bench. The script only ever runs on a scarce device lease, so it must not rot unseen between leases."""
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "TMPDIR": str(tmp_path),
+        "GPU_CHECK_DEVICE": "cpu",
+        "GPU_CHECK_DTYPE": "fp32",
+        "GPU_CHECK_COMPILE": "0",
+        "GPU_CHECK_SIZES": "tiny1",
+        "GPU_CHECK_SEQ": "64",
+        "GPU_CHECK_BATCH": "4",
+        "GPU_CHECK_STEPS": "3",  # >= --reps (3)
+        "GPU_CHECK_SWEEP_SIZES": "tiny1",
+        "GPU_CHECK_SWEEP_TOKENS": "20000",
+        "GPU_CHECK_BUDGET_S": "600",
+    }
+    env.pop("OUT", None)
+    p = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    steps = {r["step"]: r["status"] for r in csv.DictReader((out / "steps.tsv").open(), delimiter="\t")}
+    assert p.returncode == 0 and set(steps.values()) == {"ok"}, (steps, p.stdout[-3000:])
+    assert list(steps) == ["env", "bench-tiny1", "corpus", "sweep-config", "sweep", "collect",
+                           "bench-tiny1-project-compiled"]  # fmt: skip
+    bench = json.loads((out / "bench-tiny1.json").read_text())
+    assert [r["arch"] for r in bench["results"]] == ["gptplus", "angpt", "ngpt"]
+    assert all(r["step_time_ms"] > 0 and r["lightning_overhead"] is not None for r in bench["results"])
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(runs["arch"]) == ["angpt", "gptplus"] and set(runs["status"]) == {"completed"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["bench"]) == {"bench-tiny1", "bench-tiny1-project-compiled"}
+    assert len(list(out.iterdir())) <= 8
+    assert not list(tmp_path.glob("ant-gpu-check.*"))  # the work folder is removed
