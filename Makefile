@@ -9,7 +9,7 @@ ANT      := $(BIN)/ant
 RESULTS  ?= results
 SLURM    := scripts/slurm_local.sh
 
-.PHONY: install data test test-fast lint sweep-small sweep-gpu fit-laws figures report bench slurm-start slurm-stop clean
+.PHONY: install data test test-fast lint sweep-small sweep-gpu gpu-check fit-laws figures report bench slurm-start slurm-stop clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ sweep-small: install
 
 sweep-gpu: install
 	$(ANT) sweep sweeps/gpu.yaml
+
+# The one-shot GPU check (bench at 0.5B/125M, a small GPU sweep): no install step, since a device machine has no
+# network; it uses .venv if that has torch, else python3. Outputs in $OUT, else results/gpu_check/<date>.
+gpu-check:
+	bash scripts/gpu_check.sh
 
 fit-laws: install
 	$(BIN)/python analysis/fit_laws.py --results $(RESULTS)
