@@ -125,7 +125,7 @@ set -- $SIZES
 LARGEST=$1
 shift
 OTHER_SIZES="$*"
-bench "$LARGEST" 180
+bench "$LARGEST" 220
 
 # ------------------------------------------------------------------------------------------ 3. GPU sweep
 # Corpus: no network and maybe no corpus packages; docstrings are English prose that every Python install has:
@@ -182,9 +182,9 @@ print(yaml.safe_dump(d, sort_keys=False))
 EOF
 # `ant sweep` needs submitit (imported by its executors); without it, run the same grid in-process, one by one.
 if "$PYTHON" -c "import submitit" 2> /dev/null; then
-  step sweep 150 $ANT sweep "$DETAIL/gpu-check.yaml" --executor local --concurrency 1
+  step sweep 120 $ANT sweep "$DETAIL/gpu-check.yaml" --executor local --concurrency 1
 else
-  step sweep 150 "$PYTHON" - "$DETAIL/gpu-check.yaml" << 'EOF'
+  step sweep 120 "$PYTHON" - "$DETAIL/gpu-check.yaml" << 'EOF'
 import sys, time
 from ant.sweep.grid import Grid
 from ant.train import train
