@@ -1,6 +1,6 @@
 """Curve fits with uncertainty: power laws (log-log least squares) and Chinchilla approach 3.
 
-Chinchilla approach 3 (Hoffmann et al. 2022, as refitted by Besiroglu et al. 2024, /work/shared/data/README.md):
+Chinchilla approach 3 (Hoffmann et al. 2022, as refitted by Besiroglu et al. 2024; points in ant/laws/assets):
 
     L(N, D) = E + A / N^alpha + B / D^beta,   fitted in the log-sum-exp form
     log L_hat = LSE(a - alpha log N, b - beta log D, e),   A = e^a, B = e^b, E = e^e,

@@ -1,7 +1,7 @@
 """Published numbers the suite compares against, and the Chinchilla reference points.
 
-Paper values are from /work/shared/docs/paper-notes.md (anGPT, arXiv 2505.22014v2); Chinchilla values from
-/work/shared/data/README.md (Epoch AI's refit of Hoffmann et al. Fig. 4).
+Paper values are from the project's paper notes (anGPT, arXiv 2505.22014v2); Chinchilla values from Epoch AI's
+refit of Hoffmann et al. Fig. 4, whose points ship in ant/laws/assets (see its README).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pandas as pd
 from ant.errors import ConfigError
 
 CHINCHILLA_CSV = "chinchilla-fig4-points.csv"
+ASSETS = Path(__file__).resolve().parent / "assets"
+CHINCHILLA_SHA256 = "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
 
 # Approach 3 on the 240 points with the README's protocol (objective 0.00101827), reproduced by ant.laws.fits.
 CHINCHILLA_REPRODUCED = {"E": 1.8172, "A": 477.8, "B": 2143.4, "alpha": 0.3473, "beta": 0.3672}
@@ -41,20 +43,20 @@ PAPER_FRONTIER = {
 PAPER_ALPHA = {"init": 0.05, "final_range": (0.12, 0.25)}
 
 
-def shared_data_dir() -> Path:
-    """$ANT_SHARED_DATA, else ../shared/data next to the repository (the project machines' layout)."""
+def chinchilla_csv() -> Path:
+    """$ANT_SHARED_DATA/chinchilla-fig4-points.csv when that variable is set, else the copy shipped in
+    ant/laws/assets (Epoch AI's extraction, unchanged; provenance in its README), so the reference check runs on
+    every machine."""
     env = os.environ.get("ANT_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return (Path(env) if env else ASSETS) / CHINCHILLA_CSV
 
 
 def load_chinchilla_points(path: str | Path | None = None, drop_highest: int = 5) -> pd.DataFrame:
     """Epoch's 245 points from Hoffmann et al. Fig. 4 as columns N, C, D (= C / 6N), loss, without the
     `drop_highest` highest-loss points (Epoch drops 5 outliers)."""
-    p = Path(path) if path else shared_data_dir() / CHINCHILLA_CSV
+    p = Path(path) if path else chinchilla_csv()
     if not p.is_file():
-        raise ConfigError("chinchilla_csv", f"file not found: {p} (set ANT_SHARED_DATA or pass a path)")
+        raise ConfigError("chinchilla_csv", f"file not found: {p} (unset ANT_SHARED_DATA or pass a path)")
     raw = pd.read_csv(p)
     missing = {"Model Size", "Training FLOP", "loss"} - set(raw.columns)
     if missing:
