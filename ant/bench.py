@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import signal
 import statistics
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from ant.errors import ConfigError, check_choice
 from ant.perf import (
     StepTimer,
+    StopAfterBlock,
     compiled_projection,
     count_compiled_kernels,
     count_eager_ops,
@@ -251,8 +253,12 @@ def split_steps(total: int, reps: int) -> list[int]:
     return [total // reps + (1 if i < total % reps else 0) for i in range(reps)]
 
 
-def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], None] = print) -> None:
-    """Warm every arch up, then measure in interleaved blocks; block order alternates (ABBA) to cancel drift."""
+def measure(
+    benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], None] = print, stop: StopAfterBlock | None = None
+) -> None:
+    """Warm every arch up, then measure in interleaved blocks; block order alternates (ABBA) to cancel drift.
+    A stop requested through `stop` ends the measurement after the current round of blocks (every architecture
+    has then been measured equally often)."""
     for b in benches:
         b.kernels = b.count_eager()
         t0 = time.perf_counter()
@@ -268,16 +274,25 @@ def measure(benches: list[Bench], cfg: BenchConfig, progress: Callable[[str], No
 
     lightning_steps = max(2, cfg.steps // cfg.reps)
     t_measure = time.perf_counter()
+    if stop is not None:
+        stop.measuring = True
     for rep, n in enumerate(split_steps(cfg.steps, cfg.reps)):
         order = benches if rep % 2 == 0 else benches[::-1]
         for b in order:
             b.times_s += run_block(b, n)
-            if cfg.lightning:
-                b.lightning_times_s += lightning_block(b, lightning_steps)
+            if cfg.lightning and not (stop and stop.requested):
+                try:
+                    b.lightning_times_s += lightning_block(b, lightning_steps)
+                except SystemExit:  # Lightning turns a SIGTERM inside fit() into SIGTERMException
+                    if not (stop and stop.requested):
+                        raise
         done = ", ".join(f"{b.arch} {1e3 * statistics.median(b.times_s):.1f} ms" for b in benches)
         elapsed = time.perf_counter() - t_measure
         eta = elapsed / (rep + 1) * (cfg.reps - rep - 1)
         progress(f"block {rep + 1}/{cfg.reps}: median so far {done} | {elapsed:.0f} s, ETA {eta:.0f} s")
+        if stop is not None and stop.requested:
+            progress(f"stopped after block {rep + 1}/{cfg.reps}")
+            break
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -313,6 +328,7 @@ def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
     for r in results:
         r["overhead_vs_first"] = r["step_time_ms"] / first
     return {
+        "partial": any(len(b.times_s) < cfg.steps for b in benches),  # stopped early (SIGTERM)
         "device": device_name(dev),
         "torch": torch.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -327,6 +343,7 @@ def format_table(report: dict[str, Any]) -> str:
     head = (
         f"{report['device']} | torch {report['torch']} | size {cfg['size']} seq {cfg['seq_len']} batch "
         f"{cfg['batch']} | {cfg['dtype']} | compile={cfg['compile']}"
+        + (" | PARTIAL (stopped early)" if report.get("partial") else "")
     )
     cols = f"{'arch':<8} {'step ms':>9} {'iqr ms':>8} {'tok/s':>10} {'MFU':>6} {'mem MB':>8} {'vs first':>9}"
     light = any("lightning_step_time_ms" in r for r in report["results"])
@@ -346,14 +363,16 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def bench(cfg: BenchConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
+def bench(
+    cfg: BenchConfig, progress: Callable[[str], None] = print, stop: StopAfterBlock | None = None
+) -> dict[str, Any]:
     """Run the benchmark described by `cfg` and return the report dict (see the module docstring)."""
     cfg = cfg.resolve()
     if cfg.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs on GPU use TF32 tensor cores, as training does
         torch.backends.cudnn.allow_tf32 = True
     benches = [Bench(a, cfg) for a in cfg.archs]
-    measure(benches, cfg, progress)
+    measure(benches, cfg, progress, stop)
     return summarize(benches, cfg)
 
 
@@ -399,7 +418,10 @@ def run(args: argparse.Namespace) -> int:
         lightning=args.lightning,
         seed=args.seed,
     )
-    report = bench(cfg)
+    # Under a time limit, SIGTERM after the first measured block still yields a (partial) report.
+    stop = StopAfterBlock()
+    signal.signal(signal.SIGTERM, stop)
+    report = bench(cfg, stop=stop)
     print(format_table(report))
     if args.out:
         write_json_atomic(Path(args.out), report)

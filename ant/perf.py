@@ -189,6 +189,23 @@ class StepTimer:
         return [b - a for a, b in zip(self.marks, self.marks[1:])]
 
 
+class StopAfterBlock:
+    """SIGTERM handling for a benchmark under a time limit (`timeout`, a SLURM time limit, a device lease):
+    before measuring starts there is nothing to keep, so the process exits at once (status 128 + signal); once
+    `measuring` is set, the signal only sets `requested`, the current interleaved block finishes, and the caller
+    reports what was measured, marked partial."""
+
+    def __init__(self) -> None:
+        self.measuring = False
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.measuring:
+            raise SystemExit(128 + signum)
+        self.requested = True
+        print("SIGTERM: finishing this block, then reporting what was measured (partial)", flush=True)
+
+
 def quantiles(xs: list[float]) -> tuple[float, float, float]:
     q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
     return q[0], statistics.median(xs), q[2]

@@ -9,7 +9,8 @@
 #      the machine (the Python stdlib's docstrings), then the run table                   -> runs.parquet
 #   4. `ant bench` at the other sizes (125M)                                               -> bench-<size>.json
 #   5. if time is left, the largest size with the weight projection compiled       -> bench-<size>-project-compiled.json
-# Every step has its own time limit; a failing step is recorded in steps.tsv and the script goes on.
+# Every step has its own time limit; a failing step is recorded in steps.tsv and the script goes on. A bench step
+# cut by its limit still leaves its JSON, with the blocks measured so far ("partial": true).
 # OUT_DIR gets at most 8 files, none in subfolders (the device tool returns no more): the JSONs above, steps.tsv,
 # summary.json, and detail.tar.gz (logs, nvidia-smi, the sweep's run folders without checkpoints).
 #
@@ -81,7 +82,8 @@ step() {
   [ "$limit" -gt "$left" ] && limit=$left
   echo "== $name (limit ${limit}s, $((now - T_START))s elapsed): $*"
   t0=$(date +%s)
-  timeout --signal=TERM --kill-after=20 "$limit" "$@" > "$DETAIL/logs/$name.log" 2>&1
+  # TERM first: `ant bench` then finishes its current round of blocks and writes a partial report (40 s grace).
+  timeout --signal=TERM --kill-after=40 "$limit" "$@" > "$DETAIL/logs/$name.log" 2>&1
   rc=$?
   case $rc in
     0) status=ok ;;
@@ -230,8 +232,9 @@ steps = list(csv.DictReader(open(out / "steps.tsv"), delimiter="\t"))
 bench = {}
 for f in sorted(out.glob("bench-*.json")):
     rep = json.loads(f.read_text())
-    bench[f.stem] = [{k: r.get(k) for k in ("arch", "step_time_ms", "overhead_vs_first", "tokens_per_s", "mfu",
-                      "peak_mem_mb", "lightning_overhead", "warmup_s")} for r in rep["results"]]
+    bench[f.stem] = {"partial": rep.get("partial", False), "results": [
+        {k: r.get(k) for k in ("arch", "n_steps", "step_time_ms", "overhead_vs_first", "tokens_per_s", "mfu",
+                               "peak_mem_mb", "lightning_overhead", "warmup_s")} for r in rep["results"]]}
 summary = {"wall_s": round(time.time() - float(sys.argv[2])), "steps": steps, "bench": bench}
 (out / "summary.json").write_text(json.dumps(summary, indent=1))
 print(json.dumps(summary, indent=1))

@@ -18,7 +18,7 @@ from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chi
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ant.laws.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", default=None, help="chinchilla-fig4-points.csv (default: the copy in ant/laws/assets, or $ANT_SHARED_DATA)")
+    ap.add_argument("--csv", default=None, help="points CSV (default: ant/laws/assets, or $ANT_SHARED_DATA)")
     ap.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     ap.add_argument("--workers", type=int, default=2, help="processes for the bootstrap")
     ap.add_argument("--full-grid", action="store_true", help="also time L-BFGS-B from all 4500 starts")

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from ant.bench import Bench, BenchConfig, format_table, split_steps
+from ant.bench import Bench, BenchConfig, bench, format_table, split_steps
 from ant.cli import main
 from ant.errors import ConfigError
+from ant.perf import StopAfterBlock
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_report_is_consistent_and_includes_lightning(tmp_path, capsys):
@@ -94,3 +103,67 @@ def test_table_prints_every_column():
     }  # fmt: skip
     text = format_table(rep)
     assert "50.0%" in text and "+1.5%" in text and "+2.0%" in text and "30000" in text
+
+
+def _bench_process(out, steps: str, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "ant.cli", "bench", "--archs", "gptplus", "angpt", "--size", "tiny1"]
+    args += ["--steps", steps, "--reps", steps, "--warmup", "1", "--seq-len", "32", "--batch", "2"]
+    args += ["--vocab-size", "256", "--threads", "1", "--out", str(out), *extra]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigterm_while_measuring_reports_the_blocks_so_far(tmp_path):
+    """Under a time limit (timeout, SLURM, a device lease) the benchmark keeps what it measured: SIGTERM ends it
+    after the current round of blocks, with equal blocks per architecture and the report marked partial."""
+    out = tmp_path / "b.json"
+    p = _bench_process(out, "5000")  # one step per block: far more blocks than the test waits for
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("block 2/"):
+            p.send_signal(signal.SIGTERM)
+            break
+    rest, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, "".join(lines) + rest
+    rep = json.loads(out.read_text())
+    n = [r["n_steps"] for r in rep["results"]]
+    assert rep["partial"] is True and 2 <= n[0] < 5000 and n[0] == n[1], n
+    assert "stopped after block" in rest and "PARTIAL" in rest
+
+
+def test_sigterm_inside_a_lightning_fit_still_reports(monkeypatch):
+    """With --lightning most of a round is spent in Trainer.fit(), where Lightning turns SIGTERM into an
+    exception (SIGTERMException). The round's bare blocks still finish and the report keeps every full block."""
+    from ant.train.module import LMModule
+
+    calls = {"n": 0}
+    original = LMModule.training_step
+
+    def training_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 12:  # 5 steps per Lightning block: inside round 2's first Lightning block
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LMModule, "training_step", training_step)
+    cfg = BenchConfig(archs=["gptplus", "angpt"], size="tiny1", seq_len=32, batch=2, vocab_size=256, steps=40,
+                      reps=20, warmup=1, lightning=True)  # fmt: skip
+    stop = StopAfterBlock()
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        rep = bench(cfg, progress=lambda line: None, stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stop.requested and rep["partial"] is True
+    assert [r["n_steps"] for r in rep["results"]] == [4, 4]  # two full rounds of 2-step bare blocks
+    # round 1 measured both Trainers; round 2's Lightning blocks were cut or skipped
+    assert all(r["lightning_step_time_ms"] > 0 for r in rep["results"])
+
+
+def test_sigterm_before_measuring_exits_at_once_without_a_report(tmp_path):
+    out = tmp_path / "b.json"
+    p = _bench_process(out, "4")
+    time.sleep(0.5)  # still importing torch or building the models: nothing measured yet
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert p.returncode in (143, -signal.SIGTERM) and not out.exists()

@@ -85,5 +85,6 @@ def test_cpu_dry_run_of_every_step(tmp_path):
     assert sorted(runs["arch"]) == ["angpt", "gptplus"] and set(runs["status"]) == {"completed"}
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["bench"]) == {"bench-tiny1", "bench-tiny1-project-compiled"}
+    assert summary["bench"]["bench-tiny1"]["partial"] is False
     assert len(list(out.iterdir())) <= 8
     assert not list(tmp_path.glob("ant-gpu-check.*"))  # the work folder is removed
