@@ -12,14 +12,14 @@ include the host-side gaps between steps, and nothing is synchronised inside the
 measures the same step through a real Lightning Trainer (automatic optimisation, gradient_clip_val, a projection
 hook), so the JSON also shows what the framework costs over the bare loop.
 
-Tokens are random ids: step time does not depend on the text.
+Tokens are random ids: step time does not depend on the text. The report (JSON and table) is built in
+ant/bench_report.py; the Lightning-driven step in ant/bench_lightning.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
 import signal
 import statistics
 import time
@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ant.bench_report import format_table, summarize
 from ant.errors import ConfigError, check_choice
 from ant.perf import (
     StepTimer,
@@ -38,10 +39,6 @@ from ant.perf import (
     compiled_projection,
     count_compiled_kernels,
     count_eager_ops,
-    device_name,
-    mfu,
-    peak_flops,
-    quantiles,
     write_json_atomic,
 )
 
@@ -293,74 +290,6 @@ def measure(
         if stop is not None and stop.requested:
             progress(f"stopped after block {rep + 1}/{cfg.reps}")
             break
-
-
-# ---------------------------------------------------------------------------------------------- report
-def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
-    dev = torch.device(cfg.device)
-    peak = peak_flops(dev)
-    tokens = cfg.batch * cfg.seq_len
-    results = []
-    for b in benches:
-        q1, med, q3 = quantiles(b.times_s)
-        tps = tokens / med
-        r: dict[str, Any] = {
-            "arch": b.arch,
-            "num_params": b.num_params,
-            "flops_per_token": b.flops_per_token,
-            "step_time_ms": 1e3 * med,
-            "step_time_iqr_ms": 1e3 * (q3 - q1),
-            "tokens_per_s": tps,
-            "mfu": mfu(b.flops_per_token, tps, peak),
-            "peak_mem_mb": (b.static_bytes() + b.peak_extra_bytes) / 2**20 if dev.type == "cuda" else None,
-            "step_time_min_ms": 1e3 * min(b.times_s),  # robust to other tenants on a shared CPU
-            "n_steps": len(b.times_s),
-            "warmup_s": b.warmup_s,
-            **b.kernels,
-        }
-        if b.lightning_times_s:
-            lq1, lmed, lq3 = quantiles(b.lightning_times_s)
-            r["lightning_step_time_ms"] = 1e3 * lmed
-            r["lightning_step_time_iqr_ms"] = 1e3 * (lq3 - lq1)
-            r["lightning_overhead"] = lmed / med - 1.0
-        results.append(r)
-    first = results[0]["step_time_ms"]
-    for r in results:
-        r["overhead_vs_first"] = r["step_time_ms"] / first
-    return {
-        "partial": any(len(b.times_s) < cfg.steps for b in benches),  # stopped early (SIGTERM)
-        "device": device_name(dev),
-        "torch": torch.__version__,
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "peak_flops": peak,
-        "config": asdict(cfg),
-        "results": results,
-    }
-
-
-def format_table(report: dict[str, Any]) -> str:
-    cfg = report["config"]
-    head = (
-        f"{report['device']} | torch {report['torch']} | size {cfg['size']} seq {cfg['seq_len']} batch "
-        f"{cfg['batch']} | {cfg['dtype']} | compile={cfg['compile']}"
-        + (" | PARTIAL (stopped early)" if report.get("partial") else "")
-    )
-    cols = f"{'arch':<8} {'step ms':>9} {'iqr ms':>8} {'tok/s':>10} {'MFU':>6} {'mem MB':>8} {'vs first':>9}"
-    light = any("lightning_step_time_ms" in r for r in report["results"])
-    if light:
-        cols += f" {'L ms':>9} {'L ovh':>7}"
-    lines = [head, cols]
-    for r in report["results"]:
-        mfu_s = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        mem = f"{r['peak_mem_mb']:.0f}" if r["peak_mem_mb"] is not None else "-"
-        line = (
-            f"{r['arch']:<8} {r['step_time_ms']:>9.2f} {r['step_time_iqr_ms']:>8.2f} {r['tokens_per_s']:>10.0f} "
-            f"{mfu_s:>6} {mem:>8} {100 * (r['overhead_vs_first'] - 1):>+8.1f}%"
-        )
-        if light and "lightning_step_time_ms" in r:
-            line += f" {r['lightning_step_time_ms']:>9.2f} {100 * r['lightning_overhead']:>+6.1f}%"
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def bench(

@@ -1,0 +1,82 @@
+"""`ant bench`'s report: the JSON document (figures per architecture, overhead vs the first, the partial flag) and
+the printed table. See ant/bench.py for what is measured."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ant.perf import device_name, mfu, peak_flops, quantiles
+
+if TYPE_CHECKING:
+    from ant.bench import Bench, BenchConfig
+
+
+def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
+    dev = torch.device(cfg.device)
+    peak = peak_flops(dev)
+    tokens = cfg.batch * cfg.seq_len
+    results = []
+    for b in benches:
+        q1, med, q3 = quantiles(b.times_s)
+        tps = tokens / med
+        r: dict[str, Any] = {
+            "arch": b.arch,
+            "num_params": b.num_params,
+            "flops_per_token": b.flops_per_token,
+            "step_time_ms": 1e3 * med,
+            "step_time_iqr_ms": 1e3 * (q3 - q1),
+            "tokens_per_s": tps,
+            "mfu": mfu(b.flops_per_token, tps, peak),
+            "peak_mem_mb": (b.static_bytes() + b.peak_extra_bytes) / 2**20 if dev.type == "cuda" else None,
+            "step_time_min_ms": 1e3 * min(b.times_s),  # robust to other tenants on a shared CPU
+            "n_steps": len(b.times_s),
+            "warmup_s": b.warmup_s,
+            **b.kernels,
+        }
+        if b.lightning_times_s:
+            lq1, lmed, lq3 = quantiles(b.lightning_times_s)
+            r["lightning_step_time_ms"] = 1e3 * lmed
+            r["lightning_step_time_iqr_ms"] = 1e3 * (lq3 - lq1)
+            r["lightning_overhead"] = lmed / med - 1.0
+        results.append(r)
+    first = results[0]["step_time_ms"]
+    for r in results:
+        r["overhead_vs_first"] = r["step_time_ms"] / first
+    return {
+        "partial": any(len(b.times_s) < cfg.steps for b in benches),  # stopped early (SIGTERM)
+        "device": device_name(dev),
+        "torch": torch.__version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "peak_flops": peak,
+        "config": asdict(cfg),
+        "results": results,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    head = (
+        f"{report['device']} | torch {report['torch']} | size {cfg['size']} seq {cfg['seq_len']} batch "
+        f"{cfg['batch']} | {cfg['dtype']} | compile={cfg['compile']}"
+        + (" | PARTIAL (stopped early)" if report.get("partial") else "")
+    )
+    cols = f"{'arch':<8} {'step ms':>9} {'iqr ms':>8} {'tok/s':>10} {'MFU':>6} {'mem MB':>8} {'vs first':>9}"
+    light = any("lightning_step_time_ms" in r for r in report["results"])
+    if light:
+        cols += f" {'L ms':>9} {'L ovh':>7}"
+    lines = [head, cols]
+    for r in report["results"]:
+        mfu_s = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
+        mem = f"{r['peak_mem_mb']:.0f}" if r["peak_mem_mb"] is not None else "-"
+        line = (
+            f"{r['arch']:<8} {r['step_time_ms']:>9.2f} {r['step_time_iqr_ms']:>8.2f} {r['tokens_per_s']:>10.0f} "
+            f"{mfu_s:>6} {mem:>8} {100 * (r['overhead_vs_first'] - 1):>+8.1f}%"
+        )
+        if light and "lightning_step_time_ms" in r:
+            line += f" {r['lightning_step_time_ms']:>9.2f} {100 * r['lightning_overhead']:>+6.1f}%"
+        lines.append(line)
+    return "\n".join(lines)
