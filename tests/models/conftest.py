@@ -3,6 +3,7 @@ without depending on ant.data."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,18 @@ def adam_steps(model, x: torch.Tensor, steps: int, lr: float = 0.05, project: bo
 def row_norms(model, dims: dict[str, int]) -> dict[str, torch.Tensor]:
     """name -> norms of every 2-D parameter along the dim the docs state for its matrix."""
     return {n: p.detach().norm(dim=dims[n.split(".")[-2]]) for n, p in model.named_parameters() if p.ndim == 2}
+
+
+def model_pair(arch: str, size: str = "tiny3", train_on: torch.Tensor | None = None, steps: int = 3, **switch):
+    """(default model, model with `switch`) from the same initial weights; with `train_on`, both after `steps`
+    Adam steps on it (for switches that act only through training)."""
+    from ant.models import build_model
+
+    torch.manual_seed(0)
+    base = build_model(arch, size, vocab_size=VOCAB)
+    variant = build_model(arch, size, vocab_size=VOCAB, **switch)
+    variant.load_state_dict(copy.deepcopy(base.state_dict()))
+    if train_on is not None:
+        for m in (base, variant):
+            adam_steps(m, train_on, steps=steps)
+    return base, variant

@@ -109,3 +109,22 @@ def perturb_vectors(m, seed=0):
     for p in m.parameters():
         if p.ndim < 2:
             p.mul_(1 + 0.5 * torch.rand(p.shape, generator=g))
+
+
+FORWARDS = {"gpt": gpt_forward, "gptplus": gpt_forward, "ngpt": ngpt_forward, "angpt": angpt_forward}
+
+
+def assert_matches(arch: str, x: torch.Tensor) -> None:
+    """The optimised model's logits on the token batch x equal the literal forward above, per sequence, on tiny3
+    with every vector and scalar moved off its init (so each one is seen to act)."""
+    from ant.models import build_model
+
+    from .conftest import VOCAB
+
+    torch.manual_seed(0)
+    m = build_model(arch, "tiny3", vocab_size=VOCAB)
+    perturb_vectors(m)
+    with torch.no_grad():
+        got = m(x)
+        want = torch.stack([FORWARDS[arch](m, s) for s in x])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

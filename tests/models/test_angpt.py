@@ -3,7 +3,6 @@ ablation switches."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -13,7 +12,7 @@ from ant.models import build_model
 from ant.models.angpt import ANGPTConfig
 
 from . import reference
-from .conftest import VOCAB, adam_steps, row_norms
+from .conftest import VOCAB, adam_steps, model_pair, row_norms
 
 # documented in constraints.py / paper-notes §1.4: the input dim of every matrix; each token vector of wte
 ANGPT_DIMS = {"wte": 1, "lm_head": 1, "qkv": 1, "proj": 1, "fc": 1, "down": 1}
@@ -28,14 +27,7 @@ def test_constants_at_0p5b():
 
 
 def test_matches_table1_reference(real_batch):
-    torch.manual_seed(0)
-    m = build_model("angpt", "tiny3", vocab_size=VOCAB)
-    reference.perturb_vectors(m)
-    x = real_batch(2, 24)
-    with torch.no_grad():
-        got = m(x)
-        want = torch.stack([reference.angpt_forward(m, s) for s in x])
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    reference.assert_matches("angpt", real_batch(2, 24))
 
 
 def test_residual_norm_near_one_at_every_block(real_batch):
@@ -118,23 +110,14 @@ def test_every_switch_changes_the_output(switch, real_batch):
 def test_factors_before_an_exact_norm_cancel(switch, real_batch):
     """The docstring's claim: nu_p and nu_acf sit right before an exact L2 norm, so they change nothing beyond
     rounding (and |alpha| changes nothing while alpha > 0)."""
-    torch.manual_seed(0)
-    base = build_model("angpt", "tiny3", vocab_size=VOCAB)
-    var = build_model("angpt", "tiny3", vocab_size=VOCAB, **switch)
-    var.load_state_dict(base.state_dict())
+    base, var = model_pair("angpt", **switch)
     x = real_batch(2, 32)
     with torch.no_grad():
         torch.testing.assert_close(var(x), base(x), rtol=1e-5, atol=1e-5)
 
 
 def test_bound_embeddings_switch(real_batch):
-    torch.manual_seed(0)
-    bounded = build_model("angpt", "tiny3", vocab_size=VOCAB)
-    free = build_model("angpt", "tiny3", vocab_size=VOCAB, bound_embeddings=False)
-    free.load_state_dict(copy.deepcopy(bounded.state_dict()))
-    x = real_batch(4, 64)
-    for m in (bounded, free):
-        adam_steps(m, x, steps=3)
+    bounded, free = model_pair("angpt", train_on=real_batch(4, 64), bound_embeddings=False)
     assert bounded.wte.weight.norm(dim=1).max() <= 1 + 1e-6
     assert free.wte.weight.norm(dim=1).max() > 1.01
     assert free.lm_head.weight.norm(dim=1).max() <= 1 + 1e-6  # the other matrices stay bounded

@@ -13,14 +13,7 @@ from .conftest import VOCAB
 
 @pytest.mark.parametrize("arch", ["gpt", "gptplus"])
 def test_matches_table1_reference(arch, real_batch):
-    torch.manual_seed(0)
-    m = build_model(arch, "tiny3", vocab_size=VOCAB)
-    reference.perturb_vectors(m)
-    x = real_batch(2, 24)
-    with torch.no_grad():
-        got = m(x)
-        want = torch.stack([reference.gpt_forward(m, s) for s in x])
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    reference.assert_matches(arch, real_batch(2, 24))
 
 
 def test_gptplus_residual_grows_with_depth(real_batch):

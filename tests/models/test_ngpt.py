@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
 from ant.models import build_model
 
 from . import reference
-from .conftest import VOCAB, adam_steps, row_norms
+from .conftest import VOCAB, adam_steps, model_pair, row_norms
 
 # documented in constraints.py / paper-notes §2.3: the embedding (d_model) dimension of every matrix
 NGPT_DIMS = {"wte": 1, "lm_head": 1, "qkv": 1, "fc": 1, "proj": 0, "down": 0}
 
 
 def test_matches_table1_reference(real_batch):
-    torch.manual_seed(0)
-    m = build_model("ngpt", "tiny3", vocab_size=VOCAB)
-    reference.perturb_vectors(m)
-    x = real_batch(2, 24)
-    with torch.no_grad():
-        got = m(x)
-        want = torch.stack([reference.ngpt_forward(m, s) for s in x])
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    reference.assert_matches("ngpt", real_batch(2, 24))
 
 
 def test_residual_norm_is_one_after_every_block(real_batch):
@@ -51,10 +42,7 @@ def test_weights_stay_normalised_along_embedding_dim(real_batch):
 
 
 def test_lerp_correction_changes_output(real_batch):
-    torch.manual_seed(0)
-    base = build_model("ngpt", "tiny3", vocab_size=VOCAB)
-    corr = build_model("ngpt", "tiny3", vocab_size=VOCAB, lerp_correction=True)
-    corr.load_state_dict(base.state_dict())
+    base, corr = model_pair("ngpt", lerp_correction=True)
     x = real_batch(2, 32)
     with torch.no_grad():
         assert (base(x) - corr(x)).abs().amax() > 1e-3
@@ -63,13 +51,8 @@ def test_lerp_correction_changes_output(real_batch):
 
 
 def test_bound_weights_changes_training(real_batch):
-    torch.manual_seed(0)
-    exact = build_model("ngpt", "tiny3", vocab_size=VOCAB)
-    bound = build_model("ngpt", "tiny3", vocab_size=VOCAB, bound_weights=True)
-    bound.load_state_dict(copy.deepcopy(exact.state_dict()))
     x = real_batch(4, 64)
-    for m in (exact, bound):
-        adam_steps(m, x, steps=3)
+    exact, bound = model_pair("ngpt", train_on=x, bound_weights=True)
     with torch.no_grad():
         assert (exact(x) - bound(x)).abs().amax() > 1e-3
     norms = row_norms(bound, NGPT_DIMS)
@@ -78,10 +61,7 @@ def test_bound_weights_changes_training(real_batch):
 
 @pytest.mark.parametrize("switch", [{"abs_alpha": False}])
 def test_abs_alpha_only_matters_for_negative_alpha(switch, real_batch):
-    torch.manual_seed(0)
-    a = build_model("ngpt", "tiny2", vocab_size=VOCAB)
-    b = build_model("ngpt", "tiny2", vocab_size=VOCAB, **switch)
-    b.load_state_dict(a.state_dict())
+    a, b = model_pair("ngpt", "tiny2", **switch)
     x = real_batch(2, 16)
     with torch.no_grad():
         torch.testing.assert_close(a(x), b(x))
