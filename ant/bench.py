@@ -271,23 +271,23 @@ def measure(
 
     lightning_steps = max(2, cfg.steps // cfg.reps)
     t_measure = time.perf_counter()
-    if stop is not None:
-        stop.measuring = True
+    stop = stop or StopAfterBlock()  # without a signal handler attached, never requested
+    stop.measuring = True
     for rep, n in enumerate(split_steps(cfg.steps, cfg.reps)):
         order = benches if rep % 2 == 0 else benches[::-1]
         for b in order:
             b.times_s += run_block(b, n)
-            if cfg.lightning and not (stop and stop.requested):
+            if cfg.lightning and not stop.requested:
                 try:
                     b.lightning_times_s += lightning_block(b, lightning_steps)
                 except SystemExit:  # Lightning turns a SIGTERM inside fit() into SIGTERMException
-                    if not (stop and stop.requested):
+                    if not stop.requested:
                         raise
         done = ", ".join(f"{b.arch} {1e3 * statistics.median(b.times_s):.1f} ms" for b in benches)
         elapsed = time.perf_counter() - t_measure
         eta = elapsed / (rep + 1) * (cfg.reps - rep - 1)
         progress(f"block {rep + 1}/{cfg.reps}: median so far {done} | {elapsed:.0f} s, ETA {eta:.0f} s")
-        if stop is not None and stop.requested:
+        if stop.requested:
             progress(f"stopped after block {rep + 1}/{cfg.reps}")
             break
 
