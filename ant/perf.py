@@ -81,6 +81,39 @@ def mfu(flops_per_token: float, tokens_per_s: float, peak: float | None) -> floa
     return flops_per_token * tokens_per_s / peak
 
 
+def measure_matmul_peak(
+    device: torch.device | str = "cpu", *, n: int = 512, dtype: torch.dtype = torch.float32, seconds: float = 0.3
+) -> float:
+    """Achievable dense matmul FLOP/s of `device` with this process's torch threads: the best of three timed
+    loops of [n, n] @ [n, n] products (2 n^3 FLOPs each), after a warm-up.
+
+    CPUs have no datasheet peak comparable to a GPU's tensor-core figure, so CPU MFU is reported against this
+    measured ceiling instead: "how much of what one GEMM gets does a training step get". n = 512 fp32 is large
+    enough for the BLAS kernel to reach its steady state on one core (measured: n = 1024 gives the same rate
+    within a few percent) and small enough to take well under a second."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    sync()
+    best = 0.0
+    for _ in range(3):
+        iters, t0 = 0, time.perf_counter()
+        while True:
+            torch.mm(a, b, out=out)
+            iters += 1
+            if iters % 4 == 0:
+                sync()
+                dt = time.perf_counter() - t0
+                if dt >= seconds / 3:
+                    break
+        best = max(best, 2.0 * n**3 * iters / dt)
+    return best
+
+
 # ---------------------------------------------------------------------------------------------- kernel counts
 def count_eager_ops(fn: Callable[[], Any]) -> dict[str, int]:
     """Run `fn` once in eager mode and count the ATen ops it dispatches (each is one kernel launch on GPU).

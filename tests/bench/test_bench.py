@@ -37,6 +37,11 @@ def test_cli_report_is_consistent_and_includes_lightning(tmp_path, capsys):
         assert r["tokens_per_s"] == pytest.approx(4 * 32 / (r["step_time_ms"] / 1e3))
         assert r["overhead_vs_first"] == pytest.approx(r["step_time_ms"] / first)
         assert r["mfu"] is None and r["peak_mem_mb"] is None  # CPU: no peak table entry, no CUDA allocator
+        # ... but an MFU against the measured fp32 GEMM rate of this process: a training step of tiny matmuls
+        # cannot run faster than one large GEMM
+        tflops = r["flops_per_token"] * r["tokens_per_s"]
+        assert r["mfu_vs_measured_matmul"] == pytest.approx(tflops / rep["measured_matmul_peak_flops"])
+        assert 0 < r["mfu_vs_measured_matmul"] < 1
         assert r["lightning_step_time_ms"] > 0
         assert r["lightning_overhead"] == pytest.approx(r["lightning_step_time_ms"] / r["step_time_ms"] - 1)
         assert r["eager_ops"] > r["eager_pointwise_ops"] > 0

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
-from ant.perf import count_compiled_kernels, count_eager_ops, mfu, peak_flops, peak_flops_by_name
+from ant.perf import (
+    count_compiled_kernels,
+    count_eager_ops,
+    measure_matmul_peak,
+    mfu,
+    peak_flops,
+    peak_flops_by_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +42,21 @@ def test_no_peak_and_no_mfu_on_cpu():
     assert mfu(1e9, 1e4, None) is None
     # 6 GFLOP/token at 50k tokens/s on a 989 TFLOP/s card: 30.3 %
     assert mfu(6e9, 5e4, 989e12) == pytest.approx(6e9 * 5e4 / 989e12)
+
+
+def test_measured_matmul_peak_is_the_rate_of_a_timed_gemm():
+    # The measured CPU peak must agree with an independent timing of the same product (best of a few), within
+    # the noise of a shared machine: it is the denominator of every CPU MFU the suite prints.
+    peak = measure_matmul_peak("cpu", n=256, seconds=0.15)
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(20):
+            a @ b
+        best = max(best, 20 * 2 * 256**3 / (time.perf_counter() - t0))
+    assert 1e8 < peak < 1e13  # between a slow 2005 core and a whole modern socket
+    assert 0.33 < peak / best < 3
 
 
 def test_eager_counter_sees_every_scalar_multiply_but_no_views():
