@@ -35,6 +35,11 @@ Open questions and the readings implemented (paper-notes §1.2-1.5, §8); each a
 - nu_acf = 3.74 (App. E, Monte Carlo). paper-notes §1.2 finds 3.74 ~ 1/sqrt(E[SiLU(z)^2]) for z ~ N(0, 0.25), i.e.
   gate entries of std 0.5, which our z (norm ~1 over f = 4d entries) does not have; the value cancels in the exact
   norm that follows, so we keep the paper's number (`nu_acf`).
+- SiLU's input scale: the gate z = W_uz h * nu_uz has entries of std ~ 1/sqrt(f) = 0.5/sqrt(d) (unit-norm rows and h),
+  where SiLU is nearly linear, while nu_acf = 3.74 assumes std ~ 0.5. nGPT scales its gate by sqrt(d) (s_v sqrt(d)).
+  Default: the paper's nu_uz alone; `gate_sqrt_d=True` multiplies the gate by sqrt(d) as nGPT does.
+- g per layer or per head: Table 1 writes one scalar; `qk_scale_per_head=True` learns one g per head (same init, so
+  the same function at init; L (n_heads - 1) more parameters).
 - |alpha|: nGPT uses abs(alpha); the anGPT paper does not say. nu(alpha) is defined for any alpha, so the default is
   the plain value (`abs_alpha=False`).
 - Embedding bound: see constraints.py (each token vector bounded; `bound_embeddings`).
@@ -67,6 +72,8 @@ class ANGPTConfig(ModelArgs):
     alpha_scale: float = 0.01  # Sec. 5 text; Table F.2 prints 0.001
     abs_alpha: bool = False
     qk_scale_init: float | None = None  # g at init; None -> sqrt(head_dim)
+    qk_scale_per_head: bool = False  # one g per head instead of one per layer
+    gate_sqrt_d: bool = False  # SiLU input x sqrt(d), as nGPT (see "SiLU's input scale" above)
     sz_init: float = 1.0
     sz_scale: float = 0.01
     nu_p: float | None = None  # None -> sqrt(d_h / d) (Sec. 4.3); 1.0 is App. E's value
@@ -106,10 +113,12 @@ class ANGPTBlock(Block):
         if cfg.lerp:
             self.alpha_a = Scale(cfg.d_model, cfg.alpha_init, cfg.alpha_scale)
             self.alpha_m = Scale(cfg.d_model, cfg.alpha_init, cfg.alpha_scale)
-        self.g = nn.Parameter(torch.tensor(float(cfg.qk_scale_init)))
+        # [H, 1, 1] broadcasts over q's [B, H, T, d_h]; a 0-d tensor is Table 1's one scalar per layer
+        shape = (cfg.n_heads, 1, 1) if cfg.qk_scale_per_head else ()
+        self.g = nn.Parameter(torch.full(shape, float(cfg.qk_scale_init)))
         nu = cfg.constants()
         self.attn_out_scale = nu["qkv"] * nu["p"]  # v's nu_qkv and W_p's nu_p, folded (both linear)
-        self.gate_scale = nu["uz"]  # acts: sets the SiLU input scale
+        self.gate_scale = nu["uz"] * (math.sqrt(cfg.d_model) if cfg.gate_sqrt_d else 1.0)  # sets SiLU's input scale
         self.mlp_out_scale = nu["uz"] * nu["acf"] * nu["d"]  # u's nu_uz, nu_acf, nu_d, folded
         add_factor = 1 / math.sqrt(2) if cfg.residual_factor else 1.0
         self.add_factor = add_factor * cfg.residual_factor_mult  # only used when lerp=False

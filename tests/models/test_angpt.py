@@ -85,6 +85,7 @@ ABLATIONS = [
     {"alpha_scale": 0.001},
     {"sz_init": 2.0},
     {"qk_scale_init": 2.0},
+    {"gate_sqrt_d": True},
 ]
 
 
@@ -128,3 +129,18 @@ def test_no_lerp_has_no_alpha():
     assert m.alpha_stats() == {}
     assert not any("alpha" in n for n, _ in m.named_parameters())
     assert m.blocks[0].add_factor == pytest.approx(1 / math.sqrt(2))
+
+
+def test_logit_scale_per_head_is_the_same_function_at_init_and_learns_per_head(real_batch):
+    torch.manual_seed(0)
+    layer = build_model("angpt", "tiny3", vocab_size=VOCAB)
+    head = build_model("angpt", "tiny3", vocab_size=VOCAB, qk_scale_per_head=True)
+    H, L = head.cfg.n_heads, head.cfg.n_layers
+    assert head.num_params() - layer.num_params() == L * (H - 1)
+    head.load_state_dict({k: v for k, v in layer.state_dict().items() if not k.endswith(".g")}, strict=False)
+    xy = real_batch(2, 33)
+    x, y = xy[:, :-1], xy[:, 1:]
+    torch.testing.assert_close(head(x), layer(x))  # every head starts at g = sqrt(d_h)
+    torch.nn.functional.cross_entropy(head(x).flatten(0, 1), y.flatten()).backward()
+    grad = head.blocks[0].g.grad.flatten()
+    assert grad.shape == (H,) and grad.std() > 0  # heads get different gradients: they can learn apart
