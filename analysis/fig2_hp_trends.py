@@ -1,8 +1,9 @@
-"""Fig. 2: optimal batch size and learning rate per model size, with the power laws BS(N), LR(N).
+"""Fig. 2: optimal batch size and learning rate per model size, with the power laws BS(N), LR(N), per budget regime.
 
-Paper claim (§5.1): anGPT BS = 1.1e-6 N^0.984 (R^2 0.974), LR = 0.065 N^-0.178 (R^2 0.659); GPT+ BS = 9e-5
-N^0.729 (R^2 0.827), LR = 42 N^-0.482 (R^2 0.783): anGPT's optimal batch grows ~linearly with N, its LR barely
-moves. Two-stage Akima procedure of ant.laws.hp on the completed runs.
+Paper claim (§5.1, 20 tokens/param): anGPT BS = 1.1e-6 N^0.984 (R^2 0.974), LR = 0.065 N^-0.178 (R^2 0.659); GPT+
+BS = 9e-5 N^0.729 (R^2 0.827), LR = 42 N^-0.482 (R^2 0.783): anGPT's optimal batch grows ~linearly with N, its LR
+barely moves. Two-stage Akima procedure of ant.laws.hp on the completed runs, one trend per (arch, tokens per
+parameter); optima on the edge of the searched grid are drawn hollow and left out of the power laws.
 """
 
 from __future__ import annotations
@@ -13,70 +14,131 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from analysis.common import Context, run_script  # noqa: E402
+from ant.laws.fits import FitError  # noqa: E402
 from ant.laws.hp import hp_trends  # noqa: E402
-from ant.laws.plotting import color, label, placeholder, sort_archs  # noqa: E402
+from ant.laws.plotting import color, label, sort_archs  # noqa: E402
 from ant.laws.reference import PAPER_HP  # noqa: E402
 
 NAME = "fig2_hp_trends"
+BY = "tokens_per_param"
+PAPER_SEQ = 2048  # the paper's batch sizes are in 2048-token sequences
+NEED = ("an HP sweep: >= 3 LRs x >= 3 batch sizes per model size at one token budget, at >= 3 sizes "
+        "(e.g. the hp-sweep grid of sweeps/paper.yaml: `ant sweep sweeps/paper.yaml`)")  # fmt: skip
 
 
 def compute(ctx: Context) -> dict:
     done = ctx.done
+    empty = {"by": BY, "regimes": [], "per_arch": {}}
     if done.empty:
-        ctx.no_data("fig2 (HP trends)", "completed runs with >= 3 LRs per (arch, size, batch)")
-        return {"per_arch": {}}
+        ctx.no_data("fig2 (HP trends)", NEED)
+        return empty
     try:
-        trends = hp_trends(done)
-    except ValueError as e:
-        ctx.no_data("fig2 (HP trends)", f">= 3 LRs per (arch, size, batch) ({e})")
-        return {"per_arch": {}}
-    out = {}
-    for arch, t in trends.items():
-        d = t.to_dict()
-        d["seeds"] = sorted(int(s) for s in done.loc[done["arch"] == arch, "seed"].unique())
-        out[arch] = d
-        if t.per_batch.empty:
-            ctx.no_data(f"fig2 {arch}", "an HP sweep: >= 3 LRs per (size, batch)")
-        elif t.bs_fit is None:
-            ctx.no_data(f"fig2 BS(N)/LR(N) fit for {arch}", f"optima at >= 3 sizes ({'; '.join(t.notes[:3])})")
-    return {"per_arch": out}
+        trends = hp_trends(done, by=BY)
+    except FitError as e:
+        ctx.no_data("fig2 (HP trends)", f"{NEED}; {e}")
+        return empty
+    out: dict = {}
+    budgets: dict[str, float] = {}
+    for arch, per in trends.items():
+        rows = done[done["arch"] == arch]
+        seq = sorted(int(s) for s in rows["seq_len"].dropna().unique()) if "seq_len" in rows else []
+        out[arch] = {}
+        for regime, t in per.items():
+            budgets[regime] = t.budget
+            out[arch][regime] = {**t.to_dict(), "seeds": sorted(int(s) for s in rows["seed"].unique()),
+                                 "seq_len": seq[0] if len(seq) == 1 else None}  # fmt: skip
+            if t.bs_fit is None:
+                why = "; ".join(n for n in t.notes if "interior" in n or "excluded" in n)[:300]
+                ctx.no_data(f"fig2 BS(N)/LR(N) fit for {arch} at {regime}", f">= 3 sizes with interior optima ({why})")
+    return {"by": BY, "regimes": sorted(budgets, key=budgets.get), "per_arch": out}
+
+
+def _message_figure(ctx: Context, text: str) -> None:
+    """No HP grid in the data: a figure that only says which sweep would produce it, no empty axes."""
+    fig = plt.figure(figsize=(8, 1.4))
+    fig.text(0.5, 0.5, "Fig. 2 (optimal batch and LR vs model size) not drawn:\n" + text, ha="center", va="center",
+             fontsize=9, color="0.25", wrap=True)  # fmt: skip
+    ctx.save_figure(fig, NAME)
+
+
+def plain_log_ticks(ax) -> None:
+    """Log axes spanning less than two decades get ticks at 1, 2, 5 x 10^k with plain labels (0.002, 50, 20M):
+    with matplotlib's default, such an axis shows one or no labelled tick."""
+    for axis, lim, scale in ((ax.xaxis, ax.get_xlim(), ax.get_xscale()), (ax.yaxis, ax.get_ylim(), ax.get_yscale())):
+        lo, hi = sorted(lim)
+        if scale != "log":
+            continue
+        if lo > 0 and hi / lo < 100:
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0) if hi / lo < 10 else (1.0, 2.0, 5.0)))
+            axis.set_minor_formatter(NullFormatter())
+        axis.set_major_formatter(FuncFormatter(lambda v, _: plain(v)))
+
+
+def plain(v: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:.3g}"
+
+
+def _paper_line(ax, arch: str, key: str, N: np.ndarray, seq_len: int | None, budget: float) -> None:
+    """The paper's law (fitted at 20 tokens/param) over the plotted range, only in a 20 tokens/param regime; batch
+    converted from 2048-token sequences to this data's."""
+    p = PAPER_HP.get(arch)
+    if p is None or (key == "bs" and seq_len is None) or not 19 <= budget <= 21:
+        return
+    coef, exp, _ = p[key]
+    if key == "bs":
+        coef = coef * PAPER_SEQ / seq_len
+    xs = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
+    ax.plot(xs, coef * xs**exp, color=color(arch), ls=":", lw=1.2, alpha=0.8,
+            label=f"paper {label(arch)}: N^{exp} (fitted at 32M-1B)")  # fmt: skip
 
 
 def plot(ctx: Context, numbers: dict) -> None:
-    per = numbers["per_arch"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    if not per:
-        for ax in axes:
-            placeholder(ax, "no HP sweep yet: need >= 3 LRs per (arch, size, batch)")
-    for arch in sort_archs(per):
-        d = per[arch]
-        if not d["per_size"]:
-            continue
-        N = np.array([r["N"] for r in d["per_size"]])
-        for ax, key, fit_key in ((axes[0], "bs_opt", "bs_fit"), (axes[1], "lr_opt", "lr_fit")):
-            y = np.array([r[key] for r in d["per_size"]])
-            edge = np.array([r["bs_at_edge"] for r in d["per_size"]])
-            ax.scatter(N[~edge], y[~edge], color=color(arch), s=25, zorder=3)
-            ax.scatter(N[edge], y[edge], facecolor="none", edgecolor=color(arch), s=25, zorder=3)
-            f = d[fit_key]
-            if f:
-                xs = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
-                ax.plot(xs, f["coef"] * xs ** f["exponent"], color=color(arch),
-                        label=f"{label(arch)}: {f['coef']:.2g} N^{f['exponent']:.3f} (R²={f['r2']:.2f})")  # fmt: skip
-            else:
-                ax.plot([], [], "o", color=color(arch), label=f"{label(arch)} (no fit: < 3 sizes)")
-    for ax, ylabel in ((axes[0], "optimal batch (sequences)"), (axes[1], "optimal learning rate")):
-        ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel=ylabel)
-        if per:
-            ax.legend()
-    axes[0].set_title("batch size (open: optimum at grid edge)")
-    axes[1].set_title("learning rate")
-    fig.text(0.01, -0.02, "paper (2048-token sequences): " + "; ".join(
-        f"{label(a)} BS={v['bs'][0]:.2g}N^{v['bs'][1]}, LR={v['lr'][0]:.2g}N^{v['lr'][1]}" for a, v in PAPER_HP.items()
-    ), fontsize=7, color="0.4")  # fmt: skip
-    fig.tight_layout()
+    per, regimes = numbers["per_arch"], numbers["regimes"]
+    if not regimes:
+        _message_figure(ctx, "; ".join(numbers.get("missing", [])) or NEED)
+        return
+    fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 4.6 * len(regimes)), squeeze=False, layout="constrained")
+    for row, regime in zip(axes, regimes):
+        n_all = np.array([r["N"] for a in per for r in (per[a].get(regime) or {}).get("per_size", [])])
+        for ax, key in zip(row, ("bs", "lr")):
+            for arch in sort_archs(per):
+                d = per[arch].get(regime)
+                if not d or not d["per_size"]:
+                    continue
+                ps = d["per_size"]
+                N = np.array([r["N"] for r in ps])
+                y = np.array([r[f"{key}_opt"] for r in ps])
+                inside = np.array([bool(r["in_fit"]) for r in ps])
+                ax.scatter(N[inside], y[inside], color=color(arch), s=30, zorder=3)
+                ax.scatter(N[~inside], y[~inside], facecolor="none", edgecolor=color(arch), s=30, zorder=3, lw=1.2)
+                f = d[f"{key}_fit"]
+                n_ex = f", {d['n_excluded']} excluded: edge" if d["n_excluded"] else ""
+                if f:
+                    xs = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
+                    lo, hi = f["exponent_ci"]
+                    ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None else ""
+                    ax.plot(xs, f["coef"] * xs ** f["exponent"], color=color(arch),
+                            label=f"{label(arch)}: {f['coef']:.2g} N^{f['exponent']:.3f}{ci}, R²={f['r2']:.2f} "
+                                  f"({d['n_interior']} sizes{n_ex})")  # fmt: skip
+                else:
+                    why = f"no fit ({d['n_interior']} interior optima, need 3{n_ex})"
+                    ax.plot([], [], "o", color=color(arch), label=f"{label(arch)}: {why}")
+                _paper_line(ax, arch, key, n_all, d.get("seq_len"), d["budget"])
+            seq = {per[a][regime].get("seq_len") for a in per if regime in per[a]}
+            unit = f"sequences of {seq.pop()} tokens" if len(seq) == 1 and None not in seq else "sequences"
+            ylabel = f"optimal batch ({unit})" if key == "bs" else "optimal learning rate"
+            ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel=ylabel,
+                   title=f"{'batch size' if key == 'bs' else 'learning rate'} at {regime}")  # fmt: skip
+            plain_log_ticks(ax)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, fontsize=7)
+    fig.suptitle("Optimal HPs per model size (filled: interior optimum, in the fit; hollow: optimum on the edge of "
+                 "the searched grid, excluded; dotted: the paper's law)", fontsize=9)  # fmt: skip
     ctx.save_figure(fig, NAME)
 
 

@@ -47,7 +47,8 @@ def test_numbers_recover_the_synthetic_truth(made):
     assert tiny4["angpt"]["mean_ratio"] == pytest.approx(truth, rel=0.05)
     assert tiny4["angpt"]["ci"][0] < tiny4["angpt"]["ci"][1]
     hp = json.loads((made / "fits" / "fig2_hp_trends.json").read_text())["per_arch"]
-    assert hp["angpt"]["bs_fit"]["exponent"] > hp["gptplus"]["bs_fit"]["exponent"]
+    regime = "20 tokens/param"  # the synthetic HP sweep's budget (SynthSuite)
+    assert hp["angpt"][regime]["bs_fit"]["exponent"] > hp["gptplus"][regime]["bs_fit"]["exponent"]
     t2 = json.loads((made / "fits" / "table2_overhead.json").read_text())["per_file"]["bench-cpu"]["rows"]
     assert {r["arch"]: round(r["rel_increase_pct"], 6) for r in t2} == {"gptplus": 0, "angpt": 3.0, "ngpt": 10.0}
     ch = json.loads((made / "fits" / "chinchilla.json").read_text())["per_arch"]
