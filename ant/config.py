@@ -36,7 +36,8 @@ from ant.errors import ConfigError, check_choice, check_positive, read_user_file
 ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
 TOKENIZERS = ("bytes", "bpe", "gpt2")
 OPTIMIZERS = ("auto", "adamw", "adam")
-SCHEDULES = ("cosine", "linear", "constant")
+SCHEDULES = ("cosine", "linear", "constant", "wsd")
+DECAY_SHAPES = ("1-sqrt", "linear")  # of the wsd decay (ant.train.optim)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "32", "bf16-mixed")
 COMPILE = ("auto", "true", "false")
@@ -83,6 +84,13 @@ class OptimConfig:
     warmup_frac: float | None = None  # None -> 0.1 (gpt/gptplus), 0 (ngpt/angpt)
     schedule: str = "cosine"
     final_lr_frac: float = 0.01  # the LR decays to final_lr_frac x peak
+    # wsd (warmup-stable-decay, ant.train.optim): the last decay_frac of the steps decay to final_lr_frac x peak
+    # with decay_shape; the warm-up is warmup_steps, an absolute count so that wsd runs differing only in their
+    # budget share every step before the shorter one's decay (None -> warmup_frac x steps; a grid's `budgets:`
+    # family sets it from its smallest budget). warmup_steps, when given, overrides warmup_frac for any schedule.
+    decay_frac: float = 0.2
+    decay_shape: str = "1-sqrt"
+    warmup_steps: int | None = None
     grad_clip: float = 1.0  # 0 disables clipping
 
 
@@ -105,6 +113,9 @@ class TrainConfig:
     ckpt_interval: int = 0  # steps between checkpoints; 0 -> about 10 per run
     divergence_factor: float = 3.0  # diverged if the smoothed loss exceeds factor x its running minimum
     num_threads: int = 0  # torch CPU threads; 0 -> torch's default
+    # Log the gradient noise scale (gns_* columns; ant.train.noise_scale) from the micro-batch gradients: needs
+    # micro_batch_size < batch_size. Measurement only, the training result is the same: not part of the run id.
+    noise_scale: bool = False
 
 
 @dataclass
@@ -195,6 +206,11 @@ class RunConfig:
             if v is not None and not (0 <= v <= 1):
                 raise ConfigError(f"optim.{name}", f"must be in [0, 1], got {v!r}")
         check_positive("optim.grad_clip", o.grad_clip, strict=False)
+        if not 0 < o.decay_frac <= 1:
+            raise ConfigError("optim.decay_frac", f"must be in (0, 1], got {o.decay_frac!r}")
+        check_choice("optim.decay_shape", o.decay_shape, DECAY_SHAPES)
+        if o.warmup_steps is not None:
+            _check_int("optim.warmup_steps", o.warmup_steps, minimum=0)
         if (t.tokens is None) == (t.tokens_per_param is None):
             raise ConfigError("train.tokens", "give exactly one of train.tokens and train.tokens_per_param")
         if t.tokens is not None:
@@ -215,6 +231,11 @@ class RunConfig:
             _check_int(f"train.{name}", getattr(t, name), minimum=0)
         _check_int("train.log_interval", t.log_interval, minimum=1)
         check_positive("train.divergence_factor", t.divergence_factor)
+        if t.noise_scale and not 0 < t.micro_batch_size < t.batch_size:
+            below = [n for n in range(1, t.batch_size) if t.batch_size % n == 0]
+            msg = f"needs >= 2 micro-batches a step; micro_batch_size {t.micro_batch_size}, batch_size {t.batch_size}"
+            allowed = f"false, or true with train.micro_batch_size in {below}" if below else "false"
+            raise ConfigError("train.noise_scale", msg, allowed)
 
     def resolve(self, vocab_size: int | None = None) -> RunConfig:
         """Return a copy with every default filled in from the recipe. `vocab_size` is the tokenizer's, used
@@ -250,6 +271,8 @@ class RunConfig:
         t.tokens_per_param = None  # tokens is now the single source of truth
         tokens_per_step = t.batch_size * r.data.seq_len
         r.steps = max(1, math.ceil(t.tokens / tokens_per_step))
+        if o.schedule == "wsd":
+            _resolve_wsd(o, r.steps)
         if t.device == "auto":
             t.device = "cuda" if _cuda_available() else "cpu"
         if t.precision == "auto":
@@ -276,9 +299,15 @@ class RunConfig:
             raise ValueError("run_id() needs a resolved config (call resolve() first)")
         d = self.to_dict()
         d.pop("out_dir")
-        for k in ("log_interval", "ckpt_interval", "num_threads", "micro_batch_size"):
+        for k in ("log_interval", "ckpt_interval", "num_threads", "micro_batch_size", "noise_scale"):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
+        # the wsd fields change nothing for other schedules: left out, run ids from before them stay the same
+        if d["optim"]["schedule"] != "wsd":
+            d["optim"].pop("decay_frac")
+            d["optim"].pop("decay_shape")
+        if d["optim"]["warmup_steps"] is None:
+            d["optim"].pop("warmup_steps")
         digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
         m, t = self.model, self.train
         return f"{m.arch}-{m.size}-{_short(t.tokens)}tok-b{t.batch_size}-lr{self.optim.lr:.2g}-s{t.seed}-{digest}"
@@ -358,6 +387,21 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def wsd_decay_steps(steps: int, decay_frac: float) -> int:
+    """Length of the final decay of a wsd run of `steps` steps: at least one step (ant.train.optim)."""
+    return min(steps, max(1, int(round(decay_frac * steps))))
+
+
+def _resolve_wsd(o: OptimConfig, steps: int) -> None:
+    """Fix the warm-up of a wsd run in steps and check that it ends before the decay starts."""
+    if o.warmup_steps is None:
+        o.warmup_steps = int(round((o.warmup_frac or 0.0) * steps))
+    start = steps - wsd_decay_steps(steps, o.decay_frac)
+    if o.warmup_steps > start:
+        msg = f"{o.warmup_steps} warm-up steps do not end before the decay starts at step {start} of {steps}"
+        raise ConfigError("optim.warmup_steps", msg, f"0..{start}")
 
 
 def _multiple_of(n: int, unit: int) -> int:

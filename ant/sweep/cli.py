@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ant.errors import ConfigError
-from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm
+from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
 from ant.sweep.grid import Grid, _set
 from ant.sweep.plan import build_plan, format_plan
 
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped)")
     prepare_data(todo)
     if settings.name == "local":
-        results = run_local(todo, settings)
+        results = run_local(todo, settings, all_cfgs=cfgs)  # all_cfgs: a wsd family's finished trunk
         return _report(results, grid)
-    return _submit(todo, settings, grid, wait=args.wait)
+    return _submit(work_units(todo, cfgs), settings, grid, wait=args.wait)
 
 
 def prepare_data(cfgs: list) -> None:
@@ -113,38 +113,43 @@ def _report(results: list[dict[str, Any]], grid: Grid) -> int:
 
 
 # ---------------------------------------------------------------------- SLURM bookkeeping
-def _submit(todo: list, settings: ExecutorSettings, grid: Grid, wait: bool) -> int:
-    if not todo:
+def _submit(units: list[list], settings: ExecutorSettings, grid: Grid, wait: bool) -> int:
+    """One array task per work unit: a run, or a wsd family (trunk, then its branches)."""
+    if not units:
         return 0
     if shutil.which("sbatch") is None:
         raise ConfigError("executor.name", "slurm: sbatch not found (start a cluster: make slurm-start)", EXECUTORS)
     folder = Path(settings.log_dir) if settings.log_dir else sweep_dir(grid) / "slurm"
-    jobs_list = submit_slurm(todo, settings, folder.resolve(), grid.name)
+    jobs_list = submit_slurm(units, settings, folder.resolve(), grid.name)
     jobs = load_jobs(grid)
-    for cfg, job in zip(todo, jobs_list):
-        jobs[cfg.run_id()] = {"job_id": job.job_id, "folder": str(folder.resolve()), "submitted": time.time()}
+    for unit, job in zip(units, jobs_list):
+        for cfg in unit:  # every member of a family maps to its unit's task
+            jobs[cfg.run_id()] = {"job_id": job.job_id, "folder": str(folder.resolve()), "submitted": time.time()}
     save_jobs(grid, jobs)
     array = jobs_list[0].job_id.split("_")[0]
-    print(f"submitted {len(jobs_list)} run(s) as SLURM array {array}; logs in {folder}/")
+    n_runs = sum(len(u) for u in units)
+    tasks = f" in {len(jobs_list)} tasks (one per wsd family)" if n_runs != len(jobs_list) else ""
+    print(f"submitted {n_runs} run(s) as SLURM array {array}{tasks}; logs in {folder}/")
     print(f"check progress with: ant sweep {grid.path} --status")
     if not wait:
         return 0
     done, failed, t0 = 0, 0, time.time()
-    pending = list(zip(todo, jobs_list))
+    pending = list(zip(units, jobs_list))
     while pending:
         still = []
-        for cfg, job in pending:
+        for unit, job in pending:
             if not job.done():
-                still.append((cfg, job))
+                still.append((unit, job))
                 continue
-            done += 1
             try:
                 r = job.result()
-                status = r.get("status", "?")
+                statuses = [x.get("status", "?") for x in (r if isinstance(r, list) else [r])]
             except Exception as e:  # FailedJobError carries the run's traceback
                 failed += 1
-                status = f"failed ({str(e).strip().splitlines()[-1][:120]})"
-            print(f"[{done}/{len(jobs_list)}] {status:9s} {cfg.run_id()} | elapsed {time.time() - t0:.0f}s")
+                statuses = [f"failed ({str(e).strip().splitlines()[-1][:120]})"]
+            for cfg, status in zip(unit, statuses + statuses[-1:] * (len(unit) - len(statuses))):
+                done += 1
+                print(f"[{done}/{n_runs}] {status:9s} {cfg.run_id()} | elapsed {time.time() - t0:.0f}s")
         pending = still
         if pending:
             time.sleep(2)

@@ -11,6 +11,10 @@ slurm: one job array per submission (`map_array`), `slurm_array_parallelism` fro
     single owner, submitit: `RunJob` is a `Checkpointable`, so a job that reaches its time limit (or is
     preempted) gets USR2, is requeued with the same arguments and resumes from the run's last checkpoint.
     Lightning's own SLURM auto-requeue must stay off (ant.train passes SLURMEnvironment(auto_requeue=False)).
+
+A wsd family (runs differing only in their budget, ant.train.branches) is one unit of work on either executor:
+`run_family` trains the trunk, then each branch from the trunk's checkpoint at its decay start, in one worker
+(one SLURM array task), under each run's own lock; a stop request ends the unit after the current run.
 """
 
 from __future__ import annotations
@@ -88,8 +92,11 @@ class ExecutorSettings:
 
 
 # ---------------------------------------------------------------------- the worker (local and SLURM)
-def run_one(cfg_dict: dict[str, Any], threads: int = 0, raise_errors: bool = False) -> dict[str, Any]:
-    """Train one run unless it is finished or being trained elsewhere. Returns {run_id, status, ...}."""
+def run_one(
+    cfg_dict: dict[str, Any], threads: int = 0, raise_errors: bool = False, family: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Train one run unless it is finished or being trained elsewhere. Returns {run_id, status, ...}.
+    `family`: the resolved wsd family this run belongs to, trunk first (ant.train.branches.train_member)."""
     cfg = RunConfig.from_dict(cfg_dict)
     run_id = cfg.run_id()
     locks = lock_dir(cfg.out_dir)
@@ -107,10 +114,14 @@ def run_one(cfg_dict: dict[str, Any], threads: int = 0, raise_errors: bool = Fal
         job_id = f"{job}_{task}" if job and task else job
         record_attempt(locks, run_id, event="start", job_id=job_id, resumed=state is not None)
         t0 = time.time()
+        from ant.train.branches import train_member
         from ant.train.run import RunLockedError, train
 
         try:
-            result = train(cfg, progress=False)
+            if family:
+                result = train_member(cfg, [RunConfig.from_dict(d) for d in family], progress=False)
+            else:
+                result = train(cfg, progress=False)
             status = result.summary.get("status", "completed")
             if status == "running":  # train() checkpointed and returned early on request (signal)
                 status = "interrupted"
@@ -126,6 +137,38 @@ def run_one(cfg_dict: dict[str, Any], threads: int = 0, raise_errors: bool = Fal
             return {"run_id": run_id, "status": "failed", "error": err, "traceback": traceback.format_exc()}
     finally:
         lock.release()
+
+
+def run_family(cfg_dicts: list[dict[str, Any]], threads: int = 0, raise_errors: bool = False) -> list[dict[str, Any]]:
+    """Train a resolved wsd family, trunk first (cfg_dicts[0]; it may be finished already: then only the listed
+    branches train), each member through run_one. Stops after a run that was interrupted (a checkpoint request).
+    When another process holds the trunk, its branches are left to that process (reported "locked"): started
+    here they could not branch yet and would train from step 0."""
+    results = [run_one(cfg_dicts[0], threads, raise_errors, family=cfg_dicts)]
+    if results[0]["status"] == "locked":
+        return results + [{"run_id": RunConfig.from_dict(d).run_id(), "status": "locked"} for d in cfg_dicts[1:]]
+    for d in cfg_dicts[1:]:
+        if results[-1]["status"] == "interrupted":
+            break
+        results.append(run_one(d, threads, raise_errors, family=cfg_dicts))
+    return results
+
+
+def work_units(todo: list[RunConfig], all_cfgs: list[RunConfig] | None = None) -> list[list[RunConfig]]:
+    """The runs to do, grouped: each wsd family with something to do becomes [trunk, branches to do...] (the
+    trunk even when it is finished: its checkpoints seed the branches), every other run [run]."""
+    from ant.train.branches import find_families
+
+    want = {c.run_id() for c in todo}
+    units = []
+    for fam in find_families(list(all_cfgs or []) + list(todo)):
+        members = [c for c in fam if c.run_id() in want]
+        if not members:
+            continue
+        if len(fam) > 1:
+            members = [fam[0]] + [c for c in members if c.run_id() != fam[0].run_id()]
+        units.append(members)
+    return units
 
 
 def run_state(run_dir: Path) -> str | None:
@@ -148,7 +191,8 @@ class RunJob(_Checkpointable):
     `checkpoint()` (inherited: resubmit the same call), `scontrol requeue`s the job and exits. The requeued job
     resumes from that checkpoint, so no step is lost."""
 
-    def __call__(self, cfg_dict: dict[str, Any], threads: int = 0) -> dict[str, Any]:
+    def __call__(self, cfg_dict: dict[str, Any] | list[dict[str, Any]], threads: int = 0) -> Any:
+        """One run (a dict), or a wsd family (a list of dicts, trunk first; returns a list of results)."""
         from ant.train.run import request_checkpoint
 
         submitit_handler = signal.getsignal(signal.SIGUSR2)
@@ -160,10 +204,15 @@ class RunJob(_Checkpointable):
 
         signal.signal(signal.SIGUSR2, on_signal)
         try:
-            result = run_one(cfg_dict, threads=threads, raise_errors=True)
+            if isinstance(cfg_dict, list):
+                result = run_family(cfg_dict, threads=threads, raise_errors=True)
+            else:
+                result = run_one(cfg_dict, threads=threads, raise_errors=True)
         finally:
             signal.signal(signal.SIGUSR2, submitit_handler)
-        if result["status"] in FINISHED + ("skipped",):
+        results = result if isinstance(result, list) else [result]
+        done = len(results) == (len(cfg_dict) if isinstance(cfg_dict, list) else 1)
+        if done and all(r["status"] in FINISHED + ("skipped",) for r in results):
             # done: a USR2 arriving now (near the time limit) must not requeue a finished run
             signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         elif caught and callable(submitit_handler):
@@ -215,17 +264,24 @@ def local_layout(settings: ExecutorSettings, n_runs: int) -> tuple[int, int, lis
     return workers, threads, gpus
 
 
-def run_local(cfgs: list[RunConfig], settings: ExecutorSettings, log=print) -> list[dict[str, Any]]:
-    """Run every config through a capped process pool; prints one line per finished run with an ETA."""
+def run_local(
+    cfgs: list[RunConfig], settings: ExecutorSettings, log=print, all_cfgs: list[RunConfig] | None = None
+) -> list[dict[str, Any]]:
+    """Run every config through a capped process pool; prints one line per finished run with an ETA. wsd families
+    among them (with their trunk from `all_cfgs`, the whole grid) run as one unit each (run_family)."""
     if not cfgs:
         return []
-    workers, threads, gpus = local_layout(settings, len(cfgs))
+    units = work_units(cfgs, all_cfgs)
+    n_runs = sum(len(u) for u in units)
+    workers, threads, gpus = local_layout(settings, len(units))
     ctx = mp.get_context("spawn")
     where = f"GPUs {','.join(gpus[:workers])}" if gpus else f"{threads} CPU thread(s) each"
-    log(f"local executor: {len(cfgs)} run(s), {workers} at a time, {where}")
+    fams = sum(len(u) > 1 for u in units)
+    log(f"local executor: {n_runs} run(s)" + (f" ({fams} wsd families)" if fams else "")
+        + f", {workers} at a time, {where}")  # fmt: skip
     results: list[dict[str, Any]] = []
     t0 = time.time()
-    pending, tries = list(cfgs), 0
+    pending, tries = units, 0
     while pending:  # a worker killed hard (OOM) breaks the pool: retry its runs once in a fresh one (they resume)
         tries += 1
         gpu_queue = None
@@ -236,20 +292,26 @@ def run_local(cfgs: list[RunConfig], settings: ExecutorSettings, log=print) -> l
         crashed = []
         init = (gpu_queue, threads)
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
-            futs = {pool.submit(run_one, c.to_dict(), threads): c for c in pending}
+            futs = {}
+            for unit in pending:
+                if len(unit) == 1:
+                    futs[pool.submit(run_one, unit[0].to_dict(), threads)] = unit
+                else:
+                    futs[pool.submit(run_family, [c.to_dict() for c in unit], threads)] = unit
             for fut in cf.as_completed(futs):
-                cfg = futs[fut]
+                unit = futs[fut]
                 try:
                     r = fut.result()
                 except cf.process.BrokenProcessPool as e:
                     if tries < 2:
-                        crashed.append(cfg)
+                        crashed.append(unit)
                         continue
-                    r = {"run_id": cfg.run_id(), "status": "failed", "error": f"worker died: {e}"}
+                    r = [{"run_id": c.run_id(), "status": "failed", "error": f"worker died: {e}"} for c in unit]
                 except Exception as e:  # pickling errors and the like: report, keep going
-                    r = {"run_id": cfg.run_id(), "status": "failed", "error": f"{type(e).__name__}: {e}"}
-                results.append(r)
-                log(_progress_line(r, len(results), len(cfgs), t0))
+                    r = [{"run_id": c.run_id(), "status": "failed", "error": f"{type(e).__name__}: {e}"} for c in unit]
+                for one in r if isinstance(r, list) else [r]:
+                    results.append(one)
+                    log(_progress_line(one, len(results), n_runs, t0))
         pending = crashed
     return results
 
@@ -297,14 +359,19 @@ def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> Any:
     return ex
 
 
-def submit_slurm(cfgs: list[RunConfig], settings: ExecutorSettings, folder: Path, name: str) -> list[Any]:
-    """Submit one job array; returns the submitit jobs at once (nothing waits here)."""
+def submit_slurm(cfgs: list[Any], settings: ExecutorSettings, folder: Path, name: str) -> list[Any]:
+    """Submit one job array; returns the submitit jobs at once (nothing waits here). Each item is a RunConfig
+    or a work unit (a list of RunConfigs: a wsd family, trunk first, trained by one array task)."""
     if not cfgs:
         return []
     ex = slurm_executor(settings, folder, name)
     threads = settings.threads_per_run or settings.cpus_per_task
     # Absolute paths: the jobs must find the same folders whatever their working directory.
-    dicts = [_absolute(c).to_dict() for c in cfgs]
+    dicts: list[Any] = []
+    for c in cfgs:
+        unit = c if isinstance(c, list) else [c]
+        ds = [_absolute(m).to_dict() for m in unit]
+        dicts.append(ds if len(ds) > 1 else ds[0])
     return ex.map_array(RunJob(), dicts, [threads] * len(dicts))
 
 

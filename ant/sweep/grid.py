@@ -10,11 +10,12 @@ A grid file describes a scaling study; every run in it is a point of a Cartesian
     grid:                                     # or `grids: [{...}, {...}]`: the union of several products
       arch: [gptplus, angpt]
       size: [tiny1, tiny2, tiny3]
-      tokens: [2e5, 4e5]                      # absolute; or tokens_per_param: [10, 20]
+      tokens: [2e5, 4e5]                      # absolute; or tokens_per_param: [10, 20]; or budgets: (below)
       batch_size: [16, 32]                    # or a rule: {rule: porian} / {rule: paper, min: 8, max: 64}
       lr: [1e-3, 3e-3]                        # or {rule: paper} / {rule: porian, scale: 0.5} / {from_study: F}
       seed: [0, 1]
       set: {optim.beta2: [0.95, 0.99]}        # any other config field as an extra axis (dotted keys)
+      schedule: [cosine, wsd]                 # optim.schedule as an axis
     executor: {...}                           # see ant.sweep.executors.ExecutorSettings
     tune: {...}                               # `ant tune` settings, see ant.sweep.tune.TuneSettings
     estimate: {device: a100}                  # dry-run time estimates for a device other than this one
@@ -22,6 +23,12 @@ A grid file describes a scaling study; every run in it is a point of a Cartesian
 `lr` and `batch_size` may also be keyed by architecture ({gptplus: [...], angpt: {rule: paper}}), since the
 paper tunes them separately per model. Rules use N = the run's parameter count (embeddings included, as the
 paper's fits do) and express batch sizes in sequences of 2048 tokens, converted to this grid's seq_len.
+
+`budgets: [2e5, 4e5, 8e5]` instead of `tokens:` makes the wsd runs of each point of the other axes one family
+(ant.train.branches.make_family): they share a warm-up in steps (from the smallest budget) and their evaluation
+steps (from the largest), so the sweep trains the largest budget and branches the others from its checkpoints,
+each training only its decay. It needs schedule wsd (`schedule: wsd`, or optim.schedule in `base`); runs of
+other schedules in the same product get these budgets as ordinary separate runs.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from typing import Any
 from ant.config import ARCHS, RunConfig
 from ant.errors import ConfigError, read_user_file
 
-AXES = ("arch", "size", "tokens", "tokens_per_param", "batch_size", "lr", "seed", "set")
+AXES = ("arch", "size", "tokens", "tokens_per_param", "budgets", "batch_size", "lr", "seed", "set", "schedule")
+BUDGET_KEYS = ("tokens", "tokens_per_param", "budgets")
 TOP_KEYS = ("name", "out_dir", "base", "grid", "grids", "executor", "tune", "estimate")
 RULES = ("paper", "porian")
 RULE_KEYS = ("rule", "scale", "min", "max", "round", "from_study")
@@ -128,8 +136,8 @@ def _check_product(g: Any, where: str) -> None:
     for k in ("arch", "size"):
         if k not in g:
             raise ConfigError(f"{where}.{k}", "missing (every grid names its architectures and sizes)")
-    if ("tokens" in g) == ("tokens_per_param" in g):
-        raise ConfigError(f"{where}.tokens", "give exactly one of tokens and tokens_per_param")
+    if sum(k in g for k in BUDGET_KEYS) != 1:
+        raise ConfigError(f"{where}.tokens", "give exactly one of tokens, tokens_per_param and budgets")
     for a in _as_list(g["arch"]):
         if a not in ARCHS:
             raise ConfigError(f"{where}.arch", f"unknown value {a!r}", ARCHS)
@@ -137,31 +145,38 @@ def _check_product(g: Any, where: str) -> None:
 
 # ---------------------------------------------------------------------- expansion
 def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
-    runs: dict[str, RunConfig] = {}
+    # In order: resolved runs, and the keys of wsd families (made once all their budgets are known).
+    ordered: list[RunConfig | tuple] = []
+    families: dict[tuple, tuple[dict[str, Any], list[Any], int]] = {}  # key -> (config dict, budgets, vocab)
     vocab_cache: dict[str, int] = {}
     n_cache: dict[tuple, int] = {}
     for i, g in enumerate(grid.products):
         where = "grid" if len(grid.products) == 1 else f"grids[{i}]"
-        budget_key = "tokens" if "tokens" in g else "tokens_per_param"
+        budget_key = next(k for k in BUDGET_KEYS if k in g)
+        token_key = "tokens_per_param" if budget_key == "tokens_per_param" else "tokens"
+        n_families = len(families)
         set_axes = g.get("set") or {}
         if not isinstance(set_axes, dict):
             raise ConfigError(f"{where}.set", "must map dotted config keys to lists of values")
         set_keys = list(set_axes)
         set_values = [_as_list(set_axes[k]) for k in set_keys]
-        for arch, size, budget, seed, *extra in itertools.product(
+        for arch, size, budget, seed, schedule, *extra in itertools.product(
             _as_list(g["arch"]),
             _as_list(g["size"]),
             _as_list(g[budget_key]),
             _as_list(g.get("seed", [0])),
+            _as_list(g.get("schedule", [None])),
             *set_values,
         ):
             d = copy.deepcopy(grid.base)
             d["out_dir"] = grid.out_dir
             _set(d, "model.arch", arch)
             _set(d, "model.size", size)
-            _set(d, f"train.{budget_key}", _number(budget, f"{where}.{budget_key}"))
-            _set(d, "train.tokens_per_param" if budget_key == "tokens" else "train.tokens", None)
+            _set(d, f"train.{token_key}", _number(budget, f"{where}.{budget_key}"))
+            _set(d, "train.tokens_per_param" if token_key == "tokens" else "train.tokens", None)
             _set(d, "train.seed", seed)
+            if schedule is not None:
+                _set(d, "optim.schedule", schedule)
             for k, v in zip(set_keys, extra):
                 _set(d, k, v, where=f"{where}.set")
             base_cfg = RunConfig.from_dict(d)
@@ -184,8 +199,27 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
                     dd = copy.deepcopy(d)
                     _set(dd, "train.batch_size", batch)
                     _set(dd, "optim.lr", lr_value)
-                    cfg = RunConfig.from_dict(dd).resolve(vocab_size=vocab)
-                    runs.setdefault(cfg.run_id(), cfg)
+                    if budget_key == "budgets" and base_cfg.optim.schedule == "wsd":
+                        key = (i, arch, size, seed, schedule, repr(extra), batch, lr_value)
+                        if key not in families:
+                            families[key] = (dd, [], vocab)
+                            ordered.append(key)
+                        families[key][1].append(dd["train"]["tokens"])
+                        continue
+                    ordered.append(RunConfig.from_dict(dd).resolve(vocab_size=vocab))
+        if budget_key == "budgets" and len(families) == n_families:
+            msg = "budgets make wsd families, but no run of this product has schedule wsd (tokens: for others)"
+            raise ConfigError(f"{where}.budgets", msg, ["schedule: wsd", "base optim.schedule: wsd"])
+    runs: dict[str, RunConfig] = {}
+    for item in ordered:
+        if isinstance(item, RunConfig):
+            runs.setdefault(item.run_id(), item)
+            continue
+        from ant.train.branches import make_family  # late import: only grids with budgets need ant.train
+
+        d, budgets, vocab = families[item]
+        for cfg in make_family(RunConfig.from_dict(d), budgets, vocab_size=vocab):
+            runs.setdefault(cfg.run_id(), cfg)
     return list(runs.values())
 
 

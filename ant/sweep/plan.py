@@ -15,6 +15,11 @@ Time estimates divide the run's FLOPs by a FLOP/s figure, chosen in this order (
      out_dir, else the median achieved FLOP/s (flops / wall_time_s) of all finished runs on that device;
   2. bench: results/bench/*.json (`ant bench`) rows with tokens_per_s, converted with the model's FLOPs/token;
   3. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
+
+wsd families (runs differing only in their budget, ant.train.branches) are trained as one unit: the trunk, then
+branches that train only their decay from the trunk's checkpoint. The table marks them (`family` column: F1
+trunk, F1 @s = a branch leaving the trunk at step s), a branch's est.time counts only its decay, and the totals
+give the FLOPs actually trained next to the FLOPs of the budgets.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class PlanRow:
     state: str
     final_val_loss: float | None = None
     job: str | None = None
+    family: str | None = None  # "F1 trunk" / "F1 @120" (a branch from step 120) for wsd families, else None
+    train_flops: float | None = None  # FLOPs this run trains itself: a branch only its decay
 
 
 # ---------------------------------------------------------------------- FLOPs and throughput
@@ -201,19 +208,36 @@ def build_plan(
 ) -> tuple[list[PlanRow], Throughput]:
     out_dirs = {c.out_dir for c in cfgs}
     tp = Throughput(Path(next(iter(out_dirs))) if out_dirs else Path("results/runs"), bench_dir, estimate)
+    roles = family_roles(cfgs)
     rows = []
     for c in cfgs:
         flops = flops_per_token(c) * c.train.tokens
+        family, start = roles.get(c.run_id(), (None, 0))
+        trained = flops * (c.steps - start) / c.steps
         rate = tp.flops_per_s(c)
         # a worker of a CPU pool gets 1/concurrency of the machine (GPUs: one per worker); measured runs already
         # ran under that sharing
         cpu = _device_kind(c.train.device) == "cpu" and not (estimate or {}).get("device")
-        est = flops / rate * (concurrency if cpu and not tp.last_measured else 1)
+        est = trained / rate * (concurrency if cpu and not tp.last_measured else 1)
         state, loss, job = run_state(c, jobs)
         m, t = c.model, c.train
         rows.append(PlanRow(c.run_id(), m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
-                            t.seed, flops, est, state, loss, job))  # fmt: skip
+                            t.seed, flops, est, state, loss, job, family, trained))  # fmt: skip
     return rows, tp
+
+
+def family_roles(cfgs: list[RunConfig]) -> dict[str, tuple[str, int]]:
+    """run_id -> ("F<k> trunk" | "F<k> @<step>", the step the run starts training at) for members of wsd
+    families (ant.train.branches.find_families); other runs are absent."""
+    from ant.train.branches import branch_steps, find_families
+
+    roles: dict[str, tuple[str, int]] = {}
+    families = [f for f in find_families(cfgs) if len(f) > 1]
+    for k, fam in enumerate(families, 1):
+        roles[fam[0].run_id()] = (f"F{k} trunk", 0)
+        for run_id, step in branch_steps(fam).items():
+            roles[run_id] = (f"F{k} @{step}", step)
+    return roles
 
 
 # ---------------------------------------------------------------------- printing
@@ -236,6 +260,9 @@ def fmt_time(s: float) -> str:
 
 def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_jobs: bool = False) -> str:
     head = ["run_id", "arch", "size", "N", "tokens", "batch", "lr", "seed", "FLOPs", "est.time", "status", "val_loss"]
+    families = any(r.family for r in rows)
+    if families:
+        head.insert(-2, "family")
     if show_jobs:
         head.append("slurm_job")
     table = [head]
@@ -243,6 +270,8 @@ def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_
         loss = f"{r.final_val_loss:.4f}" if isinstance(r.final_val_loss, (int, float)) else "-"
         line = [r.run_id, r.arch, r.size, fmt_num(r.num_params), fmt_num(r.tokens), str(r.batch_size),
                 f"{r.lr:.3g}", str(r.seed), fmt_num(r.flops), fmt_time(r.est_s), r.state, loss]  # fmt: skip
+        if families:
+            line.insert(-2, r.family or "-")
         if show_jobs:
             line.append(r.job or "-")
         table.append(line)
@@ -261,5 +290,19 @@ def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_
         + f" | est. {fmt_time(total_s)} of run time, {fmt_time(todo_s)} still to do,"
         + f" ~{fmt_time(todo_s / max(1, concurrency))} wall at {concurrency} in parallel"
     )  # fmt: skip
+    if families:
+        out.append(_families_line(rows))
     out.append("time estimate from: " + "; ".join(sorted(tp.sources)))
     return "\n".join(out)
+
+
+def _families_line(rows: list[PlanRow]) -> str:
+    members = [r for r in rows if r.family]
+    n = len({r.family.split()[0] for r in members})
+    budgets = sum(r.flops for r in members)
+    trained = sum(r.train_flops if r.train_flops is not None else r.flops for r in members)
+    return (
+        f"wsd families: {n}, {len(members)} runs; each trunk keeps a checkpoint where each branch's decay "
+        f"starts, branches train only their decay: {fmt_num(trained)}FLOPs to train vs {fmt_num(budgets)}FLOPs "
+        f"as separate runs ({trained / budgets:.2f}x)"
+    )

@@ -1,6 +1,7 @@
 """Lightning callbacks that make a run observable and restartable.
 
-  TrainMonitor     train loss (mean over each log interval), lr, grad norm, tokens/s; the divergence guard
+  TrainMonitor     train loss (mean over each log interval), lr, grad norm, tokens/s; the divergence guard;
+                   with train.noise_scale the gradient noise scale gns_* (ant.train.noise_scale)
   Evaluator        val loss on the fixed validation set; residual norms and α diagnostics
   RunCheckpoint    checkpoints with checksums every ckpt_interval steps and when a stop is requested
   ProgressBar      tqdm bar with loss, tokens/s and ETA
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ant.config import RunConfig
 from ant.train import io
+from ant.train.noise_scale import NoiseScaleEMA
 from ant.train.optim import lr_at
 
 FIXED_COLUMNS = ["step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s"]
@@ -90,6 +92,10 @@ class TrainMonitor(Callback):
         self.session_tokens, self.session_train_s = 0, 0.0
         self.first_interval: tuple[int, float] | None = None
         self.overhead_s = 0.0  # eval / checkpoint time inside the current interval, not counted as training
+        # Noise scale: per-step [mean |g_micro|², |G_batch|²] since the last row (tensors, or float pairs after a
+        # resume), folded into the EMAs at each row so that the device syncs once per log interval.
+        self.gns = NoiseScaleEMA() if cfg.train.noise_scale else None
+        self.gns_pending: list[Any] = []
 
     @property
     def state_key(self) -> str:
@@ -105,6 +111,8 @@ class TrainMonitor(Callback):
             return
         step = trainer.global_step
         self.pending.append(pl_module.last_loss)
+        if self.gns is not None and pl_module.last_gns is not None:
+            self.gns_pending.append(pl_module.last_gns)
         if step % self.cfg.train.log_interval == 0 or step >= self.cfg.steps:
             self.flush(trainer, pl_module, step)
 
@@ -131,10 +139,21 @@ class TrainMonitor(Callback):
             row["tokens_per_s"] = tokens / train_s
         if pl_module.last_grad_norm is not None:
             row["grad_norm"] = float(pl_module.last_grad_norm)
+        if self.gns is not None and self.gns_pending:
+            row.update(self._noise_scale_row())
         self.table.add(step, **row)
         self._t_last, self._step_last, self.overhead_s = now, step, 0.0
         if self.diverged_step is not None:
             trainer.should_stop = True
+
+    def _noise_scale_row(self) -> dict[str, float]:
+        t = self.cfg.train
+        for sq_small, sq_big in _float_pairs(self.gns_pending):
+            self.gns.update(t.micro_batch_size, sq_small, t.batch_size, sq_big)
+        self.gns_pending = []
+        b = self.gns.b_simple  # sequences
+        return {"gns_g2": self.gns.g2_mean, "gns_trace": self.gns.trace_mean, "gns_b_simple": b,
+                "gns_b_simple_tokens": b * self.cfg.data.seq_len}  # fmt: skip
 
     def _guard(self, step: int, loss: float) -> None:
         if self.diverged_step is not None:
@@ -170,6 +189,8 @@ class TrainMonitor(Callback):
             "best": self.best,
             "diverged_step": self.diverged_step,
             "wall_time_s": self.current_wall_time_s(),
+            "gns": self.gns.state_dict() if self.gns is not None else None,
+            "gns_pending": _float_pairs(self.gns_pending),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -178,6 +199,10 @@ class TrainMonitor(Callback):
         self.ema, self.ema_n, self.best = state["ema"], state["ema_n"], state["best"]
         self.diverged_step = state["diverged_step"]
         self.wall_time_s = state["wall_time_s"]
+        # A checkpoint from before noise_scale was switched on (it is not part of the run id) has no EMA yet.
+        if self.gns is not None and state.get("gns"):
+            self.gns.load_state_dict(state["gns"])
+            self.gns_pending = list(state["gns_pending"])
 
 
 def _floats(values: list[Any]) -> list[float]:
@@ -186,6 +211,15 @@ def _floats(values: list[Any]) -> list[float]:
         return [float(v) for v in values]
     synced = iter(torch.stack([t.float() for t in tensors]).cpu().tolist())  # one device sync
     return [next(synced) if isinstance(v, torch.Tensor) else float(v) for v in values]
+
+
+def _float_pairs(values: list[Any]) -> list[list[float]]:
+    """Per-step noise-scale pairs as floats, with one device sync for all the tensors among them."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return [list(v) for v in values]
+    synced = iter(torch.stack(tensors).double().cpu().tolist())
+    return [next(synced) if isinstance(v, torch.Tensor) else list(v) for v in values]
 
 
 class Evaluator(Callback):

@@ -4,6 +4,7 @@ Per optimizer step, in order:
   on_train_batch_start   set the LR of this step (pure function of the step, ant.train.optim)
   training_step          forward (compiled on GPU), fp32 cross-entropy; once per micro-batch when
                          train.micro_batch_size splits the batch (Lightning's accumulate_grad_batches)
+  on_after_backward      with train.noise_scale: the squared norm of this micro-batch's own gradient
   configure_gradient_clipping   clip to optim.grad_clip and keep the pre-clip global norm for the metrics
   optimizer.step, then model.project_weights() (optimizer_step hook): the weight constraint of nGPT/anGPT
                          (a no-op for GPT/GPT+), before any callback sees the step
@@ -37,6 +38,12 @@ class LMModule(L.LightningModule):
         self.micro_losses: list[torch.Tensor] = []
         # True in on_train_batch_end when this (micro-)batch completed an optimizer step; callbacks act only then.
         self.stepped = False
+        # Gradient noise scale (train.noise_scale): per step, [mean over micro-batches of |g_micro|², |G_batch|²]
+        # as a device tensor (read by TrainMonitor, no sync here); the squared norms of this step's micro-batches
+        # so far; the accumulated gradients after the previous micro-batch (one buffer per parameter, reused).
+        self.last_gns: torch.Tensor | None = None
+        self._micro_sq: list[torch.Tensor] = []
+        self._grads_before: list[torch.Tensor] | None = None
 
     def configure_model(self) -> None:
         if self.cfg.train.compile == "true" and self._forward is self.model:
@@ -77,20 +84,42 @@ class LMModule(L.LightningModule):
         self.stepped = False
         set_lr(self.optimizers().optimizer, self.trainer.global_step, self.cfg.optim, self.cfg.steps)
 
+    def on_after_backward(self) -> None:
+        # Lightning scales each micro-batch loss by 1/k and accumulates, so after micro-batch j the gradients hold
+        # (g_1 + ... + g_j) / k: micro-batch j's own mean gradient is k x (difference to the previous micro-batch).
+        # Only reads the gradients (copies go to separate buffers): training is bit-identical with or without it.
+        k = self.trainer.accumulate_grad_batches
+        if not self.cfg.train.noise_scale or k < 2:
+            return
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        own = grads if not self._micro_sq else torch._foreach_sub(grads, self._grads_before)
+        self._micro_sq.append(_sq_norm(own) * k**2)
+        if len(self._micro_sq) < k:  # the last micro-batch needs no copy
+            if self._grads_before is None or len(self._grads_before) != len(grads):
+                self._grads_before = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_copy_(self._grads_before, grads)
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # clip_grad_norm_ returns the pre-clip norm for free; without clipping the norm is computed only on the
-        # steps that log it (log_interval), as it costs a pass over all gradients.
+        # steps that log it (log_interval), as it costs a pass over all gradients, or on every step for the noise
+        # scale. The accumulated gradient is the mean over the whole batch: |G_batch|² = (pre-clip norm)².
         params = [p for p in self.model.parameters() if p.grad is not None]
         if gradient_clip_val:
             self.last_grad_norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
-        elif (self.trainer.global_step + 1) % self.cfg.train.log_interval == 0 or (
-            self.trainer.global_step + 1 == self.cfg.steps
+        elif (
+            self._micro_sq
+            or (self.trainer.global_step + 1) % self.cfg.train.log_interval == 0
+            or self.trainer.global_step + 1 == self.cfg.steps
         ):
             self.last_grad_norm = torch.linalg.vector_norm(
                 torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
             )
         else:
             self.last_grad_norm = None
+        if self._micro_sq:
+            micro, self._micro_sq = self._micro_sq, []
+            self.last_gns = torch.stack([torch.stack(micro).mean(), self.last_grad_norm.float().square()])
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
@@ -122,6 +151,11 @@ class LMModule(L.LightningModule):
         random.setstate(_to_tuples(rng["python"]))
         n = rng["numpy"]
         np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+
+
+def _sq_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Squared global L2 norm of a list of tensors, in fp32."""
+    return torch.stack([n.float() for n in torch._foreach_norm(tensors)]).square().sum()
 
 
 def _to_lists(x):

@@ -4,11 +4,21 @@ The recipe values themselves (optimizer, betas, eps, weight decay, warm-up fract
 `RunConfig.resolve()` from the paper (paper-notes §3-4, Table F.2); this module turns a resolved `OptimConfig`
 into a torch optimizer and defines the schedule:
 
-    warm-up:  lr(s) = peak * (s + 1) / W                      for s < W   (W = round(warmup_frac * steps))
+    warm-up:  lr(s) = peak * (s + 1) / W      for s < W   (W = optim.warmup_steps, else round(warmup_frac * steps))
     cosine:   lr(s) = final + (peak - final) * (1 + cos(pi p)) / 2
     linear:   lr(s) = peak - (peak - final) * p
     constant: lr(s) = peak
     with p = (s - W) / (steps - 1 - W) in [0, 1], final = final_lr_frac * peak, s the 0-based optimizer step.
+
+    wsd (warmup-stable-decay; Hu et al. 2024, Hägele et al. 2024): warm-up over W steps, the peak until the
+    decay starts at D = steps - K, then K = max(1, round(decay_frac * steps)) steps of decay to `final`:
+              lr(s) = peak                                   for W <= s < D
+              lr(s) = final + (peak - final) * (1 - sqrt(q))  decay_shape "1-sqrt" (default: Hägele et al. find
+              lr(s) = peak - (peak - final) * q               it beats "linear" at equal length)
+    with q = (s - D + 1) / K in (0, 1]: every decay step is below the peak and the last one is at `final`.
+    W for wsd is `optim.warmup_steps`, an absolute step count (resolve() fills it from warmup_frac x steps when
+    it is not given): with it, two wsd runs that differ only in their budget have the same LR at every step
+    before the shorter one's decay starts, which is what makes cool-down branches exact (ant.train.branches).
 
 The schedule is a pure function of the step (like the data, see ant.data.TrainSampler), so a resumed run needs
 no scheduler state to continue exactly: `set_lr(optimizer, step, ...)` is called before every optimizer step.
@@ -21,27 +31,62 @@ import math
 import torch
 from torch import nn
 
-from ant.config import OptimConfig
+from ant.config import OptimConfig, wsd_decay_steps
 from ant.errors import ConfigError
 
 
 def warmup_steps(optim: OptimConfig, steps: int) -> int:
+    """Warm-up length: optim.warmup_steps when given (always, for a resolved wsd config), else warmup_frac x steps."""
+    if optim.warmup_steps is not None:
+        return int(optim.warmup_steps)
     return int(round((optim.warmup_frac or 0.0) * steps))
 
 
-def lr_factor(step: int, *, steps: int, warmup: int, schedule: str, final_lr_frac: float) -> float:
-    """Multiplier of the peak LR for the 0-based optimizer step `step` of a run of `steps` steps."""
+def decay_steps(optim: OptimConfig, steps: int) -> int:
+    """Length of the final decay of a wsd run (0 for the other schedules)."""
+    if optim.schedule != "wsd":
+        return 0
+    return wsd_decay_steps(steps, optim.decay_frac)
+
+
+def decay_start(optim: OptimConfig, steps: int) -> int:
+    """The first step of a wsd run's decay: the step at which a cool-down branch leaves its trunk."""
+    return steps - decay_steps(optim, steps)
+
+
+def lr_factor(
+    step: int,
+    *,
+    steps: int,
+    warmup: int,
+    schedule: str,
+    final_lr_frac: float,
+    decay: int = 0,
+    decay_shape: str = "1-sqrt",
+) -> float:
+    """Multiplier of the peak LR for the 0-based optimizer step `step` of a run of `steps` steps
+    (`decay`: the number of decay steps of a wsd schedule)."""
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
         return 1.0
+    if schedule == "wsd":
+        start = steps - decay
+        if step < start:
+            return 1.0
+        q = min(1.0, (step - start + 1) / max(1, decay))
+        if decay_shape == "1-sqrt":
+            return final_lr_frac + (1.0 - final_lr_frac) * (1.0 - math.sqrt(q))
+        if decay_shape == "linear":
+            return 1.0 - (1.0 - final_lr_frac) * q
+        raise ConfigError("optim.decay_shape", f"unknown decay shape {decay_shape!r}", ("1-sqrt", "linear"))
     # The last step gets exactly final_lr_frac x peak; a run shorter than its warm-up + 1 stays at the peak.
     p = min(1.0, (step - warmup) / max(1, steps - 1 - warmup))
     if schedule == "cosine":
         return final_lr_frac + (1.0 - final_lr_frac) * 0.5 * (1.0 + math.cos(math.pi * p))
     if schedule == "linear":
         return 1.0 - (1.0 - final_lr_frac) * p
-    raise ConfigError("optim.schedule", f"unknown schedule {schedule!r}", ("cosine", "linear", "constant"))
+    raise ConfigError("optim.schedule", f"unknown schedule {schedule!r}", ("cosine", "linear", "constant", "wsd"))
 
 
 def schedule_factor(step: int, optim: OptimConfig, steps: int) -> float:
@@ -52,6 +97,8 @@ def schedule_factor(step: int, optim: OptimConfig, steps: int) -> float:
         warmup=warmup_steps(optim, steps),
         schedule=optim.schedule,
         final_lr_frac=optim.final_lr_frac,
+        decay=decay_steps(optim, steps),
+        decay_shape=optim.decay_shape,
     )
 
 

@@ -4,7 +4,8 @@
         config.yaml        the resolved config (written once, atomically)
         metrics.parquet    one row per measured step (ant.train.callbacks.MetricsTable)
         summary.json       status completed | diverged | failed | running, final losses, FLOPs, wall time ...
-        checkpoints/       step-XXXXXXXX.ckpt + .sha256, the last two
+        checkpoints/       step-XXXXXXXX.ckpt + .sha256, the last two (keep/: a wsd trunk's branch points)
+        branch.json        only in a wsd cool-down branch: the trunk run and step it started from
 
 Order of work: everything that can be wrong with the config (data-dependent checks included) is checked before
 the run folder is created, so a bad config leaves nothing behind. Calling `train` again on the same config
@@ -92,12 +93,18 @@ def check_run(cfg: RunConfig, data) -> None:
 
 
 # ---------------------------------------------------------------------- train
-def train(cfg: RunConfig, *, progress: bool = True, handle_signals: bool = False) -> RunResult:
+def train(
+    cfg: RunConfig, *, progress: bool = True, handle_signals: bool = False, keep_checkpoints_at: list[int] | None = None
+) -> RunResult:
     """Train (or resume, or look up) the run described by `cfg`. See the module docstring.
 
     handle_signals: install SIGTERM/SIGUSR2 handlers that call request_checkpoint() (the CLI does; a caller
     with its own handlers, such as a submitit job, leaves it False and calls request_checkpoint itself).
+    keep_checkpoints_at: steps at which to keep a never-pruned checkpoint (`checkpoints/keep/`), recorded in the
+    run folder so that every later resume keeps them too: a wsd trunk's branch points (ant.train.branches).
     """
+    from ant.train import branches
+
     resolved, data = prepare(cfg, progress=progress)
     run_dir = resolved.run_dir()
     summary = io.read_json(run_dir / "summary.json")
@@ -109,6 +116,8 @@ def train(cfg: RunConfig, *, progress: bool = True, handle_signals: bool = False
         if summary and summary.get("status") in FINISHED:
             return RunResult(run_dir, summary)
         _check_same_data(run_dir, summary, data)
+        if keep_checkpoints_at:
+            branches.add_keep_steps(run_dir, [s for s in keep_checkpoints_at if 0 < s < resolved.steps])
         if not (run_dir / "config.yaml").exists():
             io.atomic_write_text(run_dir / "config.yaml", resolved.to_yaml())
         try:
@@ -139,7 +148,8 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from ant.models import build_model
-    from ant.train.callbacks import Evaluator, MetricsTable, ProgressBar, RunCheckpoint, TrainMonitor
+    from ant.train import branches
+    from ant.train.callbacks import Evaluator, MetricsTable, ProgressBar, TrainMonitor
     from ant.train.datamodule import TokenDataModule
     from ant.train.module import LMModule
 
@@ -148,16 +158,24 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
     table = MetricsTable(tokens_per_step)
     monitor = TrainMonitor(cfg, table)
     trainer = model = None
-    base = {"data_fingerprint": getattr(data, "fingerprint", None)}
+    origin = branches.branch_origin(run_dir) or {}  # a wsd branch: the trunk and step it was seeded from
+    start = int(origin.get("step") or 0)
+    base = {"data_fingerprint": getattr(data, "fingerprint", None), "branched_from": origin.get("trunk_run_id"),
+            "branch_step": origin.get("step")}  # fmt: skip
 
     def write(status: str, **extra: Any) -> dict[str, Any]:
         step = trainer.global_step if trainer is not None else 0
         if table.rows:
             table.write(run_dir / "metrics.parquet")
-        s = _summary(cfg, model, table, monitor, step, status, **base, **extra)
+        trained = max(0, step - start)  # the cost of this run folder: a branch trains only its decay
+        cost = {"trained_steps": trained, "trained_tokens": trained * tokens_per_step}
+        s = _summary(cfg, model, table, monitor, step, status, **base, **cost, **extra)
         io.write_json(run_dir / "summary.json", s)
         return s
 
+    found = io.newest_valid_checkpoint(run_dir / "checkpoints")
+    if found:  # never resume from another run's checkpoint, except as an explicit wsd branch (ConfigError)
+        branches.check_checkpoint_origin(found[1], cfg, run_dir)
     try:
         _seed_everything(t.seed)
         model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
@@ -166,7 +184,14 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
         callbacks = [
             monitor,
             Evaluator(cfg, table, dm.val_batches(), monitor),
-            RunCheckpoint(run_dir, cfg, table, monitor, on_saved=lambda step: write("running")),
+            branches.BranchingCheckpoint(
+                run_dir,
+                cfg,
+                table,
+                monitor,
+                on_saved=lambda step: write("running"),
+                keep=branches.read_keep_steps(run_dir),
+            ),
         ]
         if progress:
             callbacks.append(ProgressBar(cfg, table, monitor, desc=f"{cfg.model.arch}-{cfg.model.size}"))
@@ -191,7 +216,6 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
             use_distributed_sampler=False,
             default_root_dir=str(run_dir),
         )
-        found = io.newest_valid_checkpoint(run_dir / "checkpoints")
         base["resumed_from_step"] = found[0] if found else None
         write("running")
         # Lightning raises SIGTERMException at the end of the epoch we cut short on SIGTERM (RunCheckpoint saved

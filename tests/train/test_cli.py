@@ -31,7 +31,7 @@ BAD = [
     (["optim.optimizer=sgd"], "optim.optimizer"),
     (["optim.lr=-1"], "optim.lr"),
     (["optim.beta2=1.5"], "optim.beta2"),
-    (["optim.schedule=wsd"], "optim.schedule"),
+    (["optim.schedule=step"], "optim.schedule"),
 ]
 if not torch.cuda.is_available():
     BAD.append((["train.device=cuda"], "train.device"))
