@@ -11,7 +11,7 @@ A grid file describes a scaling study; every run in it is a point of a Cartesian
       arch: [gptplus, angpt]
       size: [tiny1, tiny2, tiny3]
       tokens: [2e5, 4e5]                      # absolute; or tokens_per_param: [10, 20]; or budgets: (below)
-      batch_size: [16, 32]                    # or a rule: {rule: porian} / {rule: paper, min: 8, max: 64}
+      batch_size: [16, 32]                    # or {rule: porian} / {rule: paper, min: 8, max: 64} / {from_study: F}
       lr: [1e-3, 3e-3]                        # or {rule: paper} / {rule: porian, scale: 0.5} / {from_study: F}
       seed: [0, 1]
       set: {optim.beta2: [0.95, 0.99]}        # any other config field as an extra axis (dotted keys)
@@ -192,7 +192,7 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
             seq_len = base_cfg.data.seq_len
             bs_spec = g.get("batch_size", [base_cfg.train.batch_size])
             for bs in _values(bs_spec, arch, f"{where}.batch_size"):
-                batch = _batch_value(bs, arch, n, seq_len, f"{where}.batch_size")
+                batch = _batch_value(bs, arch, size, n, seq_len, f"{where}.batch_size", grid)
                 lr_spec = g.get("lr", [d.get("optim", {}).get("lr")])
                 for lr in _values(lr_spec, arch, f"{where}.lr"):
                     lr_value = _lr_value(lr, arch, size, n, batch, f"{where}.lr", grid)
@@ -237,7 +237,19 @@ def _values(spec: Any, arch: str, where: str) -> list[Any]:
     return _as_list(spec)
 
 
-def _batch_value(spec: Any, arch: str, n: int, seq_len: int, where: str) -> int:
+def _study_value(spec: dict, arch: str, size: str, key: str, where: str, grid: Grid) -> float:
+    """A tuned value from a best.yaml ({arch: {size: {lr, batch_size}}}), written by `ant tune` or the study."""
+    from ant.sweep.tune import best_value
+
+    path = Path(spec["from_study"])
+    if not path.is_absolute() and grid.path is not None and not path.exists():
+        path = grid.path.parent / path
+    return best_value(path, arch, size, key, where=f"{where}.from_study")
+
+
+def _batch_value(spec: Any, arch: str, size: str, n: int, seq_len: int, where: str, grid: Grid) -> int:
+    if isinstance(spec, dict) and "from_study" in spec:
+        return int(_study_value(spec, arch, size, "batch_size", where, grid))
     if isinstance(spec, dict):
         rule = spec.get("rule")
         if rule not in BATCH_RULES:
@@ -259,12 +271,7 @@ def _lr_value(spec: Any, arch: str, size: str, n: int, batch: int, where: str, g
         return None
     if isinstance(spec, dict):
         if "from_study" in spec:
-            from ant.sweep.tune import best_value
-
-            path = Path(spec["from_study"])
-            if not path.is_absolute() and grid.path is not None and not path.exists():
-                path = grid.path.parent / path
-            lr = best_value(path, arch, size, "lr", where=f"{where}.from_study")
+            lr = _study_value(spec, arch, size, "lr", where, grid)
         else:
             rule = spec.get("rule")
             if rule not in LR_RULES:

@@ -71,10 +71,12 @@ def test_set_axis_and_base_overrides():
 
 def test_from_study(tmp_path):
     best = tmp_path / "best.yaml"
-    best.write_text(yaml.safe_dump({"angpt": {"tiny1": {"lr": 0.0042}}}))
+    best.write_text(yaml.safe_dump({"angpt": {"tiny1": {"lr": 0.0042, "batch_size": 6}}}))
     g = Grid.from_dict({"base": BASE, "grid": {"arch": "angpt", "size": "tiny1", "tokens": 1e4,
-                                               "lr": {"from_study": str(best)}}})  # fmt: skip
-    assert g.expand()[0].optim.lr == pytest.approx(0.0042)
+                                               "lr": {"from_study": str(best)},
+                                               "batch_size": {"from_study": str(best)}}})  # fmt: skip
+    run = g.expand()[0]
+    assert run.optim.lr == pytest.approx(0.0042) and run.train.batch_size == 6
     g2 = Grid.from_dict({"base": BASE, "grid": {"arch": "angpt", "size": "tiny2", "tokens": 1e4,
                                                 "lr": {"from_study": str(best)}}})  # fmt: skip
     with pytest.raises(ConfigError, match="no lr for angpt/tiny2"):
