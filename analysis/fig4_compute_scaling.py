@@ -1,5 +1,7 @@
-"""Fig. 4 / Table J.1: compute scaling — the min-loss envelope L(C) = A C^-alpha over 1500 log-compute bins of
-all training curves, and the compute-optimal N_opt(C), D_opt(C) with delta-method 95 % CIs.
+"""Fig. 4 / Table J.1: compute scaling — the compute-optimal frontier three ways (ant.laws.frontier): the Pareto
+envelope of all training curves with L(C) = A C^-alpha (the paper's method), IsoFLOP profiles (Hoffmann et al.
+approach 2) and the allocation implied by a Chinchilla fit (approach 3), each with its N_opt exponent a, its CI and
+whether the data determine it; plus anGPT's and GPT+'s measured fronts compared at shared compute levels.
 
 Paper claim (§5.4): anGPT L = 28.4 C^-0.053, GPT+ L = 32.6 C^-0.056 ("nearly identical" exponents, anGPT below
 GPT+ at every budget); Table J.1 N_opt, D_opt exponents ~0.45-0.47 with "high uncertainty".
@@ -13,79 +15,219 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
-from analysis.common import Context, run_script  # noqa: E402
-from ant.laws.fits import PowerLawFit  # noqa: E402
-from ant.laws.frontier import compute_frontier  # noqa: E402
-from ant.laws.plotting import color, label, placeholder, sort_archs  # noqa: E402
+from analysis.common import Context, best_hp_runs, run_script  # noqa: E402
+from ant.laws.frontier import compare_fronts, frontier_three_ways  # noqa: E402
+from ant.laws.plotting import color, label, sort_archs  # noqa: E402
 
 NAME = "fig4_compute_scaling"
+LEVEL = 0.95  # the paper's Table J.1 intervals
+ISOFLOP_BOOT = 200  # bootstrap over runs for the IsoFLOP CIs (cheap)
+CHINCHILLA_BOOT = 50  # bootstrap refits for approach 3's CIs (about 0.1-0.3 s each)
+COMPARE = ("angpt", "gptplus")  # the paper's claim: the first below the second at every compute
+METHOD_STYLE = {  # how each method is drawn in the N_opt(C) panel
+    "envelope": {"ls": "-", "marker": "o", "name": "envelope (Pareto front)"},
+    "isoflop": {"ls": "--", "marker": "s", "name": "IsoFLOP profiles"},
+    "chinchilla": {"ls": ":", "marker": None, "name": "Chinchilla fit (approach 3)"},
+}
+ARCH_LS = ("-", "--", "-.", ":")  # L(C) line style per architecture, in sort_archs order
 
 
-def _curves(ctx: Context):
+def _curves(ctx: Context) -> pd.DataFrame:
     c = ctx.curves
     if c.empty or "val_loss" not in c:
         return c.iloc[0:0]
-    ok = c["status"].eq("completed") & c["val_loss"].notna()
-    return c[ok]
+    return c[c["status"].eq("completed") & c["val_loss"].notna() & c["flops"].notna()]
 
 
 def compute(ctx: Context) -> dict:
     c = _curves(ctx)
     if c.empty:
-        ctx.no_data("fig4 (compute scaling)", "val_loss curves of completed runs at >= 2 model sizes")
-        return {"per_arch": {}}
+        ctx.no_data("fig4 (compute scaling)", "val_loss curves of completed runs at >= 3 model sizes")
+        return {"per_arch": {}, "comparison": None}
+    best = best_hp_runs(ctx.done)
     out = {}
     for arch, g in c.groupby("arch"):
-        try:
-            f = compute_frontier(g)
-        except ValueError as e:
-            ctx.no_data(f"fig4 {arch}", f"curves of >= 2 model sizes ({e})")
+        if g["num_params"].nunique() < 2:
+            ctx.no_data(f"fig4 {arch}", f"curves of >= 3 model sizes (have {g['num_params'].nunique()})")
             continue
         runs = g.drop_duplicates("run_id")
-        out[arch] = {
-            **f.to_dict(),
-            "envelope": f.points.to_dict(orient="list"),
-            "n_runs": int(len(runs)),
-            "seeds": sorted(int(s) for s in runs["seed"].unique()),
-        }
-    return {"per_arch": out}
+        final = best[best["arch"] == arch] if "arch" in best else None  # None: the curves' last points
+        r = frontier_three_ways(g, final, level=LEVEL, boot=ISOFLOP_BOOT, bootstrap=CHINCHILLA_BOOT)
+        out[arch] = {**r, "n_runs": int(len(runs)), "seeds": sorted(int(s) for s in runs["seed"].unique()),
+                     "sizes": sorted(float(n) for n in runs["num_params"].unique())}  # fmt: skip
+    return {"per_arch": out, "comparison": _comparison(out)}
 
 
-def _fit(d: dict) -> PowerLawFit:
-    return PowerLawFit(d["coef"], d["exponent"], d["r2"], d["n"], np.array(d["cov_logcoef_exponent"]), d["level"])
+def _front(d: dict) -> pd.DataFrame | None:
+    pts = d["methods"]["envelope"].get("points")
+    return pd.DataFrame({"C": pts["C"], "loss": pts["loss"]}) if pts else None
 
 
+def _comparison(per: dict) -> dict | None:
+    """The measured fronts of COMPARE[0] and COMPARE[1] at 12 log-spaced computes of their shared range."""
+    a, b = (per.get(x) for x in COMPARE)
+    fa, fb = (_front(x) if x else None for x in (a, b))
+    if fa is None or fb is None:
+        return None
+    r = compare_fronts(fa, fb, n_levels=12)
+    return None if r is None else {"archs": list(COMPARE), **r}
+
+
+# ---------------------------------------------------------------------------------------------- figure
 def plot(ctx: Context, numbers: dict) -> None:
     per = numbers["per_arch"]
+    archs = sort_archs(per)
+    if not archs:
+        fig, ax = plt.subplots(figsize=(7, 1.6))
+        ax.axis("off")
+        need = "; ".join(numbers.get("missing", [])) or "val_loss curves of completed runs at >= 3 model sizes"
+        ax.text(0.0, 0.5, f"Fig. 4 (compute scaling) not drawn: no data.\nNeeds {need}.", va="center", wrap=True)
+        ctx.save_figure(fig, NAME)
+        return
     c = _curves(ctx)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    if not per:
-        for ax in axes:
-            placeholder(ax, "need val_loss curves of completed runs at >= 2 model sizes")
-    for arch in sort_archs(per):
-        d, col = per[arch], color(arch)
-        for _, run in c[c["arch"] == arch].groupby("run_id"):  # every curve, faint
-            axes[0].plot(run["flops"], run["val_loss"], color=col, alpha=0.12, lw=0.7)
-        env = d["envelope"]
-        C = np.array(env["C"])
-        xs = np.geomspace(C.min(), C.max(), 100)
-        axes[0].scatter(C, env["loss"], color=col, s=6, zorder=3)
-        axes[0].plot(xs, d["A"] * xs ** -d["alpha"], color=col, lw=2,
-                     label=f"{label(arch)}: L = {d['A']:.3g} C^-{d['alpha']:.3f}")  # fmt: skip
-        for ax, key, col_name in ((axes[1], "N_opt", "N"), (axes[2], "D_opt", "D")):
-            f = _fit(d[key])
-            mid, lo, hi = f.predict_ci(xs)
-            ax.scatter(C, env[col_name], color=col, s=6)
-            ax.plot(xs, mid, color=col, label=f"{label(arch)}: {f.coef:.3g} C^{f.exponent:.3f}")
-            ax.fill_between(xs, lo, hi, color=col, alpha=0.15, lw=0)
-    titles = ("loss envelope (1500 log-compute bins)", "N_opt(C), 95% CI", "D_opt(C), 95% CI")
-    for ax, t, yl in zip(axes, titles, ("validation loss", "parameters", "tokens")):
-        ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel=yl, title=t)
-        if per:
-            ax.legend()
+    n_panels = len(archs) + 2
+    ncols = 2 if n_panels == 4 else min(n_panels, 3)
+    nrows = -(-n_panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 4.6 * nrows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n_panels:]:
+        fig.delaxes(ax)
+    norm = LogNorm(vmin=c["num_params"].min(), vmax=c["num_params"].max() * 1.0001)
+    for ax, arch in zip(flat, archs):
+        _curve_panel(fig, ax, c[c["arch"] == arch], per[arch], arch, norm)
+    _loss_panel(flat[len(archs)], per, archs, numbers.get("comparison"))
+    _nopt_panel(flat[len(archs) + 1], per, archs)
     fig.tight_layout()
     ctx.save_figure(fig, NAME)
+
+
+def _curve_panel(fig, ax, c: pd.DataFrame, d: dict, arch: str, norm) -> None:
+    cmap = plt.get_cmap("viridis")
+    for _, run in c.groupby("run_id"):
+        run = run.sort_values("flops")
+        ax.plot(run["flops"], run["val_loss"], color=cmap(norm(run["num_params"].iloc[0])), alpha=0.35, lw=0.9)
+    env = d["methods"]["envelope"]
+    pts = pd.DataFrame(env["points"]) if env.get("points") else pd.DataFrame(columns=["C", "loss", "N", "used"])
+    used = pts["used"].astype(bool)
+    ax.scatter(pts.loc[used, "C"], pts.loc[used, "loss"], c=pts.loc[used, "N"], cmap=cmap, norm=norm, s=13,
+               edgecolors="black", linewidths=0.5, zorder=3)  # fmt: skip
+    ax.scatter(pts.loc[~used, "C"], pts.loc[~used, "loss"], facecolors="white", s=13, linewidths=0.9, zorder=3,
+               edgecolors=cmap(norm(pts.loc[~used, "N"].to_numpy(dtype=float))))  # fmt: skip
+    handles = [
+        Line2D([], [], color="0.5", alpha=0.5, label="training curve (colour: parameters N)"),
+        Line2D([], [], ls="", marker="o", mfc="0.6", mec="black", label=f"front point used for N_opt ({used.sum()})"),
+        Line2D([], [], ls="", marker="o", mfc="white", mec="0.4",
+               label=f"front point excluded: no smaller and larger\nsize reached that compute ({int((~used).sum())})"),
+    ]  # fmt: skip
+    ax.legend(handles=handles, loc="upper right")
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="validation loss",
+           title=f"{label(arch)}: {d['n_runs']} runs, {len(d['sizes'])} sizes; filled/open: Pareto front")  # fmt: skip
+    _plain_loss_ticks(ax)
+    cb = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="parameters N", pad=0.01)
+    sizes = sorted(c["num_params"].unique())
+    if len(sizes) <= 10:  # tick the sweep's own sizes: '20M', '1B'
+        cb.set_ticks(sizes, labels=[_count(n) for n in sizes])
+        cb.ax.minorticks_off()
+
+
+def _loss_panel(ax, per: dict, archs: list[str], comp: dict | None) -> None:
+    for arch, ls in zip(archs, ARCH_LS):
+        env, col = per[arch]["methods"]["envelope"], color(arch)
+        if not env.get("points"):
+            continue
+        C, L = np.array(env["points"]["C"]), np.array(env["points"]["loss"])
+        ax.plot(C, L, color=col, lw=0, marker="o", ms=2.5, alpha=0.6)
+        xs = np.geomspace(C.min(), C.max(), 100)
+        if env["loss_determined"]:
+            lab = f"{label(arch)}: L = {env['A']:.3g} C^-{env['alpha']:.3f}"
+            ax.plot(xs, env["A"] * xs ** -env["alpha"], color=col, ls=ls, lw=2, label=lab)
+        else:
+            ax.plot(C, L, color=col, ls=ls, lw=1.2, label=f"{label(arch)}: front (L(C) fit not determined)")
+    title = "compute frontier L(C) = A C^-alpha (Pareto front)"
+    if comp and all(per[x]["methods"]["envelope"].get("curves_fall") for x in comp["archs"]):
+        a, b = (label(x) for x in comp["archs"])
+        title += f"\n{a} below {b} at {comp['n_below']} of {comp['n']} shared compute levels"
+        ax.plot(comp["C"], comp["loss_a"], ls="", marker="|", ms=10, color="0.3", label="shared compute levels")
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="validation loss", title=title)
+    ax.legend(loc="upper right")
+    _plain_loss_ticks(ax)
+
+
+def _nopt_panel(ax, per: dict, archs: list[str]) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    notes, drawn = [], False
+    for arch in archs:
+        d, col = per[arch], color(arch)
+        for m, st in METHOD_STYLE.items():
+            r = d["methods"][m]
+            C = _method_points(ax, m, r, col)  # the computes the method's estimate rests on
+            drawn |= C.size > 0 and m != "chinchilla"
+            if r["determined"] and C.size and r.get("N_opt_coef"):
+                xs, a = np.geomspace(C.min(), C.max(), 50), r["a"]
+                ax.plot(xs, r["N_opt_coef"] * xs ** a[0], color=col, ls=st["ls"], lw=1.8,
+                        label=f"{label(arch)} {m}: a = {a[0]:.2f} [{a[1]:.2f}, {a[2]:.2f}]")  # fmt: skip
+                drawn = True
+            elif not r["determined"]:
+                notes.append(f"{label(arch)} {m}: not determined")
+    notes.append(f"(reasons: results/fits/{NAME}.json, REPORT.md)")
+    title = f"N_opt(C) = N0 C^a, three ways ({LEVEL:.0%} CI)"
+    if not drawn:  # nothing to draw: say so instead of empty log axes
+        ax.axis("off")
+        ax.set_title(title)
+        ax.text(0.5, 0.5, "No N_opt estimate or point to show:\n" + "\n".join(notes), transform=ax.transAxes,
+                ha="center", va="center", fontsize=8, color="0.25")  # fmt: skip
+        return
+    handles = [Line2D([], [], color="black", ls=s["ls"], marker=s["marker"], mfc="none", label=s["name"])
+               for s in METHOD_STYLE.values()]  # fmt: skip
+    ax.add_artist(ax.legend(handles=handles, loc="upper left", title="method"))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=7)
+    if len(notes) > 1:  # what is missing, said in words where its line would be
+        ax.text(0.99, 0.99, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.25",
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.8"}, zorder=5)  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="compute-optimal parameters N_opt",
+           title=title)  # fmt: skip
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def _method_points(ax, method: str, r: dict, col: str) -> np.ndarray:
+    """Draw the points a method's N_opt fit used and return their computes (its line spans only those)."""
+    if method == "envelope" and r.get("points"):
+        p = pd.DataFrame(r["points"])
+        p = p[p["used"].astype(bool)]
+        ax.scatter(p["C"], p["N"], color=col, s=8, alpha=0.45)
+        return p["C"].to_numpy(dtype=float)
+    if method == "isoflop" and r.get("levels"):
+        lv = pd.DataFrame(r["levels"])
+        lv = lv[lv["kept"].astype(bool)]
+        ax.scatter(lv["C"], lv["N_opt"], marker="s", s=24, facecolors="none", edgecolors=col, linewidths=1.2)
+        return lv["C"].to_numpy(dtype=float)
+    if method == "chinchilla" and r.get("points"):  # the fitted runs' final compute, 6 N D
+        p = r["points"]
+        return 6.0 * np.asarray(p["N"], dtype=float) * np.asarray(p["D"], dtype=float)
+    return np.array([])
+
+
+def _count(v: float) -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if v >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def _plain_loss_ticks(ax) -> None:
+    """Losses span less than a decade: label them 2, 3, 4, ... rather than 3x10^0."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter(""))
 
 
 if __name__ == "__main__":

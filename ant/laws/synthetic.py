@@ -189,3 +189,81 @@ class SynthSuite:
         }
         atomic_write_text(json.dumps(bench, indent=1), Path(results) / "bench" / "bench-cpu.json")
         return Path(results)
+
+
+# ---------------------------------------------------------------------------------------------- compute-scaling design
+# A realistic compute-scaling sweep for the frontier estimators (ant.laws.frontier / isoflop): 8 sizes over 1.7
+# decades, each trained at 3 token budgets, with evaluation points along every run.
+SCALING_SIZES = tuple(float(n) for n in np.geomspace(2e7, 1e9, 8))
+SCALING_TOKENS_PER_PARAM = (10.0, 40.0, 160.0)
+
+
+def scaling_curves(
+    law: SynthLaw | None = None,
+    *,
+    sizes=SCALING_SIZES,
+    tokens_per_param=SCALING_TOKENS_PER_PARAM,
+    n_evals: int = 25,
+    noise: float = 0.005,
+    run_noise: float = 0.0,
+    seed: int = 0,
+    arch: str = "synth",
+) -> pd.DataFrame:
+    """Training curves of a sizes x budgets sweep following `law` (default SynthLaw(): Chinchilla-like, true
+    N_opt exponent beta/(alpha+beta) = 0.514): one row per (run, evaluation), the columns of
+    ant.laws.collect's curves table (run_id, arch, size, num_params, seed, status, step, tokens, flops, val_loss).
+
+    Evaluation k of n_evals sits at tokens k/n_evals * D (evenly spaced steps, as ant.train evaluates) and its loss
+    is the law at the tokens seen so far, L(N, D_k): the idealisation of a run whose schedule is tuned for every
+    intermediate budget. Noise is lognormal: `noise` is the standard deviation of log loss per evaluation point,
+    `run_noise` one shift of the whole curve per run (a seed effect). FLOPs = 6 N D. Reproducible from `seed`."""
+    law = law or SynthLaw()
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, N in enumerate(sizes):
+        for tpp in tokens_per_param:
+            D = float(tpp) * float(N)
+            steps = np.arange(1, n_evals + 1)
+            tokens = D * steps / n_evals
+            shift = run_noise * rng.standard_normal()
+            loss = law.loss(N, tokens) * np.exp(shift + noise * rng.standard_normal(n_evals))
+            frames.append(pd.DataFrame({
+                "run_id": f"{arch}-n{i}-{tpp:g}tpp", "arch": arch, "size": f"n{i}", "num_params": float(N),
+                "seed": seed, "status": "completed", "step": steps, "tokens": tokens, "flops": 6.0 * N * tokens,
+                "val_loss": loss,
+            }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def final_points(curves: pd.DataFrame) -> pd.DataFrame:
+    """The last evaluation of every run in a curves table: the runs table's (num_params, tokens, final loss)."""
+    last = curves.sort_values(["run_id", "tokens"]).groupby("run_id", sort=False).tail(1)
+    return last.rename(columns={"val_loss": "final_val_loss"}).reset_index(drop=True)
+
+
+def write_hp_sweep(
+    results: Path,
+    laws: dict[str, dict[float, SynthLaw]],
+    sizes: dict[str, float],
+    *,
+    lr_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0),
+    bs_factors: tuple[float, ...] = (0.5, 1.0, 2.0),
+    offset: float = 1.07,
+    seeds: tuple[int, ...] = (0,),
+    seq_len: int = 2048,
+) -> Path:
+    """An LR x batch grid per (arch, size, budget regime) from {arch: {tokens per parameter: SynthLaw}}: each regime
+    has its own law, so the optimal LR and batch and their power laws in N change with the budget, as in real
+    training. Grids are the regime's optimum x factors x `offset` (optima fall between grid points). Writes
+    results/runs/<run_id>/ in write_run's format (4 evals per run, paper-like 2048-token sequences)."""
+    root = Path(results) / "runs"
+    for arch, per_regime in laws.items():
+        for tpp, law in per_regime.items():
+            for size, N in sizes.items():
+                lr0, bs0 = float(law.lr_opt(N)) * offset, float(law.bs_opt(N)) * offset
+                for bs in sorted({max(1, round(bs0 * fb)) for fb in bs_factors}):
+                    for fl in lr_factors:
+                        for seed in seeds:
+                            write_run(root, law, arch=arch, size=size, num_params=N, tokens=round(tpp * N),
+                                      batch_size=bs, lr=lr0 * fl, seed=seed, seq_len=seq_len, n_evals=4)  # fmt: skip
+    return Path(results)
