@@ -18,15 +18,17 @@ from analysis import (  # noqa: E402
     fig2_hp_trends,
     fig3_speedup,
     fig4_compute_scaling,
+    figG1_lr_sensitivity,
     table2_overhead,
 )
 from analysis.common import Context, best_hp_runs, parser  # noqa: E402
-from ant.laws.fits import fit_chinchilla  # noqa: E402
+from ant.laws.fits import FitError, fit_chinchilla  # noqa: E402
 from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chinchilla_points  # noqa: E402
 
 MODULES = (
     fig1_residual_norms,
     fig2_hp_trends,
+    figG1_lr_sensitivity,
     fig3_speedup,
     fig4_compute_scaling,
     table2_overhead,
@@ -35,18 +37,25 @@ MODULES = (
 
 
 def chinchilla(ctx: Context, boot: int, workers: int, reference: bool) -> dict:
+    """Approach 3 per architecture (best-HP runs' final losses) and on the reference points. Every per-arch entry
+    has `determined` and `reasons`; an under-determined design (FitError) is recorded with its reason and no
+    parameters, a fitted but unidentified one with its numbers and determined=False (ant/laws/chinchilla.py)."""
     out: dict = {"per_arch": {}}
     done = best_hp_runs(ctx.done)
     for arch, g in done.groupby("arch") if not done.empty else []:
+        design = {"n": int(len(g)), "sizes": sorted(float(n) for n in g["num_params"].unique()),
+                  "budgets": sorted(float(t) for t in g["tokens"].unique())}  # fmt: skip
         try:
             f = fit_chinchilla(g["num_params"], g["tokens"], g["final_val_loss"], bootstrap=boot, workers=workers)
-        except ValueError as e:
-            ctx.no_data(f"Chinchilla fit for {arch}", f">= 6 runs over >= 2 sizes and >= 2 budgets ({e})")
+        except FitError as e:
+            ctx.no_data(f"Chinchilla fit for {arch}", f"a design that determines 5 parameters: not determined ({e})")
+            out["per_arch"][arch] = {"determined": False, "reasons": [str(e)], **design}
             continue
-        out["per_arch"][arch] = {**f.to_dict(), "sizes": sorted(float(n) for n in g["num_params"].unique()),
-                                 "budgets": sorted(float(t) for t in g["tokens"].unique())}  # fmt: skip
+        out["per_arch"][arch] = {**f.to_dict(), **design}
+        if not f.determined:
+            print(f"Chinchilla fit for {arch}: not determined ({'; '.join(f.reasons)})")
     if done.empty:
-        ctx.no_data("Chinchilla fits", "completed runs over >= 2 sizes and >= 2 budgets")
+        ctx.no_data("Chinchilla fits", "completed runs over >= 3 sizes, >= 3 budgets and >= 8 (size, budget) points")
     if reference:
         try:
             df = load_chinchilla_points()

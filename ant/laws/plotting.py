@@ -84,3 +84,48 @@ def placeholder(ax, text: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
+
+
+def residual_panels(axes, N, D, observed, predicted, color: str = "black", label: str | None = None):
+    """Goodness of fit of any L(N, D) fit on three axes: observed vs predicted loss (with the y = x line),
+    and the residual 100 ln(observed / predicted) in % vs N and vs D (with a zero line). Returns the residuals
+    (as log ratios). A log ratio, not a difference: the fits minimise a loss on log L and losses differ in scale.
+    With few distinct sizes or budgets the axis is ticked at them (design_ticks), so the design is readable."""
+    import numpy as np
+
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    obs, pred = np.asarray(observed, dtype=float), np.asarray(predicted, dtype=float)
+    resid = np.log(obs / pred)
+    ax_fit, ax_n, ax_d = axes
+    ax_fit.scatter(pred, obs, s=12, color=color, alpha=0.75, label=label)
+    lo, hi = float(min(obs.min(), pred.min())), float(max(obs.max(), pred.max()))
+    ax_fit.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--", zorder=0)
+    ax_fit.set(xlabel="predicted loss", ylabel="observed loss")
+    for ax, x, name in ((ax_n, N, "parameters N"), (ax_d, D, "tokens D")):
+        ax.scatter(x, 100 * resid, s=12, color=color, alpha=0.75, label=label)
+        ax.axhline(0.0, color="0.5", lw=0.8, ls="--", zorder=0)
+        ax.set(xscale="log", xlabel=name, ylabel="residual, % (100 ln obs/pred)")
+    design_ticks(ax_n, N)
+    design_ticks(ax_d, D)
+    return resid
+
+
+def design_ticks(ax, values, max_ticks: int = 8) -> None:
+    """Tick a log x axis at the design's own values (model sizes, budgets) when there are few of them, labelled
+    '2M', '160k', ...: a sweep's handful of sizes otherwise gets one decade label or unreadable minor labels."""
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    v = np.unique(np.asarray(values, dtype=float))
+    if 0 < v.size <= max_ticks:
+        ax.xaxis.set_major_locator(FixedLocator(v))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _count(x)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _count(v: float) -> str:
+    """1.5e9 -> '1.5B', 2e6 -> '2M': parameter counts as a reader says them."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"

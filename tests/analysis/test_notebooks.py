@@ -1,28 +1,156 @@
-"""Every notebook in notebooks/ runs headlessly (nbclient) against a synthetic results folder given by the
-environment variable ANT_RESULTS, which the notebooks read."""
+"""Both notebooks run headlessly (nbclient) with the kernel started in the repository root and in notebooks/, with
+ANT_RESULTS absolute and relative; scaling_laws.ipynb shows exactly the numbers that analysis/fit_laws.py writes
+to results/fits/ (which REPORT.md is built from) and uses synthetic data only when asked for."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from analysis import fit_laws, report
+
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = ROOT / "notebooks"
+# small Chinchilla bootstraps, no fit on the published points: the same settings for fit_laws.py and the notebook
+NB_ENV = {"ANT_NB_BOOT": "5", "ANT_NB_WORKERS": "1", "ANT_NB_REFERENCE": "0", "MPLBACKEND": "Agg"}
+FIT_ARGS = ["--boot", "5", "--workers", "1", "--no-reference"]
+CWDS = {"root": ROOT, "notebooks": NOTEBOOKS}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_executes(path, synth_results, monkeypatch):
-    monkeypatch.setenv("ANT_RESULTS", str(synth_results))
-    monkeypatch.setenv("ANT_NB_BOOT", "5")  # keep the reference bootstrap short in tests
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+@pytest.fixture(scope="module")
+def fitted(synth_results, tmp_path_factory) -> Path:
+    """A results folder after `make fit-laws report` (fits/*.json, REPORT.md)."""
+    res = tmp_path_factory.mktemp("nb") / "results"
+    shutil.copytree(synth_results, res)
+    assert fit_laws.main(["--results", str(res), *FIT_ARGS]) == 0
+    assert report.main(["--results", str(res)]) == 0
+    return res
 
 
-def test_scaling_laws_notebook_exists():
-    assert (ROOT / "notebooks" / "scaling_laws.ipynb") in NOTEBOOKS
+@pytest.fixture(scope="module")
+def few_runs(synth_results, tmp_path_factory) -> Path:
+    """A results folder with every 20th synthetic run: loss_curves.ipynb draws every run, and path handling is what
+    its tests check."""
+    res = tmp_path_factory.mktemp("nb_few") / "results"
+    for run in sorted((synth_results / "runs").iterdir())[::20]:
+        shutil.copytree(run, res / "runs" / run.name)
+    return res
+
+
+def execute(name: str, cwd: Path, results: str | None, monkeypatch) -> nbformat.NotebookNode:
+    """Run notebooks/<name> in a kernel started in `cwd` with ANT_RESULTS=`results` (unset: None)."""
+    for k, v in NB_ENV.items():
+        monkeypatch.setenv(k, v)
+    if results is None:
+        monkeypatch.delenv("ANT_RESULTS", raising=False)
+    else:
+        monkeypatch.setenv("ANT_RESULTS", results)
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb  # a failing cell raises CellExecutionError with its traceback
+
+
+def text(nb) -> str:
+    return "".join(o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream")
+
+
+def shown_numbers(nb) -> dict[str, dict]:
+    """name -> the JSON document a notebook displayed with IPython.display.JSON(numbers, root=name)."""
+    out = {}
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.output_type == "display_data" and "application/json" in o.data:
+                out[o.metadata["application/json"]["root"]] = o.data["application/json"]
+    return out
+
+
+def same(a, b, path: str = "") -> list[str]:
+    """Where two JSON documents differ (floats to 1e-9 relative); empty when equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{path}: keys {sorted(a)} vs {sorted(b)}"]
+        return [d for k in a for d in same(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in same(x, y, f"{path}[{i}]")]
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return [] if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else [f"{path}: {a} vs {b}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+def results_arg(results: Path, cwd: Path, how: str) -> str:
+    if how == "absolute":
+        return str(results)
+    rel = os.path.relpath(results, ROOT)  # relative to the repository root
+    if cwd != ROOT:  # from notebooks/ that path does not exist: the notebook must fall back to the root
+        assert not (cwd / rel).exists()
+    return rel
+
+
+def cases(fast: set[tuple[str, str]]) -> list:
+    """(kernel cwd, ANT_RESULTS absolute or relative to the root): all four, the ones not in `fast` marked slow
+    (a notebook execution takes 10-30 s on the 2-core machine)."""
+    combos = [(w, h) for w in CWDS for h in ("absolute", "relative")]
+    return [pytest.param(w, h, marks=() if (w, h) in fast else pytest.mark.slow) for w, h in combos]
+
+
+# ("notebooks", "relative") is the case that used to fall back to synthetic data silently
+@pytest.mark.parametrize(("where", "how"), cases({("notebooks", "relative")}))
+def test_scaling_laws_shows_the_numbers_of_fits_and_report(fitted, where, how, monkeypatch):
+    cwd = CWDS[where]
+    nb = execute("scaling_laws.ipynb", cwd, results_arg(fitted, cwd, how), monkeypatch)
+    out = text(nb)
+    assert f"results folder: {fitted.resolve()}" in out
+    assert "SYNTHETIC demo" not in out
+    n_runs = sum(1 for p in (fitted / "runs").iterdir() if p.is_dir())
+    assert f"{n_runs} runs" in out
+    shown = shown_numbers(nb)
+    assert set(shown) >= {m.NAME for m in fit_laws.MODULES} | {"chinchilla"}
+    for name, numbers in shown.items():
+        diff = same(numbers, json.loads((fitted / "fits" / f"{name}.json").read_text()))
+        assert not diff, (name, diff[:5])
+    assert out.count("same numbers as fits/") == len(shown) and "DIFFERS" not in out
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= len(fit_laws.MODULES)  # every module's figure, shown inline
+    # REPORT.md prints those same numbers, e.g. Table 2's overhead of anGPT (+3.00 % in the synthetic bench)
+    rows = {r["arch"]: r for r in next(iter(shown["table2_overhead"]["per_file"].values()))["rows"]}
+    assert f"{rows['angpt']['rel_increase_pct']:+.2f}%" in (fitted / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize(("where", "how"), cases({("notebooks", "relative"), ("root", "absolute")}))
+def test_loss_curves_finds_the_runs(few_runs, where, how, monkeypatch):
+    cwd = CWDS[where]
+    nb = execute("loss_curves.ipynb", cwd, results_arg(few_runs, cwd, how), monkeypatch)
+    out = text(nb)
+    n_runs = sum(1 for p in (few_runs / "runs").iterdir() if p.is_dir())
+    assert n_runs >= 5
+    assert f"run folders from {few_runs.resolve() / 'runs'}" in out
+    assert f"{n_runs} run folders, {n_runs} with metrics" in out
+
+
+def test_no_runs_gives_a_message_not_synthetic_numbers(tmp_path, monkeypatch):
+    missing = tmp_path / "no-such-results"
+    nb = execute("scaling_laws.ipynb", NOTEBOOKS, str(missing), monkeypatch)
+    out = text(nb)
+    assert f"No runs in {missing}" in out and "make sweep-small" in out
+    assert "SYNTHETIC demo" not in out
+    shown = shown_numbers(nb)
+    assert shown and all(not v for d in shown.values() for k, v in d.items() if k.startswith("per_"))
+    assert not missing.exists()  # nothing written where there were no runs
+    out = text(execute("loss_curves.ipynb", NOTEBOOKS, str(missing), monkeypatch))
+    assert f"no run folders in {missing / 'runs'}" in out and "make sweep-small" in out
+
+
+@pytest.mark.slow
+def test_synthetic_data_only_when_asked(monkeypatch):
+    out = text(execute("scaling_laws.ipynb", ROOT, "synthetic", monkeypatch))
+    assert "SYNTHETIC demo data (asked for)" in out
