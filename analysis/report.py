@@ -59,8 +59,11 @@ def hp_section(f: dict) -> list[str]:
         return [*out, "Not shown: fits/fig2_hp_trends.json predates per-regime trends; rerun analysis/fit_laws.py.", ""]
     if not regimes:
         return [*out, "Not measured: " + ("; ".join(f.get("missing", [])) or "no HP sweep with >= 3 sizes."), ""]
-    out += ["One trend per token budget (tokens per parameter; the paper's sweep is at 20). Optima on the edge of the "
-            "searched LR or batch grid are bounds, not optima: they are excluded from the power laws and counted.", ""]
+    out += [
+        "One trend per token budget (tokens per parameter; the paper's sweep is at 20). Optima on the edge of the "
+        "searched LR or batch grid are bounds, not optima: they are excluded from the power laws and counted.",
+        "",
+    ]
     cols = ["arch", "paper BS(N)", "measured BS(N) exponent [95% CI], R²", "paper LR(N)",
             "measured LR(N) exponent [95% CI], R²", "sizes in the fit", "excluded from the fit (why)"]  # fmt: skip
     for regime in regimes:
@@ -173,8 +176,13 @@ def speedup_section(f: dict) -> list[str]:
             return f"{_ratio_ci(r)}x: **no significant speedup**{pap}"
         cmp = ""
         if paper:
-            cmp = ("; consistent with the paper's" if lo <= paper <= hi else
-                   "; smaller than the paper's" if hi < paper else "; larger than the paper's") + f" {paper:.2f}x"
+            cmp = (
+                "; consistent with the paper's"
+                if lo <= paper <= hi
+                else "; smaller than the paper's"
+                if hi < paper
+                else "; larger than the paper's"
+            ) + f" {paper:.2f}x"
         return f"{faster}: {_ratio_ci(r)}x{cmp}"
 
     out = ["## Convergence speedup over GPT+ (Fig. 3, §5.2)", ""]
