@@ -13,7 +13,10 @@ was submitted there:
 Time estimates divide the run's FLOPs by a FLOP/s figure, chosen in this order (the table says which one):
   1. measured: tokens/s of finished runs of the same (device, arch, size, batch, seq_len) in this sweep's
      out_dir, else the median achieved FLOP/s (flops / wall_time_s) of all finished runs on that device;
-  2. bench: results/bench/*.json (`ant bench`) rows with tokens_per_s, converted with the model's FLOPs/token;
+  2. bench: results/bench/*.json (`ant bench`) rows. A row of the same (arch, size, batch, seq_len, vocab) -- e.g.
+     the CPU study's calibration files -- gives the step time directly (the Lightning step when measured), and the
+     run's evaluations and start-up are added (see `overheads_s`); otherwise rows with tokens_per_s are converted
+     with the model's FLOPs/token;
   3. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
 
 wsd families (runs differing only in their budget, ant.train.branches) are trained as one unit: the trunk, then
@@ -25,6 +28,7 @@ give the FLOPs actually trained next to the FLOPs of the budgets.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,16 +98,19 @@ def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
     """Every dict with `tokens_per_s` found anywhere in results/bench/*.json (the format is ant.bench's)."""
     found: list[dict[str, Any]] = []
 
-    def walk(x: Any, device: str = "cpu") -> None:  # rows inherit the file's top-level "device"
+    def walk(x: Any, device: str = "cpu", config: dict | None = None) -> None:
+        # rows inherit the file's top-level "device" and "config" (size, batch, seq_len, vocab_size, ...)
         if isinstance(x, dict):
             device = str(x.get("device", device))
+            config = x["config"] if isinstance(x.get("config"), dict) else config
             if "tokens_per_s" in x:
-                found.append({**x, "device": device})
-            for v in x.values():
-                walk(v, device)
+                found.append({**x, "device": device, "config": config or {}})
+            for k, v in x.items():
+                if k != "config":
+                    walk(v, device, config)
         elif isinstance(x, list):
             for v in x:
-                walk(v, device)
+                walk(v, device, config)
 
     for p in sorted(bench_dir.glob("*.json")):
         try:
@@ -137,9 +144,28 @@ class Throughput:
         self.bench = _bench_rows(bench_dir) if bench_dir.is_dir() else []
         self.sources: set[str] = set()
         self.last_measured = False  # whether the last figure already includes pool contention
+        self.last_exact_bench = False  # whether the last figure is a bench step time of the run's own shape
+
+    def exact_bench(self, cfg: RunConfig) -> dict[str, Any] | None:
+        """A bench row of this run's own (device kind, arch, size, batch, seq_len, vocab), single-threaded on CPU
+        (how the local executor runs tiny models), or None."""
+        kind = _device_kind(cfg.train.device)
+        for b in self.bench:
+            c = b["config"]
+            if (
+                _device_kind(b["device"]) == kind
+                and b.get("arch") == cfg.model.arch
+                and c.get("size") == cfg.model.size
+                and c.get("batch") == cfg.train.batch_size
+                and c.get("seq_len") == cfg.data.seq_len
+                and c.get("vocab_size") == cfg.model.vocab_size
+                and (kind != "cpu" or "(1 threads)" in b["device"])
+            ):
+                return b
+        return None
 
     def flops_per_s(self, cfg: RunConfig) -> float:
-        self.last_measured = False
+        self.last_measured = self.last_exact_bench = False
         if "flops_per_s" in self.estimate:
             self.sources.add("grid file estimate.flops_per_s")
             return float(self.estimate["flops_per_s"])
@@ -153,6 +179,12 @@ class Throughput:
             self.sources.add(f"median of {len(self.measured[kind])} finished {kind} run(s)")
             self.last_measured = True
             return statistics.median(self.measured[kind])
+        exact = self.exact_bench(cfg) if "device" not in self.estimate else None
+        if exact is not None:
+            self.sources.add(f"results/bench step times of the same arch, size and batch ({kind})")
+            self.last_exact_bench = True
+            ms = exact.get("lightning_step_time_ms") or exact["step_time_ms"]
+            return cfg.train.batch_size * cfg.data.seq_len / (ms / 1e3) * flops_per_token(cfg)
         bench = [b for b in self.bench if _device_kind(str(b.get("device", "cpu"))) == kind and b.get("tokens_per_s")]
         if bench:
             same = [b for b in bench if b.get("arch") == cfg.model.arch] or bench
@@ -218,12 +250,31 @@ def build_plan(
         # a worker of a CPU pool gets 1/concurrency of the machine (GPUs: one per worker); measured runs already
         # ran under that sharing
         cpu = _device_kind(c.train.device) == "cpu" and not (estimate or {}).get("device")
-        est = trained / rate * (concurrency if cpu and not tp.last_measured else 1)
+        if tp.last_exact_bench:  # a single-thread step time: one run per core, plus what the step time leaves out
+            est = trained / rate + overheads_s(c, trained / rate, start)
+        else:
+            est = trained / rate * (concurrency if cpu and not tp.last_measured else 1)
         state, loss, job = run_state(c, jobs)
         m, t = c.model, c.train
         rows.append(PlanRow(c.run_id(), m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
                             t.seed, flops, est, state, loss, job, family, trained))  # fmt: skip
     return rows, tp
+
+
+# Per-run costs a benchmarked step time leaves out, measured for the CPU study (docs/study.md): building the
+# model, data and Trainer, checkpoints and the final summary (START_S), and the forward passes of validation,
+# which cost this fraction of a training step's time per batch (EVAL_FRACTION: forward only, no optimizer).
+START_S = 2.5
+EVAL_FRACTION = 0.4
+
+
+def overheads_s(cfg: RunConfig, train_s: float, start_step: int = 0) -> float:
+    """Start-up plus validation time of a run whose training steps take `train_s` in all."""
+    steps = max(1, cfg.steps - start_step)
+    every = max(1, cfg.train.eval_interval or cfg.steps // 20)
+    n_evals = steps // every + 1
+    val_batches = math.ceil(cfg.data.val_tokens / (cfg.data.seq_len * cfg.train.batch_size))
+    return START_S + n_evals * val_batches * EVAL_FRACTION * train_s / steps
 
 
 def family_roles(cfgs: list[RunConfig]) -> dict[str, tuple[str, int]]:

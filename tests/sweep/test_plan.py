@@ -45,3 +45,31 @@ def test_bad_grid_exits_2(tmp_path, corpus, capsys):
     g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["bert"])
     assert main(["sweep", str(g), "--dry-run"]) == 2
     assert "grid.arch" in capsys.readouterr().err
+
+
+def test_bench_step_time_of_the_same_shape_gives_steps_times_step_plus_overheads(tmp_path, corpus):
+    """A single-thread bench row of the run's own (arch, size, batch, seq_len, vocab) is a step time: the
+    estimate is steps x that time plus start-up and validation (plan.overheads_s), one run per core."""
+    import json
+
+    from ant.sweep.grid import Grid
+    from ant.sweep.plan import EVAL_FRACTION, START_S, build_plan
+
+    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, tokens=[8192], arch=["angpt"])
+    [cfg] = Grid.from_yaml(g).expand()
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    row = {"arch": "angpt", "step_time_ms": 20.0, "lightning_step_time_ms": 25.0, "tokens_per_s": 1.0}
+    other = {**row, "arch": "gptplus", "lightning_step_time_ms": 99.0}  # another arch's row is not used
+    conf = {"size": "tiny1", "batch": 8, "seq_len": 32, "vocab_size": cfg.model.vocab_size}
+    doc = {"device": "cpu (1 threads)", "config": conf, "results": [other, row]}
+    (bench / "b.json").write_text(json.dumps(doc))
+    [r], tp = build_plan([cfg], concurrency=2, bench_dir=bench)
+    train = cfg.steps * 0.025  # the Lightning step, not the bare loop's
+    n_evals = cfg.steps // cfg.train.eval_interval + 1
+    val = n_evals * (2048 // (32 * 8)) * EVAL_FRACTION * 0.025
+    assert r.est_s == pytest.approx(train + START_S + val)
+    assert any("same arch, size and batch" in s for s in tp.sources)
+    (bench / "b.json").write_text(json.dumps({**doc, "config": {**conf, "batch": 16}}))  # another shape: not used
+    [r2], _ = build_plan([cfg], concurrency=2, bench_dir=bench)
+    assert r2.est_s != pytest.approx(r.est_s)
