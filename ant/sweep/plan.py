@@ -112,7 +112,8 @@ def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
             for v in x:
                 walk(v, device, config)
 
-    for p in sorted(bench_dir.glob("*.json")):
+    # calibration/: step times of the CPU study's shapes (docs/study.md), kept out of Table 2's folder
+    for p in sorted([*bench_dir.glob("*.json"), *bench_dir.glob("calibration/*.json")]):
         try:
             walk(json.loads(p.read_text()))
         except (OSError, json.JSONDecodeError):

@@ -1,0 +1,248 @@
+"""The CPU study of issue 11 ("the paper at 1/1000 scale"): its parts, in order, each one grid file under
+sweeps/study/, run by `ant sweep`, collected into compact tables that git keeps, and the report.
+
+    python analysis/study.py plan   [--part P ...]           # what each part runs, what is done, time estimate
+    python analysis/study.py run    [--part P ...] [--force]  # run what is missing, part by part
+    python analysis/study.py report                           # fits, figures, results/study/REPORT.md
+
+`make study` is `run` then `report`. Layout (docs/study.md):
+    results/study/runs/<group>/     run folders (checkpoints and all; not in git)
+    results/study/<group>/          runs.parquet + curves.parquet (in git), fits/, figures/, REPORT.md
+    results/study/tuned.yaml        the best (lr, batch) per (arch, size) of the HP grid, read by later parts
+    results/study/parts.json        per part: runs, estimated and measured wall time
+A part whose runs are all in its group's committed runs.parquet is skipped (`--force` reruns it), so a fresh clone
+regenerates the report from the committed tables without training anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from ant.errors import ConfigError  # noqa: E402
+from ant.laws.collect import atomic_parquet, atomic_write_text, collect  # noqa: E402
+
+STUDY = Path("results/study")
+TUNED = STUDY / "tuned.yaml"
+FINISHED = ("completed", "diverged")
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    grid: str  # grid file, relative to the repository root
+    group: str  # results/study/<group>: runs that are analysed together
+    claims: str
+    needs_tuned: bool = False
+
+
+PARTS = (
+    Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N"),
+    Part("baselines", "sweeps/study/baselines.yaml", "main", "LR scans of gpt and ngpt for C1"),
+    Part("speedup", "sweeps/study/speedup.yaml", "main", "C1 convergence speedup", needs_tuned=True),
+    Part("compute", "sweeps/study/compute.yaml", "main", "C4 compute scaling", needs_tuned=True),
+    Part("noise", "sweeps/study/noise.yaml", "noise", "C5 gradient noise scale", needs_tuned=True),
+    Part("wsd", "sweeps/study/wsd.yaml", "wsd", "C6 wsd branches vs cosine runs", needs_tuned=True),
+    Part("readings", "sweeps/study/readings.yaml", "readings", "C7 the paper's open readings", needs_tuned=True),
+)
+BY_NAME = {p.name: p for p in PARTS}
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def group_dir(group: str) -> Path:
+    return STUDY / group
+
+
+def committed(group: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = group_dir(group)
+    runs = pd.read_parquet(d / "runs.parquet") if (d / "runs.parquet").is_file() else pd.DataFrame()
+    curves = pd.read_parquet(d / "curves.parquet") if (d / "curves.parquet").is_file() else pd.DataFrame()
+    return runs, curves
+
+
+def merge_group(group: str) -> int:
+    """Committed tables + the run folders of this machine (a run folder wins over its committed row) -> the
+    group's runs.parquet and curves.parquet. Returns the number of runs."""
+    old_runs, old_curves = committed(group)
+    folder = STUDY / "runs" / group
+    new_runs, new_curves = collect(folder, write=False) if folder.is_dir() else (pd.DataFrame(), pd.DataFrame())
+    if new_runs.empty:
+        return len(old_runs)
+    keep = ~old_runs["run_id"].isin(new_runs["run_id"]) if len(old_runs) else slice(None)
+    runs = pd.concat([old_runs[keep], new_runs], ignore_index=True) if len(old_runs) else new_runs
+    if len(old_curves):
+        old_curves = old_curves[~old_curves["run_id"].isin(new_runs["run_id"])]
+    curves = pd.concat([old_curves, new_curves], ignore_index=True) if len(old_curves) else new_curves
+    runs = runs.sort_values(["arch", "num_params", "tokens", "batch_size", "lr", "seed"], kind="stable")
+    atomic_parquet(runs.reset_index(drop=True), group_dir(group) / "runs.parquet")
+    atomic_parquet(curves.reset_index(drop=True), group_dir(group) / "curves.parquet")
+    return len(runs)
+
+
+def write_tuned() -> dict:
+    """The best (lr, batch) per (arch, size) among the HP grid's runs (mean final loss over seeds; the grid point
+    itself, not the interpolated optimum, so that later parts train a configuration that was seen to be stable)."""
+    runs, _ = committed("main")
+    if runs.empty:
+        raise ConfigError("results/study/main/runs.parquet", "no runs yet: run the hp part first")
+    ok = runs[runs["status"].eq("completed") & runs["final_val_loss"].notna()]
+    grid_runs = ok.groupby(["arch", "size", "tokens"])["lr"].transform("nunique") >= 3  # the LR scans
+    m = (
+        ok[grid_runs]
+        .groupby(["arch", "size", "lr", "batch_size"], as_index=False)["final_val_loss"]
+        .agg(["mean", "count"])
+    )
+    best: dict = {}
+    for (arch, size), g in m.groupby(["arch", "size"]):
+        r = g.sort_values("mean").iloc[0]
+        best.setdefault(arch, {})[size] = {
+            "lr": float(r["lr"]),
+            "batch_size": int(r["batch_size"]),
+            "final_val_loss": round(float(r["mean"]), 5),
+            "n_seeds": int(r["count"]),
+        }
+    text = "# written by `python analysis/study.py run` from results/study/main (the HP grid's best point)\n"
+    atomic_write_text(text + yaml.safe_dump(best, sort_keys=True), TUNED)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- planning
+def expand(part: Part) -> tuple[list, bool]:
+    """The part's run configs; (configs, provisional): before tuned.yaml exists a later part is planned with a
+    provisional lr 1e-2 / batch 8 per (arch, size), good enough for a time estimate."""
+    from ant.sweep.grid import Grid
+
+    text = (ROOT / part.grid).read_text()
+    provisional = part.needs_tuned and not TUNED.is_file()
+    if provisional:
+        tmp = Path(tempfile.mkdtemp()) / "tuned.yaml"
+        archs, sizes = ("gpt", "gptplus", "ngpt", "angpt"), [f"tiny{i}" for i in range(6)]
+        tmp.write_text(yaml.safe_dump({a: {s: {"lr": 1e-2, "batch_size": 8} for s in sizes} for a in archs}))
+        text = text.replace(str(TUNED), str(tmp))
+    grid = Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid)
+    return grid.expand(), provisional
+
+
+def plan(parts: list[Part]) -> list[dict]:
+    from ant.sweep.plan import build_plan
+
+    out = []
+    for part in parts:
+        cfgs, provisional = expand(part)
+        rows, _ = build_plan(cfgs, concurrency=2)
+        runs, _ = committed(part.group)
+        have = set(runs.loc[runs["status"].isin(FINISHED), "run_id"]) if len(runs) else set()
+        todo = [r for r in rows if r.run_id not in have and r.state not in ("done", "diverged")]
+        out.append(
+            {
+                "part": part.name,
+                "claims": part.claims,
+                "runs": len(rows),
+                "committed": sum(r.run_id in have for r in rows),
+                "todo": len(todo),
+                "est_s": _wall(todo),
+                "est_total_s": _wall(rows),
+                "provisional": provisional,
+            }
+        )
+    return out
+
+
+def _wall(rows: list) -> float:
+    """Wall time of the local pool (two single-thread workers): longest-first list scheduling of the estimates."""
+    loads = [0.0, 0.0]
+    for est in sorted((r.est_s for r in rows), reverse=True):
+        loads[loads.index(min(loads))] += est
+    return max(loads)
+
+
+def print_plan(p: list[dict]) -> None:
+    from ant.sweep.plan import fmt_time
+
+    print(f"{'part':<10} {'runs':>5} {'in git':>7} {'to run':>7} {'est. wall':>10} {'(all runs)':>11}  claims")
+    for r in p:
+        note = " (provisional HPs: tuned.yaml not written yet)" if r["provisional"] else ""
+        print(f"{r['part']:<10} {r['runs']:>5} {r['committed']:>7} {r['todo']:>7} {fmt_time(r['est_s']):>10} "
+              f"{fmt_time(r['est_total_s']):>11}  {r['claims']}{note}")  # fmt: skip
+    print(f"total: {fmt_time(sum(r['est_s'] for r in p))} still to run, two runs at a time")
+
+
+# ---------------------------------------------------------------------------------------------- running
+def run(parts: list[Part], force: bool) -> int:
+    log_path = STUDY / "parts.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    for part in parts:
+        if part.needs_tuned and not TUNED.is_file():
+            print(f"part {part.name}: writing {TUNED} from the HP grid first")
+            write_tuned()
+        [p] = plan([part])
+        if p["todo"] == 0 and not force:
+            print(f"part {part.name}: all {p['runs']} runs are in {group_dir(part.group)}/runs.parquet; skipped")
+            continue
+        print(f"== part {part.name} ({part.claims}): {p['todo']} of {p['runs']} runs to do, est. "
+              f"{p['est_s'] / 60:.1f} min wall")  # fmt: skip
+        t0 = time.time()
+        rc = subprocess.call([sys.executable, "-m", "ant.cli", "sweep", str(ROOT / part.grid)], cwd=ROOT)
+        wall = time.time() - t0
+        n = merge_group(part.group)
+        log[part.name] = {"runs": p["runs"], "ran": p["todo"], "est_wall_s": round(p["est_s"], 1),
+                          "wall_s": round(wall, 1), "exit_code": rc,
+                          "finished": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+        atomic_write_text(json.dumps(log, indent=1) + "\n", log_path)
+        print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
+              f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip
+        if part.name in ("hp", "baselines"):
+            write_tuned()
+        if rc not in (0,):
+            print(f"part {part.name}: ant sweep exited {rc}; rerun `python analysis/study.py run` to resume")
+            return rc
+    return 0
+
+
+def report() -> int:
+    from analysis import fit_laws, make_figures, study_report
+    from analysis import report as main_report
+
+    for group in ("main",):
+        if (group_dir(group) / "runs.parquet").is_file():
+            args = ["--results", str(group_dir(group))]
+            fit_laws.main([*args, "--no-reference"])
+            make_figures.main(args)
+            main_report.main(args)
+    return study_report.main(["--study", str(STUDY)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("command", choices=("plan", "run", "report"))
+    ap.add_argument("--part", nargs="+", choices=list(BY_NAME), help="only these parts (default: all, in order)")
+    ap.add_argument("--force", action="store_true", help="rerun parts whose runs are already committed")
+    args = ap.parse_args(argv)
+    parts = [BY_NAME[n] for n in args.part] if args.part else list(PARTS)
+    try:
+        if args.command == "plan":
+            print_plan(plan(parts))
+            return 0
+        if args.command == "run":
+            return run(parts, args.force)
+        return report()
+    except ConfigError as e:
+        print(f"study: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

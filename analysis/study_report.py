@@ -1,0 +1,142 @@
+"""results/study/REPORT.md, "The paper at 1/1000 scale" (issue 11): one headline row per claim C1-C7 (the
+paper's number, ours with its interval, the scale, a plain verdict and why), a details section per claim naming
+its figure, the figures of C5-C7 (results/study/figures/) and every number in results/study/fits/study.json.
+
+    python analysis/study_report.py --study results/study      # `python analysis/study.py report` calls this
+
+It reads committed tables only: results/study/<group>/runs.parquet and curves.parquet (groups main, noise, wsd,
+readings), results/study/main/fits/*.json (fit_laws on the main group) and results/study/tuned.yaml. A claim
+without data says "not measured yet: run `python analysis/study.py run --part X`"; a claim whose analysis fails
+says so in its row (and the report is still written) unless --strict, which re-raises (tests use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis.common import jsonable  # noqa: E402
+from analysis.study_claims import c1_speedup, c2_lr_sensitivity, c3_hp_scaling, c4_compute_scaling  # noqa: E402
+from analysis.study_common import UNDETERMINED, Claim, Study, table  # noqa: E402
+from analysis.study_figures import draw_all  # noqa: E402
+from analysis.study_measures import c5_noise_scale, c6_wsd  # noqa: E402
+from analysis.study_readings import c7_readings  # noqa: E402
+from ant.laws.collect import atomic_write_text  # noqa: E402
+
+CLAIMS = (
+    ("C1", c1_speedup),
+    ("C2", c2_lr_sensitivity),
+    ("C3", c3_hp_scaling),
+    ("C4", c4_compute_scaling),
+    ("C5", c5_noise_scale),
+    ("C6", c6_wsd),
+    ("C7", c7_readings),
+)
+GROUPS = ("main", "noise", "wsd", "readings")
+
+
+def build(st: Study, strict: bool = False) -> dict[str, Claim]:
+    """Every claim; an analysis that raises becomes a 'not determined (analysis error)' row unless `strict`."""
+    out = {}
+    for key, fn in CLAIMS:
+        try:
+            out[key] = fn(st)
+        except Exception as e:  # one claim's failure must not hide the other six
+            if strict:
+                raise
+            msg = f"analysis error: {type(e).__name__}: {e}"
+            print(f"study report: {key}: {msg}", file=sys.stderr)
+            out[key] = Claim(key, fn.__name__, "—", ours=msg, verdict=UNDETERMINED, why=msg, section=[msg + "."])
+    return out
+
+
+def data_lines(st: Study) -> list[str]:
+    """What the report rests on: runs per group and the parts' measured wall times."""
+    rows = []
+    for g in GROUPS:
+        r = st.runs(g)
+        if r.empty:
+            rows.append([g, 0, "—", "—", "—", "not measured yet"])
+            continue
+        st_ = r["status"].value_counts()
+        rows.append([g, len(r), int(st_.get("completed", 0)), int(st_.get("diverged", 0)),
+                     ", ".join(sorted(r["arch"].unique())), f"{len(st.curves(g))} curve rows"])  # fmt: skip
+    lines = ["## Data", "", *table(["group", "runs", "completed", "diverged", "archs", "curves"], rows)]
+    parts = st.root / "parts.json"
+    if parts.is_file():
+        log = json.loads(parts.read_text())
+        prow = [[k, v.get("runs"), v.get("ran"), f"{v.get('est_wall_s', 0) / 60:.1f}", f"{v.get('wall_s', 0) / 60:.1f}",
+                 v.get("finished", "")] for k, v in log.items()]  # fmt: skip
+        lines += ["Parts as run on this machine (`results/study/parts.json`):", "",
+                  *table(["part", "runs", "trained", "estimated min", "measured min", "finished"], prow)]  # fmt: skip
+    return lines
+
+
+def headline(claims: dict[str, Claim]) -> list[str]:
+    rows = [[f"**{c.key}** {c.title}", c.paper, c.ours, c.scale, f"**{c.verdict}** — {c.why}"] for c in claims.values()]
+    return [
+        "## The paper at 1/1000 scale",
+        "",
+        "Each claim of the paper (arXiv 2505.22014, measured there at 32M–1B parameters and billions of tokens) "
+        "against this CPU study (16k–300k parameters, byte tokens, ≤ 6M tokens per run), with 95 % intervals. A "
+        "verdict follows the interval: 'agrees' only where it excludes the null (a speedup of 1, equal exponents); "
+        "a magnitude is 'larger' or 'smaller' than the paper's only where the paper's number lies outside it.",
+        "",
+        *table(["claim", "paper", "ours (95 % CI)", "scale", "verdict"], rows),
+    ]
+
+
+def render(st: Study, claims: dict[str, Claim]) -> str:
+    lines = [
+        "# anGPT study report (issue 11)",
+        "",
+        f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `python analysis/study.py report` from "
+        "the committed tables under results/study/ (`make study` regenerates everything). Numbers: "
+        "`fits/study.json`; the main group's own report: `main/REPORT.md`.",
+        "",
+        *headline(claims),
+        *data_lines(st),
+    ]
+    for c in claims.values():
+        lines += [f"## {c.key}: {c.title}", "", *c.section, ""]
+        for f in c.figures:
+            if (st.root / f).is_file():
+                lines += [f"![{c.key}]({f})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--study", default="results/study", help="the study folder (default: results/study)")
+    ap.add_argument("--strict", action="store_true", help="re-raise analysis errors instead of reporting them")
+    ap.add_argument("--no-figures", action="store_true", help="numbers and REPORT.md only")
+    args = ap.parse_args(argv)
+    st = Study(Path(args.study))
+    claims = build(st, strict=args.strict)
+    try:
+        figs = [] if args.no_figures else draw_all(st, claims, st.root / "figures")
+    except Exception as e:  # a figure must not cost the report
+        if args.strict:
+            raise
+        print(f"study report: figures: {type(e).__name__}: {e}", file=sys.stderr)
+        figs = []
+    for p in figs:
+        print(f"wrote {p}")
+    numbers = {"generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "claims": {k: c.to_dict() for k, c in claims.items()}}  # fmt: skip
+    path = st.root / "fits" / "study.json"
+    atomic_write_text(json.dumps(jsonable(numbers), indent=1, allow_nan=False) + "\n", path)
+    print(f"wrote {path}")
+    atomic_write_text(render(st, claims), st.root / "REPORT.md")
+    print(f"wrote {st.root / 'REPORT.md'}")
+    for c in claims.values():
+        print(f"{c.key} {c.verdict}: {c.why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
