@@ -9,7 +9,8 @@ ANT      := $(BIN)/ant
 RESULTS  ?= results
 SLURM    := scripts/slurm_local.sh
 
-.PHONY: install data test test-fast lint sweep-small sweep-gpu gpu-check fit-laws figures report bench slurm-start slurm-stop clean
+.PHONY: install data test test-fast lint sweep-small sweep-gpu gpu-check fit-laws figures report bench slurm-start slurm-stop clean \
+	study study-plan study-report calibrate
 
 install: $(STAMP)
 
@@ -48,6 +49,22 @@ sweep-small: install
 	$(BIN)/python analysis/summary_table.py --results $(RESULTS) --sweep sweeps/small.yaml
 	@echo "runs: $(RESULTS)/runs/  table: $(RESULTS)/runs.parquet  fits: $(RESULTS)/fits/*.json"
 	@echo "figures: $(RESULTS)/figures/*.png|pdf  report: $(RESULTS)/REPORT.md  curves: notebooks/loss_curves.ipynb"
+
+# The CPU study of issue 11 (docs/study.md): runs the parts whose runs are not yet in results/study/<group>/runs.parquet
+# (all of them ~3 h on 2 cores; PART="hp hp3" for some), then the report results/study/REPORT.md.
+study: install
+	$(BIN)/python analysis/study.py run $(if $(PART),--part $(PART))
+	$(BIN)/python analysis/study.py report
+
+study-plan: install
+	$(BIN)/python analysis/study.py plan $(if $(PART),--part $(PART))
+
+study-report: install
+	$(BIN)/python analysis/study.py report
+
+# Single-thread step times of the study's run shapes, for the planner's estimates (quiet machine, ~3 min).
+calibrate: install
+	bash scripts/calibrate_cpu.sh
 
 sweep-gpu: install
 	$(ANT) sweep sweeps/gpu.yaml
