@@ -1,0 +1,91 @@
+"""analysis/study.py end to end at reduced size: an HP part and a part that trains at the tuned values, real runs,
+committed tables, tuned.yaml, the skip-what-is-committed rule a fresh clone relies on, and the report."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from analysis import study
+from tests.sweep.conftest import corpus  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def _grid(path, corpus, out, grid: dict) -> str:
+    doc = {
+        "name": path.stem,
+        "out_dir": str(out),
+        "base": {
+            "data": {"corpus": str(corpus), "tokenizer": "bytes", "seq_len": 32, "val_tokens": 2048,
+                     "cache_dir": str(path.parent / "cache")},  # fmt: skip
+            "train": {"device": "cpu"},
+        },
+        "grid": grid,
+        "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.fixture
+def small_study(tmp_path, corpus, monkeypatch):  # noqa: F811
+    root = tmp_path / "results" / "study"
+    tuned = root / "tuned.yaml"
+    monkeypatch.setattr(study, "STUDY", root)
+    monkeypatch.setattr(study, "TUNED", tuned)
+    common = {"arch": ["gptplus", "angpt"], "size": ["tiny0"], "seed": [0]}
+    hp = _grid(tmp_path / "hp.yaml", corpus, root / "runs" / "main",
+               {**common, "tokens": [6144], "batch_size": [4], "lr": [3e-3, 1e-2, 3e-2]})  # fmt: skip
+    tuned_spec = {"from_study": str(tuned)}
+    budgets = _grid(tmp_path / "budgets.yaml", corpus, root / "runs" / "main",
+                    {**common, "tokens": [3072, 12288], "batch_size": tuned_spec, "lr": tuned_spec})  # fmt: skip
+    parts = (
+        study.Part("hp", hp, "main", "C2, C3"),
+        study.Part("speedup", budgets, "main", "C1", needs_tuned=True),
+    )
+    monkeypatch.setattr(study, "PARTS", parts)
+    monkeypatch.setattr(study, "BY_NAME", {p.name: p for p in parts})
+    return root
+
+
+def test_parts_run_commit_tune_and_skip_what_is_committed(small_study, capsys):
+    root = small_study
+    # before the hp part, the later part is planned with provisional HPs
+    [hp, sp] = study.plan(list(study.PARTS))
+    assert (hp["runs"], hp["todo"], sp["runs"], sp["provisional"]) == (6, 6, 4, True)
+
+    assert study.main(["run"]) == 0
+    runs = pd.read_parquet(root / "main" / "runs.parquet")
+    curves = pd.read_parquet(root / "main" / "curves.parquet")
+    assert len(runs) == 10 and set(runs["status"]) == {"completed"}
+    assert set(curves["run_id"]) == set(runs["run_id"]) and curves["val_loss"].notna().any()
+    # tuned.yaml holds each arch's best grid point (lowest final loss among its three LRs)
+    tuned = yaml.safe_load((root / "tuned.yaml").read_text())
+    for arch in ("gptplus", "angpt"):
+        scan = runs[(runs["arch"] == arch) & (runs["tokens"] == 6144)]
+        best = scan.loc[scan["final_val_loss"].idxmin()]
+        assert tuned[arch]["tiny0"]["lr"] == pytest.approx(best["lr"])
+        at_tuned = runs[(runs["arch"] == arch) & (runs["tokens"] != 6144)]
+        assert set(at_tuned["lr"]) == {best["lr"]} and set(at_tuned["batch_size"]) == {4}
+    log = yaml.safe_load((root / "parts.json").read_text())
+    assert log["hp"]["ran"] == 6 and log["hp"]["wall_s"] > 0 and log["hp"]["est_wall_s"] > 0
+
+    # a fresh clone: run folders gone, committed tables kept -> nothing to train, nothing rewritten
+    shutil.rmtree(root / "runs")
+    before = (root / "main" / "runs.parquet").read_bytes()
+    capsys.readouterr()
+    assert study.main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 2 and not (root / "runs").exists()
+    assert (root / "main" / "runs.parquet").read_bytes() == before
+    assert [p["todo"] for p in study.plan(list(study.PARTS))] == [0, 0]
+
+
+def test_unknown_part_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        study.main(["run", "--part", "nope"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
