@@ -15,13 +15,18 @@ from tests.sweep.conftest import corpus  # noqa: F401  (the fixture)
 pytestmark = pytest.mark.slow
 
 
-def _grid(path, corpus, out, grid: dict) -> str:
+def _grid(path, text, out, grid: dict) -> str:
     doc = {
         "name": path.stem,
         "out_dir": str(out),
         "base": {
-            "data": {"corpus": str(corpus), "tokenizer": "bytes", "seq_len": 32, "val_tokens": 2048,
-                     "cache_dir": str(path.parent / "cache")},  # fmt: skip
+            "data": {
+                "corpus": str(text),
+                "tokenizer": "bytes",
+                "seq_len": 32,
+                "val_tokens": 2048,
+                "cache_dir": str(path.parent / "cache"),
+            },  # fmt: skip
             "train": {"device": "cpu"},
         },
         "grid": grid,
