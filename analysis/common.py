@@ -121,9 +121,21 @@ def run_script(module, argv: list[str] | None = None, *, do_plot: bool = True) -
     numbers = module.compute(ctx)
     numbers["missing"] = list(ctx.missing)
     print(f"wrote {ctx.save_json(module.NAME, numbers)}")
-    if do_plot:
+    if do_plot and has_data(numbers):
         module.plot(ctx, numbers)
+    elif do_plot:
+        # A figure the data cannot feed is not drawn (an empty frame reads as a result); an old one is removed.
+        for ext in ("png", "pdf"):
+            (ctx.figures / f"{module.NAME}.{ext}").unlink(missing_ok=True)
+        print(f"not drawn: {module.NAME} ({'; '.join(numbers['missing']) or 'no data'})")
     return 0
+
+
+def has_data(numbers: dict) -> bool:
+    """Whether a compute() result has anything to draw: one of its per_* tables (per_arch, per_size, per_file,
+    per_fit) is non-empty."""
+    tables = [v for k, v in numbers.items() if k.startswith("per_")]
+    return not tables or any(bool(v) for v in tables)
 
 
 def best_hp_runs(runs: pd.DataFrame) -> pd.DataFrame:

@@ -64,7 +64,10 @@ def test_no_lr_grid_gives_a_message_not_axes(tmp_path, capsys):
     res = tmp_path / "results"
     write_hp_sweep(res, {"angpt": {20: LAW}}, {"32M": 3.2e7}, lr_factors=(1.0,), bs_factors=(1.0,))
     for m in (figG1_lr_sensitivity, fig2_hp_trends):
+        (res / "figures").mkdir(exist_ok=True)
+        (res / "figures" / f"{m.NAME}.png").write_bytes(b"stale")  # a figure from older data must not survive
         assert run_script(m, ["--results", str(res)]) == 0
-        assert (res / "figures" / f"{m.NAME}.png").is_file()
+        assert not (res / "figures" / f"{m.NAME}.png").exists()  # no data, no figure: a message instead
     out = capsys.readouterr().out
     assert "no data for panel figG1" in out and "no data for panel fig2" in out and "an HP sweep" in out
+    assert "not drawn: figG1_lr_sensitivity" in out and "not drawn: fig2_hp_trends" in out

@@ -71,6 +71,7 @@ def test_empty_results_say_what_is_missing(tmp_path, capsys):
     for panel in ("fig1", "fig2", "fig3", "fig4", "table2", "App. M"):
         assert f"no data for panel {panel}" in out
     assert "Not measured" in (tmp_path / "REPORT.md").read_text()
+    assert not list((tmp_path / "figures").glob("*.png"))  # nothing to draw: no empty frames
 
 
 def test_summary_table(synth_results, capsys):
