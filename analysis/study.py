@@ -51,7 +51,8 @@ class Part:
 
 PARTS = (
     Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N (tiny0-tiny2)"),
-    Part("hp3", "sweeps/study/hp3.yaml", "main", "C2, C3 at tiny3"),
+    Part("hp3", "sweeps/study/hp3.yaml", "main", "C2, C3 at tiny3, batches 4-16"),
+    Part("hp3b", "sweeps/study/hp3b.yaml", "main", "C2, C3 at tiny3, batch 2"),
     Part("baselines", "sweeps/study/baselines.yaml", "main", "LR scans of gpt and ngpt for C1"),
     Part("speedup", "sweeps/study/speedup.yaml", "main", "C1 convergence speedup", needs_tuned=True),
     Part("compute", "sweeps/study/compute.yaml", "main", "C4 compute scaling", needs_tuned=True),
@@ -205,7 +206,7 @@ def run(parts: list[Part], force: bool) -> int:
         atomic_write_text(json.dumps(log, indent=1) + "\n", log_path)
         print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
               f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip
-        if part.name in ("hp", "hp3", "baselines"):
+        if part.name in ("hp", "hp3", "hp3b", "baselines"):
             write_tuned()
         if rc not in (0,):
             print(f"part {part.name}: ant sweep exited {rc}; rerun `python analysis/study.py run` to resume")

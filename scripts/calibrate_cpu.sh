@@ -9,7 +9,7 @@ ANT=${ANT:-.venv/bin/ant}
 OUT=results/bench/calibration
 mkdir -p "$OUT"
 for size in tiny0 tiny1 tiny2 tiny3; do
-  for batch in 4 8 16; do
+  for batch in 2 4 8 16; do
     archs="gptplus angpt"
     [ "$size" = tiny2 ] && [ "$batch" = 8 ] && archs="gptplus angpt gpt ngpt"
     # shellcheck disable=SC2086

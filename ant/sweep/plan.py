@@ -11,13 +11,13 @@ was submitted there:
     missing     no run folder
 
 Time estimates divide the run's FLOPs by a FLOP/s figure, chosen in this order (the table says which one):
-  1. measured: tokens/s of finished runs of the same (device, arch, size, batch, seq_len) in this sweep's
-     out_dir, else the median achieved FLOP/s (flops / wall_time_s) of all finished runs on that device;
-  2. bench: results/bench/*.json (`ant bench`) rows. A row of the same (arch, size, batch, seq_len, vocab) -- e.g.
-     the CPU study's calibration files -- gives the step time directly (the Lightning step when measured), and the
-     run's evaluations and start-up are added (see `overheads_s`); otherwise rows with tokens_per_s are converted
-     with the model's FLOPs/token;
-  3. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
+  1. measured: tokens/s of finished runs of the same (device, arch, size, batch, seq_len) in this sweep's out_dir;
+  2. a results/bench/*.json (`ant bench`) row of the same (arch, size, batch, seq_len, vocab) -- e.g. the CPU
+     study's calibration files -- gives the step time directly (the Lightning step when measured), and the run's
+     evaluations and start-up are added (see `overheads_s`);
+  3. the median achieved FLOP/s (flops / wall_time_s) of all finished runs on that device;
+  4. other bench rows with tokens_per_s, converted with the model's FLOPs/token;
+  5. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
 
 wsd families (runs differing only in their budget, ant.train.branches) are trained as one unit: the trunk, then
 branches that train only their decay from the trunk's checkpoint. The table marks them (`family` column: F1
@@ -176,16 +176,17 @@ class Throughput:
             self.sources.add(f"tokens/s of finished {kind} runs of the same arch, size and batch")
             self.last_measured = True
             return statistics.median(self.same_shape[key]) * flops_per_token(cfg)
-        if self.measured.get(kind):
-            self.sources.add(f"median of {len(self.measured[kind])} finished {kind} run(s)")
-            self.last_measured = True
-            return statistics.median(self.measured[kind])
+        # a step time of this very shape beats the average rate of other shapes (tiny models are overhead-bound)
         exact = self.exact_bench(cfg) if "device" not in self.estimate else None
         if exact is not None:
             self.sources.add(f"results/bench step times of the same arch, size and batch ({kind})")
             self.last_exact_bench = True
             ms = exact.get("lightning_step_time_ms") or exact["step_time_ms"]
             return cfg.train.batch_size * cfg.data.seq_len / (ms / 1e3) * flops_per_token(cfg)
+        if self.measured.get(kind):
+            self.sources.add(f"median of {len(self.measured[kind])} finished {kind} run(s)")
+            self.last_measured = True
+            return statistics.median(self.measured[kind])
         bench = [b for b in self.bench if _device_kind(str(b.get("device", "cpu"))) == kind and b.get("tokens_per_s")]
         if bench:
             same = [b for b in bench if b.get("arch") == cfg.model.arch] or bench
