@@ -9,7 +9,9 @@ ANT=${ANT:-.venv/bin/ant}
 OUT=results/bench/calibration
 mkdir -p "$OUT"
 for size in tiny0 tiny1 tiny2 tiny3; do
-  for batch in 2 4 8 16; do
+  batches="2 4 8 16"
+  case $size in tiny0 | tiny1) batches="1 $batches" ;; esac
+  for batch in $batches; do
     archs="gptplus angpt"
     [ "$size" = tiny2 ] && [ "$batch" = 8 ] && archs="gptplus angpt gpt ngpt"
     # shellcheck disable=SC2086
