@@ -8,6 +8,7 @@ out_dir when that is not under --results).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -77,7 +78,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.arch:<8} {r.size:<6} {r.num_params:>9.3g} {r.tokens:>9.3g} {loss:>18} {r.seeds:>5} "
               f"{r.lr:>8.2g} {r.batch_size:>5} {r.configs:>7} {r.failed:>6}")  # fmt: skip
     print("loss: mean ± std over seeds at the best (lr, batch) of each budget; configs: (lr, batch) pairs tried")
+    for line in speedup_lines(Path(args.results)):
+        print(line)
     return 0
+
+
+def speedup_lines(results: Path) -> list[str]:
+    """The convergence speedup over GPT+ per size and candidate, from fits/fig3_speedup.json (make fit-laws)."""
+    path = results / "fits" / "fig3_speedup.json"
+    if not path.is_file():
+        return [f"speedup: no {path} (run `make fit-laws`)"]
+    per = json.loads(path.read_text()).get("per_size", {})
+    if not per:
+        return ["speedup over GPT+: not measured (needs GPT+ at >= 2 budgets of one size and another architecture)"]
+    out = ["speedup over GPT+ (tokens GPT+ needs for the candidate's final loss / the candidate's tokens):"]
+    for size, d in per.items():
+        for arch, r in d["candidates"].items():
+            s, (lo, hi) = r["summary"], r["ci"]
+            if s is None:
+                out.append(f"  {arch} at {size}: not determined ({r.get('ci_reason') or 'see REPORT.md'})")
+                continue
+            bound = {"lower": ">= ", "upper": "<= "}.get(r.get("bound") or "", "")
+            ci = f"[{lo:.2f}, {'inf' if hi is None else f'{hi:.2f}'}]" if lo is not None else "(no interval)"
+            out.append(f"  {arch} at {size}: {bound}{s:.2f}x {ci} 95% CI, {r['estimator']}, "
+                       f"{len(r['per_budget'])} budgets, seeds {r.get('seeds', [])}")  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":

@@ -74,11 +74,16 @@ def test_empty_results_say_what_is_missing(tmp_path, capsys):
     assert not list((tmp_path / "figures").glob("*.png"))  # nothing to draw: no empty frames
 
 
-def test_summary_table(synth_results, capsys):
-    assert summary_table.main(["--results", str(synth_results)]) == 0
+def test_summary_table(made, capsys):
+    assert summary_table.main(["--results", str(made)]) == 0
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("angpt    tiny4")]
     assert any("±" in ln for ln in lines)  # the budget sweep has 2 seeds
+    # the speedup with its interval, as the small sweep prints it (synthetic truth: anGPT 1.4x)
+    [line] = [ln for ln in out.splitlines() if ln.strip().startswith("angpt at tiny4:")]
+    value, lo, hi = (float(x) for x in line.split(":")[1].replace("x", " ").replace("[", " ").replace(",", " ")
+                     .replace("]", " ").split()[:3])  # fmt: skip
+    assert lo <= value <= hi and lo - 0.01 <= DEFAULT_LAWS["angpt"].speedup <= hi + 0.01  # printed to 2 decimals
 
 
 def test_scripts_run_as_plain_commands(synth_results, tmp_path):
