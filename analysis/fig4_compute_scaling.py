@@ -20,7 +20,8 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.common import Context, best_hp_runs, run_script  # noqa: E402
-from ant.laws.frontier import compare_fronts, frontier_three_ways  # noqa: E402
+from ant.laws.allocation import frontier_three_ways  # noqa: E402
+from ant.laws.frontier import compare_fronts  # noqa: E402
 from ant.laws.plotting import color, label, sort_archs  # noqa: E402
 
 NAME = "fig4_compute_scaling"

@@ -1,16 +1,10 @@
 """Scaling-law analysis over run folders: collect -> fits (power laws, Chinchilla approach 3), compute frontier,
 optimal hyper-parameters per size, convergence speedup, runtime overhead. Reads files only (design.md)."""
 
+from ant.laws.allocation import ChinchillaAllocation, chinchilla_allocation, frontier_three_ways
 from ant.laws.collect import collect, completed, load
 from ant.laws.fits import ChinchillaFit, FitError, PowerLawFit, fit_chinchilla, fit_power_law
-from ant.laws.frontier import (
-    ChinchillaAllocation,
-    Frontier,
-    chinchilla_allocation,
-    compare_fronts,
-    compute_frontier,
-    frontier_three_ways,
-)
+from ant.laws.frontier import Frontier, compare_fronts, compute_frontier
 from ant.laws.hp import HPTrends, hp_trends
 from ant.laws.isoflop import IsoFlop, isoflop_profiles
 from ant.laws.overhead import overhead_table, read_bench

@@ -18,8 +18,9 @@ allocation N_opt(C) = N0 C^a, D_opt(C) = D0 C^b is estimated by
 2. `isoflop_profiles` (approach 2, ant/laws/isoflop.py): at log-spaced compute levels, a parabola in log N
    through each size's loss interpolated at that compute; its vertex is N_opt(C). Unbiased on the same data
    (noise-free 0.5148; 0.5 % noise: worst of 20 seeds 0.027 off, 90 % CIs cover the truth in 20 of 20).
-3. `chinchilla_allocation` (approach 3): a = beta/(alpha+beta) from `fit_chinchilla` on final points, with
-   percentile CIs from its bootstrap samples (0.5 % noise: worst of 10 seeds 0.039 off, covered in 10 of 10).
+3. `chinchilla_allocation` (approach 3, ant/laws/allocation.py): a = beta/(alpha+beta) from `fit_chinchilla` on
+   final points, with percentile CIs from its bootstrap samples (0.5 % noise: worst of 10 seeds 0.039 off,
+   covered in 10 of 10).
 
 "Determined" (each method's `determined` and `reasons`): an exponent is reported as a result only when
 - its CI is finite, lies inside (0, 1) (N_opt and D_opt must both grow with compute; a CI reaching 0 or 1 says
@@ -34,7 +35,7 @@ determined, where the old 1500-bin envelope reported the design's own Var(ln N)/
 tight CI. Limit: a random level per run on law-shaped decreasing curves (an untuned LR, say) still passes now
 and then — determined in 1 of 20 seeds for the envelope (it follows whichever curves are lowest) and 1 of 20 for
 IsoFLOP (95 % level); approach 3 is not determined on random final points (0 of 6). `frontier_three_ways` puts the
-three side by side so that one method's chance result stands alone.
+three side by side (ant/laws/allocation.py) so that one method's chance result stands alone.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ant.laws.fits import ChinchillaFit, FitError, PowerLawFit, fit_chinchilla, fit_power_law
+from ant.laws.fits import FitError, PowerLawFit, fit_power_law
 
 LEVEL = 0.95  # the paper's Table J.1 intervals
 MAX_CI_WIDTH = 0.4  # widest exponent CI (hi - lo) still reported as a result
@@ -269,163 +270,6 @@ def compute_frontier(
         f.reasons.append("the N_opt/D_opt power laws could not be fitted")
     f.determined, f.loss_determined = not f.reasons, not f.loss_reasons
     return f
-
-
-# ---------------------------------------------------------------------------------------------- 3. Chinchilla
-@dataclass
-class ChinchillaAllocation:
-    """N_opt = N0 C^a, D_opt = D0 C^b from L = E + A/N^alpha + B/D^beta under C = 6 N D: a = beta/(alpha+beta),
-    b = alpha/(alpha+beta) (Hoffmann et al. eq. 4), with percentile CIs over the fit's bootstrap samples."""
-
-    fit: ChinchillaFit | None
-    points: pd.DataFrame  # the final points fitted: N, D, loss
-    a: Estimate = NAN3
-    b: Estimate = NAN3
-    determined: bool = False
-    reasons: list[str] = field(default_factory=list)
-    level: float = LEVEL
-
-    @property
-    def n0(self) -> float:
-        """N_opt(C) = n0 * C^a with the fit's point estimates."""
-        if self.fit is None or not (self.fit.alpha > 0 and self.fit.beta > 0):
-            return math.nan  # exponents at the 0 bound: no allocation (and eq. 4 would divide by 0)
-        return float(self.fit.optimal_allocation(1.0)[0])
-
-    def to_dict(self) -> dict:
-        return json_safe(
-            {
-                "method": "chinchilla",
-                "level": self.level,
-                "a": list(self.a),
-                "b": list(self.b),
-                "N_opt_coef": self.n0,
-                "determined": self.determined,
-                "reasons": list(self.reasons),
-                "fit": None if self.fit is None else self.fit.to_dict(),
-                "n_points": int(len(self.points)),
-                "points": {k: self.points[k].tolist() for k in ("N", "D", "loss")},
-            }
-        )
-
-
-def _allocation_exponents(fit: ChinchillaFit, level: float) -> tuple[Estimate, Estimate]:
-    ex = fit.allocation_exponents(level)
-    return tuple(map(float, ex["a"])), tuple(map(float, ex["b"]))
-
-
-def chinchilla_allocation(
-    runs: pd.DataFrame,
-    *,
-    loss: str = "final_val_loss",
-    n: str = "num_params",
-    d: str = "tokens",
-    fit: ChinchillaFit | None = None,
-    bootstrap: int = 100,
-    level: float = LEVEL,
-    seed: int = 0,
-    max_ci_width: float = MAX_CI_WIDTH,
-) -> ChinchillaAllocation:
-    """Approach 3 on final points (`runs`: one row per run). `fit` reuses an existing fit (its bootstrap samples
-    give the CIs); otherwise fit_chinchilla runs with `bootstrap` resamples. An under-determined design gives
-    determined=False with fit_chinchilla's reason, never an exception."""
-    missing = [c for c in (loss, n, d) if c not in runs]
-    if missing:
-        raise FitError(f"chinchilla_allocation: missing columns {missing} (have {sorted(map(str, runs.columns))})")
-    pts = runs[[n, d, loss]].astype(float).rename(columns={n: "N", d: "D", loss: "loss"})
-    pts = pts.replace([np.inf, -np.inf], np.nan).dropna().reset_index(drop=True)
-    out = ChinchillaAllocation(fit, pts, level=level)
-    if fit is None:
-        try:
-            fit = fit_chinchilla(pts["N"], pts["D"], pts["loss"], bootstrap=bootstrap, level=level, seed=seed)
-        except FitError as e:
-            out.reasons.append(f"Chinchilla fit: {e}")
-            return out
-        out.fit = fit
-    out.a, out.b = _allocation_exponents(fit, level)
-    if not fit.determined:
-        out.reasons += [f"Chinchilla fit: {r}" for r in fit.reasons] or ["Chinchilla fit: not determined"]
-    out.reasons += exponent_reasons("a (N_opt exponent)", out.a, max_ci_width)
-    out.reasons += exponent_reasons("b (D_opt exponent)", out.b, max_ci_width)
-    out.determined = not out.reasons
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- side by side
-METHODS = ("envelope", "isoflop", "chinchilla")
-
-
-def _failed(method: str, err: Exception) -> dict:
-    return {"method": method, "a": [math.nan] * 3, "b": [math.nan] * 3, "N_opt_coef": None, "determined": False,
-            "reasons": [str(err)]}  # fmt: skip
-
-
-def last_points(curves: pd.DataFrame, *, loss: str = "val_loss", d: str = "tokens", run: str = "run_id"):
-    """The last evaluation of every run (the final points approach 3 fits when no runs table is given)."""
-    last = curves.dropna(subset=[loss]).sort_values([run, d]).groupby(run, sort=False).tail(1)
-    return last.rename(columns={loss: "final_val_loss"}).reset_index(drop=True)
-
-
-def overlap(x: Estimate, y: Estimate) -> bool:
-    return x[1] <= y[2] and y[1] <= x[2]
-
-
-def frontier_three_ways(
-    curves_df: pd.DataFrame,
-    runs_df: pd.DataFrame | None = None,
-    *,
-    loss: str = "val_loss",
-    final_loss: str = "final_val_loss",
-    compute: str = "flops",
-    n: str = "num_params",
-    d: str = "tokens",
-    run: str = "run_id",
-    level: float = LEVEL,
-    max_ci_width: float = MAX_CI_WIDTH,
-    n_levels: int = 20,
-    boot: int = 200,
-    bootstrap: int = 100,
-    seed: int = 0,
-    chinchilla_fit: ChinchillaFit | None = None,
-) -> dict:
-    """The N_opt exponent a three ways on one architecture's runs: the envelope and IsoFLOP profiles on
-    `curves_df` (one row per run and evaluation), approach 3 on `runs_df` (one row per run with `final_loss`;
-    default: the last evaluation of every curve) or on `chinchilla_fit`. `boot` is the IsoFLOP bootstrap over
-    runs, `bootstrap` the Chinchilla one. Strictly JSON-safe:
-    {"level", "methods": {name: to_dict()}, "a": {name: [v, lo, hi]}, "determined": [names], "agree": bool or None
-    (None: fewer than 2 determined), "agreement": a sentence}; NaN is None (strict JSON)."""
-    from ant.laws.isoflop import isoflop_profiles  # isoflop imports this module's helpers
-
-    methods: dict[str, dict] = {}
-    kw = dict(loss=loss, compute=compute, n=n, d=d, run=run, level=level, max_ci_width=max_ci_width)
-    try:
-        methods["envelope"] = compute_frontier(curves_df, **kw).to_dict()
-    except FitError as e:
-        methods["envelope"] = _failed("envelope", e)
-    try:
-        methods["isoflop"] = isoflop_profiles(curves_df, **kw, n_levels=n_levels, boot=boot, seed=seed).to_dict()
-    except FitError as e:
-        methods["isoflop"] = _failed("isoflop", e)
-    runs = runs_df if runs_df is not None else last_points(curves_df, loss=loss, d=d, run=run)
-    try:
-        ch = chinchilla_allocation(runs, loss=final_loss if runs_df is not None else "final_val_loss", n=n, d=d,
-                                   fit=chinchilla_fit, bootstrap=bootstrap, level=level, seed=seed,
-                                   max_ci_width=max_ci_width)  # fmt: skip
-        methods["chinchilla"] = ch.to_dict()
-    except FitError as e:
-        methods["chinchilla"] = _failed("chinchilla", e)
-    a = {k: tuple(math.nan if v is None else float(v) for v in m["a"]) for k, m in methods.items()}
-    det = [k for k in METHODS if methods[k]["determined"]]
-    ci = ", ".join(f"{k} {a[k][0]:.3f} [{a[k][1]:.3f}, {a[k][2]:.3f}]" for k in det)
-    if len(det) < 2:
-        agree, text = None, f"{len(det)} of 3 methods determined ({ci or 'none'}): nothing to compare"
-    else:
-        apart = [(x, y) for i, x in enumerate(det) for y in det[i + 1 :] if not overlap(a[x], a[y])]
-        agree = not apart
-        text = (f"agree: the {level:.0%} CIs of a overlap ({ci})" if agree else
-                "disagree: " + "; ".join(f"{x} and {y} CIs do not overlap" for x, y in apart) + f" ({ci})")  # fmt: skip
-    return json_safe({"level": level, "methods": methods, "a": a, "determined": det, "agree": agree,
-                      "agreement": text})  # fmt: skip
 
 
 def compare_fronts(front_a: pd.DataFrame, front_b: pd.DataFrame, n_levels: int = 12) -> dict | None:

@@ -10,14 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ant.laws.allocation import chinchilla_allocation, frontier_three_ways
 from ant.laws.fits import FitError
-from ant.laws.frontier import (
-    chinchilla_allocation,
-    compare_fronts,
-    compute_frontier,
-    frontier_three_ways,
-    pareto_front,
-)
+from ant.laws.frontier import compare_fronts, compute_frontier, pareto_front
 from ant.laws.isoflop import isoflop_profiles
 from ant.laws.synthetic import SynthLaw, final_points, scaling_curves
 
