@@ -22,7 +22,7 @@ import yaml
 from analysis import fig4_compute_scaling, fit_laws, study_report
 from analysis.study_measures import EMA_BETA, late_rows, ratio_of_means
 from ant.config import RunConfig
-from ant.laws import frontier
+from ant.laws import allocation
 from ant.laws.collect import atomic_parquet, collect
 from ant.laws.fits import FitError
 from ant.laws.synthetic import SynthLaw, write_run
@@ -191,7 +191,7 @@ def _build(tmp: Path) -> Path:
         c.loc[hot, col] = fall
     atomic_parquet(c, study / "main" / "curves.parquet")
     with pytest.MonkeyPatch.context() as mp:  # no Chinchilla fits (~10 s): the fits are not under test here
-        mp.setattr(frontier, "fit_chinchilla", _no_chinchilla)
+        mp.setattr(allocation, "fit_chinchilla", _no_chinchilla)
         mp.setattr(fit_laws, "fit_chinchilla", _no_chinchilla)
         mp.setattr(fig4_compute_scaling, "ISOFLOP_BOOT", 20)
         assert fit_laws.main(["--results", str(study / "main"), "--boot", "4", "--workers", "1", "--no-reference"]) == 0
