@@ -385,8 +385,11 @@ def c4_compute_scaling(st: Study) -> Claim:
     c.verdict = combine([v for v, _ in parts])
     c.why = "; ".join(w for _, w in parts) + (f"; {same_a}" if same_a else "")
     main = st.done("main")
-    if len(main) and main.groupby(["arch", "size"])["tokens"].nunique().max() < 2:  # the hp grid's budget only
-        c.why += f"; one budget per size so far: {run_hint('speedup compute')}"
+    # the hp grid's budget only (tokens that differ by step rounding alone are one budget): too early for a verdict
+    span = main.groupby(["arch", "size"])["tokens"].agg(lambda t: t.max() / t.min()).max() if len(main) else 0.0
+    if len(main) and span < 1.5:
+        c.verdict = UNDETERMINED
+        c.why = f"one budget per size so far ({c.why}): {run_hint('speedup compute')}"
     c.ours = "<br>".join(cells)
     fr = main[main["arch"].isin(list(per))]
     c.scale = f"{sizes_text(fr)}; {tokens_text(fr)}; {seeds_text(fr)}"
