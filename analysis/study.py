@@ -51,8 +51,7 @@ class Part:
 
 PARTS = (
     Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N (tiny0-tiny2)"),
-    Part("hp3", "sweeps/study/hp3.yaml", "main", "C2, C3 at tiny3, batches 4-16"),
-    Part("hp3b", "sweeps/study/hp3b.yaml", "main", "C2, C3 at tiny3, batch 2"),
+    Part("hp3", "sweeps/study/hp3.yaml", "main", "C3 at tiny3 (3 LRs x 4 batches)"),
     Part("baselines", "sweeps/study/baselines.yaml", "main", "LR scans of gpt and ngpt for C1"),
     Part("speedup", "sweeps/study/speedup.yaml", "main", "C1 convergence speedup", needs_tuned=True),
     Part("compute", "sweeps/study/compute.yaml", "main", "C4 compute scaling", needs_tuned=True),
@@ -123,19 +122,26 @@ def write_tuned() -> dict:
 
 # ---------------------------------------------------------------------------------------------- planning
 def expand(part: Part) -> tuple[list, bool]:
-    """The part's run configs; (configs, provisional): before tuned.yaml exists a later part is planned with a
-    provisional lr 1e-2 / batch 8 per (arch, size), good enough for a time estimate."""
+    """The part's run configs; (configs, provisional): an (arch, size) that tuned.yaml does not hold yet (the part
+    that tunes it has not run) is planned at a provisional lr 1e-2 / batch 8, good enough for a time estimate."""
     from ant.sweep.grid import Grid
 
     text = (ROOT / part.grid).read_text()
-    provisional = part.needs_tuned and not TUNED.is_file()
-    if provisional:
-        tmp = Path(tempfile.mkdtemp()) / "tuned.yaml"
+    provisional = False
+    if part.needs_tuned:
         archs, sizes = ("gpt", "gptplus", "ngpt", "angpt"), [f"tiny{i}" for i in range(6)]
-        tmp.write_text(yaml.safe_dump({a: {s: {"lr": 1e-2, "batch_size": 8} for s in sizes} for a in archs}))
-        text = text.replace(str(TUNED), str(tmp))
-    grid = Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid)
-    return grid.expand(), provisional
+        tuned = {a: {s: {"lr": 1e-2, "batch_size": 8} for s in sizes} for a in archs}
+        have = (yaml.safe_load(TUNED.read_text()) or {}) if TUNED.is_file() else {}
+        for arch, by_size in have.items():
+            tuned.setdefault(arch, {}).update(by_size)
+        tmp = Path(tempfile.mkdtemp()) / "tuned.yaml"
+        tmp.write_text(yaml.safe_dump(tuned))
+        cfgs = Grid.from_dict(yaml.safe_load(text.replace(str(TUNED), str(tmp))), path=ROOT / part.grid).expand()
+        provisional = any(c.model.size not in have.get(c.model.arch, {}) for c in cfgs)
+        if not provisional:  # every entry is tuned: expand against the real file (its path is in the run config)
+            cfgs = Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid).expand()
+        return cfgs, provisional
+    return Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid).expand(), False
 
 
 def plan(parts: list[Part]) -> list[dict]:
@@ -176,7 +182,7 @@ def print_plan(p: list[dict]) -> None:
 
     print(f"{'part':<10} {'runs':>5} {'in git':>7} {'to run':>7} {'est. wall':>10} {'(all runs)':>11}  claims")
     for r in p:
-        note = " (provisional HPs: tuned.yaml not written yet)" if r["provisional"] else ""
+        note = " (provisional HPs: tuned.yaml lacks some (arch, size) yet)" if r["provisional"] else ""
         print(f"{r['part']:<10} {r['runs']:>5} {r['committed']:>7} {r['todo']:>7} {fmt_time(r['est_s']):>10} "
               f"{fmt_time(r['est_total_s']):>11}  {r['claims']}{note}")  # fmt: skip
     print(f"total: {fmt_time(sum(r['est_s'] for r in p))} still to run, two runs at a time")
@@ -206,7 +212,7 @@ def run(parts: list[Part], force: bool) -> int:
         atomic_write_text(json.dumps(log, indent=1) + "\n", log_path)
         print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
               f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip
-        if part.name in ("hp", "hp3", "hp3b", "baselines"):
+        if part.name in ("hp", "hp3", "baselines"):
             write_tuned()
         if rc not in (0,):
             print(f"part {part.name}: ant sweep exited {rc}; rerun `python analysis/study.py run` to resume")
