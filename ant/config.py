@@ -247,14 +247,14 @@ class RunConfig:
             if vocab_size is None:
                 vocab_size = _tokenizer_vocab(r.data)
             m.vocab_size = int(math.ceil(vocab_size / 64) * 64)
-        from ant.models import build_model  # late import: config is glue above models
+        from ant.models.counts import num_params  # late import: config is glue above models
 
+        # counted in closed form (no model is built: ~20 ms a run on the meta device); options are validated
+        # as build_model validates them
         try:
-            model = build_model(m.arch, m.size, vocab_size=m.vocab_size, device="meta", **m.options)
+            r.num_params = num_params(m.arch, m.size, m.vocab_size, m.options)
         except TypeError as e:  # an unknown option name
             raise ConfigError("model.options", str(e)) from None
-        r.num_params = int(model.num_params())
-        del model
         matrices_decay = m.arch in ("gpt", "gptplus")
         if o.lr is None:
             o.lr = DEFAULT_LR[m.arch]
