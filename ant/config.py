@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ant.errors import ConfigError, check_choice, check_positive, read_user_file
+from ant.errors import ConfigError, check_choice, check_range, parse_yaml_value, read_user_file
 
 ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
 TOKENIZERS = ("bytes", "bpe", "gpt2")
@@ -44,6 +44,23 @@ COMPILE = ("auto", "true", "false")
 
 # Peak learning rate when none is given. Sweeps normally set it explicitly or through a rule (ant.sweep.grid).
 DEFAULT_LR = {"gpt": 3e-3, "gptplus": 3e-3, "ngpt": 3e-3, "angpt": 3e-3}
+# Finite bounds of every float field (lo, hi, lo excluded): wide enough for any sane experiment (an lr of 50 makes
+# a deliberately diverging test run), narrow enough that .inf, 1e400 and typos fail here, naming the field.
+FLOAT_BOUNDS = {
+    "optim.lr": (0.0, 1e3, True),
+    "optim.beta1": (0.0, 1.0, False),
+    "optim.beta2": (0.0, 1.0, False),
+    "optim.eps": (0.0, 1.0, True),
+    "optim.weight_decay": (0.0, 1e3, False),
+    "optim.warmup_frac": (0.0, 1.0, False),
+    "optim.final_lr_frac": (0.0, 1.0, False),
+    "optim.decay_frac": (0.0, 1.0, True),
+    "optim.grad_clip": (0.0, 1e9, False),
+    "train.tokens_per_param": (0.0, 1e6, True),
+    "train.divergence_factor": (1.0, 1e6, True),
+}
+MAX_TOKENS = 10**15  # more than any model has been trained on; train.tokens=1e30 is a typo, not a plan
+MAX_SEQ_LEN = 2**16  # 32x the paper's 2048; a larger window is a typo at these model sizes
 # App. G: beta2 = 0.99 for models below 100M parameters, 0.95 above.
 BETA2_SMALL, BETA2_LARGE, BETA2_THRESHOLD = 0.99, 0.95, 100e6
 
@@ -156,7 +173,7 @@ class RunConfig:
                 raise ConfigError("--set", f"expected key=value, got {a!r}")
             key, raw = a.split("=", 1)
             parts = key.strip().split(".")
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml_value(raw, key.strip())
             node = d
             for i, part in enumerate(parts[:-1]):
                 if not isinstance(node, dict) or part not in node:
@@ -181,56 +198,53 @@ class RunConfig:
 
         get_size(m.size)
         if m.vocab_size is not None:
-            _check_int("model.vocab_size", m.vocab_size, minimum=2)
+            _check_int("model.vocab_size", m.vocab_size, minimum=2, maximum=2**24)
+        for k, v in m.options.items():  # the model checks names and ranges; no option may be .inf or .nan
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"model.options.{k}", f"must be a finite number, got {v!r}")
         check_choice("data.tokenizer", dc.tokenizer, TOKENIZERS)
-        _check_int("data.seq_len", dc.seq_len, minimum=2)
-        _check_int("data.val_tokens", dc.val_tokens, minimum=dc.seq_len + 1)
+        _check_int("data.seq_len", dc.seq_len, minimum=2, maximum=MAX_SEQ_LEN)
+        _check_int("data.val_tokens", dc.val_tokens, minimum=2, maximum=MAX_TOKENS)
+        if dc.val_tokens < dc.seq_len + 1:
+            msg = f"{dc.val_tokens} tokens hold no window of data.seq_len {dc.seq_len} + 1 tokens"
+            raise ConfigError("data.val_tokens", msg, f">= {dc.seq_len + 1}, or a data.seq_len below {dc.val_tokens}")
         if dc.tokenizer == "bpe":
-            _check_int("data.bpe_vocab_size", dc.bpe_vocab_size, minimum=257)
+            _check_int("data.bpe_vocab_size", dc.bpe_vocab_size, minimum=257, maximum=2**20)
         if not dc.corpus:
             raise ConfigError("data.corpus", "must not be empty", "'default', a path, or 'hf:NAME'")
         if dc.corpus != "default" and not dc.corpus.startswith("hf:") and not Path(dc.corpus).exists():
             raise ConfigError("data.corpus", f"no such file or folder: {dc.corpus}", "'default', a path, or 'hf:NAME'")
-        if o.lr is not None:
-            check_positive("optim.lr", o.lr)
         check_choice("optim.optimizer", o.optimizer, OPTIMIZERS)
         check_choice("optim.schedule", o.schedule, SCHEDULES)
-        for name in ("beta1", "beta2"):
+        for name, (lo, hi, lo_open) in FLOAT_BOUNDS.items():
+            section, key = name.split(".")
+            v = getattr(getattr(self, section), key)
+            if v is not None:
+                check_range(name, v, lo, hi, lo_open=lo_open)
+        for name in ("beta1", "beta2"):  # [0, 1): beta = 1 never forgets
             v = getattr(o, name)
-            if v is not None and not (0 <= v < 1):
+            if v is not None and v >= 1:
                 raise ConfigError(f"optim.{name}", f"must be in [0, 1), got {v!r}")
-        check_positive("optim.eps", o.eps)
-        check_positive("optim.weight_decay", o.weight_decay, allow_none=True, strict=False)
-        for name in ("warmup_frac", "final_lr_frac"):
-            v = getattr(o, name)
-            if v is not None and not (0 <= v <= 1):
-                raise ConfigError(f"optim.{name}", f"must be in [0, 1], got {v!r}")
-        check_positive("optim.grad_clip", o.grad_clip, strict=False)
-        if not 0 < o.decay_frac <= 1:
-            raise ConfigError("optim.decay_frac", f"must be in (0, 1], got {o.decay_frac!r}")
         check_choice("optim.decay_shape", o.decay_shape, DECAY_SHAPES)
         if o.warmup_steps is not None:
             _check_int("optim.warmup_steps", o.warmup_steps, minimum=0)
         if (t.tokens is None) == (t.tokens_per_param is None):
             raise ConfigError("train.tokens", "give exactly one of train.tokens and train.tokens_per_param")
         if t.tokens is not None:
-            _check_int("train.tokens", t.tokens, minimum=1)
-        else:
-            check_positive("train.tokens_per_param", t.tokens_per_param)
+            _check_int("train.tokens", t.tokens, minimum=1, maximum=MAX_TOKENS)
         _check_int("train.batch_size", t.batch_size, minimum=1)
         _check_int("train.micro_batch_size", t.micro_batch_size, minimum=0)
         if t.micro_batch_size and t.batch_size % t.micro_batch_size:
             divisors = [n for n in range(1, t.batch_size + 1) if t.batch_size % n == 0]
             msg = f"{t.micro_batch_size} does not divide batch_size {t.batch_size}"
             raise ConfigError("train.micro_batch_size", msg, divisors)
-        _check_int("train.seed", t.seed, minimum=0)
+        _check_int("train.seed", t.seed, minimum=0, maximum=2**32 - 1)
         check_choice("train.device", t.device, DEVICES)
         check_choice("train.precision", t.precision, PRECISIONS)
         check_choice("train.compile", t.compile, COMPILE)
         for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads"):
             _check_int(f"train.{name}", getattr(t, name), minimum=0)
         _check_int("train.log_interval", t.log_interval, minimum=1)
-        check_positive("train.divergence_factor", t.divergence_factor)
         if t.noise_scale and not 0 < t.micro_batch_size < t.batch_size:
             below = [n for n in range(1, t.batch_size) if t.batch_size % n == 0]
             msg = f"needs >= 2 micro-batches a step; micro_batch_size {t.micro_batch_size}, batch_size {t.batch_size}"
@@ -369,7 +383,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, (int, float)) or math.isnan(value):
             raise ConfigError(name, f"expected a number, got {value!r}")
         if origin is int:
-            if float(value) != int(value):
+            if not math.isfinite(value) or float(value) != int(value):  # int(inf) would raise OverflowError
                 raise ConfigError(name, f"expected an integer, got {value!r}")
             return int(value)
         return float(value)
@@ -384,9 +398,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be an integer in [{minimum}, {maximum:.6g}], got {value!r}")
 
 
 def wsd_decay_steps(steps: int, decay_frac: float) -> int:

@@ -1,8 +1,9 @@
 """`ant train CONFIG.yaml [--set key=value ...] [--out-dir DIR]`: train, resume, or show a finished run.
 
 Exit codes: 0 completed or diverged (a diverged run is a result, so a sweep goes on), 1 failed (the error is in
-summary.json), 2 bad config (nothing written), 3 interrupted by a signal after saving a checkpoint (rerun the
-same command to resume).
+summary.json) or a fault found before the run started (a corrupt token cache: one line names the rebuild
+command, nothing written), 2 bad config (nothing written), 3 interrupted by a signal after saving a checkpoint
+(rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import sys
 
 from ant.config import RunConfig
+from ant.errors import ConfigError, FaultError
 
 EXIT_INTERRUPTED = 3
 
@@ -33,11 +35,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.out_dir = args.out_dir
     try:
         result = train(cfg, progress=not args.no_progress, handle_signals=True)
-    except Exception as e:  # ConfigError is raised before this point and handled by ant.cli (exit 2)
-        from ant.errors import ConfigError
-
-        if isinstance(e, ConfigError):
-            raise
+    except (ConfigError, FaultError):  # one line from ant.cli: exit 2 (bad input) or 1 (a corrupt cache)
+        raise
+    except Exception as e:  # the run recorded it in summary.json (status failed)
         print(f"ant train: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     s = result.summary
