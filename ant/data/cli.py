@@ -1,7 +1,10 @@
 """`ant data prepare`: build (or reuse) corpus, tokenizer and token files ahead of training, and print what they hold.
+`ant data verify`: check a built cache against the sha256 hashes recorded when it was built.
 
 ant data prepare                                   # the defaults of DataConfig: default corpus, bpe 4096
 ant data prepare --tokenizer gpt2 --corpus my_texts/ --cache-dir /scratch/ant
+ant data prepare --force                           # rebuild the token files (the fix a corrupt-cache error names)
+ant data verify --tokenizer bytes                  # exit 0: all hashes match; 1: corrupt (one line says what)
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     p = sub.add_parser("prepare", help="build corpus, tokenizer and token files; print a summary")
+    v = sub.add_parser("verify", help="check a built token cache against its recorded sizes and sha256 hashes")
     d = DataConfig()
-    p.add_argument("--corpus", default=d.corpus, help="'default', a .txt/.jsonl file or folder, or hf:NAME")
-    p.add_argument("--tokenizer", default=d.tokenizer, help="bytes, bpe or gpt2 (default: %(default)s)")
-    p.add_argument("--bpe-vocab-size", type=int, default=d.bpe_vocab_size)
+    for q in (p, v):
+        q.add_argument("--corpus", default=d.corpus, help="'default', a .txt/.jsonl file or folder, or hf:NAME")
+        q.add_argument("--tokenizer", default=d.tokenizer, help="bytes, bpe or gpt2 (default: %(default)s)")
+        q.add_argument("--bpe-vocab-size", type=int, default=d.bpe_vocab_size)
+        q.add_argument("--val-tokens", type=int, default=d.val_tokens)
+        q.add_argument("--cache-dir", default=d.cache_dir, help="default: $ANT_CACHE or %(default)s")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="only for the window count in the summary")
-    p.add_argument("--val-tokens", type=int, default=d.val_tokens)
-    p.add_argument("--cache-dir", default=d.cache_dir, help="default: $ANT_CACHE or %(default)s")
+    p.add_argument("--force", action="store_true", help="rebuild the token files even if they are cached")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -34,14 +40,16 @@ def run(args: argparse.Namespace) -> int:
         corpus=args.corpus,
         tokenizer=args.tokenizer,
         bpe_vocab_size=args.bpe_vocab_size,
-        seq_len=args.seq_len,
+        seq_len=getattr(args, "seq_len", DataConfig().seq_len),
         val_tokens=args.val_tokens,
         cache_dir=args.cache_dir,
     )
+    if args.action == "verify":
+        return verify(cfg)
     if args.seq_len < 1:
         raise ConfigError("data.seq_len", f"must be >= 1, got {args.seq_len}")
     t0 = time.time()
-    data = load_tokens(cfg, progress=not args.quiet)
+    data = load_tokens(cfg, progress=not args.quiet, force=args.force)
     m = data.meta
     print(f"corpus     {m['corpus']}  (sha256 {m['corpus_sha256'][:16]}, cache {cache_dir_of(cfg)})")
     manifest = _manifest(cfg)
@@ -65,7 +73,32 @@ def run(args: argparse.Namespace) -> int:
     windows = TrainSampler(data, cfg.seq_len, 1, 0).num_sequences
     print(f"windows    {windows:,} training sequences of {cfg.seq_len} tokens")
     print(f"entropy    {data.unigram_entropy:.4f} nats/token (unigram, training split)")
+    if m.get("non_utf8_bytes"):
+        print(f"non-UTF-8  {m['non_utf8_bytes']:,} bytes of the corpus files replaced by U+FFFD")
     print(f"files      {data.path}  ({time.time() - t0:.1f} s)")
+    return 0
+
+
+def verify(cfg: DataConfig) -> int:
+    """Check the cache `cfg` names without building anything: 0 when it matches, CacheCorruptError (exit 1) else."""
+    from ant.data import cache
+    from ant.data.sources import default_corpus_dir, open_corpus
+    from ant.data.tokens import _check, cache_dir_of, cache_keys, token_dir
+
+    _check(cfg)
+    root_dir = cache_dir_of(cfg)
+    corpus_dir = default_corpus_dir(root_dir) if cfg.corpus == "default" else None
+    if corpus_dir is not None and not (corpus_dir / "manifest.json").is_file():
+        raise ConfigError("data.corpus", f"the default corpus is not built in {root_dir}: run `ant data prepare`")
+    if corpus_dir is not None:
+        print(cache.verify_corpus(corpus_dir, cfg))  # before open_corpus trusts the manifest's hash
+    corpus = open_corpus(cfg.corpus, root_dir, progress=False)
+    root = token_dir(root_dir, cfg.tokenizer, cache_keys(cfg, corpus)[1])
+    if not root.is_dir():
+        msg = f"no token cache for these settings in {root_dir} (looked for {root.name}): run `ant data prepare`"
+        raise ConfigError("data.cache_dir", msg)
+    for line in cache.verify(root, cache.read_meta(root, cfg), cfg):
+        print(line)
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -314,6 +315,18 @@ def open_corpus(corpus: str, cache_dir: Path, progress: bool = True) -> Corpus:
     return Corpus(str(path), h.hexdigest(), lambda: _file_texts(files), manifest)
 
 
+_LONE_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def invalid_utf8_bytes(corpus: Corpus) -> int:
+    """How many bytes of a user's .txt/.jsonl files are not UTF-8 (each is read with errors="replace")."""
+    bad = 0
+    for f in corpus.manifest.get("files", []):
+        text = Path(f).read_bytes().decode("utf-8", "surrogateescape")  # an invalid byte -> one lone surrogate
+        bad += 0 if text.isascii() else len(_LONE_SURROGATE.findall(text))
+    return bad
+
+
 def _file_texts(files: list[Path]) -> Iterator[str]:
     for f in files:
         if f.suffix == ".jsonl":
@@ -325,7 +338,7 @@ def _file_texts(files: list[Path]) -> Iterator[str]:
 
 
 def _jsonl_texts(path: Path, check: bool = False) -> Iterator[str]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # counted and reported by invalid_utf8_bytes
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 
 from ant.config import DataConfig
+from ant.data import cache as token_cache
 from ant.data.fetch import cache_lock, log
-from ant.data.sources import Corpus, open_corpus
+from ant.data.sources import Corpus, default_corpus_dir, invalid_utf8_bytes, open_corpus
 from ant.data.tokenizers import (
     GPT2_VOCAB,
     TOKENIZERS,
@@ -63,6 +64,8 @@ class TokenData:
     fingerprint: str  # hash of corpus + split + tokenizer settings: the cache key of these files
     path: Path
     meta: dict = field(default_factory=dict)
+    # sha256 over the recorded hashes of train.bin and val.bin: the bytes a run trains on (None: an older cache)
+    content_sha256: str | None = None
 
 
 def cache_dir_of(cfg: DataConfig) -> Path:
@@ -84,30 +87,51 @@ def _check(cfg: DataConfig) -> None:
         raise ConfigError("data.val_tokens", f"must be an integer >= 2, got {cfg.val_tokens!r}")
 
 
-def load_tokens(cfg: DataConfig, progress: bool = True) -> TokenData:
-    """Build (or reuse from the cache) corpus, tokenizer and token files for `cfg`."""
+def load_tokens(cfg: DataConfig, progress: bool = True, *, force: bool = False) -> TokenData:
+    """Build (or reuse from the cache) corpus, tokenizer and token files for `cfg`. A cached folder is checked on
+    every open (ant.data.cache: sizes, ids < vocab); `force` rebuilds the token files (and a default corpus
+    whose documents no longer match their manifest) instead."""
     _check(cfg)
     cache = cache_dir_of(cfg)
+    if force and cfg.corpus == "default" and (default_corpus_dir(cache) / "manifest.json").exists():
+        try:
+            token_cache.verify_corpus(default_corpus_dir(cache), cfg)
+        except token_cache.CacheCorruptError:
+            with cache_lock(cache):
+                token_cache.discard(default_corpus_dir(cache))
     corpus = open_corpus(cfg.corpus, cache, progress)
-    split_key = _hash(corpus.fingerprint, SPLIT_SEED, cfg.val_tokens, FORMAT_VERSION)
-    fingerprint = _hash(split_key, cfg.tokenizer, cfg.bpe_vocab_size if cfg.tokenizer == "bpe" else None)
-    root = cache / "tokens" / f"{cfg.tokenizer}-{fingerprint[:16]}"
+    split_key, fingerprint = cache_keys(cfg, corpus)
+    root = token_dir(cache, cfg.tokenizer, fingerprint)
+    if force and root.exists():
+        with cache_lock(cache):
+            token_cache.discard(root)
     if not (root / "meta.json").exists():
         with cache_lock(cache):
             if not (root / "meta.json").exists():
                 _build(cfg, corpus, cache, split_key, fingerprint, root, progress)
-    meta = json.loads((root / "meta.json").read_text())
-    dtype = np.dtype(meta["dtype"])
+    meta = token_cache.read_meta(root, cfg)
+    arrays = token_cache.open_token_files(root, meta, cfg)
     return TokenData(
-        train=np.memmap(root / "train.bin", dtype=dtype, mode="r"),
-        val=np.memmap(root / "val.bin", dtype=dtype, mode="r"),
+        train=arrays["train.bin"],
+        val=arrays["val.bin"],
         vocab_size=meta["vocab_size"],
         tokenizer=_tokenizer(cfg, cache, split_key, progress),
         unigram_entropy=meta["unigram_entropy"],
         fingerprint=fingerprint,
         path=root,
         meta=meta,
+        content_sha256=token_cache.content_sha256(meta),
     )
+
+
+def cache_keys(cfg: DataConfig, corpus: Corpus) -> tuple[str, str]:
+    """(split key, fingerprint): what the document split and the token files of `cfg` depend on."""
+    split_key = _hash(corpus.fingerprint, SPLIT_SEED, cfg.val_tokens, FORMAT_VERSION)
+    return split_key, _hash(split_key, cfg.tokenizer, cfg.bpe_vocab_size if cfg.tokenizer == "bpe" else None)
+
+
+def token_dir(cache: Path, tokenizer: str, fingerprint: str) -> Path:
+    return cache / "tokens" / f"{tokenizer}-{fingerprint[:16]}"
 
 
 def _hash(*parts: Any) -> str:
@@ -145,6 +169,10 @@ def _build(
     cfg: DataConfig, corpus: Corpus, cache: Path, split_key: str, fingerprint: str, root: Path, progress: bool
 ) -> None:
     t0 = time.time()
+    bad_bytes = invalid_utf8_bytes(corpus)
+    if bad_bytes:  # replaced by U+FFFD, as before; a user should know how much of the text that touched
+        print(f"[ant data] WARNING: {corpus.name}: {bad_bytes:,} bytes are not UTF-8 and were replaced by U+FFFD",
+              file=sys.stderr, flush=True)  # fmt: skip
     lengths = np.fromiter((len(t.encode("utf-8")) for t in corpus.documents()), dtype=np.int64)
     if lengths.sum() == 0:
         raise ConfigError("data.corpus", f"{corpus.name} holds no text")
@@ -212,6 +240,8 @@ def _build(
             "unigram_entropy": float(-(p * np.log(p)).sum()),
             "bytes_per_token": total_train_bytes / n_train,
             "build_seconds": round(time.time() - t0, 1),
+            "non_utf8_bytes": bad_bytes,
+            "sha256": token_cache.file_hashes(tmp),  # checked by `ant data verify`
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         shutil.rmtree(root, ignore_errors=True)
@@ -263,6 +293,12 @@ class TrainSampler:
         if self.seq_len < 1:
             raise ConfigError("data.seq_len", f"must be >= 1, got {seq_len!r}")
         self.num_sequences = max(0, (len(self.tokens) - 1) // self.seq_len)
+        if self.num_sequences == 0:  # not even one window: the window is too long, whatever the batch
+            raise ConfigError(
+                "data.seq_len",
+                f"{seq_len} + 1 tokens do not fit the training split ({len(self.tokens)} tokens)",
+                f"2..{max(2, len(self.tokens) - 1)}",
+            )
         if self.batch_size < 1 or self.batch_size > self.num_sequences:
             raise ConfigError(
                 "train.batch_size",
