@@ -20,10 +20,13 @@ A wsd family (runs differing only in their budget, ant.train.branches) is one un
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import io
 import json
 import multiprocessing as mp
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -40,7 +43,7 @@ except ImportError:  # pragma: no cover - exercised on machines without submitit
     _Checkpointable = object
 
 from ant.config import RunConfig
-from ant.errors import ConfigError, check_choice
+from ant.errors import ConfigError, FaultError, check_choice
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
 
 EXECUTORS = ("local", "slurm")
@@ -364,6 +367,8 @@ def submit_slurm(cfgs: list[Any], settings: ExecutorSettings, folder: Path, name
     or a work unit (a list of RunConfigs: a wsd family, trunk first, trained by one array task)."""
     if not cfgs:
         return []
+    created = _missing_parents(folder)  # before submitit creates anything there
+    before = set(folder.rglob("*")) if folder.is_dir() else set()
     ex = slurm_executor(settings, folder, name)
     threads = settings.threads_per_run or settings.cpus_per_task
     # Absolute paths: the jobs must find the same folders whatever their working directory.
@@ -372,7 +377,44 @@ def submit_slurm(cfgs: list[Any], settings: ExecutorSettings, folder: Path, name
         unit = c if isinstance(c, list) else [c]
         ds = [_absolute(m).to_dict() for m in unit]
         dicts.append(ds if len(ds) > 1 else ds[0])
-    return ex.map_array(RunJob(), dicts, [threads] * len(dicts))
+    said_by_submitit = io.StringIO()  # submitit echoes sbatch's stderr before raising it: said once, below
+    try:
+        with contextlib.redirect_stderr(said_by_submitit):
+            jobs = ex.map_array(RunJob(), dicts, [threads] * len(dicts))
+        sys.stderr.write(said_by_submitit.getvalue())
+        return jobs
+    except (submitit.core.utils.FailedJobError, subprocess.SubprocessError, OSError) as e:
+        # sbatch refused (no controller, bad partition...): submitit has already pickled the calls and written
+        # the submission script. Nothing was queued, so nothing of this attempt may stay behind.
+        _remove_new(folder, before, created)
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        said = next((ln for ln in reversed(lines) if "sbatch" in ln.lower() or "error" in ln.lower()), None)
+        said = said or (lines[-1] if lines else str(e))
+        raise FaultError(f"SLURM submission failed, nothing was queued: {said}") from None
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """folder and those of its parents that do not exist yet, deepest first."""
+    out, p = [], Path(folder)
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_new(folder: Path, before: set[Path], created: list[Path]) -> None:
+    """Undo a failed submission: files it added to an existing folder, then the folders it created."""
+    import shutil
+
+    if folder.is_dir():
+        for p in sorted(set(folder.rglob("*")) - before, key=lambda q: len(q.parts), reverse=True):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    for d in created:  # deepest first; only if nothing else was put there meanwhile
+        with contextlib.suppress(OSError):
+            d.rmdir()
 
 
 def _absolute(cfg: RunConfig) -> RunConfig:

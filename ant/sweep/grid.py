@@ -141,6 +141,14 @@ def _check_product(g: Any, where: str) -> None:
     for a in _as_list(g["arch"]):
         if a not in ARCHS:
             raise ConfigError(f"{where}.arch", f"unknown value {a!r}", ARCHS)
+    # An empty list makes the whole product empty: a sweep that plans 0 runs and "succeeds" hides the typo.
+    nested = {f"{where}.set.{k}": v for k, v in (g.get("set") or {}).items()} if isinstance(g.get("set"), dict) else {}
+    for k in ("lr", "batch_size"):
+        if isinstance(g.get(k), dict):
+            nested.update({f"{where}.{k}.{a}": v for a, v in g[k].items() if a in ARCHS})
+    for name, v in {**{f"{where}.{k}": v for k, v in g.items() if k != "set"}, **nested}.items():
+        if isinstance(v, (list, tuple)) and not v:
+            raise ConfigError(name, "is an empty list: the product would plan no run", "a non-empty list or a value")
 
 
 # ---------------------------------------------------------------------- expansion
