@@ -14,6 +14,7 @@ by `ant.train.run`: monitor, evaluator, checkpoint (Lightning runs Checkpoint ca
 from __future__ import annotations
 
 import math
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from tqdm.auto import tqdm
 
@@ -265,6 +267,20 @@ def diagnostics(pl_module, x: torch.Tensor) -> dict[str, float]:
     for key, v in model.alpha_stats().items():  # "alpha_a/3" -> column "alpha_a_3"
         out[key.replace("/", "_")] = float(v)
     return out
+
+
+class DirectCheckpointIO(TorchCheckpointIO):
+    """torch.save straight to the path it is given. Lightning's default saves through an fsspec "transaction" that
+    stages the bytes in the system temp dir and then moves (across file systems: copies) them, so a full /tmp
+    failed runs whose own disk had room. RunCheckpoint already writes to a temp name beside the target and
+    renames it (io.atomic_write_with), which is all the atomicity a checkpoint needs."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        try:
+            torch.save(checkpoint, path)
+        except RuntimeError as e:  # torch's zip writer reports a full disk as "unexpected pos 128 vs 0"
+            free = shutil.disk_usage(Path(path).parent).free
+            raise OSError(f"writing checkpoint {Path(path).name} failed with {free:,} bytes free there: {e}") from e
 
 
 class RunCheckpoint(Checkpoint):

