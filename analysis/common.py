@@ -9,6 +9,7 @@ script.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -32,10 +33,45 @@ def default_results() -> str:
     return os.environ.get("ANT_RESULTS", "results")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line and exit code 2 (the `ant` contract), without argparse's usage block."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def results_folder(text: str) -> str:
+    """--results must name an existing folder: a typo must not create an empty one and report empty fits."""
+    p = Path(text)
+    if not p.is_dir():
+        what = "is a file, not a folder" if p.exists() else "does not exist"
+        raise argparse.ArgumentTypeError(f"results folder {text!r} {what} (run a sweep first, or give --results DIR)")
+    return text
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--results", default=default_results(), help="results folder (default: $ANT_RESULTS or results)")
+    ap = _Parser(description=description)
+    ap.add_argument("--results", type=results_folder, default=default_results(),
+                    help="results folder (default: $ANT_RESULTS or results)")  # fmt: skip
     return ap
+
+
+def one_line_errors(main):
+    """Wrap a script's main(argv) -> int: a folder it cannot write (read-only, full, a file in the way) is one
+    line on stderr and exit code 1, not a traceback."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            script = Path(sys.argv[0]).name if sys.argv[0].endswith(".py") else main.__module__.rsplit(".", 1)[-1]
+            print(f"{script}: error: {e.strerror or e}{where}", file=sys.stderr)
+            return 1
+
+    return wrapped
 
 
 @dataclass
@@ -113,6 +149,7 @@ def jsonable(o):
     return o
 
 
+@one_line_errors
 def run_script(module, argv: list[str] | None = None, *, do_plot: bool = True) -> int:
     """Standard main(): compute, save numbers, plot. Missing data is reported, never an error."""
     doc = (module.__doc__ or module.NAME).strip().splitlines()[0]

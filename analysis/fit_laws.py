@@ -21,7 +21,7 @@ from analysis import (  # noqa: E402
     figG1_lr_sensitivity,
     table2_overhead,
 )
-from analysis.common import Context, best_hp_runs, parser  # noqa: E402
+from analysis.common import Context, best_hp_runs, one_line_errors, parser  # noqa: E402
 from ant.laws.fits import FitError, fit_chinchilla  # noqa: E402
 from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chinchilla_points  # noqa: E402
 
@@ -69,6 +69,7 @@ def chinchilla(ctx: Context, boot: int, workers: int, reference: bool) -> dict:
     return out
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = parser("run every fit and write results/fits/*.json")
     ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the Chinchilla fits")
