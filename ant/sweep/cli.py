@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ant.errors import ConfigError
+from ant.errors import ConfigError, parse_yaml_value
+from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
 from ant.sweep.grid import Grid, _set
 from ant.sweep.plan import build_plan, format_plan
@@ -38,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", help="override the grid's out_dir (where run folders go)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field for every run, e.g. --set train.device=cpu")  # fmt: skip
+    p.add_argument("--max-run-hours", type=float, default=MAX_RUN_HOURS,
+                   help="warn about runs estimated to take longer than this (default %(default)g)")  # fmt: skip
 
 
 def load(args: argparse.Namespace) -> tuple[Grid, ExecutorSettings]:
@@ -46,7 +47,7 @@ def load(args: argparse.Namespace) -> tuple[Grid, ExecutorSettings]:
         if "=" not in a:
             raise ConfigError("--set", f"expected key=value, got {a!r}")
         k, v = a.split("=", 1)
-        _set(grid.base, k.strip(), yaml.safe_load(v) if v.strip() else None, where="--set")
+        _set(grid.base, k.strip(), parse_yaml_value(v, k.strip()), where="--set")
     if args.out_dir:
         grid.out_dir = args.out_dir
     ex = dict(grid.executor)
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         refresh_slurm_states(jobs)
     workers = local_layout(settings, len(cfgs))[0] if settings.name == "local" else settings.array_parallelism
     rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs)
+    warn_long_runs(rows, args.max_run_hours)
     if args.dry_run or args.status:
         print(format_plan(rows, tp, concurrency=workers, show_jobs=bool(jobs)))
         return 0
@@ -78,26 +80,24 @@ def run(args: argparse.Namespace) -> int:
     todo = [c for c, r in zip(cfgs, rows) if r.state not in busy]
     skipped = len(cfgs) - len(todo)
     print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped)")
-    prepare_data(todo)
+    check_against_data(todo, prepare_data(todo))  # exit 2 here, before any lock, attempt log or worker
     if settings.name == "local":
         results = run_local(todo, settings, all_cfgs=cfgs)  # all_cfgs: a wsd family's finished trunk
         return _report(results, grid)
     return _submit(work_units(todo, cfgs), settings, grid, wait=args.wait)
 
 
-def prepare_data(cfgs: list) -> None:
+def prepare_data(cfgs: list) -> dict[str, Any]:
     """Build each distinct corpus + tokenizer + token set once, here, with progress, before any worker starts:
-    workers would otherwise wait in silence on the cache lock while the first one builds it."""
-    from dataclasses import asdict
-
+    workers would otherwise wait in silence on the cache lock while the first one builds it. Returns the token
+    data by data_key."""
     from ant.data import load_tokens
 
-    seen: set[str] = set()
+    data: dict[str, Any] = {}
     for cfg in cfgs:
-        key = json.dumps(asdict(cfg.data), sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            load_tokens(cfg.data, progress=True)
+        if data_key(cfg) not in data:
+            data[data_key(cfg)] = load_tokens(cfg.data, progress=True)
+    return data
 
 
 def _report(results: list[dict[str, Any]], grid: Grid) -> int:
