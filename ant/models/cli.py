@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import yaml
-
-from ant.errors import ConfigError
+from ant.errors import ConfigError, parse_yaml_value
 from ant.models import ARCHS, PAPER_VOCAB, SIZES, build_model
 
 
@@ -58,7 +56,7 @@ def parse_options(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError("--option", f"expected KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        out[key.strip()] = parse_yaml_value(raw, f"--option {key.strip()}")
     return out
 
 
