@@ -3,6 +3,7 @@
     ant sweep sweeps/small.yaml --dry-run        # the table, totals and time estimate; launches nothing
     ant sweep sweeps/small.yaml                  # run what is missing (local: waits; slurm: submits, returns)
     ant sweep sweeps/paper.yaml --status         # per-run state from run folders + squeue/sacct
+    ant sweep sweeps/paper.yaml --status --json  # the same as one JSON document (rows, counts, totals)
     ant sweep sweeps/gpu.yaml --set train.device=cuda --concurrency 1
 
 Submitted SLURM jobs are remembered in results/sweeps/<name>/jobs.json (run_id -> job id), so --status can ask
@@ -23,7 +24,7 @@ from ant.errors import ConfigError, parse_yaml_value
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
 from ant.sweep.grid import Grid, _set
-from ant.sweep.plan import build_plan, format_plan
+from ant.sweep.plan import build_plan, format_plan, plan_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the plan and totals; launch nothing")
     mode.add_argument("--status", action="store_true", help="per-run state from run folders and the SLURM queue")
+    p.add_argument("--json", action="store_true", help="with --dry-run or --status: the plan as JSON, for scripts")
     p.add_argument("--executor", choices=EXECUTORS, help="override the grid file's executor.name")
     p.add_argument("--concurrency", type=int, help="local: runs in parallel (overrides executor.concurrency)")
     p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has finished")
@@ -63,16 +65,23 @@ def sweep_dir(grid: Grid) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    as_json = getattr(args, "json", False)
+    if as_json and not (args.dry_run or args.status):
+        raise ConfigError("--json", "only with --dry-run or --status", ["--dry-run --json", "--status --json"])
     grid, settings = load(args)
     t0 = time.time()
     cfgs = grid.expand()
-    print(f"sweep {grid.name}: {len(cfgs)} runs from {args.file} (planned in {time.time() - t0:.1f} s)")
+    if not as_json:  # stdout is the JSON document alone
+        print(f"sweep {grid.name}: {len(cfgs)} runs from {args.file} (planned in {time.time() - t0:.1f} s)")
     jobs = load_jobs(grid)
     if jobs:
         refresh_slurm_states(jobs)
     workers = local_layout(settings, len(cfgs))[0] if settings.name == "local" else settings.array_parallelism
     rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs)
     warn_long_runs(rows, args.max_run_hours)
+    if as_json:
+        print(json.dumps({"sweep": grid.name, "file": str(args.file), **plan_json(rows, tp, concurrency=workers)}))
+        return 0
     if args.dry_run or args.status:
         print(format_plan(rows, tp, concurrency=workers, show_jobs=bool(jobs)))
         return 0

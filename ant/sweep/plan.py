@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ant.config import RunConfig
-from ant.sweep.locks import is_locked, lock_dir, read_attempts
+from ant.sweep.locks import LOCK_DIR, is_locked, lock_dir, read_attempts
 
 # Achieved training FLOP/s guesses: peak dense bf16 x ~35 % MFU on GPUs. cpu: a whole 2-core machine in fp32 at
 # tiny sizes: two tiny3 runs in parallel measured 4.7 GFLOP/s each on a loaded 2-core box (2026-11-28), so 1e10.
@@ -70,28 +72,58 @@ class PlanRow:
 
 
 # ---------------------------------------------------------------------- FLOPs and throughput
-_FPT_CACHE: dict[tuple, float] = {}
-
-
 def flops_per_token(cfg: RunConfig) -> float:
-    m = cfg.model
-    key = (m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())), cfg.data.seq_len)
-    if key not in _FPT_CACHE:
-        from ant.models import build_model
+    """Training FLOPs/token of the run's model, in closed form (ant.models.counts: no model is built)."""
+    from ant.models.counts import flops_per_token as fpt
 
-        model = build_model(m.arch, m.size, vocab_size=m.vocab_size, device="meta", **m.options)
-        _FPT_CACHE[key] = float(model.flops_per_token(cfg.data.seq_len))
-    return _FPT_CACHE[key]
+    m = cfg.model
+    return fpt(m.arch, m.size, m.vocab_size, cfg.data.seq_len, m.options)
+
+
+class FolderScan:
+    """What --status and --dry-run need from an out_dir, read in one pass: the run folders' names and their
+    summary.json, and the names of the files under .locks/. Each run's state then costs no file access, except a
+    lock probe for runs that have a lock file and the attempt log for runs that have one and no final summary."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.folders: set[str] = set()
+        self.summaries: dict[str, dict[str, Any]] = {}  # folder name -> parsed summary.json (readable ones)
+        for entry in _scandir(self.out_dir):
+            # dot-folders are bookkeeping (.locks), not runs; summaries there were never read (glob "*/...")
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            self.folders.add(entry.name)
+            try:
+                with open(os.path.join(entry.path, "summary.json"), "rb") as f:
+                    summary = json.loads(f.read())
+            except (OSError, ValueError):  # none yet, being written, or not JSON: the folder has no summary
+                continue
+            if isinstance(summary, dict):
+                self.summaries[entry.name] = summary
+        self.lock_files = {e.name for e in _scandir(self.out_dir / LOCK_DIR)}
+
+    def state(self, run_id: str, job: dict[str, str] | None) -> tuple[str, float | None, str | None]:
+        locks = lock_dir(self.out_dir)
+        return _state(
+            self.summaries.get(run_id),
+            job,
+            lambda: f"{run_id}.lock" in self.lock_files and is_locked(locks, run_id),
+            lambda: read_attempts(locks, run_id) if f"{run_id}.attempts" in self.lock_files else [],
+            run_id in self.folders,
+        )
+
+
+def _scandir(path: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _summaries(out_dir: Path) -> list[dict[str, Any]]:
-    rows = []
-    for p in out_dir.glob("*/summary.json"):
-        try:
-            rows.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return rows
+    return list(FolderScan(out_dir).summaries.values())
 
 
 def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
@@ -132,11 +164,17 @@ def _device_kind(device: str | None) -> str:
 class Throughput:
     """FLOP/s for a run: measured runs, then bench files, then the device table. `source` names which."""
 
-    def __init__(self, out_dir: Path, bench_dir: Path = Path("results/bench"), estimate: dict | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        bench_dir: Path = Path("results/bench"),
+        estimate: dict | None = None,
+        summaries: list[dict[str, Any]] | None = None,  # out_dir's, when the caller has read them already
+    ):
         self.estimate = estimate or {}
         self.measured: dict[str, list[float]] = {}
         self.same_shape: dict[tuple, list[float]] = {}  # (device, arch, size, batch, seq_len) -> tokens/s
-        for s in _summaries(out_dir):
+        for s in _summaries(out_dir) if summaries is None else summaries:
             if s.get("status") == "completed" and s.get("flops") and s.get("wall_time_s"):
                 kind = _device_kind(s.get("device"))
                 self.measured.setdefault(kind, []).append(s["flops"] / s["wall_time_s"])
@@ -200,7 +238,8 @@ class Throughput:
 
 # ---------------------------------------------------------------------- state
 def run_state(cfg: RunConfig, jobs: dict[str, dict[str, str]] | None = None) -> tuple[str, float | None, str | None]:
-    """(state, final_val_loss, slurm job) of one run, from its folder, its lock and the SLURM queue."""
+    """(state, final_val_loss, slurm job) of one run, from its folder, its lock and the SLURM queue.
+    build_plan gets the same from one FolderScan of the out_dir instead of these per-run reads."""
     run_id = cfg.run_id()
     run_dir = cfg.run_dir()
     locks = lock_dir(cfg.out_dir)
@@ -210,7 +249,24 @@ def run_state(cfg: RunConfig, jobs: dict[str, dict[str, str]] | None = None) -> 
             summary = json.loads((run_dir / "summary.json").read_text())
         except (OSError, json.JSONDecodeError):
             summary = None
-    job = (jobs or {}).get(run_id)
+    return _state(
+        summary if isinstance(summary, dict) else None,
+        (jobs or {}).get(run_id),
+        lambda: is_locked(locks, run_id),
+        lambda: read_attempts(locks, run_id),
+        run_dir.is_dir(),
+    )
+
+
+def _state(
+    summary: dict[str, Any] | None,
+    job: dict[str, str] | None,
+    locked: Callable[[], bool],
+    attempts_of: Callable[[], list[dict[str, Any]]],
+    has_dir: bool,
+) -> tuple[str, float | None, str | None]:
+    # `locked` and `attempts_of` are called only when the summary does not settle the state: most runs of a
+    # large sweep are finished, and a lock probe or an attempt log is a file access each
     job_id = job.get("job_id") if job else None
     status = (summary or {}).get("status")
     loss = (summary or {}).get("final_val_loss")
@@ -218,17 +274,17 @@ def run_state(cfg: RunConfig, jobs: dict[str, dict[str, str]] | None = None) -> 
         return "done", loss, job_id
     if status == "diverged":
         return "diverged", loss, job_id
-    if is_locked(locks, run_id):
+    if locked():
         return "running", loss, job_id
     if job and job.get("slurm_state") in ("PENDING", "REQUEUED", "CONFIGURING"):
         return "queued", loss, job_id
     if job and job.get("slurm_state") == "RUNNING":
         return "running", loss, job_id
-    attempts = read_attempts(locks, run_id)
+    attempts = attempts_of()
     last_end = next((a for a in reversed(attempts) if a.get("event") == "end"), None)
     if status == "failed" or (last_end and last_end.get("status") == "failed" and attempts[-1] is last_end):
         return "failed", loss, job_id
-    if run_dir.is_dir() or attempts:
+    if has_dir or attempts:
         return "interrupted", loss, job_id
     return "missing", loss, job_id
 
@@ -240,13 +296,20 @@ def build_plan(
     jobs: dict[str, dict[str, str]] | None = None,
     bench_dir: Path = Path("results/bench"),
 ) -> tuple[list[PlanRow], Throughput]:
-    out_dirs = {c.out_dir for c in cfgs}
-    tp = Throughput(Path(next(iter(out_dirs))) if out_dirs else Path("results/runs"), bench_dir, estimate)
+    """One row per run. The run folders are read in one pass per out_dir (FolderScan); no model is built."""
+    scans: dict[str, FolderScan] = {}
+    for c in cfgs:
+        if c.out_dir not in scans:
+            scans[c.out_dir] = FolderScan(c.out_dir)
+    first = next(iter(scans.values()), None)
+    tp = Throughput(first.out_dir if first else Path("results/runs"), bench_dir, estimate,
+                    summaries=list(first.summaries.values()) if first else None)  # fmt: skip
     roles = family_roles(cfgs)
     rows = []
     for c in cfgs:
+        run_id = c.run_id()  # a hash of the whole config: computed once per run
         flops = flops_per_token(c) * c.train.tokens
-        family, start = roles.get(c.run_id(), (None, 0))
+        family, start = roles.get(run_id, (None, 0))
         trained = flops * (c.steps - start) / c.steps
         rate = tp.flops_per_s(c)
         # a worker of a CPU pool gets 1/concurrency of the machine (GPUs: one per worker); measured runs already
@@ -256,9 +319,9 @@ def build_plan(
             est = trained / rate + overheads_s(c, trained / rate, start)
         else:
             est = trained / rate * (concurrency if cpu and not tp.last_measured else 1)
-        state, loss, job = run_state(c, jobs)
+        state, loss, job = scans[c.out_dir].state(run_id, (jobs or {}).get(run_id))
         m, t = c.model, c.train
-        rows.append(PlanRow(c.run_id(), m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
+        rows.append(PlanRow(run_id, m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
                             t.seed, flops, est, state, loss, job, family, trained))  # fmt: skip
     return rows, tp
 
@@ -282,10 +345,13 @@ def overheads_s(cfg: RunConfig, train_s: float, start_step: int = 0) -> float:
 def family_roles(cfgs: list[RunConfig]) -> dict[str, tuple[str, int]]:
     """run_id -> ("F<k> trunk" | "F<k> @<step>", the step the run starts training at) for members of wsd
     families (ant.train.branches.find_families); other runs are absent."""
+    wsd = [c for c in cfgs if c.optim.schedule == "wsd"]  # only wsd runs make families
+    if not wsd:
+        return {}  # and ant.train.branches (which imports Lightning) stays unimported
     from ant.train.branches import branch_steps, find_families
 
     roles: dict[str, tuple[str, int]] = {}
-    families = [f for f in find_families(cfgs) if len(f) > 1]
+    families = [f for f in find_families(wsd) if len(f) > 1]
     for k, fam in enumerate(families, 1):
         roles[fam[0].run_id()] = (f"F{k} trunk", 0)
         for run_id, step in branch_steps(fam).items():
@@ -359,3 +425,21 @@ def _families_line(rows: list[PlanRow]) -> str:
         f"starts, branches train only their decay: {fmt_num(trained)}FLOPs to train vs {fmt_num(budgets)}FLOPs "
         f"as separate runs ({trained / budgets:.2f}x)"
     )
+
+
+def plan_json(rows: list[PlanRow], tp: Throughput, concurrency: int = 1) -> dict[str, Any]:
+    """The plan for scripts (`ant sweep FILE --status --json`): every row's fields and the table's totals."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    todo_s = sum(r.est_s for r in rows if r.state not in ("done", "diverged"))
+    return {
+        "runs": [dict(vars(r)) for r in rows],  # PlanRow holds scalars only: no asdict recursion for 10k rows
+        "counts": dict(sorted(counts.items())),
+        "total_flops": sum(r.flops for r in rows),
+        "est_run_s": sum(r.est_s for r in rows),
+        "est_todo_s": todo_s,
+        "est_wall_s": todo_s / max(1, concurrency),
+        "concurrency": concurrency,
+        "time_estimate_from": sorted(tp.sources),
+    }
