@@ -67,7 +67,10 @@ def one_line_errors(main):
             return main(*args, **kwargs)
         except OSError as e:
             where = f": {e.filename}" if e.filename else ""
-            script = Path(sys.argv[0]).name if sys.argv[0].endswith(".py") else main.__module__.rsplit(".", 1)[-1]
+            # the script as the user ran it; in-process (tests), the module whose main this is
+            owner = args[0].__name__ if args and hasattr(args[0], "NAME") else main.__module__
+            run_as = Path(sys.argv[0])
+            script = run_as.name if run_as.parent.name == "analysis" else f"{owner.rsplit('.', 1)[-1]}.py"
             print(f"{script}: error: {e.strerror or e}{where}", file=sys.stderr)
             return 1
 
