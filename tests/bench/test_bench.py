@@ -47,7 +47,6 @@ def test_cli_report_is_consistent_and_includes_lightning(tmp_path, capsys):
         assert r["eager_ops"] > r["eager_pointwise_ops"] > 0
         assert r["flops_per_token"] > 6 * r["num_params"] * 0.5
         assert r["arch"] in printed
-    assert rep["results"][0]["overhead_vs_first"] == 1.0
     assert "+0.0%" in printed and not list(out.parent.glob("*.tmp"))
 
 

@@ -72,5 +72,8 @@ def test_chained_bf16_l2norms_stay_exact_under_compile():
     torch._dynamo.reset()
     eager, compiled = chain(x), torch.compile(chain)(x)
     norms = compiled.float().norm(dim=-1)
-    torch.testing.assert_close(norms, torch.ones_like(norms), atol=1e-2, rtol=0)
-    torch.testing.assert_close(compiled.float(), eager.float(), atol=5e-2, rtol=0)
+    # measured (torch 2.13, CPU): row norms within 1.9e-4 of 1; entries (rms 0.0625) differ by at most 4.9e-3
+    # (two bf16 steps at 0.2), 5.8e-4 on average: bounds at about twice and three times that
+    torch.testing.assert_close(norms, torch.ones_like(norms), atol=5e-4, rtol=0)
+    diff = (compiled.float() - eager.float()).abs()
+    assert diff.max() <= 1e-2 and diff.mean() <= 2e-3, (diff.max().item(), diff.mean().item())

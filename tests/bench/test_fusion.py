@@ -41,7 +41,9 @@ def test_scalar_factors_fuse_into_the_same_kernels_as_gptplus():
     # eager: every nu multiply and the nu(alpha) arithmetic is its own op, so anGPT launches more pointwise ops
     assert an[0]["pointwise"] > gp[0]["pointwise"]
     # compiled: they disappear into the fused kernels; matmuls/attention (library calls) are the same
-    assert an[1]["kernels"] <= gp[1]["kernels"], (an[1], gp[1])
+    # the README's figures (torch 2.13, CPU inductor, one block): anGPT 12 fused kernels, GPT+ 14. A different
+    # torch may fuse differently: then update the README with the new counts, as long as anGPT stays <= GPT+.
+    assert (an[1]["kernels"], gp[1]["kernels"]) == (12, 14), (an[1], gp[1])
     assert an[1]["extern_calls"] == gp[1]["extern_calls"]
 
 

@@ -24,7 +24,10 @@ TABLE_F1 = {
 def test_table_f1_counts(size, col, arch):
     n = build_model(arch, size, vocab_size=PAPER_VOCAB, device="meta").num_params()
     want = TABLE_F1[size][col]
-    assert abs(n - want) / want < 1e-3, f"{arch} {size}: {n:,} vs Table F.1 {want:,.0f}"
+    # README: within 0.02 % (the largest gap, nGPT 62M, is 0.018 %); the 1B rows are printed as 1.073B, so there
+    # the table's own rounding (half a unit of its last digit, 0.05 %) is the bound
+    tol = max(2e-4 * want, 0.5e6 if size == "1B" else 0.0)
+    assert abs(n - want) <= tol, f"{arch} {size}: {n:,} vs Table F.1 {want:,.0f} (+-{tol:,.0f})"
 
 
 def test_counts_match_closed_forms():

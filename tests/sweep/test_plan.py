@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ant.cli import main
 from tests.sweep.conftest import write_grid
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dry_run_prints_plan_and_launches_nothing(tmp_path, corpus, capsys):
@@ -35,7 +39,7 @@ def test_dry_run_flops_follow_tokens(tmp_path, corpus, capsys):
 
 
 def test_paper_grid_dry_run(capsys):
-    assert main(["sweep", "sweeps/paper.yaml", "--dry-run"]) == 0
+    assert main(["sweep", str(ROOT / "sweeps" / "paper.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "sweep paper: 528 runs" in out
     assert "angpt-1B-" in out and "a100" in out

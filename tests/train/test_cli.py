@@ -63,7 +63,8 @@ def test_divergence_is_a_result_exit_0(tmp_path, capsys, byte_tokens):
     assert s["status"] == "diverged" and 1 <= s["diverged_step"] <= s["steps"] < 300
     assert s["finished_at"] and s["error"] is None
     assert '"status": "diverged"' in capsys.readouterr().out
-    assert not list((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").exists() else True
+    # a diverged run keeps no checkpoint: there is nothing worth resuming
+    assert not (run_dir / "checkpoints").exists() or not list((run_dir / "checkpoints").glob("*.ckpt"))
     # Rerunning a diverged run returns its result instead of diverging again.
     assert main(["train", str(config), "--out-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     assert io.read_json(run_dir / "summary.json") == s

@@ -96,7 +96,11 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, reference):
     out = tmp_path / "runs"
     proc = start(config, out)
     run_dir = wait_for_checkpoints(proc, out, n=2)
-    time.sleep(random.uniform(0.0, 0.3))  # a random step after the second checkpoint
+    # a random moment after the second checkpoint; the seed is printed so a failure can be replayed
+    # (ANT_TEST_SEED=<seed>), although the step the kill lands on still depends on the machine's speed
+    seed = int(os.environ.get("ANT_TEST_SEED", time.time_ns() % 2**31))
+    print(f"kill -9 delay: random.Random({seed}).uniform(0, 0.3); rerun with ANT_TEST_SEED={seed}")
+    time.sleep(random.Random(seed).uniform(0.0, 0.3))
     proc.kill()
     proc.wait()
     killed = io.read_json(run_dir / "summary.json")
