@@ -31,6 +31,7 @@ import yaml
 
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.laws.collect_curves import CURVE_KEYS, fast_concat, frame_schema, probe, read_curve
 
 # summary.json keys (design.md) copied into the runs table as they are.
 SUMMARY_KEYS = (
@@ -38,8 +39,6 @@ SUMMARY_KEYS = (
     "final_val_loss", "final_train_loss", "diverged_step", "flops", "wall_time_s", "tokens_per_s", "device",
     "torch_version", "finished_at", "error",
 )  # fmt: skip
-# Columns the curves table carries from its run, so a curve can be grouped without a join.
-CURVE_KEYS = ("run_id", "arch", "size", "num_params", "batch_size", "lr", "seed", "status")
 
 
 def runs_dir(results_dir: str | Path) -> Path:
@@ -62,7 +61,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame | None]:
     """One run folder -> (row, curve). Raises ValueError with the reason when the folder is unusable."""
     row = _read_row(run_dir)
-    curve, warning = _read_curve(run_dir, row)
+    curve, warning = read_curve(run_dir, row)
     if warning:
         warnings.warn(warning, stacklevel=2)
     return row, curve
@@ -77,9 +76,9 @@ def _load_config(path: Path) -> RunConfig:
     try:
         d = yaml.load(path.read_text(), Loader=_LOADER)
     except yaml.YAMLError:
-        d = ValueError  # a marker: not a mapping
-    if d is not None and not isinstance(d, dict):
         return RunConfig.from_yaml(path)  # raises the ConfigError a user would see
+    if d is not None and not isinstance(d, dict):
+        return RunConfig.from_yaml(path)
     return RunConfig.from_dict(d)
 
 
@@ -125,25 +124,6 @@ def _read_row(run_dir: Path) -> dict:
     return row
 
 
-def _read_curve(run_dir: Path, row: dict) -> tuple[pd.DataFrame | None, str | None]:
-    """The run's curve (None without metrics.parquet), and a warning when the file is unreadable."""
-    curve = None
-    metrics_path = run_dir / "metrics.parquet"
-    if metrics_path.is_file():
-        try:
-            curve = pd.read_parquet(metrics_path)
-        except Exception as e:  # pyarrow raises several types for truncated files
-            return None, f"{run_dir.name}: metrics.parquet unreadable ({e}); run kept without curve"
-        if curve is not None and len(curve):
-            for k in CURVE_KEYS:
-                curve[k] = row.get(k)
-            # FLOPs so far: the run's own FLOPs/token (summary) times tokens seen.
-            fpt = row["flops"] / row["tokens"] if row.get("tokens") else math.nan
-            if "tokens" in curve:
-                curve["flops"] = curve["tokens"].astype(float) * fpt
-    return curve, None
-
-
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -151,6 +131,7 @@ def _missing(v) -> bool:
 MANIFEST = "collect_manifest.json"  # beside runs.parquet: what the last collect read (module docstring)
 MANIFEST_VERSION = 1
 RUN_FILES = ("config.yaml", "summary.json", "metrics.parquet")
+CHUNK_ROWS = 250_000  # curves.parquet is written this many rows at a time (atomic_parquet)
 
 
 def collect(
@@ -166,7 +147,8 @@ def collect(
     cache = None if full else _load_manifest(results_dir, rdir)
     old = cache["folders"] if cache else {}
     entries: dict[str, dict[str, Any]] = {}
-    fresh: dict[str, pd.DataFrame] = {}  # curves read now
+    tables: dict[str, Any] = {}  # Arrow tables of curves read now that can be concatenated the fast way
+    fresh: dict[str, pd.DataFrame] = {}  # curves read now the exact way (read_curve)
     for name in names:
         sig = _signature(rdir / name)
         if name in old and old[name]["sig"] == sig:
@@ -178,11 +160,11 @@ def collect(
         except ValueError as e:
             entry["skip"] = str(e)
         else:
-            curve, entry["warn"] = _read_curve(rdir / name, entry["row"])
-            if curve is not None and len(curve):
-                fresh[name] = curve
-                entry["cols"] = [[c, str(t)] for c, t in curve.dtypes.items()]
-                entry["n"] = len(curve)
+            table, curve, entry["cols"], entry["warn"] = probe(rdir / name, entry["row"])
+            if table is not None:
+                tables[name], entry["n"] = table, table.num_rows
+            elif curve is not None and len(curve):
+                fresh[name], entry["n"] = curve, len(curve)
         entries[name] = entry
     for name in names:  # in folder order, as a full read reports them
         if entries[name]["warn"]:
@@ -192,10 +174,10 @@ def collect(
         warnings.warn(f"skipped {len(skipped)} run folder(s): " + "; ".join(skipped), stacklevel=2)
     runs = _runs_table([entries[n]["row"] for n in names if entries[n]["row"] is not None])
     with_curve = [n for n in names if entries[n]["n"]]
-    curves_df = _curves_table(results_dir, rdir, with_curve, entries, fresh, cache)
+    curves_df = _curves_table(results_dir, rdir, with_curve, entries, tables, fresh, cache)
     if write and len(runs):
         atomic_parquet(runs, results_dir / "runs.parquet")
-        atomic_parquet(curves_df, results_dir / "curves.parquet")
+        atomic_parquet(curves_df, results_dir / "curves.parquet", chunk_rows=CHUNK_ROWS)
         _write_manifest(results_dir, rdir, entries, curves_df)
     return runs, curves_df
 
@@ -215,44 +197,57 @@ def _curves_table(
     rdir: Path,
     names: list[str],
     entries: dict[str, dict[str, Any]],
+    tables: dict[str, Any],
     fresh: dict[str, pd.DataFrame],
     cache: dict[str, Any] | None,
 ) -> pd.DataFrame:
-    """The curves of `names` (folders with a curve, in order) concatenated as a full read concatenates them: from
-    the previous curves.parquet for unchanged runs when that gives the same table, else from their files."""
+    """The curves of `names` (folders with a curve, in order) as a full read concatenates them: the previous
+    curves.parquet's rows for unchanged runs when that gives the same table, else every run's curve."""
     if not names:
         return pd.DataFrame(columns=[*CURVE_KEYS, "step"])
-    blocks = _reuse_blocks(results_dir, names, entries, fresh, cache)
-    if blocks is None:  # read what the manifest cannot give
-        for n in names:
-            if n not in fresh:
-                fresh[n] = _read_curve(rdir / n, entries[n]["row"])[0]
-        return pd.concat([fresh[n] for n in names], ignore_index=True)
-    table = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0].reset_index(drop=True)
     columns = list(dict.fromkeys(c for n in names for c, _ in entries[n]["cols"]))  # concat's order: first seen
-    return table if list(table.columns) == columns else table[columns]
+    blocks = _reuse_blocks(results_dir, rdir, names, entries, tables, fresh, cache)
+    if blocks is not None:
+        table = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0].reset_index(drop=True)
+        return table if list(table.columns) == columns else table[columns]
+    for n in names:  # runs taken from the manifest: their curves are needed now
+        if n not in tables and n not in fresh:
+            table, curve, _, _ = probe(rdir / n, entries[n]["row"])
+            if table is not None:
+                tables[n] = table
+            elif curve is not None:
+                fresh[n] = curve
+    if not fresh:
+        rows = [entries[n]["row"] for n in names]
+        df = fast_concat([tables.pop(n) for n in names], rows, columns)
+        if df is not None:
+            return df
+    return pd.concat([fresh[n] if n in fresh else read_curve(rdir / n, entries[n]["row"])[0] for n in names],
+                     ignore_index=True)  # fmt: skip
 
 
 def _reuse_blocks(
     results_dir: Path,
+    rdir: Path,
     names: list[str],
     entries: dict[str, dict[str, Any]],
+    tables: dict[str, Any],
     fresh: dict[str, pd.DataFrame],
     cache: dict[str, Any] | None,
 ) -> list[pd.DataFrame] | None:
-    """Slices of the previous curves.parquet and the fresh curves, in folder order; None when that would not
-    equal a full read. pandas gives each column of a concatenation the common dtype of the pieces that have it
-    (and a missing piece makes ints float), so the result depends only on the set of distinct piece schemas: the
-    reuse needs the same set as the table was made from, and a dtype-exact parquet round trip (no object
-    columns, whose None and NaN parquet does not keep apart)."""
-    if cache is None or all(n in fresh for n in names):
+    """Slices of the previous curves.parquet and the curves read now, in folder order; None when that would not
+    equal a full read: the table must have been made from the same set of distinct curve schemas (see
+    ant.laws.collect_curves) and survive its parquet round trip dtype for dtype, without object columns (whose
+    None and NaN parquet does not keep apart)."""
+    changed = [n for n in names if n in tables or n in fresh]
+    if cache is None or len(changed) == len(names):
         return None
     before = [n for n in sorted(cache["folders"]) if cache["folders"][n]["n"]]
-    schema = lambda e: json.dumps(e["cols"])  # noqa: E731
-    if {schema(cache["folders"][n]) for n in before} != {schema(entries[n]) for n in names}:
+    key = lambda cols: repr(cols)  # noqa: E731
+    if {key(cache["folders"][n]["cols"]) for n in before} != {key(entries[n]["cols"]) for n in names}:
         return None
-    table = pd.read_parquet(results_dir / "curves.parquet")
-    dtypes = {c: str(t) for c, t in table.dtypes.items()}
+    table = pd.read_parquet(results_dir / "curves.parquet", use_threads=False)  # faster on a busy machine
+    dtypes = dict(frame_schema(table))
     if dtypes != cache["curves_dtypes"] or "object" in dtypes.values():
         return None
     offsets, at = {}, 0
@@ -261,8 +256,12 @@ def _reuse_blocks(
         at += cache["folders"][n]["n"]
     if at != len(table):
         return None
+    for n in changed:  # the few curves read now, the exact way
+        if n not in fresh:
+            fresh[n] = read_curve(rdir / n, entries[n]["row"])[0]
+            tables.pop(n)
     blocks: list[pd.DataFrame] = []
-    start = end = None  # the run of consecutive old rows being gathered
+    start = end = None  # the stretch of consecutive old rows being gathered
     for n in names:
         if n in fresh:
             if start is not None:
@@ -327,7 +326,7 @@ def _write_manifest(
         "runs_dir": str(rdir.resolve()),
         "runs.parquet": _file_sig(results_dir / "runs.parquet"),
         "curves.parquet": _file_sig(results_dir / "curves.parquet"),
-        "curves_dtypes": {c: str(t) for c, t in curves.dtypes.items()},
+        "curves_dtypes": dict(frame_schema(curves)),
         "folders": entries,
     }
     # NaN and inf stay NaN and inf (Python's json reads back what it writes); written last, so a crash before
@@ -376,16 +375,34 @@ def atomic_write_text(text: str, path: Path) -> None:
         raise
 
 
-def atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+def atomic_parquet(df: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
+    """df.to_parquet(path, index=False), atomically. `chunk_rows`: convert and write that many rows at a time
+    (the same file content for pandas, without a second copy of a large table in memory); only for frames
+    without object columns or attrs, whose pandas metadata does not depend on which rows a chunk holds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    chunked = chunk_rows and len(df) > chunk_rows and not df.attrs and not (df.dtypes == object).any()
     try:
-        df.to_parquet(tmp, index=False)
+        if chunked:
+            _write_chunks(df, tmp, chunk_rows)
+        else:
+            df.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_chunks(df: pd.DataFrame, path: str, rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = pa.Table.from_pandas(df.iloc[:rows], preserve_index=False)
+    with pq.ParquetWriter(path, first.schema, compression="snappy") as writer:  # to_parquet's codec
+        writer.write_table(first)
+        for at in range(rows, len(df), rows):
+            writer.write_table(pa.Table.from_pandas(df.iloc[at : at + rows], preserve_index=False, schema=first.schema))
 
 
 # ---------------------------------------------------------------------------------------------- command line

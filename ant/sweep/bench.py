@@ -41,7 +41,7 @@ BUDGETS = (2e5, 4e5, 8e5, 1.6e6, 3.2e6)
 PER_LR = len(ARCHS) * len(SIZES) * len(BUDGETS)  # runs per learning rate: N must be a multiple
 # state -> share of the grid; the rest is done
 MIX = {"diverged": 0.03, "failed": 0.03, "failed_attempt": 0.01, "interrupted": 0.03, "running": 0.01,
-       "missing": 0.04}  # fmt: skip
+       "missing": 0.05}  # fmt: skip
 STATUS_OF = {"failed_attempt": "failed"}  # what --status calls each written state
 ROWS = 200  # metrics rows of a finished run (the CPU study's runs have ~195)
 NEW_RUNS = 10  # runs finished between the full and the incremental collect

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ant.config import RunConfig
-from ant.sweep.locks import LOCK_DIR, is_locked, lock_dir, read_attempts
+from ant.sweep.locks import is_locked, lock_dir, read_attempts
 
 # Achieved training FLOP/s guesses: peak dense bf16 x ~35 % MFU on GPUs. cpu: a whole 2-core machine in fp32 at
 # tiny sizes: two tiny3 runs in parallel measured 4.7 GFLOP/s each on a loaded 2-core box (2026-11-28), so 1e10.
@@ -101,10 +101,11 @@ class FolderScan:
                 continue
             if isinstance(summary, dict):
                 self.summaries[entry.name] = summary
-        self.lock_files = {e.name for e in _scandir(self.out_dir / LOCK_DIR)}
+        self.locks = lock_dir(self.out_dir)
+        self.lock_files = {e.name for e in _scandir(self.locks)}
 
     def state(self, run_id: str, job: dict[str, str] | None) -> tuple[str, float | None, str | None]:
-        locks = lock_dir(self.out_dir)
+        locks = self.locks
         return _state(
             self.summaries.get(run_id),
             job,

@@ -1,0 +1,139 @@
+"""The curves table of ant.laws.collect: each run's metrics.parquet plus its CURVE_KEYS, concatenated.
+
+`read_curve` is the definition: one run's curve as pandas reads it, with the run's keys and FLOPs added. Doing
+that 10,000 times costs ~10 ms a run (the parquet read, the per-run string columns, a concatenation of 10,000
+frames), so `fast_concat` builds the same table from the runs' Arrow tables in one concatenation and adds the
+per-run columns once, repeated. It applies only where the result is provably the same: numeric metrics (int64 or
+double, which pandas turns into int64/float64 alone and into float64 when a run lacks the column or has nulls,
+as Arrow's permissive concatenation does), no metrics column named flops, and per key one Python type across
+runs (a metrics column named like a key, as lr is, is overwritten by the key in both ways). Anything else goes through `read_curve`.
+
+A curve's schema ([[column, dtype], ...], as read_curve's frame has it) is what the incremental collect compares:
+pandas gives each column of a concatenation the common dtype of the pieces that have it, so the table depends on
+the set of distinct schemas, not on which run has which.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Columns the curves table carries from its run, so a curve can be grouped without a join.
+CURVE_KEYS = ("run_id", "arch", "size", "num_params", "batch_size", "lr", "seed", "status")
+Schema = list[list[str]]
+
+
+def read_curve(run_dir: Path, row: dict) -> tuple[pd.DataFrame | None, str | None]:
+    """The run's curve (None without metrics.parquet), and a warning when the file is unreadable."""
+    curve = None
+    metrics_path = run_dir / "metrics.parquet"
+    if metrics_path.is_file():
+        try:
+            curve = pd.read_parquet(metrics_path)
+        except Exception as e:  # pyarrow raises several types for truncated files
+            return None, f"{run_dir.name}: metrics.parquet unreadable ({e}); run kept without curve"
+        if curve is not None and len(curve):
+            for k in CURVE_KEYS:
+                curve[k] = row.get(k)
+            # FLOPs so far: the run's own FLOPs/token (summary) times tokens seen.
+            fpt = row["flops"] / row["tokens"] if row.get("tokens") else math.nan
+            if "tokens" in curve:
+                curve["flops"] = curve["tokens"].astype(float) * fpt
+    return curve, None
+
+
+def frame_schema(curve: pd.DataFrame) -> Schema:
+    return [[str(c), str(t)] for c, t in curve.dtypes.items()]
+
+
+def probe(run_dir: Path, row: dict):
+    """(Arrow table, None, schema) when the run's curve can go the fast way, else (None, read_curve's frame or
+    None, its schema or None) and read_curve's warning as a fourth item."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = run_dir / "metrics.parquet"
+    if not path.is_file():
+        return None, None, None, None
+    try:
+        table = pq.ParquetFile(path).read(use_threads=False)  # threads cost more than they save on a small file
+    except Exception:  # read_curve reports it, with pandas' message
+        table = None
+    if table is not None and table.num_rows and _fast_table(table, row):
+        cols = []
+        for f in table.schema:  # a metrics column named like a key (lr) is overwritten in place by the key
+            if f.name in CURVE_KEYS:
+                cols.append([f.name, _scalar_dtype(type(row.get(f.name)))[0]])
+            else:
+                ints = f.type == pa.int64() and not table.column(f.name).null_count
+                cols.append([f.name, "int64" if ints else "float64"])
+        cols += [[k, _scalar_dtype(type(row.get(k)))[0]] for k in CURVE_KEYS if k not in table.column_names]
+        if "tokens" in table.column_names:
+            cols.append(["flops", "float64"])
+        return table, None, cols, None
+    curve, warning = read_curve(run_dir, row)
+    schema = frame_schema(curve) if curve is not None and len(curve) else None
+    return None, curve, schema, warning
+
+
+def _fast_table(table, row: dict) -> bool:
+    import pyarrow as pa
+
+    meta = table.schema.metadata or {}
+    if b"PANDAS_ATTRS" in meta or any(f.type not in (pa.int64(), pa.float64()) for f in table.schema):
+        return False
+    if "flops" in table.column_names:  # read_curve overwrites it only where the run has tokens
+        return False
+    index = table.schema.pandas_metadata.get("index_columns", []) if b"pandas" in meta else []
+    return all(isinstance(i, dict) for i in index)  # an index stored as a column would not be a metric
+
+
+@cache
+def _scalar_dtype(kind: type) -> tuple[str, object]:
+    """The dtype `curve[k] = value` gives a column for a value of this type (pandas' own inference)."""
+    probe_value = {str: "x", int: 1, float: 1.5, type(None): None, bool: True}.get(kind)
+    df = pd.DataFrame({"m": [0.0]})
+    df["x"] = probe_value
+    return str(df["x"].dtype), df["x"].dtype
+
+
+def fast_concat(tables: list, rows: list[dict], columns: list[str]) -> pd.DataFrame | None:
+    """pd.concat([read_curve(run) for each run]) from the runs' Arrow tables (from `probe`), or None when a key
+    has values of different types across runs. `tables` is emptied: Arrow's buffers are freed as they convert."""
+    import pyarrow as pa
+
+    kinds = {k: {type(r.get(k)) for r in rows} for k in CURVE_KEYS}
+    if any(len(v) != 1 or next(iter(v)) not in (str, int, float) for v in kinds.values()):
+        return None
+    lengths = np.array([t.num_rows for t in tables])
+    has_tokens = ["tokens" in t.column_names for t in tables]
+    # read_curve's own expression per run (and its exceptions, should a summary hold something odd)
+    fpt = np.array([r["flops"] / r["tokens"] if r.get("tokens") else math.nan for r in rows], dtype=float)
+    big = pa.concat_tables([t.replace_schema_metadata(None) for t in tables], promote_options="permissive")
+    tables.clear()
+    # columns in the final order now (free: Arrow selects by reference), so no reordering copy of the frame is
+    # needed later; split_blocks + self_destruct free Arrow's buffers column by column as they convert
+    big = big.select([c for c in columns if c in big.column_names])
+    df = big.to_pandas(split_blocks=True, self_destruct=True)
+    del big
+    added: dict[str, object] = {}
+    for k in CURVE_KEYS:
+        kind = next(iter(kinds[k]))
+        values = [r.get(k) for r in rows]
+        if kind is str:
+            added[k] = pd.array(np.repeat(np.array(values, dtype=object), lengths), dtype=_scalar_dtype(str)[1])
+        else:
+            added[k] = np.repeat(np.array(values, dtype=np.int64 if kind is int else np.float64), lengths)
+    if any(has_tokens):
+        added["flops"] = df["tokens"].astype(float) * np.repeat(fpt, lengths)
+    for i, c in enumerate(columns):  # in order, so position i is where c belongs
+        if c in added:
+            if c in df.columns:  # a metrics column of the same name (lr): overwritten in place, as read_curve does
+                df[c] = added[c]
+            else:
+                df.insert(i, c, added[c])
+    return df
