@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
         doc = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python -m ant.sweep.bench " + " ".join(
                argv if argv is not None else sys.argv[1:]), "cpus": os.cpu_count(),
-               "loadavg_before": load0, "loadavg_after": os.getloadavg(), "results": res}  # fmt: skip
+               "loadavg_before": load0, "loadavg_after": os.getloadavg(), "grids": res}  # fmt: skip
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(args.json), doc)
     return 0 if all(r["states_match"] and r.get("incremental_equals_full", True) for r in res) else 1

@@ -185,6 +185,7 @@ class Throughput:
         self.sources: set[str] = set()
         self.last_measured = False  # whether the last figure already includes pool contention
         self.last_exact_bench = False  # whether the last figure is a bench step time of the run's own shape
+        self._memo: dict[tuple, tuple[float, bool, bool]] = {}
 
     def exact_bench(self, cfg: RunConfig) -> dict[str, Any] | None:
         """A bench row of this run's own (device kind, arch, size, batch, seq_len, vocab), single-threaded on CPU
@@ -205,6 +206,18 @@ class Throughput:
         return None
 
     def flops_per_s(self, cfg: RunConfig) -> float:
+        # the figure depends on the run's shape only: a 10,000-run grid has a few dozen (each lookup scans every
+        # bench row); `sources` was filled the first time, the two flags are restored
+        m = cfg.model
+        shape = (cfg.train.device, m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())),
+                 cfg.train.batch_size, cfg.data.seq_len)  # fmt: skip
+        if shape not in self._memo:
+            rate = self._flops_per_s(cfg)
+            self._memo[shape] = (rate, self.last_measured, self.last_exact_bench)
+        rate, self.last_measured, self.last_exact_bench = self._memo[shape]
+        return rate
+
+    def _flops_per_s(self, cfg: RunConfig) -> float:
         self.last_measured = self.last_exact_bench = False
         if "flops_per_s" in self.estimate:
             self.sources.add("grid file estimate.flops_per_s")

@@ -16,7 +16,7 @@ def test_benchmark_at_200_runs(tmp_path, capsys):
     assert "sweep --dry-run" in text and "collect (full)" in text and "states match" in text
     doc = json.loads(out.read_text())
     assert doc["command"].startswith("python -m ant.sweep.bench --runs 200") and doc["cpus"] >= 1
-    [r] = doc["results"]
+    [r] = doc["grids"]
     assert r["runs"] == 200 and r["states_match"] and r["incremental_equals_full"]
     commands = [t["command"] for t in r["timings"]]
     assert commands == ["sweep --dry-run", "sweep --status", "collect (full)", f"collect (+{bench.NEW_RUNS} runs)"]
