@@ -1,0 +1,41 @@
+"""`sweeps/small.yaml` is the grid the README's `make sweep-small` section describes: GPT+ and anGPT at tiny1
+(49k parameters, bytes, sequences of 128), each at its (lr, batch) from the committed results/study/tuned.yaml,
+tokens per parameter 2.5-20 (123k-991k tokens), 3 seeds: 24 runs, two at a time with one CPU thread each.
+
+The run itself (~8.5 min on 2 cores) is not part of the suite: `make sweep-small` is that run; its pieces are
+tested separately (local executor, fits, figures, report; docs/testing.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ant.sweep.grid import Grid
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_small_grid_is_the_one_the_readme_describes(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the grid names results/study/tuned.yaml relative to the repository root
+    grid = Grid.from_yaml(ROOT / "sweeps" / "small.yaml")
+    runs = grid.expand()
+    assert len(runs) == 24 and len({r.run_id() for r in runs}) == 24
+    assert {r.model.arch for r in runs} == {"gptplus", "angpt"} and {r.model.size for r in runs} == {"tiny1"}
+    assert {r.data.tokenizer for r in runs} == {"bytes"} and {r.data.seq_len for r in runs} == {128}
+    assert {r.data.corpus for r in runs} == {"default"} and {r.train.seed for r in runs} == {0, 1, 2}
+    assert all(49_000 <= r.num_params < 50_000 for r in runs)
+    tokens = sorted({r.train.tokens for r in runs})
+    assert 123_000 <= tokens[0] < 124_500 and 986_000 <= tokens[-1] < 992_000, tokens
+    for arch in ("gptplus", "angpt"):
+        per_param = sorted({round(r.train.tokens / r.num_params, 1) for r in runs if r.model.arch == arch})
+        assert per_param == [2.5, 5.0, 10.0, 20.0], (arch, per_param)
+
+    tuned = yaml.safe_load((ROOT / "results" / "study" / "tuned.yaml").read_text())
+    for r in runs:  # the study's best point for the arch at tiny1, whatever the study last found
+        best = tuned[r.model.arch]["tiny1"]
+        assert (r.optim.lr, r.train.batch_size) == (best["lr"], best["batch_size"]), r.run_id()
+
+    assert grid.executor["name"] == "local"
+    assert (grid.executor["concurrency"], grid.executor["threads_per_run"]) == (2, 1)
