@@ -31,7 +31,7 @@ import yaml
 
 from ant.config import RunConfig
 from ant.errors import ConfigError
-from ant.laws.collect_curves import CURVE_KEYS, fast_concat, frame_schema, probe, read_curve
+from ant.laws.collect_curves import CURVE_KEYS, curves_table, frame_schema, probe, read_curve  # noqa: F401 (CURVE_KEYS: public here)
 
 # summary.json keys (design.md) copied into the runs table as they are.
 SUMMARY_KEYS = (
@@ -174,10 +174,13 @@ def collect(
         warnings.warn(f"skipped {len(skipped)} run folder(s): " + "; ".join(skipped), stacklevel=2)
     runs = _runs_table([entries[n]["row"] for n in names if entries[n]["row"] is not None])
     with_curve = [n for n in names if entries[n]["n"]]
-    curves_df = _curves_table(results_dir, rdir, with_curve, entries, tables, fresh, cache)
+    curves_df, curves_file = curves_table(results_dir, rdir, with_curve, entries, tables, fresh, cache)
     if write and len(runs):
         atomic_parquet(runs, results_dir / "runs.parquet")
-        atomic_parquet(curves_df, results_dir / "curves.parquet", chunk_rows=CHUNK_ROWS)
+        if curves_file is not None:  # made from the previous file's rows: the frame is this file read back
+            atomic_write_bytes(curves_file, results_dir / "curves.parquet")
+        else:
+            atomic_parquet(curves_df, results_dir / "curves.parquet", chunk_rows=CHUNK_ROWS)
         _write_manifest(results_dir, rdir, entries, curves_df)
     return runs, curves_df
 
@@ -190,95 +193,6 @@ def _runs_table(rows: list[dict]) -> pd.DataFrame:
         runs = runs.sort_values(["arch", "num_params", "tokens", "batch_size", "lr", "seed"], kind="stable")
         runs = runs.reset_index(drop=True)
     return runs
-
-
-def _curves_table(
-    results_dir: Path,
-    rdir: Path,
-    names: list[str],
-    entries: dict[str, dict[str, Any]],
-    tables: dict[str, Any],
-    fresh: dict[str, pd.DataFrame],
-    cache: dict[str, Any] | None,
-) -> pd.DataFrame:
-    """The curves of `names` (folders with a curve, in order) as a full read concatenates them: the previous
-    curves.parquet's rows for unchanged runs when that gives the same table, else every run's curve."""
-    if not names:
-        return pd.DataFrame(columns=[*CURVE_KEYS, "step"])
-    columns = list(dict.fromkeys(c for n in names for c, _ in entries[n]["cols"]))  # concat's order: first seen
-    blocks = _reuse_blocks(results_dir, rdir, names, entries, tables, fresh, cache)
-    if blocks is not None:
-        table = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0].reset_index(drop=True)
-        return table if list(table.columns) == columns else table[columns]
-    for n in names:  # runs taken from the manifest: their curves are needed now
-        if n not in tables and n not in fresh:
-            table, curve, _, _ = probe(rdir / n, entries[n]["row"])
-            if table is not None:
-                tables[n] = table
-            elif curve is not None:
-                fresh[n] = curve
-    if not fresh:
-        rows = [entries[n]["row"] for n in names]
-        df = fast_concat([tables.pop(n) for n in names], rows, columns)
-        if df is not None:
-            return df
-    return pd.concat([fresh[n] if n in fresh else read_curve(rdir / n, entries[n]["row"])[0] for n in names],
-                     ignore_index=True)  # fmt: skip
-
-
-def _reuse_blocks(
-    results_dir: Path,
-    rdir: Path,
-    names: list[str],
-    entries: dict[str, dict[str, Any]],
-    tables: dict[str, Any],
-    fresh: dict[str, pd.DataFrame],
-    cache: dict[str, Any] | None,
-) -> list[pd.DataFrame] | None:
-    """Slices of the previous curves.parquet and the curves read now, in folder order; None when that would not
-    equal a full read: the table must have been made from the same set of distinct curve schemas (see
-    ant.laws.collect_curves) and survive its parquet round trip dtype for dtype, without object columns (whose
-    None and NaN parquet does not keep apart)."""
-    changed = [n for n in names if n in tables or n in fresh]
-    if cache is None or len(changed) == len(names):
-        return None
-    before = [n for n in sorted(cache["folders"]) if cache["folders"][n]["n"]]
-    key = lambda cols: repr(cols)  # noqa: E731
-    if {key(cache["folders"][n]["cols"]) for n in before} != {key(entries[n]["cols"]) for n in names}:
-        return None
-    table = pd.read_parquet(results_dir / "curves.parquet", use_threads=False)  # faster on a busy machine
-    dtypes = dict(frame_schema(table))
-    if dtypes != cache["curves_dtypes"] or "object" in dtypes.values():
-        return None
-    offsets, at = {}, 0
-    for n in before:
-        offsets[n] = at
-        at += cache["folders"][n]["n"]
-    if at != len(table):
-        return None
-    for n in changed:  # the few curves read now, the exact way
-        if n not in fresh:
-            fresh[n] = read_curve(rdir / n, entries[n]["row"])[0]
-            tables.pop(n)
-    blocks: list[pd.DataFrame] = []
-    start = end = None  # the stretch of consecutive old rows being gathered
-    for n in names:
-        if n in fresh:
-            if start is not None:
-                blocks.append(table.iloc[start:end])
-                start = None
-            blocks.append(fresh[n])
-            continue
-        a, b = offsets[n], offsets[n] + entries[n]["n"]
-        if start is not None and a == end:
-            end = b
-        else:
-            if start is not None:
-                blocks.append(table.iloc[start:end])
-            start, end = a, b
-    if start is not None:
-        blocks.append(table.iloc[start:end])
-    return blocks
 
 
 def _signature(run: Path) -> list[list[int] | None]:
@@ -318,9 +232,7 @@ def _load_manifest(results_dir: Path, rdir: Path) -> dict[str, Any] | None:
     return m if ok else None
 
 
-def _write_manifest(
-    results_dir: Path, rdir: Path, entries: dict[str, dict[str, Any]], curves: pd.DataFrame
-) -> None:
+def _write_manifest(results_dir: Path, rdir: Path, entries: dict[str, dict[str, Any]], curves: pd.DataFrame) -> None:
     doc = {
         "version": MANIFEST_VERSION,
         "runs_dir": str(rdir.resolve()),
@@ -364,11 +276,15 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def atomic_write_text(text: str, path: Path) -> None:
+    atomic_write_bytes(text.encode(), path)
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -382,7 +298,8 @@ def atomic_parquet(df: pd.DataFrame, path: Path, chunk_rows: int | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    chunked = chunk_rows and len(df) > chunk_rows and not df.attrs and not (df.dtypes == object).any()
+    chunked = chunk_rows and len(df) > chunk_rows and not df.attrs
+    chunked = chunked and not any(pd.api.types.is_object_dtype(t) for t in df.dtypes)
     try:
         if chunked:
             _write_chunks(df, tmp, chunk_rows)
@@ -416,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     runs, curves = collect(args.results, full=args.full)
+    where = f" -> {args.results}/runs.parquet, curves.parquet" if len(runs) else ""
     print(f"collected {len(runs)} runs, {len(curves)} curve rows from {runs_dir(args.results)} in "
-          f"{time.perf_counter() - t0:.1f} s" + (f" -> {args.results}/runs.parquet, curves.parquet" if len(runs) else ""))  # fmt: skip
+          f"{time.perf_counter() - t0:.1f} s{where}")  # fmt: skip
     return 0
 
 

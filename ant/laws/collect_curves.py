@@ -6,7 +6,8 @@ frames), so `fast_concat` builds the same table from the runs' Arrow tables in o
 per-run columns once, repeated. It applies only where the result is provably the same: numeric metrics (int64 or
 double, which pandas turns into int64/float64 alone and into float64 when a run lacks the column or has nulls,
 as Arrow's permissive concatenation does), no metrics column named flops, and per key one Python type across
-runs (a metrics column named like a key, as lr is, is overwritten by the key in both ways). Anything else goes through `read_curve`.
+runs (a metrics column named like a key, as lr is, is overwritten by the key in both ways). Anything else goes
+through `read_curve`.
 
 A curve's schema ([[column, dtype], ...], as read_curve's frame has it) is what the incremental collect compares:
 pandas gives each column of a concatenation the common dtype of the pieces that have it, so the table depends on
@@ -15,9 +16,11 @@ the set of distinct schemas, not on which run has which.
 
 from __future__ import annotations
 
+import io
 import math
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,3 +140,100 @@ def fast_concat(tables: list, rows: list[dict], columns: list[str]) -> pd.DataFr
             else:
                 df.insert(i, c, added[c])
     return df
+
+
+def curves_table(
+    results_dir: Path,
+    rdir: Path,
+    names: list[str],
+    entries: dict[str, dict[str, Any]],
+    tables: dict[str, Any],
+    fresh: dict[str, pd.DataFrame],
+    cache: dict[str, Any] | None,
+) -> tuple[pd.DataFrame, bytes | None]:
+    """The curves of `names` (folders with a curve, in order) as a full read concatenates them, and, when they
+    were made from the previous curves.parquet, the new file's bytes."""
+    if not names:
+        return pd.DataFrame(columns=[*CURVE_KEYS, "step"]), None
+    columns = list(dict.fromkeys(c for n in names for c, _ in entries[n]["cols"]))  # concat's order: first seen
+    data = reuse_file(results_dir, rdir, names, entries, tables, fresh, cache, columns)
+    if data is not None:
+        return pd.read_parquet(io.BytesIO(data), use_threads=False), data
+    for n in names:  # runs taken from the manifest: their curves are needed now
+        if n not in tables and n not in fresh:
+            table, curve, _, _ = probe(rdir / n, entries[n]["row"])
+            if table is not None:
+                tables[n] = table
+            elif curve is not None:
+                fresh[n] = curve
+    if not fresh:
+        rows = [entries[n]["row"] for n in names]
+        df = fast_concat([tables.pop(n) for n in names], rows, columns)
+        if df is not None:
+            return df, None
+    curves = [fresh[n] if n in fresh else read_curve(rdir / n, entries[n]["row"])[0] for n in names]
+    return pd.concat(curves, ignore_index=True), None
+
+
+# what each Arrow type of curves.parquet reads back as; a table with only these survives a round trip unchanged
+_ROUND_TRIP = {"int64": "int64", "double": "float64", "large_string": "str", "string": "str", "bool": "bool"}
+
+
+def reuse_file(
+    results_dir: Path,
+    rdir: Path,
+    names: list[str],
+    entries: dict[str, dict[str, Any]],
+    tables: dict[str, Any],
+    fresh: dict[str, pd.DataFrame],
+    cache: dict[str, Any] | None,
+    columns: list[str],
+) -> bytes | None:
+    """The new curves.parquet (ant.laws.collect's incremental mode) from the previous one's rows of unchanged
+    runs and the curves read now, in folder order (Arrow slices: the old rows are never converted); None when
+    reading it back would not give a full read's table. That needs the same set of distinct curve schemas as the
+    old table was made from (the concatenation's dtypes depend on that set only, see the module docstring), the
+    same column order, and dtypes that survive the parquet round trip (no object columns, whose None and NaN
+    parquet does not keep apart)."""
+    changed = [n for n in names if n in tables or n in fresh]
+    if cache is None or len(changed) == len(names):
+        return None
+    before = [n for n in sorted(cache["folders"]) if cache["folders"][n]["n"]]
+    if {repr(cache["folders"][n]["cols"]) for n in before} != {repr(entries[n]["cols"]) for n in names}:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = pq.read_table(results_dir / "curves.parquet", use_threads=False)  # threads cost more on a busy CPU
+    offsets, at = {}, 0
+    for n in before:
+        offsets[n] = at
+        at += cache["folders"][n]["n"]
+    kinds = [_ROUND_TRIP.get(str(f.type)) for f in old.schema]
+    if old.num_rows != at or old.column_names != columns or kinds != [cache["curves_dtypes"][c] for c in columns]:
+        return None
+    blocks: list[Any] = []
+    start = end = None  # the stretch of consecutive old rows being gathered
+    for n in names:
+        if n in tables or n in fresh:
+            if start is not None:
+                blocks.append(old.slice(start, end - start))
+                start = None
+            curve = fresh[n] if n in fresh else read_curve(rdir / n, entries[n]["row"])[0]  # the exact way
+            piece = pa.Table.from_pandas(curve, preserve_index=False)  # NaN -> null, as to_parquet writes it
+            arrays = [piece.column(f.name).cast(f.type) if f.name in piece.column_names
+                      else pa.nulls(len(curve), f.type) for f in old.schema]  # fmt: skip
+            blocks.append(pa.Table.from_arrays(arrays, schema=old.schema))
+            continue
+        a, b = offsets[n], offsets[n] + entries[n]["n"]
+        if start is not None and a == end:
+            end = b
+        else:
+            if start is not None:
+                blocks.append(old.slice(start, end - start))
+            start, end = a, b
+    if start is not None:
+        blocks.append(old.slice(start, end - start))
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.concat_tables(blocks), sink, compression="snappy")  # to_parquet's codec
+    return sink.getvalue().to_pybytes()

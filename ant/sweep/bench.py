@@ -68,10 +68,18 @@ def grid_yaml(n: int, root: Path) -> Path:
     grid = {
         "name": "bench",
         "out_dir": str(root / "results" / "runs"),
-        "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": 32768},
-                 "train": {"device": "cpu"}},  # fmt: skip
-        "grid": {"arch": list(ARCHS), "size": list(SIZES), "tokens": list(BUDGETS), "batch_size": [8], "lr": lrs,
-                 "seed": [0]},  # fmt: skip
+        "base": {
+            "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": 32768},
+            "train": {"device": "cpu"},
+        },  # fmt: skip
+        "grid": {
+            "arch": list(ARCHS),
+            "size": list(SIZES),
+            "tokens": list(BUDGETS),
+            "batch_size": [8],
+            "lr": lrs,
+            "seed": [0],
+        },  # fmt: skip
         "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1},
     }
     path = root / "grid.yaml"
@@ -160,7 +168,8 @@ class Writer:
             "final_train_loss": float(2 + self.rng.random()), "diverged_step": cfg.steps // 3 if state == "diverged"
             else None, "flops": fpt * tokens, "flops_per_token": fpt, "wall_time_s": 40 + 10 * float(self.rng.random()),
             "tokens_per_s": 15000.0, "device": "cpu", "precision": "32", "torch_version": "2.13.0+cpu",
-            "finished_at": "2026-11-29T08:54:56+00:00", "error": "RuntimeError: synthetic" if status == "failed" else None,
+            "finished_at": "2026-11-29T08:54:56+00:00",
+            "error": "RuntimeError: synthetic" if status == "failed" else None,
             "interrupted": False, "data_fingerprint": "0" * 64, "branched_from": None, "branch_step": None,
             "resumed_from_step": None, "trained_steps": cfg.steps, "trained_tokens": tokens,
         }  # fmt: skip

@@ -60,6 +60,23 @@ def results(tmp_path):
 
 
 @pytest.fixture
+def reused(monkeypatch):
+    """Whether each collect made curves.parquet from the previous one (ant.laws.collect_curves.reuse_file)."""
+    import ant.laws.collect_curves as CC
+
+    seen: list[bool] = []
+    real = CC.reuse_file
+
+    def spy(*a):
+        data = real(*a)
+        seen.append(data is not None)
+        return data
+
+    monkeypatch.setattr(CC, "reuse_file", spy)
+    return seen
+
+
+@pytest.fixture
 def reads(monkeypatch):
     """The run folders collect reads (a wrapper around the real reader, which still does the work)."""
     seen: list[str] = []
@@ -95,7 +112,7 @@ def test_unchanged_tree_reads_nothing_and_gives_the_same_tables(results, reads):
     same(again, reference(results))
 
 
-def test_changed_and_new_runs_are_read_and_the_rest_are_not(results, reads):
+def test_changed_and_new_runs_are_read_and_the_rest_are_not(results, reads, reused):
     C.collect(results)
     reads.clear()
     runs = results / "runs"
@@ -106,13 +123,14 @@ def test_changed_and_new_runs_are_read_and_the_rest_are_not(results, reads):
     with pytest.warns(UserWarning, match="skipped 1 run folder"):
         got = C.collect(results)
     assert sorted(reads) == sorted([changed.name, new.name, "junk"])
+    assert reused == [False, True]  # the first collect had no manifest; the second reused the old rows
     assert got[0].set_index("run_id").loc[changed.name, "final_val_loss"] == 1.234
     same(got, reference(results))  # the reference skips the broken folder as well
     # what it wrote reads back as a full rebuild's tables
     pd.testing.assert_frame_equal(pd.read_parquet(results / "curves.parquet"), got[1])
 
 
-def test_removed_and_rewritten_curves(results, reads):
+def test_removed_and_rewritten_curves(results, reads, reused):
     C.collect(results)
     runs = results / "runs"
     import shutil
@@ -123,7 +141,7 @@ def test_removed_and_rewritten_curves(results, reads):
     m.to_parquet(run / "metrics.parquet", index=False)  # a run that restarted and has fewer rows now
     reads.clear()
     got = C.collect(results)
-    assert reads == [run.name]
+    assert reads == [run.name] and reused[-1]
     same(got, reference(results))
 
 
@@ -136,7 +154,7 @@ def test_manifest_not_used_when_the_tables_were_rewritten(results, reads):
     same(got, reference(results))
 
 
-def test_new_curve_schema_falls_back_to_reading_the_curves(results, reads):
+def test_new_curve_schema_falls_back_to_reading_the_curves(results, reads, reused):
     """A run whose curve has a column of another dtype changes the concatenation's dtypes: the old table cannot
     be reused, the curves are read again (the rows still come from the manifest)."""
     C.collect(results)
@@ -146,7 +164,7 @@ def test_new_curve_schema_falls_back_to_reading_the_curves(results, reads):
     m.to_parquet(run / "metrics.parquet", index=False)
     reads.clear()
     got = C.collect(results)
-    assert reads == [run.name]
+    assert reads == [run.name] and not reused[-1]
     same(got, reference(results))
 
 
@@ -187,9 +205,11 @@ def test_collect_does_not_import_lightning_or_torch(results):
 def test_fast_path_is_taken_and_the_chunked_file_reads_back(results, monkeypatch):
     import pyarrow.parquet as pq
 
+    import ant.laws.collect_curves as CC
+
     taken = []
-    real = C.fast_concat
-    monkeypatch.setattr(C, "fast_concat", lambda *a: taken.append(1) or real(*a))
+    real = CC.fast_concat
+    monkeypatch.setattr(CC, "fast_concat", lambda *a: taken.append(1) or real(*a))
     monkeypatch.setattr(C, "CHUNK_ROWS", 7)
     _, curves = C.collect(results, full=True)
     assert taken and len(curves) > 3 * 7

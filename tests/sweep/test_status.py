@@ -106,6 +106,7 @@ def test_dry_run_and_status_do_not_import_lightning(sweep):
     g = sweep[0]
     code = (f"import sys; from ant.cli import main; main(['sweep', {str(g)!r}, '--dry-run']); "
             f"main(['sweep', {str(g)!r}, '--status', '--json']); "
-            "print('LIGHTNING', 'lightning' in sys.modules, 'CUDA', sys.modules['torch'].cuda.is_initialized())")  # fmt: skip
+            "import torch; print('LIGHTNING', 'lightning' in sys.modules, 'CUDA', torch.cuda.is_initialized())"
+            )  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "LIGHTNING False CUDA False" in out
