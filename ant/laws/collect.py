@@ -31,7 +31,14 @@ import yaml
 
 from ant.config import RunConfig
 from ant.errors import ConfigError
-from ant.laws.collect_curves import CURVE_KEYS, curves_table, frame_schema, probe, read_curve  # noqa: F401 (CURVE_KEYS: public here)
+from ant.laws.collect_curves import (  # noqa: F401 (CURVE_KEYS: public here)
+    CURVE_KEYS,
+    Pieces,
+    curves_table,
+    frame_schema,
+    probe,
+    read_curve,
+)
 
 # summary.json keys (design.md) copied into the runs table as they are.
 SUMMARY_KEYS = (
@@ -147,8 +154,9 @@ def collect(
     cache = None if full else _load_manifest(results_dir, rdir)
     old = cache["folders"] if cache else {}
     entries: dict[str, dict[str, Any]] = {}
-    tables: dict[str, Any] = {}  # Arrow tables of curves read now that can be concatenated the fast way
+    pieces = Pieces()  # curves read now that can be concatenated the fast way (Arrow), in folder order
     fresh: dict[str, pd.DataFrame] = {}  # curves read now the exact way (read_curve)
+    read_now: set[str] = set()
     for name in names:
         sig = _signature(rdir / name)
         if name in old and old[name]["sig"] == sig:
@@ -162,9 +170,11 @@ def collect(
         else:
             table, curve, entry["cols"], entry["warn"] = probe(rdir / name, entry["row"])
             if table is not None:
-                tables[name], entry["n"] = table, table.num_rows
+                pieces.add(name, table)
+                entry["n"] = table.num_rows
             elif curve is not None and len(curve):
                 fresh[name], entry["n"] = curve, len(curve)
+            read_now.add(name)
         entries[name] = entry
     for name in names:  # in folder order, as a full read reports them
         if entries[name]["warn"]:
@@ -174,7 +184,7 @@ def collect(
         warnings.warn(f"skipped {len(skipped)} run folder(s): " + "; ".join(skipped), stacklevel=2)
     runs = _runs_table([entries[n]["row"] for n in names if entries[n]["row"] is not None])
     with_curve = [n for n in names if entries[n]["n"]]
-    curves_df, curves_file = curves_table(results_dir, rdir, with_curve, entries, tables, fresh, cache)
+    curves_df, curves_file = curves_table(results_dir, rdir, with_curve, entries, pieces, fresh, read_now, cache)
     if write and len(runs):
         atomic_parquet(runs, results_dir / "runs.parquet")
         if curves_file is not None:  # made from the previous file's rows: the frame is this file read back

@@ -104,41 +104,81 @@ def _scalar_dtype(kind: type) -> tuple[str, object]:
     return str(df["x"].dtype), df["x"].dtype
 
 
-def fast_concat(tables: list, rows: list[dict], columns: list[str]) -> pd.DataFrame | None:
-    """pd.concat([read_curve(run) for each run]) from the runs' Arrow tables (from `probe`), or None when a key
-    has values of different types across runs. `tables` is emptied: Arrow's buffers are freed as they convert."""
+class Pieces:
+    """Arrow tables of runs' curves in folder order (from `probe`), compacted every COMPACT tables: 10,000 small
+    tables cost about twice their data in allocator overhead, a few compacted batches cost their data."""
+
+    COMPACT = 256
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.lengths: list[int] = []
+        self.tokens: list[bool] = []  # whether the run's metrics have a tokens column (read_curve's flops)
+        self._batches: list[Any] = []
+        self._pending: list[Any] = []
+
+    def add(self, name: str, table: Any) -> None:
+        self.names.append(name)
+        self.lengths.append(table.num_rows)
+        self.tokens.append("tokens" in table.column_names)
+        self._pending.append(table.replace_schema_metadata(None))
+        if len(self._pending) >= self.COMPACT:
+            self._compact()
+
+    def _compact(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            # permissive: a column some runs lack gets nulls, int64 meeting double becomes double; applied per
+            # batch and then across batches it gives the types one concatenation of all runs would
+            self._batches.append(pa.concat_tables(self._pending, promote_options="permissive").combine_chunks())
+            self._pending = []
+
+    def take(self) -> Any:
+        """All runs' rows as one table; the accumulator lets go of them."""
+        import pyarrow as pa
+
+        self._compact()
+        batches, self._batches = self._batches, []
+        return pa.concat_tables(batches, promote_options="permissive")
+
+
+def fast_concat(pieces: Pieces, rows: list[dict], columns: list[str]) -> pd.DataFrame | None:
+    """pd.concat([read_curve(run) for each run]) from the runs' Arrow tables, or None when a key has values of
+    different types across runs. `pieces` is emptied: Arrow's buffers are freed as they convert."""
     import pyarrow as pa
 
     kinds = {k: {type(r.get(k)) for r in rows} for k in CURVE_KEYS}
     if any(len(v) != 1 or next(iter(v)) not in (str, int, float) for v in kinds.values()):
         return None
-    lengths = np.array([t.num_rows for t in tables])
-    has_tokens = ["tokens" in t.column_names for t in tables]
+    lengths = np.array(pieces.lengths)
     # read_curve's own expression per run (and its exceptions, should a summary hold something odd)
     fpt = np.array([r["flops"] / r["tokens"] if r.get("tokens") else math.nan for r in rows], dtype=float)
-    big = pa.concat_tables([t.replace_schema_metadata(None) for t in tables], promote_options="permissive")
-    tables.clear()
-    # columns in the final order now (free: Arrow selects by reference), so no reordering copy of the frame is
-    # needed later; split_blocks + self_destruct free Arrow's buffers column by column as they convert
-    big = big.select([c for c in columns if c in big.column_names])
+    big = pieces.take()
+    # the keys are added as Arrow columns (a string column from one value per run and an index: no Python str
+    # per row), all in the final column order, so the frame is converted once, without a reordering copy;
+    # split_blocks + self_destruct free Arrow's buffers column by column as they convert
+    index = pa.array(np.repeat(np.arange(len(rows)), lengths))
+    arrays = []
+    for c in columns:
+        if c in CURVE_KEYS:  # also where a metrics column has the key's name (lr): read_curve overwrites it
+            kind = next(iter(kinds[c]))
+            values = [r.get(c) for r in rows]
+            if kind is str:
+                arrays.append((c, pa.array(values, pa.large_string()).take(index)))
+            else:
+                arrays.append(
+                    (c, pa.array(np.repeat(np.array(values, np.int64 if kind is int else np.float64), lengths)))
+                )
+        elif c in big.column_names:
+            arrays.append((c, big.column(c)))
+    big = pa.table(dict(arrays))
+    del arrays  # the table alone holds the buffers now, so self_destruct can free them as it goes
     df = big.to_pandas(split_blocks=True, self_destruct=True)
     del big
-    added: dict[str, object] = {}
-    for k in CURVE_KEYS:
-        kind = next(iter(kinds[k]))
-        values = [r.get(k) for r in rows]
-        if kind is str:
-            added[k] = pd.array(np.repeat(np.array(values, dtype=object), lengths), dtype=_scalar_dtype(str)[1])
-        else:
-            added[k] = np.repeat(np.array(values, dtype=np.int64 if kind is int else np.float64), lengths)
-    if any(has_tokens):
-        added["flops"] = df["tokens"].astype(float) * np.repeat(fpt, lengths)
-    for i, c in enumerate(columns):  # in order, so position i is where c belongs
-        if c in added:
-            if c in df.columns:  # a metrics column of the same name (lr): overwritten in place, as read_curve does
-                df[c] = added[c]
-            else:
-                df.insert(i, c, added[c])
+    pa.default_memory_pool().release_unused()  # hand Arrow's freed buffers back to the system
+    if any(pieces.tokens):
+        df.insert(columns.index("flops"), "flops", df["tokens"].astype(float) * np.repeat(fpt, lengths))
     return df
 
 
@@ -147,30 +187,33 @@ def curves_table(
     rdir: Path,
     names: list[str],
     entries: dict[str, dict[str, Any]],
-    tables: dict[str, Any],
+    pieces: Pieces,
     fresh: dict[str, pd.DataFrame],
+    read_now: set[str],
     cache: dict[str, Any] | None,
 ) -> tuple[pd.DataFrame, bytes | None]:
     """The curves of `names` (folders with a curve, in order) as a full read concatenates them, and, when they
-    were made from the previous curves.parquet, the new file's bytes."""
+    were made from the previous curves.parquet, the new file's bytes. `pieces` and `fresh` hold the curves read
+    now (the fast and the exact way), `read_now` their names."""
     if not names:
         return pd.DataFrame(columns=[*CURVE_KEYS, "step"]), None
     columns = list(dict.fromkeys(c for n in names for c, _ in entries[n]["cols"]))  # concat's order: first seen
-    data = reuse_file(results_dir, rdir, names, entries, tables, fresh, cache, columns)
+    data = reuse_file(results_dir, rdir, names, entries, read_now, fresh, cache, columns)
     if data is not None:
         return pd.read_parquet(io.BytesIO(data), use_threads=False), data
-    for n in names:  # runs taken from the manifest: their curves are needed now
-        if n not in tables and n not in fresh:
+    if pieces.names != names and not fresh:  # some runs came from the manifest: read every curve, in order
+        pieces = Pieces()
+        for n in names:
             table, curve, _, _ = probe(rdir / n, entries[n]["row"])
-            if table is not None:
-                tables[n] = table
-            elif curve is not None:
+            if table is None:
                 fresh[n] = curve
+                break
+            pieces.add(n, table)
     if not fresh:
-        rows = [entries[n]["row"] for n in names]
-        df = fast_concat([tables.pop(n) for n in names], rows, columns)
+        df = fast_concat(pieces, [entries[n]["row"] for n in names], columns)
         if df is not None:
             return df, None
+    del pieces
     curves = [fresh[n] if n in fresh else read_curve(rdir / n, entries[n]["row"])[0] for n in names]
     return pd.concat(curves, ignore_index=True), None
 
@@ -184,7 +227,7 @@ def reuse_file(
     rdir: Path,
     names: list[str],
     entries: dict[str, dict[str, Any]],
-    tables: dict[str, Any],
+    read_now: set[str],
     fresh: dict[str, pd.DataFrame],
     cache: dict[str, Any] | None,
     columns: list[str],
@@ -195,7 +238,7 @@ def reuse_file(
     old table was made from (the concatenation's dtypes depend on that set only, see the module docstring), the
     same column order, and dtypes that survive the parquet round trip (no object columns, whose None and NaN
     parquet does not keep apart)."""
-    changed = [n for n in names if n in tables or n in fresh]
+    changed = [n for n in names if n in read_now]
     if cache is None or len(changed) == len(names):
         return None
     before = [n for n in sorted(cache["folders"]) if cache["folders"][n]["n"]]
@@ -215,7 +258,7 @@ def reuse_file(
     blocks: list[Any] = []
     start = end = None  # the stretch of consecutive old rows being gathered
     for n in names:
-        if n in tables or n in fresh:
+        if n in read_now:
             if start is not None:
                 blocks.append(old.slice(start, end - start))
                 start = None

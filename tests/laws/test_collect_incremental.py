@@ -211,7 +211,9 @@ def test_fast_path_is_taken_and_the_chunked_file_reads_back(results, monkeypatch
     real = CC.fast_concat
     monkeypatch.setattr(CC, "fast_concat", lambda *a: taken.append(1) or real(*a))
     monkeypatch.setattr(C, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(CC.Pieces, "COMPACT", 3)  # several compacted batches of differing columns
     _, curves = C.collect(results, full=True)
+    same((_, curves), reference(results))
     assert taken and len(curves) > 3 * 7
     pd.testing.assert_frame_equal(pd.read_parquet(results / "curves.parquet"), curves, check_exact=True)
     assert pq.ParquetFile(results / "curves.parquet").metadata.num_row_groups > 1
