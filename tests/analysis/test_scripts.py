@@ -30,9 +30,15 @@ def made(synth_results, tmp_path_factory):
 
 
 def test_every_figure_and_fit_file_is_written(made):
+    import matplotlib.image
+
     for m in fit_laws.MODULES:
-        for ext in ("pdf", "png"):
-            assert (made / "figures" / f"{m.NAME}.{ext}").stat().st_size > 1000, m.NAME
+        assert (made / "figures" / f"{m.NAME}.pdf").read_bytes()[:5] == b"%PDF-", m.NAME
+        png = matplotlib.image.imread(made / "figures" / f"{m.NAME}.png")[..., :3]
+        assert png.shape[0] >= 200 and png.shape[1] >= 300, (m.NAME, png.shape)
+        # something is drawn (axes, curves, text), and not a solid block: the ink covers 1-60 % of the image
+        ink = (png.mean(axis=-1) < 0.9).mean()
+        assert 0.01 < ink < 0.6, (m.NAME, ink)
         d = json.loads((made / "fits" / f"{m.NAME}.json").read_text())
         assert isinstance(d["missing"], list)
     assert (made / "figures" / "table2_overhead.md").is_file()
