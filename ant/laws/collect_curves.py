@@ -200,7 +200,7 @@ def curves_table(
     columns = list(dict.fromkeys(c for n in names for c, _ in entries[n]["cols"]))  # concat's order: first seen
     data = reuse_file(results_dir, rdir, names, entries, read_now, fresh, cache, columns)
     if data is not None:
-        return pd.read_parquet(io.BytesIO(data), use_threads=False), data
+        return read_back(data), data
     if pieces.names != names and not fresh:  # some runs came from the manifest: read every curve, in order
         pieces = Pieces()
         for n in names:
@@ -216,6 +216,24 @@ def curves_table(
     del pieces
     curves = [fresh[n] if n in fresh else read_curve(rdir / n, entries[n]["row"])[0] for n in names]
     return pd.concat(curves, ignore_index=True), None
+
+
+def read_back(data: bytes) -> pd.DataFrame:
+    """pd.read_parquet of a curves.parquet's bytes, converted column by column (self_destruct) so that the
+    Arrow table and the frame are not both whole in memory. pandas' reader adds nothing for such a file: no index
+    columns, no attrs, and (pyarrow >= 19) no types mapper; tests/laws/test_collect_incremental.py compares."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data), use_threads=False, use_pandas_metadata=True)
+    if b"PANDAS_ATTRS" in (table.schema.metadata or {}):
+        del table
+        return pd.read_parquet(io.BytesIO(data), use_threads=False)
+    import pyarrow as pa
+
+    df = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return df
 
 
 # what each Arrow type of curves.parquet reads back as; a table with only these survives a round trip unchanged
@@ -279,4 +297,7 @@ def reuse_file(
         blocks.append(old.slice(start, end - start))
     sink = pa.BufferOutputStream()
     pq.write_table(pa.concat_tables(blocks), sink, compression="snappy")  # to_parquet's codec
-    return sink.getvalue().to_pybytes()
+    data = sink.getvalue().to_pybytes()
+    del old, blocks, sink
+    pa.default_memory_pool().release_unused()  # the old table's buffers, before the new one is read back
+    return data
