@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -166,8 +165,12 @@ def test_sigterm_inside_a_lightning_fit_still_reports(monkeypatch):
 
 def test_sigterm_before_measuring_exits_at_once_without_a_report(tmp_path):
     out = tmp_path / "b.json"
-    p = _bench_process(out, "4")
-    time.sleep(0.5)  # still importing torch or building the models: nothing measured yet
+    # 100 warm-up steps per architecture (~5 s each): once GPT+'s warm-up line is out, the handler is installed
+    # and angpt is still warming up, so the signal lands before measuring by a margin of seconds, not by a sleep
+    p = _bench_process(out, "4", "--warmup", "100")
+    for line in p.stdout:
+        if line.startswith("warm-up gptplus"):
+            break
     p.send_signal(signal.SIGTERM)
     p.communicate(timeout=60)
     assert p.returncode in (143, -signal.SIGTERM) and not out.exists()
