@@ -34,6 +34,8 @@ from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.sweep.locks import is_locked, lock_dir
 
+MAX_LR = 10.0  # far above any stable Adam LR; an upper bound so that .inf or 1e400 is an error, not a trial
+
 
 @dataclass
 class TuneSettings:
@@ -63,8 +65,12 @@ class TuneSettings:
             raise ConfigError("tune.trials", f"must be an integer >= 1, got {s.trials!r}")
         if not (isinstance(s.workers, int) and s.workers >= 1):
             raise ConfigError("tune.workers", f"must be an integer >= 1, got {s.workers!r}")
-        if not (0 < float(s.lr_min) < float(s.lr_max)):
-            raise ConfigError("tune.lr_min", f"need 0 < lr_min < lr_max, got {s.lr_min!r}, {s.lr_max!r}")
+        for k in ("lr_min", "lr_max"):  # optuna samples log-uniformly between them: finite, positive, sane
+            v = getattr(s, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= MAX_LR):
+                raise ConfigError(f"tune.{k}", f"must be a number in (0, {MAX_LR:g}], got {v!r}")
+        if not s.lr_min < s.lr_max:
+            raise ConfigError("tune.lr_min", f"need lr_min < lr_max, got {s.lr_min!r}, {s.lr_max!r}")
         return s
 
 

@@ -19,6 +19,12 @@ def test_settings_validation():
     with pytest.raises(ConfigError) as e:
         TuneSettings.from_dict({"lr_min": 1e-2, "lr_max": 1e-3})
     assert e.value.field == "tune.lr_min"
+    # non-finite, absurd, non-numeric or boolean LR bounds name the field (no OverflowError/ValueError traceback)
+    for field, value in [("lr_max", float("inf")), ("lr_max", 1e400), ("lr_max", 1e3), ("lr_min", float("nan")),
+                         ("lr_min", "abc"), ("lr_min", 0.0), ("lr_max", True)]:  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            TuneSettings.from_dict({field: value})
+        assert e.value.field == f"tune.{field}", (field, value)
 
 
 @pytest.mark.slow
