@@ -5,8 +5,8 @@ Paper (App. G, paper-notes §6): anGPT's loss is flat-ish around the optimal LR,
 size (~2e-3); GPT+'s optimum moves from 1e-2 (32M) to ~2.7e-3 (0.5B). Curves are the Akima interpolants over
 log LR of ant.laws.hp (stage 1), per budget regime; a star marks each curve's minimum, a hollow square a minimum
 on the edge of the LR grid (a bound, not an optimum). The sensitivity is read off the Akima curve of the batch
-size with the lowest minimum (mean over seeds, and per seed when a seed has >= 3 LRs there); None where 3x or
-1/3x the optimum lies outside the measured LRs.
+size with the lowest minimum among those measured with >= 2 seeds at >= 3 LRs (else among all batches), as the
+mean over seeds and per seed; None where 3x or 1/3x the optimum lies outside the measured LRs.
 """
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ def compute(ctx: Context) -> dict:
                     batches.append({"batch_size": r.batch_size, "lr": m.index.tolist(), "loss": m["mean"].tolist(),
                                     "n_seeds": m["count"].tolist(), "lr_best": r.lr_best, "loss_best": r.loss_best,
                                     "lr_at_edge": bool(r.lr_at_edge)})  # fmt: skip
-                best = float(pb.loc[pb["loss_best"].idxmin(), "batch_size"])
+                # a sensitivity needs seeds for its spread: the best batch among those with >= 3 LRs measured
+                # with >= 2 seeds (the study's seeds are at batch 4), else the best batch overall
+                seeded = [b["batch_size"] for b in batches if sum(n >= 2 for n in b["n_seeds"]) >= 3]
+                pool = pb[pb["batch_size"].isin(seeded)] if seeded else pb
+                best = float(pool.loc[pool["loss_best"].idxmin(), "batch_size"])
                 name = str(g["size"].iloc[0]) if "size" in g and len(g) else f"{N:.3g}"
                 sizes.append({"N": float(N), "size": name, "batches": batches, "sensitivity": _sensitivity(g, best)})
             out["per_arch"].setdefault(arch, {})[regime] = {"budget": t.budget, "sizes": sizes}

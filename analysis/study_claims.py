@@ -209,8 +209,9 @@ def c2_lr_sensitivity(st: Study) -> Claim:
     c.figures = ["main/figures/figG1_lr_sensitivity.png"]
     c.section = [
         f"Loss increase (relative to the optimum) at {f:g}x and 1/{f:g}x the Akima-interpolated optimal LR, at the "
-        f"batch with the lowest loss, regime {regime}; 'spread' is min–max of the per-seed mean increase. A verdict "
-        "needs >= 2 seeds for both architectures and spreads that do not overlap.",
+        f"batch with the lowest loss among those with >= 2 seeds (else the lowest overall), regime {regime}; "
+        "'spread' is min–max of the per-seed mean increase. A verdict needs >= 2 seeds for both architectures and "
+        "spreads that do not overlap.",
         "",
         *table(["size", "arch", "batch", "lr*", f"at {f:g}x lr*", f"at 1/{f:g}x lr*", "seeds", "spread"], rows),
         "Figure: `main/figures/figG1_lr_sensitivity.png`.",
