@@ -188,7 +188,10 @@ def c5_noise_scale(st: Study) -> Claim:
     archs = "; ".join(label(a) for a in sort_archs(nt["arch"]))
     c.ours = f"late B_simple in sequences, {archs}:<br>" + "<br>".join(lines)
     runs = st.done("noise")
-    c.scale = f"{sizes_text(runs)}; {tokens_text(runs)}; {seeds_text(runs)}; micro-batches of 2 sequences"
+    micro = sorted({int(m) for m in runs.get("cfg.train.micro_batch_size", pd.Series(dtype=float)).dropna()})
+    mb = f"micro-batches of {'/'.join(map(str, micro))} sequence(s)" if micro else "micro-batch size not recorded"
+    batches = "/".join(str(int(b)) for b in sorted(runs["batch_size"].unique()))
+    c.scale = f"{sizes_text(runs)}; {tokens_text(runs)}; {seeds_text(runs)}; batch {batches} in {mb}"
     c.numbers = {"per_arch_size": nt.to_dict(orient="records"), "anGPT_vs_GPTplus": cmp, "regime": regime}
     c.figures = ["figures/study_c5_noise_scale.png"]
     c.section = [
