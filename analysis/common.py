@@ -178,15 +178,29 @@ def has_data(numbers: dict) -> bool:
     return not tables or any(bool(v) for v in tables)
 
 
+def budget_key(tokens: pd.Series, rel: float = 0.02) -> pd.Series:
+    """One key per requested token budget: a run trains whole optimizer steps, so one budget asked for at batch
+    1, 2 and 4 ends at token counts a fraction of a percent apart. Counts within `rel` of the smallest count of
+    their cluster share its value."""
+    key, start = {}, None
+    for t in sorted(tokens.unique()):
+        if start is None or t > start * (1 + rel):
+            start = t
+        key[t] = start
+    return tokens.map(key)
+
+
 def best_hp_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (arch, size, tokens), the runs of the (lr, batch) with the lowest mean final loss over seeds: a
-    budget sweep compares tuned runs, not the off-optimum points of an HP sweep at the same budget."""
+    """Per (arch, size, requested budget), the runs of the (lr, batch) with the lowest mean final loss over seeds:
+    a budget sweep compares tuned runs, not the off-optimum points of an HP sweep at the same budget (nor the
+    same budget at other batch sizes, whose token counts differ only by step rounding: budget_key)."""
     if runs.empty:
         return runs
-    keys = ["arch", "num_params", "tokens"]
+    runs = runs.assign(_budget=budget_key(runs["tokens"]))
+    keys = ["arch", "num_params", "_budget"]
     m = runs.groupby([*keys, "lr", "batch_size"], as_index=False)["final_val_loss"].mean()
     best = m.loc[m.groupby(keys)["final_val_loss"].idxmin(), [*keys, "lr", "batch_size"]]
-    return runs.merge(best, on=[*keys, "lr", "batch_size"])
+    return runs.merge(best, on=[*keys, "lr", "batch_size"]).drop(columns="_budget")
 
 
 def largest_run_curves(curves: pd.DataFrame, cols: list[str]) -> dict[str, pd.DataFrame]:
