@@ -42,6 +42,8 @@ DECAY_SHAPES = ("1-sqrt", "linear")  # of the wsd decay (ant.train.optim)
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "32", "bf16-mixed")
 COMPILE = ("auto", "true", "false")
+LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")  # Lightning's logger classes (ant.train); csv is always cheap
+STRATEGIES = ("auto", "ddp", "fsdp")  # Lightning strategies for train.devices x train.num_nodes > 1
 
 # Peak learning rate when none is given. Sweeps normally set it explicitly or through a rule (ant.sweep.grid).
 DEFAULT_LR = {"gpt": 3e-3, "gptplus": 3e-3, "ngpt": 3e-3, "angpt": 3e-3}
@@ -89,6 +91,11 @@ class DataConfig:
     # Where corpora, tokenizers and token files are cached. Relative paths are relative to the working dir;
     # the env variable ANT_CACHE overrides the default.
     cache_dir: str = ".cache/ant"
+    # Streamed corpora (hf:NAME): stop after this many tokens (None: the whole corpus). Changes the data, so it
+    # is part of the run id.
+    max_tokens: int | None = None
+    # Processes that tokenise the corpus in parallel (the token files are the same for any count): not in the id.
+    num_proc: int = 1
 
 
 @dataclass
@@ -134,6 +141,15 @@ class TrainConfig:
     # Log the gradient noise scale (gns_* columns; ant.train.noise_scale) from the micro-batch gradients: needs
     # micro_batch_size < batch_size. Measurement only, the training result is the same: not part of the run id.
     noise_scale: bool = False
+    # Where the rows of metrics.parquet are also sent: Lightning's own loggers (csv, tensorboard, wandb, mlflow).
+    # Watching a run does not change it: not part of the run id.
+    loggers: list[str] = field(default_factory=lambda: ["csv"])
+    # Data-parallel training (issue 15): processes per node (GPUs, or CPU processes with gloo), nodes, and the
+    # Lightning strategy. The global batch is train.batch_size whatever the device count, so a run's result does
+    # not depend on them (beyond reduction order): not part of the run id.
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
 
 
 @dataclass
@@ -246,6 +262,14 @@ class RunConfig:
         for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads"):
             _check_int(f"train.{name}", getattr(t, name), minimum=0)
         _check_int("train.log_interval", t.log_interval, minimum=1)
+        for i, name in enumerate(t.loggers):
+            check_choice(f"train.loggers[{i}]", name, LOGGERS)
+        _check_int("train.devices", t.devices, minimum=1, maximum=4096)
+        _check_int("train.num_nodes", t.num_nodes, minimum=1, maximum=4096)
+        check_choice("train.strategy", t.strategy, STRATEGIES)
+        if dc.max_tokens is not None:
+            _check_int("data.max_tokens", dc.max_tokens, minimum=1, maximum=MAX_TOKENS)
+        _check_int("data.num_proc", dc.num_proc, minimum=1, maximum=1024)
         if t.noise_scale and not 0 < t.micro_batch_size < t.batch_size:
             below = [n for n in range(1, t.batch_size) if t.batch_size % n == 0]
             msg = f"needs >= 2 micro-batches a step; micro_batch_size {t.micro_batch_size}, batch_size {t.batch_size}"
@@ -314,9 +338,13 @@ class RunConfig:
             raise ValueError("run_id() needs a resolved config (call resolve() first)")
         d = self.to_dict()
         d.pop("out_dir")
-        for k in ("log_interval", "ckpt_interval", "num_threads", "micro_batch_size", "noise_scale"):
+        for k in ("log_interval", "ckpt_interval", "num_threads", "micro_batch_size", "noise_scale", "loggers",
+                  "devices", "num_nodes", "strategy"):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
+        d["data"].pop("num_proc")
+        if d["data"]["max_tokens"] is None:  # run ids from before the field existed stay the same
+            d["data"].pop("max_tokens")
         # the wsd fields change nothing for other schedules: left out, run ids from before them stay the same
         if d["optim"]["schedule"] != "wsd":
             d["optim"].pop("decay_frac")
@@ -370,6 +398,13 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return None
         raise ConfigError(name, "must not be empty")
     origin = typing.get_origin(base) or base
+    if origin is list:
+        if isinstance(value, str):  # `--set train.loggers=csv` means a list of one
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(name, f"expected a list, got {value!r}")
+        (item,) = typing.get_args(base) or (Any,)
+        return [_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(name, f"expected a mapping, got {value!r}")
