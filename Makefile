@@ -8,6 +8,9 @@ STAMP    := $(VENV)/.installed
 ANT      := $(BIN)/ant
 RESULTS  ?= results
 SLURM    := scripts/slurm_local.sh
+# Corpus, tokenizers and token files in this checkout's .cache/ant (a plain `ant` uses ~/.cache/ant): CI and the
+# tests stay self-contained; `ANT_CACHE=~/.cache/ant make ...` shares one cache between checkouts.
+export ANT_CACHE ?= $(CURDIR)/.cache/ant
 
 .PHONY: install data test test-fast lint sweep-small sweep-gpu gpu-check fit-laws figures report bench slurm-start slurm-stop clean \
 	study study-plan study-report calibrate

