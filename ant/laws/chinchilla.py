@@ -39,112 +39,27 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from ant.laws.fits import FitError, _clean, _same_length
+from ant.laws.chinchilla_search import (
+    COORDS,
+    EXPONENT_BOUNDS,
+    HUBER_DELTA,
+    Problem,
+    bootstrap_refits,
+    minimise,
+    to_params,
+)
+from ant.laws.fitdata import FitError, clean, same_length
 
-HUBER_DELTA = 1e-3
-GRID = {
-    "a": np.arange(0.0, 30.0, 5.0),  # 0, 5, ..., 25
-    "b": np.arange(0.0, 30.0, 5.0),
-    "e": np.arange(-1.0, 1.5, 0.5),  # -1, -0.5, ..., 1
-    "alpha": np.arange(0.0, 2.5, 0.5),  # 0, 0.5, ..., 2
-    "beta": np.arange(0.0, 2.5, 0.5),
-}
-# L-BFGS-B settings that run to convergence (scipy's defaults stop on this flat objective before the optimum).
-LBFGS_OPTIONS = {"maxiter": 10000, "maxfun": 20000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 20}
+__all__ = ["EXPONENT_BOUNDS", "ChinchillaFit", "Problem", "check_design", "fit_chinchilla"]
 
 # Identifiability contract and "determined" thresholds (module docstring says why).
 MIN_SIZES, MIN_BUDGETS, MIN_POINTS = 3, 3, 8
-EXPONENT_BOUNDS = (0.0, 3.0)
-LOG_COEF_BOUNDS = (-10.0, 100.0)
-LOG_E_BELOW_MIN_LOSS = 7.0
 BOUND_TOL = 1e-4  # relative to the bound's width
 MAX_CI_RATIO = 10.0  # E, A, B
 MAX_EXPONENT_CI_WIDTH = 0.5  # alpha, beta
 MAX_FAILED_FRACTION = 0.1
-# Optimiser coordinates (a, b, e, alpha, beta) and how a reason names them.
-COORDS = ("log A", "log B", "log E", "alpha", "beta")
-
-
-# ---------------------------------------------------------------------------------------------- objective
-def _grid_points() -> np.ndarray:
-    """All 6*6*5*5*5 = 4500 initialisations as rows (a, b, e, alpha, beta)."""
-    mesh = np.meshgrid(GRID["a"], GRID["b"], GRID["e"], GRID["alpha"], GRID["beta"], indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1)
-
-
-def _huber(r: np.ndarray, delta: float) -> np.ndarray:
-    ar = np.abs(r)
-    return np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
-
-
-def _grid_huber(grid: np.ndarray, lN, lD, lL, delta: float) -> np.ndarray:
-    """Huber terms of every grid point at every data point, shape (n_grid, n_points). The objective of grid point
-    k on a bootstrap resample is then a weighted row sum (weights = resample counts): one mat-vec per resample."""
-    out = np.empty((len(grid), lN.size))
-    for rows in np.array_split(np.arange(len(grid)), 10):  # chunks keep the temporaries small
-        P = grid[rows]
-        t1 = P[:, 0:1] - P[:, 3:4] * lN
-        t2 = P[:, 1:2] - P[:, 4:5] * lD
-        out[rows] = _huber(np.logaddexp(np.logaddexp(t1, t2), P[:, 2:3]) - lL, delta)
-    return out
-
-
-def _objective_and_grad(p: np.ndarray, lN, lD, lL, delta: float, w8: np.ndarray | None = None):
-    """Objective and its analytic gradient. `w8` are per-point weights (bootstrap counts); None means 1.
-    Written out term by term (no stacking): this function is most of the bootstrap's run time."""
-    a, b, e, al, be = p
-    t1 = a - al * lN
-    t2 = b - be * lD
-    m = np.maximum(np.maximum(t1, t2), e)
-    w1, w2, w3 = np.exp(t1 - m), np.exp(t2 - m), np.exp(e - m)
-    s = w1 + w2 + w3
-    r = m + np.log(s) - lL  # log L_hat - log L
-    g = np.clip(r, -delta, delta)  # Huber'(r)
-    h = g * (r - 0.5 * g)  # Huber(r): 0.5 r^2 inside [-delta, delta], delta (|r| - delta/2) outside
-    if w8 is not None:
-        h, g = h * w8, g * w8
-    gs = g / s  # d pred / d t_j = w_j / s (softmax weights)
-    g1, g2 = gs * w1, gs * w2
-    # Element-wise products, not `@`: BLAS calls on 240-vectors cost more than the arithmetic, and a threaded BLAS
-    # on a busy machine made the fit 10x slower.
-    return h.sum(), np.array([g1.sum(), g2.sum(), (gs * w3).sum(), -(g1 * lN).sum(), -(g2 * lD).sum()])
-
-
-def _minimise(starts: np.ndarray, lN, lD, lL, delta, bounds, w8=None) -> tuple[np.ndarray, float, int]:
-    """L-BFGS-B from every start inside the box `bounds`; the best successful run (lowest objective) wins."""
-    best_x, best_f, n_ok = None, math.inf, 0
-    for x0 in starts:
-        res = optimize.minimize(
-            _objective_and_grad, x0, args=(lN, lD, lL, delta, w8), jac=True, method="L-BFGS-B", bounds=bounds,
-            options=LBFGS_OPTIONS,
-        )  # fmt: skip
-        # ABNORMAL_TERMINATION_IN_LNSRCH at a converged point is common on this flat objective; accept it when the
-        # projected gradient is tiny, as the optimum is then reached to machine precision.
-        ok = res.success or float(np.max(np.abs(_projected(res.jac, res.x, bounds)))) < 1e-9
-        if ok:
-            n_ok += 1
-            if res.fun < best_f:
-                best_x, best_f = res.x, float(res.fun)
-    if best_x is None:
-        raise FitError("L-BFGS-B failed from every initialisation")
-    return best_x, best_f, n_ok
-
-
-def _projected(grad: np.ndarray, x: np.ndarray, bounds) -> np.ndarray:
-    """The gradient without components that push into an active bound (those are optimal, not unconverged)."""
-    lo, hi = np.array(bounds).T
-    g = np.array(grad, dtype=float)
-    g[((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))] = 0.0
-    return g
-
-
-def search_bounds(loss: np.ndarray) -> list[tuple[float, float]]:
-    """The L-BFGS-B box for (a, b, e, alpha, beta); only E's range depends on the data (its loss scale)."""
-    l_min, l_max = float(np.log(loss.min())), float(np.log(loss.max()))
-    return [LOG_COEF_BOUNDS, LOG_COEF_BOUNDS, (l_min - LOG_E_BELOW_MIN_LOSS, l_max), EXPONENT_BOUNDS, EXPONENT_BOUNDS]
 
 
 # ---------------------------------------------------------------------------------------------- result
@@ -247,18 +162,6 @@ class ChinchillaFit:
         return d
 
 
-def _to_params(x: np.ndarray) -> tuple[float, float, float, float, float]:
-    a, b, e, al, be = (float(v) for v in x)
-    try:
-        return math.exp(e), math.exp(a), math.exp(b), al, be
-    except OverflowError:
-        # Cannot happen inside the search bounds; kept as a guard for callers that pass their own coordinates.
-        raise FitError(
-            f"Chinchilla fit diverged (log A = {a:.3g}, log B = {b:.3g}, log E = {e:.3g}): the data do not "
-            "determine L = E + A/N^alpha + B/D^beta; use more model sizes and token budgets"
-        ) from None
-
-
 # ---------------------------------------------------------------------------------------------- checks
 def check_design(N: np.ndarray, D: np.ndarray) -> int:
     """The identifiability contract: raises FitError("under-determined: ...") naming every short dimension;
@@ -339,93 +242,37 @@ def fit_chinchilla(
     points with replacement that many times (split over `workers` processes) and reports percentile CIs and
     standard errors; the result depends on (seed, workers), not on timing. Raises FitError on a design that cannot
     identify the parameters; returns `determined=False` with `reasons` when the fit itself does not pin them."""
-    N, D, L = _clean("N", N), _clean("D", D), _clean("loss", loss)
-    _same_length(N=N, D=D, loss=L)
+    N, D, L = clean("N", N), clean("D", D), clean("loss", loss)
+    same_length(N=N, D=D, loss=L)
     n_distinct = check_design(N, D)
     # L-BFGS-B calls BLAS on 5-vectors thousands of times; a threaded OpenBLAS on a busy machine turned that into
     # spin-waiting (a 1 s fit took 20 s under load). One thread per process is faster everywhere.
     with threadpool_limits(limits=1):
-        fit = _fit_chinchilla(N, D, L, bootstrap, top_k, boot_top_k, delta, level, seed, workers, progress)
+        prob = Problem.build(N, D, L, delta)
+        starts = prob.grid if top_k is None else prob.best_starts(top_k)
+        x, f, _ = minimise(prob, starts)
+        fit = ChinchillaFit(*to_params(x), objective=f, n=prob.n, n_starts=len(starts), level=level)
+        fit.bounds = dict(zip(COORDS, prob.bounds))
+        fit.reasons = _bound_reasons(x, prob.bounds)
+        if bootstrap > 0:
+            fit.samples = bootstrap_refits(
+                prob, x, bootstrap, boot_top_k, seed=seed, workers=workers, progress=progress
+            )
+            _add_bootstrap_summary(fit, bootstrap)
+    fit.determined = not fit.reasons
     fit.n_distinct = n_distinct
     return fit
 
 
-def _fit_chinchilla(N, D, L, bootstrap, top_k, boot_top_k, delta, level, seed, workers, progress) -> ChinchillaFit:
-    lN, lD, lL = np.log(N), np.log(D), np.log(L)
-    bounds = search_bounds(L)
-    lo, hi = np.array(bounds).T
-    grid = np.clip(_grid_points(), lo, hi)  # on the published points no grid value is outside the box
-    H = _grid_huber(grid, lN, lD, lL, delta)
-    starts = grid if top_k is None else _best_starts(grid, H, top_k)
-    x, f, _ = _minimise(starts, lN, lD, lL, delta, bounds)
-    fit = ChinchillaFit(*_to_params(x), objective=f, n=int(N.size), n_starts=len(starts), level=level)
-    fit.bounds = dict(zip(COORDS, bounds))
-    fit.reasons = _bound_reasons(x, bounds)
-    if bootstrap > 0:
-        fit.samples = _bootstrap(x, grid, H, lN, lD, lL, delta, bounds, bootstrap, boot_top_k, seed, workers,
-                                 progress)  # fmt: skip
-        ok = fit._finite_samples()
-        if len(ok) >= 2:
-            q_lo, q_hi = np.percentile(ok, fit._quantiles(None), axis=0)
-            sd = np.std(ok, axis=0, ddof=1)
-            fit.ci = {k: (float(q_lo[i]), float(q_hi[i])) for i, k in enumerate(fit.PARAMS)}
-            fit.se = {k: float(sd[i]) for i, k in enumerate(fit.PARAMS)}
-            fit.reasons += _ci_reasons(fit)
-            fit.ci_checked = True
-        else:
-            fit.reasons.append(f"only {len(ok)} of {bootstrap} bootstrap refits succeeded")
-    fit.determined = not fit.reasons
-    return fit
-
-
-def _best_starts(grid: np.ndarray, H: np.ndarray, k: int, w8: np.ndarray | None = None) -> np.ndarray:
-    vals = H.sum(axis=1) if w8 is None else np.einsum("ij,j->i", H, w8)  # einsum: no threaded BLAS (see above)
-    return grid[np.argsort(vals, kind="stable")[: min(k, len(grid))]]
-
-
-def _bootstrap_chunk(args) -> np.ndarray:
-    """Refit `n` resamples; a top-level function so that worker processes can run it."""
-    with threadpool_limits(limits=1):
-        return _bootstrap_chunk_inner(*args)
-
-
-def _bootstrap_chunk_inner(x_hat, grid, H, lN, lD, lL, delta, bounds, top_k, seed, n, progress) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = np.full((n, 5), np.nan)
-    bar = _progress(n, "bootstrap") if progress else None
-    for i in range(n):
-        w8 = np.bincount(rng.integers(0, lN.size, lN.size), minlength=lN.size).astype(float)
-        # A resample stays close to the full data, so its optimum is a good start; the best few grid points of
-        # the resample guard against an optimum that moved to another basin.
-        starts = np.vstack([x_hat, _best_starts(grid, H, top_k, w8)])
-        try:
-            x, _, _ = _minimise(starts, lN, lD, lL, delta, bounds, w8)
-            out[i] = _to_params(x)
-        except FitError:
-            pass  # a failed resample stays NaN: excluded from the CIs and counted by _ci_reasons
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return out
-
-
-def _bootstrap(x_hat, grid, H, lN, lD, lL, delta, bounds, n_boot, top_k, seed, workers, progress) -> np.ndarray:
-    if workers <= 1:
-        return _bootstrap_chunk_inner(x_hat, grid, H, lN, lD, lL, delta, bounds, top_k, seed, n_boot, progress)
-    from concurrent.futures import ProcessPoolExecutor
-
-    sizes = [len(c) for c in np.array_split(np.arange(n_boot), workers)]
-    seeds = np.random.SeedSequence(seed).spawn(workers)
-    jobs = [
-        (x_hat, grid, H, lN, lD, lL, delta, bounds, top_k, s, n, progress and j == 0)
-        for j, (s, n) in enumerate(zip(seeds, sizes))
-    ]
-    with ProcessPoolExecutor(workers) as ex:
-        return np.vstack(list(ex.map(_bootstrap_chunk, jobs)))
-
-
-def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)
+def _add_bootstrap_summary(fit: ChinchillaFit, bootstrap: int) -> None:
+    """Percentile CIs and standard errors from fit.samples, and the CI checks of the `determined` verdict."""
+    ok = fit._finite_samples()
+    if len(ok) >= 2:
+        q_lo, q_hi = np.percentile(ok, fit._quantiles(None), axis=0)
+        sd = np.std(ok, axis=0, ddof=1)
+        fit.ci = {k: (float(q_lo[i]), float(q_hi[i])) for i, k in enumerate(fit.PARAMS)}
+        fit.se = {k: float(sd[i]) for i, k in enumerate(fit.PARAMS)}
+        fit.reasons += _ci_reasons(fit)
+        fit.ci_checked = True
+    else:
+        fit.reasons.append(f"only {len(ok)} of {bootstrap} bootstrap refits succeeded")

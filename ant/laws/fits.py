@@ -1,7 +1,7 @@
-"""Curve fits with uncertainty: power laws (log-log least squares, Student-t CIs) and the shared input checks.
+"""Curve fits with uncertainty: power laws (log-log least squares, Student-t CIs).
 
 Chinchilla approach 3 (L = E + A/N^alpha + B/D^beta, its identifiability contract and the `determined` verdict)
-is in ant/laws/chinchilla.py and re-exported here.
+is in ant/laws/chinchilla.py and re-exported here with FitError and the input checks (ant/laws/fitdata.py).
 """
 
 from __future__ import annotations
@@ -12,27 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-
-class FitError(ValueError):
-    """The data cannot support the requested fit (too few points, NaNs, a single size, ...)."""
-
-
-# ---------------------------------------------------------------------------------------------- input checks
-def _clean(name: str, x, *, positive: bool = True) -> np.ndarray:
-    a = np.asarray(x, dtype=float).ravel()
-    if a.size == 0:
-        raise FitError(f"{name}: no data points")
-    if not np.all(np.isfinite(a)):
-        raise FitError(f"{name}: {int((~np.isfinite(a)).sum())} non-finite values (NaN/inf); drop them first")
-    if positive and np.any(a <= 0):
-        raise FitError(f"{name}: all values must be > 0 for a log-log fit, got min {a.min():g}")
-    return a
-
-
-def _same_length(**arrays: np.ndarray) -> None:
-    sizes = {k: v.size for k, v in arrays.items()}
-    if len(set(sizes.values())) != 1:
-        raise FitError(f"inputs differ in length: {sizes}")
+from ant.laws.chinchilla import ChinchillaFit, fit_chinchilla
+from ant.laws.fitdata import FitError, clean, same_length
 
 
 # ---------------------------------------------------------------------------------------------- power law
@@ -80,8 +61,8 @@ def _t_quantile(level: float, dof: int) -> float:
 
 def fit_power_law(x, y, *, level: float = 0.95) -> PowerLawFit:
     """Least squares of log y on log x. CIs are Student-t with n - 2 degrees of freedom (delta method for coef)."""
-    x, y = _clean("x", x), _clean("y", y)
-    _same_length(x=x, y=y)
+    x, y = clean("x", x), clean("y", y)
+    same_length(x=x, y=y)
     if x.size < 3:
         raise FitError(f"a power law with CIs needs at least 3 points, got {x.size}")
     if np.unique(x).size < 2:
@@ -109,9 +90,5 @@ def fit_power_law(x, y, *, level: float = 0.95) -> PowerLawFit:
         exponent_ci=(k - t * se_k, k + t * se_k),
     )
 
-
-# Chinchilla approach 3 lives in ant/laws/chinchilla.py; re-exported so `from ant.laws.fits import fit_chinchilla`
-# keeps working. Imported last: chinchilla.py imports FitError and the input checks defined above.
-from ant.laws.chinchilla import ChinchillaFit, fit_chinchilla  # noqa: E402
 
 __all__ = ["ChinchillaFit", "FitError", "PowerLawFit", "fit_chinchilla", "fit_power_law"]
