@@ -33,13 +33,13 @@ import torch.nn.functional as F
 
 from ant.bench_report import format_table, summarize
 from ant.errors import ConfigError, check_choice
+from ant.fsio import atomic_write_json
 from ant.perf import (
     StepTimer,
     StopAfterBlock,
     compiled_projection,
     count_compiled_kernels,
     count_eager_ops,
-    write_json_atomic,
 )
 
 ARCH_CHOICES = ("gpt", "gptplus", "ngpt", "angpt")
@@ -353,6 +353,6 @@ def run(args: argparse.Namespace) -> int:
     report = bench(cfg, stop=stop)
     print(format_table(report))
     if args.out:
-        write_json_atomic(Path(args.out), report)
+        atomic_write_json(Path(args.out), report, indent=2)
         print(f"wrote {args.out}")
     return 0

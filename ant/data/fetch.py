@@ -7,8 +7,6 @@ site-packages, and a .deb's files are read straight from `dpkg-deb --fsys-tarfil
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import io
 import os
@@ -19,6 +17,7 @@ import tarfile
 from pathlib import Path
 
 from ant.errors import ConfigError
+from ant.fsio import file_lock
 
 
 def log(progress: bool, msg: str) -> None:
@@ -115,13 +114,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
 def cache_lock(cache_dir: Path):
     """One builder at a time per cache (parallel sweep workers may all call load_tokens on a fresh cache)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(Path(cache_dir) / ".lock")

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ant import fsio
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.laws.collect_curves import (  # noqa: F401 (CURVE_KEYS: public here)
@@ -188,7 +188,7 @@ def collect(
     if write and len(runs):
         atomic_parquet(runs, results_dir / "runs.parquet")
         if curves_file is not None:  # made from the previous file's rows: the frame is this file read back
-            atomic_write_bytes(curves_file, results_dir / "curves.parquet")
+            fsio.atomic_write_bytes(results_dir / "curves.parquet", curves_file)
         else:
             atomic_parquet(curves_df, results_dir / "curves.parquet", chunk_rows=CHUNK_ROWS)
         _write_manifest(results_dir, rdir, entries, curves_df)
@@ -253,7 +253,7 @@ def _write_manifest(results_dir: Path, rdir: Path, entries: dict[str, dict[str, 
     }
     # NaN and inf stay NaN and inf (Python's json reads back what it writes); written last, so a crash before
     # leaves a manifest that no longer matches the parquet files, and the next collect reads everything
-    atomic_write_text(json.dumps(doc, separators=(",", ":")), results_dir / MANIFEST)
+    fsio.atomic_write_text(results_dir / MANIFEST, json.dumps(doc, separators=(",", ":")))
 
 
 def _scandir(path: Path) -> list[os.DirEntry]:
@@ -286,39 +286,20 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def atomic_write_text(text: str, path: Path) -> None:
-    atomic_write_bytes(text.encode(), path)
-
-
-def atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Deprecated (text, path) order of ant.fsio.atomic_write_text, kept while ant/analysis moves (issue 12)."""
+    fsio.atomic_write_text(path, text)
 
 
 def atomic_parquet(df: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
     """df.to_parquet(path, index=False), atomically. `chunk_rows`: convert and write that many rows at a time
     (the same file content for pandas, without a second copy of a large table in memory); only for frames
     without object columns or attrs, whose pandas metadata does not depend on which rows a chunk holds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     chunked = chunk_rows and len(df) > chunk_rows and not df.attrs
     chunked = chunked and not any(pd.api.types.is_object_dtype(t) for t in df.dtypes)
-    try:
-        if chunked:
-            _write_chunks(df, tmp, chunk_rows)
-        else:
-            df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if chunked:
+        fsio.atomic_write_with(path, lambda tmp: _write_chunks(df, str(tmp), chunk_rows))
+    else:
+        fsio.atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _write_chunks(df: pd.DataFrame, path: str, rows: int) -> None:

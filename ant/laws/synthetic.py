@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ant.config import RunConfig
-from ant.laws.collect import atomic_parquet, atomic_write_text
+from ant.fsio import atomic_write_text
+from ant.laws.collect import atomic_parquet
 
 
 @dataclass
@@ -137,9 +138,9 @@ def write_run(
         "finished_at": "2026-01-01T00:00:00Z",
         "error": None,
     }
-    atomic_write_text(cfg.to_yaml(), rdir / "config.yaml")
+    atomic_write_text(rdir / "config.yaml", cfg.to_yaml())
     atomic_parquet(pd.DataFrame(m), rdir / "metrics.parquet")
-    atomic_write_text(json.dumps(summary, indent=1), rdir / "summary.json")
+    atomic_write_text(rdir / "summary.json", json.dumps(summary, indent=1))
     return rdir
 
 
@@ -187,7 +188,7 @@ class SynthSuite:
                 {"arch": "ngpt", "step_time_ms": 110.0, "tokens_per_s": 1.82e4, "mfu": 0.27},
             ],
         }
-        atomic_write_text(json.dumps(bench, indent=1), Path(results) / "bench" / "bench-cpu.json")
+        atomic_write_text(Path(results) / "bench" / "bench-cpu.json", json.dumps(bench, indent=1))
         return Path(results)
 
 

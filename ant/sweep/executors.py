@@ -44,10 +44,10 @@ except ImportError:  # pragma: no cover - exercised on machines without submitit
 
 from ant.config import RunConfig
 from ant.errors import ConfigError, FaultError, check_choice
+from ant.status import FINISHED  # states a re-run leaves alone
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
 
 EXECUTORS = ("local", "slurm")
-FINISHED = ("completed", "diverged")  # states a re-run leaves alone
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Run locks and the attempt log: what keeps two sweeps from training the same run twice.
 
-Every run has a lock file `<out_dir>/.locks/<run_id>.lock`. A worker takes it with `fcntl.flock(LOCK_EX |
-LOCK_NB)` before it trains and holds it until the run returns. flock (not an O_EXCL marker file) because the
-kernel drops the lock when the holder dies: a killed or requeued SLURM job never leaves a stale lock behind, and
-the next attempt resumes the run from its checkpoints.
+Every run has a lock file `<out_dir>/.locks/<run_id>.lock`. A worker takes it (`ant.fsio.file_lock`, non-blocking)
+before it trains and holds it until the run returns. flock (not an O_EXCL marker file) because the kernel drops
+the lock when the holder dies: a killed or requeued SLURM job never leaves a stale lock behind, and the next
+attempt resumes the run from its checkpoints.
 
 Next to it, `<run_id>.attempts` gets one JSON line per attempt that actually started training (pid, host, job id,
 start, end, outcome). It is the audit trail that the duplicate-run test reads, and where a run that failed before
@@ -12,13 +12,15 @@ train() could write its own summary gets its error recorded.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import socket
 import time
 from pathlib import Path
 from typing import Any
+
+from ant.fsio import LockBusy, file_lock
 
 LOCK_DIR = ".locks"
 
@@ -32,26 +34,22 @@ class RunLock:
 
     def __init__(self, directory: str | Path, run_id: str):
         self.path = Path(directory) / f"{run_id}.lock"
-        self._fd: int | None = None
+        self._held: contextlib.ExitStack | None = None
 
     def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        held = contextlib.ExitStack()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+            held.enter_context(file_lock(self.path, blocking=False))
+        except LockBusy:
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-        self._fd = fd
+        self.path.write_text(f"{socket.gethostname()} {os.getpid()}\n")  # who holds it, for a person looking
+        self._held = held
         return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -65,14 +63,11 @@ def is_locked(directory: str | Path, run_id: str) -> bool:
     path = Path(directory) / f"{run_id}.lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
+        with file_lock(path, blocking=False):
+            return False
+    except LockBusy:
         return True
-    finally:
-        os.close(fd)  # closing drops the shared lock we may have taken
-    return False
 
 
 def record_attempt(directory: str | Path, run_id: str, **fields: Any) -> None:

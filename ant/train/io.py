@@ -14,38 +14,16 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ant import fsio
+from ant.fsio import atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_with
+
+# Re-exported: run-folder code (run, callbacks, branches, the sweep) writes through io.atomic_write_*.
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
+
 CKPT_RE = re.compile(r"^step-(\d{8})\.ckpt$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
-    """Let `write(tmp_path)` produce the file, then move it into place (for writers that want a path)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _jsonable(v: Any) -> Any:
@@ -60,7 +38,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    atomic_write_json(path, _jsonable(obj), indent=2)
 
 
 def write_json_in_place(path: Path, obj: dict[str, Any]) -> None:
@@ -74,10 +52,8 @@ def write_json_in_place(path: Path, obj: dict[str, Any]) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    """A run folder's JSON file, or None when it is missing or cut short."""
+    return fsio.read_json(path, default=None)
 
 
 # ---------------------------------------------------------------------- checkpoints

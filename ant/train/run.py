@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import logging
 import random
 import signal
@@ -35,12 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ant import fsio
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.status import FINISHED
 from ant.train import io
 from ant.train.callbacks import STOP_REQUESTED
-
-FINISHED = ("completed", "diverged")
 
 
 @dataclass
@@ -296,15 +295,12 @@ def _seed_everything(seed: int) -> None:
 @contextlib.contextmanager
 def _run_lock(run_dir: Path):
     # flock is released by the OS when the process dies, so a kill -9 never leaves a stale lock.
-    with open(run_dir / ".lock", "a+") as f:
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            held.enter_context(fsio.file_lock(run_dir / ".lock", blocking=False))
+        except fsio.LockBusy:
             raise RunLockedError(f"{run_dir} is being trained by another process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
 
 
 @contextlib.contextmanager
