@@ -18,7 +18,8 @@ and nu_uz on the gate z (it sets SiLU's input scale). q, k, h_a and h_m are exac
 factors, and norm(c x) = norm(x), so nu_qkv (on q, k, v), nu_p, nu_uz (on u), nu_acf and nu_d only keep the
 pre-norm activations near unit scale (what bf16 and the norm's eps see). We therefore skip nu_qkv on q and k (the
 norm follows immediately) and fold the rest into two scalar multiplies per block: nu_qkv * nu_p on the attention
-output and nu_uz * nu_acf * nu_d on the SwiGLU product. The residual update is folded into one fused
+output (`ANGPTBlock.nu_qkv_p`) and nu_uz * nu_acf * nu_d on the SwiGLU product (`nu_uz_acf_d`); the gate's own
+nu_uz is `nu_uz_gate`. The residual update is folded into one fused
 h * ((1 - a) nu) + x * (a nu) with the two d-vectors computed once per forward. All constants are Python floats, so
 torch.compile inlines them.
 
@@ -107,21 +108,32 @@ class ANGPTConfig(ModelArgs):
 
 
 class ANGPTBlock(Block):
+    """One anGPT block, Table 1's anGPT column line by line (each line's comment is the equation it computes;
+    ant/models/reference.py is the same column written out literally, nothing folded, and the tests hold the two
+    equal). The constant factors are folded as the module docstring's "Cheap constants" says; the attributes name
+    the nu's they hold."""
+
     def __init__(self, cfg: ANGPTConfig):
         super().__init__(cfg)
         self.cfg = cfg
-        if cfg.lerp:
+        if cfg.lerp:  # alpha_A, alpha_M: the LERP's learnable d-vectors (Scale: surrogate * init / scale)
             self.alpha_a = Scale(cfg.d_model, cfg.alpha_init, cfg.alpha_scale)
             self.alpha_m = Scale(cfg.d_model, cfg.alpha_init, cfg.alpha_scale)
-        # [H, 1, 1] broadcasts over q's [B, H, T, d_h]; a 0-d tensor is Table 1's one scalar per layer
+        # g, the learnable logit scale of softmax(q k^T g). [H, 1, 1] broadcasts over q's [B, H, T, d_h]; a 0-d
+        # tensor is Table 1's one scalar per layer
         shape = (cfg.n_heads, 1, 1) if cfg.qk_scale_per_head else ()
         self.g = nn.Parameter(torch.full(shape, float(cfg.qk_scale_init)))
         nu = cfg.constants()
-        self.attn_out_scale = nu["qkv"] * nu["p"]  # v's nu_qkv and W_p's nu_p, folded (both linear)
-        self.gate_scale = nu["uz"] * (math.sqrt(cfg.d_model) if cfg.gate_sqrt_d else 1.0)  # sets SiLU's input scale
-        self.mlp_out_scale = nu["uz"] * nu["acf"] * nu["d"]  # u's nu_uz, nu_acf, nu_d, folded
-        add_factor = 1 / math.sqrt(2) if cfg.residual_factor else 1.0
-        self.add_factor = add_factor * cfg.residual_factor_mult  # only used when lerp=False
+        # nu_qkv on v and nu_p after W_p act linearly on the attention output: one multiply (nu_qkv on q and k is
+        # dropped, their exact norm follows at once)
+        self.nu_qkv_p = nu["qkv"] * nu["p"]
+        # nu_uz on the gate z: the one MLP constant that acts in exact arithmetic (it sets SiLU's input scale);
+        # x sqrt(d) with gate_sqrt_d, as nGPT's s_z sqrt(d)
+        self.nu_uz_gate = nu["uz"] * (math.sqrt(cfg.d_model) if cfg.gate_sqrt_d else 1.0)
+        # nu_uz on u, nu_acf and nu_d: linear on the SwiGLU product up to h_m's exact norm, one multiply
+        self.nu_uz_acf_d = nu["uz"] * nu["acf"] * nu["d"]
+        # lerp=False only ("no LERP" ablation): h <- (h + x) nu_add, nu_add = 1/sqrt(2) (§4.2: E||h + x||^2 = 2)
+        self.nu_add = (1 / math.sqrt(2) if cfg.residual_factor else 1.0) * cfg.residual_factor_mult
 
     def alphas(self) -> dict[str, torch.Tensor]:
         if not self.cfg.lerp:
@@ -130,28 +142,38 @@ class ANGPTBlock(Block):
         return {"alpha_a": a.abs(), "alpha_m": m.abs()} if self.cfg.abs_alpha else {"alpha_a": a, "alpha_m": m}
 
     def residual_coeffs(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1 - a) nu(a) and a nu(a): the LERP and its factor as two d-vectors."""
+        """(1 - alpha) nu(alpha) and alpha nu(alpha): the LERP and its factor as two d-vectors, so that
+        (h + alpha (x - h)) nu(alpha) = h (1 - alpha) nu(alpha) + x alpha nu(alpha) is one fused pass."""
         nu = lerp_factor(alpha) * self.cfg.residual_factor_mult if self.cfg.residual_factor else 1.0
         return (1 - alpha) * nu, alpha * nu
 
     def residual(self, h: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        """h <- (h + alpha (x - h)) nu(alpha), or (h + x) nu_add without the LERP."""
         if alpha is None:  # lerp=False
-            return (h + x) * self.add_factor
+            return (h + x) * self.nu_add
         keep, take = self.residual_coeffs(alpha)
         return h * keep + x * take
 
     def forward(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         alpha = self.alphas()
-        q, k, v = split_heads(self.qkv(h), self.n_heads)
-        q, k = apply_rotary(q, rope), apply_rotary(k, rope)
-        q, k = l2norm(q) * self.g.to(q.dtype), l2norm(k)  # g on q: softmax(q k^T g)
-        h_a = l2norm(self.proj(attend(q, k, v, 1.0) * self.attn_out_scale))
-        h = self.residual(h, h_a, alpha.get("alpha_a"))
-        h_m = l2norm(self.down(swiglu(self.fc(h), self.gate_scale) * self.mlp_out_scale))
-        return self.residual(h, h_m, alpha.get("alpha_m"))
+        # ---- MHA
+        q, k, v = split_heads(self.qkv(h), self.n_heads)  # q, k, v <- W_qkv h (nu_qkv: folded below)
+        q, k = apply_rotary(q, rope), apply_rotary(k, rope)  # RoPE (Table F.2), a rotation: norms unchanged
+        q, k = l2norm(q) * self.g.to(q.dtype), l2norm(k)  # q <- norm(q), k <- norm(k); g applied to q
+        y = attend(q, k, v, 1.0)  # softmax(q k^T g) v, heads concatenated
+        h_a = l2norm(self.proj(y * self.nu_qkv_p))  # h_a <- norm(W_p (A v) nu_p), v's nu_qkv folded in
+        h = self.residual(h, h_a, alpha.get("alpha_a"))  # h <- (h + alpha_A (h_a - h)) nu(alpha_A)
+        # ---- MLP
+        uz = self.fc(h)  # u, z <- W_uz h (nu_uz: on z in the next line, on u folded)
+        y = swiglu(uz, self.nu_uz_gate)  # u SiLU(z nu_uz)
+        h_m = l2norm(self.down(y * self.nu_uz_acf_d))  # h_m <- norm(W_d (u nu_uz SiLU(z nu_uz) nu_acf) nu_d)
+        return self.residual(h, h_m, alpha.get("alpha_m"))  # h <- (h + alpha_M (h_m - h)) nu(alpha_M)
 
 
 class ANGPT(ScaledLogitsTransformer):
+    """Table 1's anGPT column around the blocks: h <- W_e x_in (Transformer.forward, no factor), then the blocks,
+    then logits <- s_z (W_h h) with no final norm (ScaledLogitsTransformer.head)."""
+
     def make_block(self, layer: int) -> Block:
         return ANGPTBlock(self.cfg)
 

@@ -1,105 +1,11 @@
-"""Literal, unoptimised forwards of Table 1 (paper-notes §1.3, §2.1, §3), written independently of ant.models
-(own attention, own RoPE, every constant where the table puts it, nothing folded). The tests check that the
-optimised models compute the same logits from the same weights."""
+"""Test helpers around the Table 1 reference forwards, which live beside the models as their executable
+specification: ant/models/reference.py."""
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
-
-def norm(x):
-    return x / x.norm(dim=-1, keepdim=True)
-
-
-def rms(x, eps=1e-6):  # RMSNorm's usual eps inside the root (gpt's embedding entries are ~0.02: it shows)
-    return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-
-
-def rope(x, fraction=0.5, base=10000.0):
-    """x [T, H, hd]: rotate dim pairs (i, i + r/2) of the first r = fraction*hd dims by angle t * base^(-2i/r)."""
-    T, H, hd = x.shape
-    r = int(hd * fraction)
-    i = torch.arange(r // 2, dtype=torch.float64)
-    theta = torch.arange(T, dtype=torch.float64)[:, None] * base ** (-2 * i / r)  # [T, r/2]
-    z = (
-        torch.complex(x[..., : r // 2].double(), x[..., r // 2 : r].double())
-        * torch.polar(torch.ones_like(theta), theta)[:, None, :]
-    )
-    return torch.cat([z.real.float(), z.imag.float(), x[..., r:]], dim=-1)
-
-
-def attention(q, k, v, scale):
-    """q, k, v [T, H, hd] -> [T, H*hd], explicit causal softmax."""
-    T = q.shape[0]
-    s = torch.einsum("thd,shd->hts", q, k) * scale
-    s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
-    return torch.einsum("hts,shd->thd", s.softmax(-1), v).reshape(T, -1)
-
-
-def heads(x, H):
-    T, D = x.shape
-    return x.view(T, H, D // H)
-
-
-def gpt_forward(m, idx):
-    """GPT / GPT+ column, one sequence idx [T]."""
-    c = m.cfg
-    h = m.wte.weight[idx]
-    for b in m.blocks:
-        ha = rms(h) * b.norm_a.weight
-        q, k, v = (heads(ha @ W.T, c.n_heads) for W in b.qkv.weight.chunk(3))
-        q, k = rope(q), rope(k)
-        if c.qk_norm:
-            a = attention(norm(q), norm(k), v, b.g)
-        else:
-            a = attention(q, k, v, 1 / math.sqrt(c.head_dim))
-        h = h + a @ b.proj.weight.T
-        hm = rms(h) * b.norm_m.weight
-        u, z = (hm @ b.fc.weight.T).chunk(2, -1)
-        h = h + (u * F.silu(z)) @ b.down.weight.T
-    return (rms(h) * m.norm_h.weight) @ m.lm_head.weight.T
-
-
-def ngpt_forward(m, idx):
-    c = m.cfg
-    d = c.d_model
-    h = m.wte.weight[idx]
-    for b in m.blocks:
-        s_qk = heads(b.sqk.weight[None] * (c.sqk_init / c.sqk_scale), c.n_heads)[0]
-        aA = (b.alpha_a.weight * (c.alpha_init / c.alpha_scale)).abs()
-        aM = (b.alpha_m.weight * (c.alpha_init / c.alpha_scale)).abs()
-        q, k, v = (heads(h @ W.T, c.n_heads) for W in b.qkv.weight.chunk(3))
-        q, k = rope(q), rope(k)
-        q, k = norm(q) * s_qk, norm(k) * s_qk
-        ha = norm(attention(q, k, v, math.sqrt(c.head_dim)) @ b.proj.weight.T)
-        h = norm(h + aA * (ha - h))
-        s_u, s_nu = (b.suv.weight * (c.suv_init / c.suv_scale)).chunk(2)
-        u, z = (h @ b.fc.weight.T).chunk(2, -1)
-        u, z = u * s_u, z * s_nu * math.sqrt(d)
-        hm = norm((u * F.silu(z)) @ b.down.weight.T)
-        h = norm(h + aM * (hm - h))
-    return (m.sz.weight * (c.sz_init / c.sz_scale)) * (h @ m.lm_head.weight.T)
-
-
-def angpt_forward(m, idx):
-    c = m.cfg
-    d, dh, f = c.d_model, c.head_dim, c.d_mlp
-    nu_qkv, nu_p, nu_uz, nu_acf, nu_d = math.sqrt(d / dh), math.sqrt(dh / d), math.sqrt(d / f), 3.74, math.sqrt(f / d)
-    h = m.wte.weight[idx]
-    for b in m.blocks:
-        aA = b.alpha_a.weight * (c.alpha_init / c.alpha_scale)
-        aM = b.alpha_m.weight * (c.alpha_init / c.alpha_scale)
-        q, k, v = (heads(h @ W.T * nu_qkv, c.n_heads) for W in b.qkv.weight.chunk(3))
-        q, k = norm(rope(q)), norm(rope(k))
-        ha = norm(attention(q, k, v, b.g) @ b.proj.weight.T * nu_p)
-        h = (h + aA * (ha - h)) / (aA**2 + (1 - aA) ** 2).sqrt()
-        u, z = (h @ b.fc.weight.T * nu_uz).chunk(2, -1)
-        hm = norm((u * F.silu(z) * nu_acf) @ b.down.weight.T * nu_d)
-        h = (h + aM * (hm - h)) / (aM**2 + (1 - aM) ** 2).sqrt()
-    return (m.sz.weight * (c.sz_init / c.sz_scale)) * (h @ m.lm_head.weight.T)
+from ant.models.reference import FORWARDS
 
 
 @torch.no_grad()
@@ -111,12 +17,9 @@ def perturb_vectors(m, seed=0):
             p.mul_(1 + 0.5 * torch.rand(p.shape, generator=g))
 
 
-FORWARDS = {"gpt": gpt_forward, "gptplus": gpt_forward, "ngpt": ngpt_forward, "angpt": angpt_forward}
-
-
 def assert_matches(arch: str, x: torch.Tensor) -> None:
-    """The optimised model's logits on the token batch x equal the literal forward above, per sequence, on tiny3
-    with every vector and scalar moved off its init (so each one is seen to act)."""
+    """The optimised model's logits on the token batch x equal its literal forward in ant.models.reference, per
+    sequence, on tiny3 with every vector and scalar moved off its init (so each one is seen to act)."""
     from ant.models import build_model
 
     from .conftest import VOCAB

@@ -128,7 +128,7 @@ def test_no_lerp_has_no_alpha():
     m = build_model("angpt", "tiny2", vocab_size=VOCAB, lerp=False)
     assert m.alpha_stats() == {}
     assert not any("alpha" in n for n, _ in m.named_parameters())
-    assert m.blocks[0].add_factor == pytest.approx(1 / math.sqrt(2))
+    assert m.blocks[0].nu_add == pytest.approx(1 / math.sqrt(2))
 
 
 def test_logit_scale_per_head_is_the_same_function_at_init_and_learns_per_head(real_batch):
