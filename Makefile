@@ -45,8 +45,8 @@ test-fast: install
 	env $(OFFLINE) $(BIN)/python -m pytest tests -m "not slow and not slurm"
 
 lint: install
-	$(BIN)/ruff check ant tests analysis scripts
-	$(BIN)/ruff format --check ant tests analysis scripts
+	$(BIN)/ruff check ant tests scripts
+	$(BIN)/ruff format --check ant tests scripts
 
 slurm-start:
 	bash $(SLURM) start
@@ -58,21 +58,21 @@ slurm-stop:
 sweep-small: install
 	$(ANT) sweep sweeps/small.yaml
 	$(MAKE) --no-print-directory fit-laws figures report
-	$(BIN)/python analysis/summary_table.py --results $(RESULTS) --sweep sweeps/small.yaml
+	$(BIN)/python -m ant.analysis.summary_table --results $(RESULTS) --sweep sweeps/small.yaml
 	@echo "runs: $(RESULTS)/runs/  table: $(RESULTS)/runs.parquet  fits: $(RESULTS)/fits/*.json"
 	@echo "figures: $(RESULTS)/figures/*.png|pdf  report: $(RESULTS)/REPORT.md  curves: notebooks/loss_curves.ipynb"
 
 # The CPU study of issue 11 (docs/study.md): runs the parts whose runs are not yet in results/study/<group>/runs.parquet
 # (all of them ~3 h on 2 cores; PART="hp hp3" for some), then the report results/study/REPORT.md.
 study: install
-	$(BIN)/python analysis/study.py run $(if $(PART),--part $(PART))
-	$(BIN)/python analysis/study.py report
+	$(ANT) study run $(if $(PART),--part $(PART))
+	$(ANT) study report
 
 study-plan: install
-	$(BIN)/python analysis/study.py plan $(if $(PART),--part $(PART))
+	$(ANT) study plan $(if $(PART),--part $(PART))
 
 study-report: install
-	$(BIN)/python analysis/study.py report
+	$(ANT) study report
 
 # Single-thread step times of the study's run shapes, for the planner's estimates (quiet machine, ~3 min).
 calibrate: install
@@ -87,13 +87,13 @@ gpu-check:
 	bash scripts/gpu_check.sh
 
 fit-laws: install
-	$(BIN)/python analysis/fit_laws.py --results $(RESULTS)
+	$(ANT) fit --results $(RESULTS)
 
 figures: install
-	$(BIN)/python analysis/make_figures.py --results $(RESULTS)
+	$(ANT) figures --results $(RESULTS)
 
 report: install
-	$(BIN)/python analysis/report.py --results $(RESULTS)
+	$(ANT) report --results $(RESULTS)
 
 bench: install
 	$(ANT) bench --archs gptplus angpt ngpt --size tiny4 --out $(RESULTS)/bench/bench-cpu.json

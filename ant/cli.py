@@ -4,6 +4,9 @@ for Lightning or optuna.
 
 Bad input anywhere below raises ant.errors.ConfigError (argparse's own complaints included); it is printed as one
 line and the exit code is 2. A FaultError (a corrupt cache, a refused cluster submission) is one line, exit 1.
+
+The analysis commands (fit, figures, report, study) hand their arguments to the analysis module's own main(argv),
+the same entry point as `python -m ant.analysis.NAME`, so both spell their options and errors identically.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import importlib
 import sys
 
+from ant import __version__
 from ant.errors import ConfigError, FaultError
 
 # sub-command -> (module, one-line help)
@@ -22,6 +26,14 @@ COMMANDS = {
     "sweep": ("ant.sweep.cli", "plan, launch or inspect a grid of runs"),
     "tune": ("ant.sweep.tune_cli", "optuna search of LR / batch size per (arch, size)"),
     "bench": ("ant.bench", "step time, tokens/s and MFU per architecture"),
+    "sample": ("ant.train.sample", "generate text from a finished run's weights"),
+}
+# sub-command -> (analysis module whose main(argv) takes the rest of the command line, one-line help)
+ANALYSIS = {
+    "fit": ("ant.analysis.fit_laws", "every fit -> RESULTS/fits/*.json"),
+    "figures": ("ant.analysis.make_figures", "every figure -> RESULTS/figures/*.png|pdf"),
+    "report": ("ant.analysis.report", "RESULTS/REPORT.md: the paper's claims next to the measurements"),
+    "study": ("ant.analysis.study", "the CPU study (docs/study.md): plan | run | report, from the repository root"),
 }
 
 
@@ -41,11 +53,14 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ANALYSIS:
+        return _analysis(argv[0], argv[1:])
     parser = _Parser(prog="ant", description="anGPT scaling-law suite")
+    parser.add_argument("--version", action="version", version=f"ant {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Only the chosen sub-command's module is imported; the others get a stub parser for --help.
-    argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     who = f"ant {chosen}" if chosen in COMMANDS else "ant"
     modules = {}
@@ -54,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == chosen:
             modules[name] = importlib.import_module(module)
             modules[name].add_arguments(p)
+    for name, (_, help_text) in ANALYSIS.items():
+        sub.add_parser(name, help=help_text)
     try:
         args = parser.parse_args(argv)
         return int(modules[args.command].run(args) or 0)
@@ -66,6 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _analysis(name: str, rest: list[str]) -> int:
+    """`ant fit ...` is `python -m ant.analysis.fit_laws ...`: the module parses its own options. argparse names
+    the program after sys.argv[0], so that becomes "ant fit" while it runs (usage lines and error messages)."""
+    module = importlib.import_module(ANALYSIS[name][0])
+    saved = sys.argv[0]
+    sys.argv[0] = f"ant {name}"
+    try:
+        return int(module.main(rest) or 0)
+    except SystemExit as e:  # argparse: --help (0) or a bad argument, already printed as one line (2)
+        return e.code if isinstance(e.code, int) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.argv[0] = saved
 
 
 if __name__ == "__main__":

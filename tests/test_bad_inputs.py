@@ -157,11 +157,11 @@ CASES = [(f"train-{i}", ["train", "{run}", *a], 2, f) for i, a, f in TRAIN] + [
         "data.cache_dir",
     ),  # fmt: skip
     ("data-unknown-action", ["data", "frobnicate"], 2, "ACTION"),
-    ("fit_laws-results-typo", ["analysis/fit_laws.py", "--results", "resluts"], 2, "argument --results"),
-    ("fit_laws-results-file", ["analysis/fit_laws.py", "--results", "{run}"], 2, "argument --results"),
-    ("fit_laws-boot-text", ["analysis/fit_laws.py", "--results", "{dir}", "--boot", "x"], 2, "argument --boot"),
-    ("report-results-typo", ["analysis/report.py", "--results", "resluts"], 2, "argument --results"),
-    ("fig3-results-typo", ["analysis/fig3_speedup.py", "--results", "resluts"], 2, "argument --results"),
+    ("fit_laws-results-typo", ["fit", "--results", "resluts"], 2, "argument --results"),
+    ("fit_laws-results-file", ["fit", "--results", "{run}"], 2, "argument --results"),
+    ("fit_laws-boot-text", ["fit", "--results", "{dir}", "--boot", "x"], 2, "argument --boot"),
+    ("report-results-typo", ["report", "--results", "resluts"], 2, "argument --results"),
+    ("fig3-results-typo", ["ant/analysis/fig3_speedup.py", "--results", "resluts"], 2, "argument --results"),
 ]
 
 
@@ -176,12 +176,12 @@ def _listing(root: Path) -> list[str]:
 
 
 def _call(argv: list[str]) -> int:
-    """ant ARGS in-process, or an analysis script's main (argparse errors leave through SystemExit)."""
-    if not argv[0].startswith("analysis/"):
+    """ant ARGS in-process, or an analysis module's main (argparse errors leave through SystemExit)."""
+    if not argv[0].startswith("ant/analysis/"):
         return main(argv)
     import importlib
 
-    from analysis.common import run_script
+    from ant.analysis.common import run_script
 
     module = importlib.import_module(argv[0].removesuffix(".py").replace("/", "."))
     try:
@@ -211,7 +211,7 @@ def test_bad_input_is_one_line_exit_code_and_nothing_written(argv, code, field, 
 def test_at_least_forty_cases_cover_every_entry_point():
     assert len(CASES) >= 40
     kinds = {c[1][0].split("/")[0] for c in CASES}
-    assert {"train", "sweep", "tune", "bench", "params", "data", "analysis"} <= kinds
+    assert {"train", "sweep", "tune", "bench", "params", "data", "fit", "report", "ant"} <= kinds
 
 
 def test_end_to_end_no_traceback(inputs, tmp_path):
@@ -240,7 +240,7 @@ def test_sweep_warns_about_runs_longer_than_the_limit(inputs, tmp_path, monkeypa
 
 def test_analysis_on_a_folder_it_cannot_write_is_one_line_exit_1(tmp_path, capsys):
     """A read-only results folder (a file where fits/ should be when root ignores permissions) -> one line."""
-    from analysis import fit_laws, report
+    from ant.analysis import fit_laws, report
 
     res = tmp_path / "results"
     (res / "runs").mkdir(parents=True)

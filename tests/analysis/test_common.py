@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.common import best_hp_runs, budget_key
+from ant.analysis.common import best_hp_runs, budget_key
 
 
 def test_budget_key_joins_step_rounding_and_keeps_budgets_apart():

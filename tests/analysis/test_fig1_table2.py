@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from analysis import fig1_residual_norms as fig1
-from analysis import table2_overhead as table2
-from analysis.common import Context
+from ant.analysis import fig1_residual_norms as fig1
+from ant.analysis import table2_overhead as table2
+from ant.analysis.common import Context
 from ant.laws.synthetic import SynthLaw, write_run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""analysis/figG1_lr_sensitivity.py on synthetic run folders: the figure is written, the LR sensitivity recovers
+"""ant/analysis/figG1_lr_sensitivity.py on synthetic run folders: the figure is written, the LR sensitivity recovers
 the law's curvature, an optimum on the LR grid edge gives no sensitivity, and no LR grid gives a message."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import fig2_hp_trends, figG1_lr_sensitivity, report
-from analysis.common import Context, run_script
+from ant.analysis import fig2_hp_trends, figG1_lr_sensitivity, report
+from ant.analysis.common import Context, run_script
 from ant.laws.synthetic import SynthLaw, write_hp_sweep
 
 LAW = SynthLaw(bs_coef=1.1e-6, bs_exp=0.984, lr_coef=0.065, lr_exp=-0.178, p_lr=0.1, noise=0.0)

@@ -1,5 +1,5 @@
 """Both notebooks run headlessly (nbclient) with the kernel started in the repository root and in notebooks/, with
-ANT_RESULTS absolute and relative; scaling_laws.ipynb shows exactly the numbers that analysis/fit_laws.py writes
+ANT_RESULTS absolute and relative; scaling_laws.ipynb shows exactly the numbers that `ant fit` writes
 to results/fits/ (which REPORT.md is built from) and uses synthetic data only when asked for."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from analysis import fit_laws, report
+from ant.analysis import fit_laws, report
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"

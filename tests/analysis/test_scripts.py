@@ -1,4 +1,4 @@
-"""analysis/ scripts on a synthetic results folder: outputs exist, numbers recover the synthetic truth, and an
+"""ant/analysis/ scripts on a synthetic results folder: outputs exist, numbers recover the synthetic truth, and an
 empty folder gives 'no data for panel' messages instead of errors."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import fit_laws, make_figures, report, summary_table
+from ant.analysis import fit_laws, make_figures, report, summary_table
 from ant.laws.synthetic import DEFAULT_LAWS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,8 +93,8 @@ def test_summary_table(made, capsys):
 
 
 def test_scripts_run_as_plain_commands(synth_results, tmp_path):
-    """`python analysis/x.py` from anywhere (the Makefile's way), not only as imported modules."""
-    r = subprocess.run([sys.executable, str(ROOT / "analysis" / "table2_overhead.py"), "--results", str(synth_results)],
+    """`python -m ant.analysis.x` from anywhere, not only as imported modules."""
+    r = subprocess.run([sys.executable, "-m", "ant.analysis.table2_overhead", "--results", str(synth_results)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout

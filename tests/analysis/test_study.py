@@ -1,4 +1,4 @@
-"""analysis/study.py end to end at reduced size: an HP part and a part that trains at the tuned values, real runs,
+"""ant/analysis/study.py end to end at reduced size: an HP part and a part that trains at the tuned values, real runs,
 committed tables, tuned.yaml, the skip-what-is-committed rule a fresh clone relies on, and the report."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import study
+from ant.analysis import study
 from tests.sweep.conftest import corpus  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow

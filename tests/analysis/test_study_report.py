@@ -1,4 +1,4 @@
-"""analysis/study_report.py on a constructed results/study tree: run folders in the ant.train format (ant.laws.
+"""ant/analysis/study_report.py on a constructed results/study tree: run folders in the ant.train format (ant.laws.
 synthetic.write_run, patched with the noise-scale, schedule and model-options fields the study's parts set),
 collected by ant.laws.collect into each group's runs/curves parquet, and fit_laws run on the main group.
 
@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import fig4_compute_scaling, fit_laws, study_report
-from analysis.study_measures import EMA_BETA, late_rows, ratio_of_means
+from ant.analysis import fig4_compute_scaling, fit_laws, study_report
+from ant.analysis.study_measures import EMA_BETA, late_rows, ratio_of_means
 from ant.config import RunConfig
 from ant.laws import allocation
 from ant.laws.collect import atomic_parquet, collect
@@ -312,8 +312,8 @@ def test_missing_groups_say_not_measured_yet(study):
     text, claims = _report(study)
     for key, part in (("C5", "noise"), ("C6", "wsd")):
         assert claims[key]["verdict"] == "not measured yet"
-        assert f"run `python analysis/study.py run --part {part}`" in claims[key]["ours"]
-    assert "python analysis/study.py run --part readings" in text  # C7 keeps its alpha-per-LR part
+        assert f"run `ant study run --part {part}`" in claims[key]["ours"]
+    assert "ant study run --part readings" in text  # C7 keeps its alpha-per-LR part
     assert claims["C1"]["verdict"] == "agrees"
 
 
@@ -322,5 +322,5 @@ def test_report_writes_without_any_data(tmp_path, capsys):
     text, claims = _report(study)
     assert len(_headline_rows(text)) == 7
     assert all(c["verdict"] == "not measured yet" for c in claims.values())
-    assert text.count("not measured yet: run `python analysis/study.py run --part") >= 7
+    assert text.count("not measured yet: run `ant study run --part") >= 7
     assert not (study / "figures").exists() or not any((study / "figures").iterdir())

@@ -149,7 +149,7 @@ def test_the_search_is_bounded_where_the_old_fit_ran_off():
 
 # ------------------------------------------------------------------------------------------- consumers
 def test_the_report_prints_no_number_for_an_undetermined_fit():
-    from analysis.report import chinchilla_section
+    from ant.analysis.report import chinchilla_section
 
     ch = {
         "per_arch": {
@@ -170,8 +170,8 @@ def test_the_report_prints_no_number_for_an_undetermined_fit():
 def test_fit_laws_and_the_residual_figure_carry_the_verdict(tmp_path):
     """fit_laws.chinchilla records an under-determined design with its reason (no numbers); fit_residuals draws
     the residuals of the determined fit and the runs of the other."""
-    from analysis import fit_laws, fit_residuals
-    from analysis.common import Context
+    from ant.analysis import fit_laws, fit_residuals
+    from ant.analysis.common import Context
     from ant.laws.synthetic import DEFAULT_LAWS, write_run
 
     root = tmp_path / "results"

@@ -1,7 +1,7 @@
-"""What the study report's parts share (analysis/study_report.py): the study's committed tables and fits, one
+"""What the study report's parts share (study_report.py): the study's committed tables and fits, one
 `Claim` per headline row, verdict helpers and number formatting.
 
-The study folder (analysis/study.py) holds results/study/<group>/runs.parquet and curves.parquet per group (main,
+The study folder (study.py) holds results/study/<group>/runs.parquet and curves.parquet per group (main,
 noise, wsd, readings), results/study/main/fits/*.json (fit_laws on the main group) and results/study/tuned.yaml.
 Everything here reads those files only, and a missing file is an empty table or None, never an error.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,21 +17,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from ant.laws.collect import completed
+from ant.laws.plotting import label
 
-from ant.laws.collect import completed  # noqa: E402
-from ant.laws.plotting import label  # noqa: E402
-
-# The study parts (analysis/study.py PARTS, in their order) whose runs a claim needs, as `--part` takes them.
+# The study parts (study.py PARTS, in their order) whose runs a claim needs, as `--part` takes them.
 PARTS_FOR = {"C1": "hp baselines speedup", "C2": "hp", "C3": "hp", "C4": "hp speedup compute", "C5": "noise",
              "C6": "wsd", "C7": "readings"}  # fmt: skip
 AGREE, DISAGREE, UNDETERMINED, MIXED, MISSING = "agrees", "disagrees", "not determined", "mixed", "not measured yet"
 
 
 def run_hint(part: str) -> str:
-    return f"run `python analysis/study.py run --part {part}`"
+    return f"run `ant study run --part {part}`"
 
 
 def not_measured(part: str) -> str:

@@ -1,6 +1,6 @@
 """Every figure and table: runs each analysis script (numbers to results/fits/, PDF + PNG to results/figures/).
 
-python analysis/make_figures.py --results results
+ant figures --results results
 """
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis import fit_residuals  # noqa: E402
-from analysis.common import Context, parser, run_script  # noqa: E402
-from analysis.fit_laws import MODULES  # noqa: E402
+from ant.analysis import fit_residuals
+from ant.analysis.common import Context, parser, run_script
+from ant.analysis.fit_laws import MODULES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 architecture (final losses of completed runs) and, when the reference data is present, on Hoffmann et al.'s
 Fig. 4 points (the check that the fitter reproduces Epoch AI's refit).
 
-    python analysis/fit_laws.py --results results [--boot 200] [--workers 2]
+    ant fit --results results [--boot 200] [--workers 2]
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis import (  # noqa: E402
+from ant.analysis import (
     alpha_over_training,
     fig1_residual_norms,
     fig2_hp_trends,
@@ -21,9 +20,9 @@ from analysis import (  # noqa: E402
     figG1_lr_sensitivity,
     table2_overhead,
 )
-from analysis.common import Context, best_hp_runs, one_line_errors, parser  # noqa: E402
-from ant.laws.fits import FitError, fit_chinchilla  # noqa: E402
-from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chinchilla_points  # noqa: E402
+from ant.analysis.common import Context, best_hp_runs, one_line_errors, parser
+from ant.laws.fits import FitError, fit_chinchilla
+from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chinchilla_points
 
 MODULES = (
     fig1_residual_norms,

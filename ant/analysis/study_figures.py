@@ -15,9 +15,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from analysis.fig2_hp_trends import plain_log_ticks
-from analysis.study_common import Claim, Study, human
-from analysis.study_measures import late_rows
+from ant.analysis.fig2_hp_trends import plain_log_ticks
+from ant.analysis.study_common import Claim, Study, human
+from ant.analysis.study_measures import late_rows
 from ant.laws.plotting import color, design_ticks, label, save_figure, sort_archs
 from ant.laws.reference import PAPER_ALPHA
 

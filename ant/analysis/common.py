@@ -21,12 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python analysis/x.py` puts analysis/ on the path, not the repository root
-    sys.path.insert(0, str(ROOT))
-
-from ant.laws.collect import atomic_write_text, completed, load  # noqa: E402
-from ant.laws.plotting import save_figure  # noqa: E402
+from ant.laws.collect import atomic_write_text, completed, load
+from ant.laws.plotting import save_figure
 
 
 def default_results() -> str:
@@ -67,10 +63,12 @@ def one_line_errors(main):
             return main(*args, **kwargs)
         except OSError as e:
             where = f": {e.filename}" if e.filename else ""
-            # the script as the user ran it; in-process (tests), the module whose main this is
+            # the command as the user ran it (`ant fit`, `python -m ant.analysis.x`); in-process (tests), the
+            # module whose main this is
             owner = args[0].__name__ if args and hasattr(args[0], "NAME") else main.__module__
             run_as = Path(sys.argv[0])
-            script = run_as.name if run_as.parent.name == "analysis" else f"{owner.rsplit('.', 1)[-1]}.py"
+            by_name = run_as.parent.name == "analysis" or run_as.name.startswith("ant ")
+            script = run_as.name if by_name else f"{owner.rsplit('.', 1)[-1]}.py"
             print(f"{script}: error: {e.strerror or e}{where}", file=sys.stderr)
             return 1
 

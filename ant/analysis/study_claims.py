@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from analysis.common import best_hp_runs
-from analysis.study_common import (
+from ant.analysis.common import best_hp_runs
+from ant.analysis.study_common import (
     AGREE,
     DISAGREE,
     PARTS_FOR,
@@ -39,7 +39,7 @@ from ant.laws.speedup import convergence_speedup
 
 PAPER_VS_GPT = {"angpt": 2.0, "ngpt": 1.8}  # paper §5.2: vs GPT+ without QK-norm
 REGIME = "10 tokens/param"  # the hp part's budget (sweeps/study/hp.yaml)
-FITS_HINT = "fits missing: run `python analysis/study.py report`"
+FITS_HINT = "fits missing: run `ant study report`"
 
 
 # ---------------------------------------------------------------------------------------------- C1

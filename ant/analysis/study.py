@@ -1,9 +1,9 @@
 """The CPU study of issue 11 ("the paper at 1/1000 scale"): its parts, in order, each one grid file under
 sweeps/study/, run by `ant sweep`, collected into compact tables that git keeps, and the report.
 
-    python analysis/study.py plan   [--part P ...]           # what each part runs, what is done, time estimate
-    python analysis/study.py run    [--part P ...] [--force]  # run what is missing, part by part
-    python analysis/study.py report                           # fits, figures, results/study/REPORT.md
+    python -m ant.analysis.study plan   [--part P ...]           # what each part runs, what is done, time estimate
+    python -m ant.analysis.study run    [--part P ...] [--force]  # run what is missing, part by part
+    python -m ant.analysis.study report                           # fits, figures, results/study/REPORT.md
 
 `make study` is `run` then `report`. Layout (docs/study.md):
     results/study/runs/<group>/     run folders (checkpoints and all; not in git)
@@ -25,16 +25,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import pandas as pd
+import yaml
 
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
+from ant.errors import ConfigError
+from ant.laws.collect import atomic_parquet, atomic_write_text, collect
 
-from ant.errors import ConfigError  # noqa: E402
-from ant.laws.collect import atomic_parquet, atomic_write_text, collect  # noqa: E402
-
+# The study is a workflow of this repository (make study*): its grid files and tables are read relative to the
+# working directory, the repository root.
+ROOT = Path(".")
 STUDY = Path("results/study")
 TUNED = STUDY / "tuned.yaml"
 FINISHED = ("completed", "diverged")
@@ -115,7 +114,7 @@ def write_tuned() -> dict:
             "final_val_loss": round(float(r["mean"]), 5),
             "n_seeds": int(r["count"]),
         }
-    text = "# written by `python analysis/study.py run` from results/study/main (the HP grid's best point)\n"
+    text = "# written by `ant study run` from results/study/main (the HP grid's best point)\n"
     atomic_write_text(text + yaml.safe_dump(best, sort_keys=True), TUNED)
     return best
 
@@ -203,7 +202,7 @@ def run(parts: list[Part], force: bool) -> int:
         print(f"== part {part.name} ({part.claims}): {p['todo']} of {p['runs']} runs to do, est. "
               f"{p['est_s'] / 60:.1f} min wall")  # fmt: skip
         t0 = time.time()
-        rc = subprocess.call([sys.executable, "-m", "ant.cli", "sweep", str(ROOT / part.grid)], cwd=ROOT)
+        rc = subprocess.call([sys.executable, "-m", "ant.cli", "sweep", str(ROOT / part.grid)])
         wall = time.time() - t0
         n = merge_group(part.group)
         log[part.name] = {"runs": p["runs"], "ran": p["todo"], "est_wall_s": round(p["est_s"], 1),
@@ -215,14 +214,14 @@ def run(parts: list[Part], force: bool) -> int:
         if part.name in ("hp", "hp3", "baselines"):
             write_tuned()
         if rc not in (0,):
-            print(f"part {part.name}: ant sweep exited {rc}; rerun `python analysis/study.py run` to resume")
+            print(f"part {part.name}: ant sweep exited {rc}; rerun `ant study run` to resume")
             return rc
     return 0
 
 
 def report() -> int:
-    from analysis import fit_laws, make_figures, study_report
-    from analysis import report as main_report
+    from ant.analysis import fit_laws, make_figures, study_report
+    from ant.analysis import report as main_report
 
     for group in ("main",):
         if (group_dir(group) / "runs.parquet").is_file():

@@ -1,6 +1,6 @@
 """Final validation loss per (arch, size, budget): mean ± std over seeds, run counts and failures.
 
-    python analysis/summary_table.py --results results [--sweep sweeps/small.yaml]
+    python -m ant.analysis.summary_table --results results [--sweep sweeps/small.yaml]
 
 With --sweep, only the runs of that grid are shown (its expansion gives the run ids; the runs live in the grid's
 out_dir when that is not under --results).
@@ -12,11 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from analysis.common import parser  # noqa: E402
-from ant.laws.collect import collect  # noqa: E402
+from ant.analysis.common import parser
+from ant.laws.collect import collect
 
 
 def sweep_run_ids(path: str) -> tuple[set[str] | None, str | None]:

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from analysis.common import Context, best_hp_runs, run_script  # noqa: E402
-from ant.laws.fits import FitError  # noqa: E402
-from ant.laws.plotting import color, label, placeholder, sort_archs  # noqa: E402
-from ant.laws.reference import PAPER_SPEEDUP  # noqa: E402
-from ant.laws.speedup import convergence_speedup  # noqa: E402
+from ant.analysis.common import Context, best_hp_runs, run_script
+from ant.laws.fits import FitError
+from ant.laws.plotting import color, label, placeholder, sort_archs
+from ant.laws.reference import PAPER_SPEEDUP
+from ant.laws.speedup import convergence_speedup
 
 NAME = "fig3_speedup"
 MIN_BUDGET_SPAN = 1.5  # a budget sweep's largest reference budget over its smallest

@@ -2,11 +2,11 @@
 paper's number, ours with its interval, the scale, a plain verdict and why), a details section per claim naming
 its figure, the figures of C5-C7 (results/study/figures/) and every number in results/study/fits/study.json.
 
-    python analysis/study_report.py --study results/study      # `python analysis/study.py report` calls this
+    python -m ant.analysis.study_report --study results/study      # `ant study report` calls this
 
 It reads committed tables only: results/study/<group>/runs.parquet and curves.parquet (groups main, noise, wsd,
 readings), results/study/main/fits/*.json (fit_laws on the main group) and results/study/tuned.yaml. A claim
-without data says "not measured yet: run `python analysis/study.py run --part X`"; a claim whose analysis fails
+without data says "not measured yet: run `ant study run --part X`"; a claim whose analysis fails
 says so in its row (and the report is still written) unless --strict, which re-raises (tests use it).
 """
 
@@ -18,14 +18,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.common import jsonable  # noqa: E402
-from analysis.study_claims import c1_speedup, c2_lr_sensitivity, c3_hp_scaling, c4_compute_scaling  # noqa: E402
-from analysis.study_common import UNDETERMINED, Claim, Study, table  # noqa: E402
-from analysis.study_figures import draw_all  # noqa: E402
-from analysis.study_measures import c5_noise_scale, c6_wsd  # noqa: E402
-from analysis.study_readings import c7_readings  # noqa: E402
-from ant.laws.collect import atomic_write_text  # noqa: E402
+from ant.analysis.common import jsonable
+from ant.analysis.study_claims import c1_speedup, c2_lr_sensitivity, c3_hp_scaling, c4_compute_scaling
+from ant.analysis.study_common import UNDETERMINED, Claim, Study, table
+from ant.analysis.study_figures import draw_all
+from ant.analysis.study_measures import c5_noise_scale, c6_wsd
+from ant.analysis.study_readings import c7_readings
+from ant.laws.collect import atomic_write_text
 
 CLAIMS = (
     ("C1", c1_speedup),
@@ -94,7 +93,7 @@ def render(st: Study, claims: dict[str, Claim]) -> str:
     lines = [
         "# anGPT study report (issue 11)",
         "",
-        f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `python analysis/study.py report` from "
+        f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `ant study report` from "
         "the committed tables under results/study/ (`make study` regenerates everything). Numbers: "
         "`fits/study.json`; the main group's own report: `main/REPORT.md`.",
         "",

@@ -1,6 +1,6 @@
 """The study report's claims C5 and C6 (beyond the paper), measured from the committed tables of the noise and
 wsd groups (results/study/<group>/runs.parquet, curves.parquet); C7 is in study_readings.py. The estimators are
-plain functions of those tables so that tests can check them on constructed columns; analysis/study_report.py
+plain functions of those tables so that tests can check them on constructed columns; study_report.py
 calls the claim builders (`c5_noise_scale`, `c6_wsd`) and study_figures.py draws from the numbers they return.
 """
 
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.study_common import (
+from ant.analysis.study_common import (
     UNDETERMINED,
     Claim,
     Study,
@@ -138,7 +138,7 @@ def c5_noise_scale(st: Study) -> Claim:
     if nt.empty:
         return c.missing("noise")
     f2 = st.fit("fig2_hp_trends") or {}
-    from analysis.study_claims import pick_regime
+    from ant.analysis.study_claims import pick_regime
 
     per = f2.get("per_arch", {})
     regime = pick_regime(per)

@@ -10,19 +10,17 @@ GPT+ at every budget); Table J.1 N_opt, D_opt exponents ~0.45-0.47 with "high un
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.lines import Line2D
 
-from analysis.common import Context, best_hp_runs, run_script  # noqa: E402
-from ant.laws.allocation import frontier_three_ways  # noqa: E402
-from ant.laws.frontier import compare_fronts  # noqa: E402
-from ant.laws.plotting import color, label, sort_archs  # noqa: E402
+from ant.analysis.common import Context, best_hp_runs, run_script
+from ant.laws.allocation import frontier_three_ways
+from ant.laws.frontier import compare_fronts
+from ant.laws.plotting import color, label, sort_archs
 
 NAME = "fig4_compute_scaling"
 LEVEL = 0.95  # the paper's Table J.1 intervals

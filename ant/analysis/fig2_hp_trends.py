@@ -9,18 +9,16 @@ parameter); optima on the edge of the searched grid are drawn hollow and left ou
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from analysis.common import Context, run_script  # noqa: E402
-from ant.laws.fits import FitError  # noqa: E402
-from ant.laws.hp import hp_trends  # noqa: E402
-from ant.laws.plotting import color, label, sort_archs  # noqa: E402
-from ant.laws.reference import PAPER_HP  # noqa: E402
+from ant.analysis.common import Context, run_script
+from ant.laws.fits import FitError
+from ant.laws.hp import hp_trends
+from ant.laws.plotting import color, label, sort_archs
+from ant.laws.reference import PAPER_HP
 
 NAME = "fig2_hp_trends"
 BY = "tokens_per_param"

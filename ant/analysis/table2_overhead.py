@@ -15,16 +15,14 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from analysis.common import Context, run_script  # noqa: E402
-from ant.laws.collect import atomic_write_text  # noqa: E402
-from ant.laws.overhead import overhead_table  # noqa: E402
-from ant.laws.plotting import color, label, placeholder, sort_archs  # noqa: E402
+from ant.analysis.common import Context, run_script
+from ant.laws.collect import atomic_write_text
+from ant.laws.overhead import overhead_table
+from ant.laws.plotting import color, label, placeholder, sort_archs
 
 NAME = "table2_overhead"
 REF = "gptplus"
@@ -113,7 +111,7 @@ def markdown(numbers: dict) -> str:
 
 
 def plot(ctx: Context, numbers: dict) -> None:
-    from analysis.common import jsonable
+    from ant.analysis.common import jsonable
 
     numbers = jsonable(numbers)
     per = numbers["per_file"]

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from analysis.common import Context, largest_run_curves, run_script  # noqa: E402
-from ant.laws.plotting import label, placeholder, sort_archs  # noqa: E402
+from ant.analysis.common import Context, largest_run_curves, run_script
+from ant.laws.plotting import label, placeholder, sort_archs
 
 NAME = "alpha_over_training"
 KINDS = ("alpha_a", "alpha_m")

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from analysis.common import Context, best_hp_runs, run_script  # noqa: E402
-from ant.laws.chinchilla import ChinchillaFit, fit_chinchilla  # noqa: E402
-from ant.laws.fits import FitError  # noqa: E402
-from ant.laws.plotting import color, design_ticks, label, placeholder, residual_panels, sort_archs  # noqa: E402
-from ant.laws.reference import load_chinchilla_points  # noqa: E402
+from ant.analysis.common import Context, best_hp_runs, run_script
+from ant.laws.chinchilla import ChinchillaFit, fit_chinchilla
+from ant.laws.fits import FitError
+from ant.laws.plotting import color, design_ticks, label, placeholder, residual_panels, sort_archs
+from ant.laws.reference import load_chinchilla_points
 
 NAME = "fit_residuals"
 NEED = "completed runs over >= 3 sizes, >= 3 token budgets and >= 8 (size, budget) points"

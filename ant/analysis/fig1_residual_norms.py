@@ -13,15 +13,13 @@ diagnostics row (step 0 when logged: the norms at initialisation) is on it; the 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
-from analysis.common import Context, largest_run_curves, run_script  # noqa: E402
-from ant.laws.plotting import color, label, sort_archs  # noqa: E402
+from ant.analysis.common import Context, largest_run_curves, run_script
+from ant.laws.plotting import color, label, sort_archs
 
 NAME = "fig1_residual_norms"
 PREFIX = "resid_norm_"

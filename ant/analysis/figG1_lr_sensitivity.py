@@ -12,17 +12,15 @@ mean over seeds and per seed; None where 3x or 1/3x the optimum lies outside the
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from analysis.common import Context, run_script  # noqa: E402
-from analysis.fig2_hp_trends import plain, plain_log_ticks  # noqa: E402
-from ant.laws.fits import FitError  # noqa: E402
-from ant.laws.hp import akima_curve, assign_regimes, hp_trends, lr_sensitivity  # noqa: E402
-from ant.laws.plotting import label, sort_archs  # noqa: E402
+from ant.analysis.common import Context, run_script
+from ant.analysis.fig2_hp_trends import plain, plain_log_ticks
+from ant.laws.fits import FitError
+from ant.laws.hp import akima_curve, assign_regimes, hp_trends, lr_sensitivity
+from ant.laws.plotting import label, sort_archs
 
 NAME = "figG1_lr_sensitivity"
 BY = "tokens_per_param"

@@ -1,6 +1,6 @@
 """The study report's claim C7: the paper's open readings (the readings group: anGPT model.options variants vs the
 defaults, paired by seed) and alpha over training per learning rate (the main group's anGPT LR scan at tiny2).
-analysis/study_report.py calls `c7_readings`; study_figures.py draws from the numbers it returns.
+study_report.py calls `c7_readings`; study_figures.py draws from the numbers it returns.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from analysis.study_common import (
+from ant.analysis.study_common import (
     UNDETERMINED,
     Claim,
     Study,
