@@ -4,6 +4,11 @@ so even 1B costs no memory and well under a second).
     ant params --arch angpt --size 0.5B                 # vocab 50304, seq_len 2048 (the paper's)
     ant params --arch ngpt --size tiny3 --vocab 4096 --seq-len 128 --json
     ant params --arch angpt --size 0.5B -o lerp=false   # options as in model.options (values parsed as YAML)
+    ant params --set model.arch=angpt --set model.size=tiny3 --set model.options.n_layers=3 --set data.seq_len=128
+
+`--set` takes the config's own keys (as `ant train --set` does) for the fields that decide the count: model.arch,
+model.size, model.vocab_size, model.options.KEY and data.seq_len. The models layer does not read ant.config, so
+these few keys are mapped here.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from ant.models import ARCHS, PAPER_VOCAB, SIZES, build_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", required=True, help=f"one of {', '.join(ARCHS)}")
-    parser.add_argument("--size", required=True, help=f"one of {', '.join(SIZES)}")
+    parser.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (or --set model.arch=...)")
+    parser.add_argument("--size", help=f"one of {', '.join(SIZES)} (or --set model.size=...)")
     parser.add_argument("--vocab", type=int, default=PAPER_VOCAB, help="vocabulary size (default %(default)s)")
     parser.add_argument(
         "--seq-len", type=int, default=2048, help="context for the attention FLOPs (default %(default)s)"
@@ -25,7 +30,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)"
     )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config key as in ant train (model.arch, model.size, ...; repeatable)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+# config key -> the argparse destination it sets (ant.config is a higher layer; these are its names)
+SET_KEYS = {"model.arch": "arch", "model.size": "size", "model.vocab_size": "vocab", "data.seq_len": "seq_len"}
+
+
+def apply_overrides(args: argparse.Namespace) -> None:
+    """--set KEY=VALUE onto args (values parsed as YAML scalars); model.options.KEY joins the -o options."""
+    for item in args.overrides:
+        if "=" not in item:
+            raise ConfigError("--set", f"expected key=value, got {item!r}")
+        key, raw = (x.strip() for x in item.split("=", 1))
+        if key.startswith("model.options.") and len(key.split(".")) == 3:
+            args.option.append(f"{key.split('.')[2]}={raw}")
+        elif key in SET_KEYS:
+            setattr(args, SET_KEYS[key], parse_yaml_value(raw, key))
+        else:
+            raise ConfigError(key, "not a key ant params uses", [*SET_KEYS, "model.options.KEY"])
+    if isinstance(args.vocab, bool) or not isinstance(args.vocab, int) or args.vocab < 2:
+        raise ConfigError("model.vocab_size", f"must be an integer >= 2, got {args.vocab!r}")
+    for flag in ("arch", "size"):
+        if getattr(args, flag) is None:
+            raise ConfigError(f"--{flag}", f"required (or --set model.{flag}=...)")
 
 
 def describe(arch: str, size: str, vocab: int, seq_len: int, options: dict | None = None) -> dict:
@@ -61,6 +91,7 @@ def parse_options(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_overrides(args)
     info = describe(args.arch, args.size, args.vocab, args.seq_len, parse_options(args.option))
     if args.json:
         print(json.dumps(info))

@@ -1,4 +1,6 @@
 """`ant train CONFIG.yaml [--set key=value ...] [--out-dir DIR]`: train, resume, or show a finished run.
+`--print-config` prints the fully resolved config (every default filled in, as the run folder's config.yaml would
+hold it) and its run id, and trains and writes nothing.
 
 Exit codes: 0 completed or diverged (a diverged run is a result, so a sweep goes on), 1 failed (the error is in
 summary.json) or a fault found before the run started (a corrupt token cache: one line names the rebuild
@@ -25,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", default=None, help="parent folder of run folders (default: the config's out_dir)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the fully resolved config as YAML and exit (nothing trained or written)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig.from_yaml(args.config).with_overrides(args.overrides)
     if args.out_dir is not None:
         cfg.out_dir = args.out_dir
+    if args.print_config:
+        # resolve() needs only the tokenizer's vocabulary size (ant.data.tokenizer_vocab_size), not the corpus
+        resolved = cfg.resolve()
+        print(f"# run id: {resolved.run_id()}  (run folder: {resolved.run_dir()})")
+        print(resolved.to_yaml(), end="")
+        return 0
     try:
         result = train(cfg, progress=not args.no_progress, handle_signals=True)
     except (ConfigError, FaultError):  # one line from ant.cli: exit 2 (bad input) or 1 (a corrupt cache)
