@@ -44,7 +44,7 @@ from ant.laws.collect_curves import (  # noqa: F401 (CURVE_KEYS: public here)
 SUMMARY_KEYS = (
     "run_id", "arch", "size", "num_params", "tokens", "steps", "batch_size", "seq_len", "lr", "seed", "status",
     "final_val_loss", "final_train_loss", "diverged_step", "flops", "wall_time_s", "tokens_per_s", "device",
-    "torch_version", "finished_at", "error",
+    "torch_version", "finished_at", "error", "git_commit", "git_dirty",
 )  # fmt: skip
 
 
@@ -122,6 +122,7 @@ def _read_row(run_dir: Path) -> dict:
         # every scalar the summary holds (the contract's keys and any extras such as flops_per_token)
         row.update({k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))})
         row["run_id"] = run_dir.name  # the folder name is the identity, whatever the summary says
+    row.update(_env_commit(run_dir))
     for k in SUMMARY_KEYS:
         row.setdefault(k, math.nan)
     if row.get("num_params") and row.get("tokens"):
@@ -131,13 +132,23 @@ def _read_row(run_dir: Path) -> dict:
     return row
 
 
+def _env_commit(run_dir: Path) -> dict:
+    """git_commit and git_dirty of the run's last start: env.json is a list with one entry per start (ant.train)."""
+    try:
+        entries = json.loads((run_dir / "env.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    last = entries[-1] if isinstance(entries, list) and entries and isinstance(entries[-1], dict) else {}
+    return {k: last[k] for k in ("git_commit", "git_dirty") if isinstance(last.get(k), (str, bool))}
+
+
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 MANIFEST = "collect_manifest.json"  # beside runs.parquet: what the last collect read (module docstring)
-MANIFEST_VERSION = 1
-RUN_FILES = ("config.yaml", "summary.json", "metrics.parquet")
+MANIFEST_VERSION = 2  # 2: env.json joined the run files whose signatures are kept
+RUN_FILES = ("config.yaml", "summary.json", "metrics.parquet", "env.json")
 CHUNK_ROWS = 250_000  # curves.parquet is written this many rows at a time (atomic_parquet)
 
 

@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ant.errors import ConfigError, parse_yaml_value
+from ant.config import assign, parse_assignment
+from ant.errors import ConfigError
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
-from ant.sweep.grid import Grid, _set
+from ant.sweep.grid import Grid
 from ant.sweep.plan import build_plan, format_plan, plan_json
 
 
@@ -46,10 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace) -> tuple[Grid, ExecutorSettings]:
     grid = Grid.from_yaml(args.file)
     for a in args.set:
-        if "=" not in a:
-            raise ConfigError("--set", f"expected key=value, got {a!r}")
-        k, v = a.split("=", 1)
-        _set(grid.base, k.strip(), parse_yaml_value(v, k.strip()), where="--set")
+        assign(grid.base, *parse_assignment(a))
     if args.out_dir:
         grid.out_dir = args.out_dir
     ex = dict(grid.executor)
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if jobs:
         refresh_slurm_states(jobs)
     workers = local_layout(settings, len(cfgs))[0] if settings.name == "local" else settings.array_parallelism
-    rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs)
+    rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs, live=args.status)
     warn_long_runs(rows, args.max_run_hours)
     if as_json:
         print(json.dumps({"sweep": grid.name, "file": str(args.file), **plan_json(rows, tp, concurrency=workers)}))

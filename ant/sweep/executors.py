@@ -46,6 +46,7 @@ from ant.config import RunConfig
 from ant.errors import ConfigError, FaultError, check_choice
 from ant.status import FINISHED  # states a re-run leaves alone
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
+from ant.sweep.progress import SweepMonitor
 
 EXECUTORS = ("local", "slurm")
 
@@ -96,10 +97,15 @@ class ExecutorSettings:
 
 # ---------------------------------------------------------------------- the worker (local and SLURM)
 def run_one(
-    cfg_dict: dict[str, Any], threads: int = 0, raise_errors: bool = False, family: list[dict[str, Any]] | None = None
+    cfg_dict: dict[str, Any],
+    threads: int = 0,
+    raise_errors: bool = False,
+    family: list[dict[str, Any]] | None = None,
+    callbacks: list | None = None,
 ) -> dict[str, Any]:
     """Train one run unless it is finished or being trained elsewhere. Returns {run_id, status, ...}.
-    `family`: the resolved wsd family this run belongs to, trunk first (ant.train.branches.train_member)."""
+    `family`: the resolved wsd family this run belongs to, trunk first (ant.train.branches.train_member).
+    `callbacks`: extra Lightning callbacks for the run's Trainer (the tune worker's pruning reporter)."""
     cfg = RunConfig.from_dict(cfg_dict)
     run_id = cfg.run_id()
     locks = lock_dir(cfg.out_dir)
@@ -124,12 +130,13 @@ def run_one(
             if family:
                 result = train_member(cfg, [RunConfig.from_dict(d) for d in family], progress=False)
             else:
-                result = train(cfg, progress=False)
+                result = train(cfg, progress=False, **({"callbacks": callbacks} if callbacks else {}))
             status = result.summary.get("status", "completed")
             if status == "running":  # train() checkpointed and returned early on request (signal)
                 status = "interrupted"
             record_attempt(locks, run_id, event="end", job_id=job_id, status=status, wall_s=time.time() - t0)
-            return {"run_id": run_id, "status": status, "final_val_loss": result.summary.get("final_val_loss")}
+            return {"run_id": run_id, "status": status, "final_val_loss": result.summary.get("final_val_loss"),
+                    "tokens": result.summary.get("tokens")}  # fmt: skip
         except RunLockedError:  # someone outside the sweep (ant train) trains this run folder right now
             return {"run_id": run_id, "status": "locked"}
         except Exception as e:  # recorded where --status finds it; SIGTERM/SystemExit (requeue) pass through
@@ -284,6 +291,7 @@ def run_local(
         + f", {workers} at a time, {where}")  # fmt: skip
     results: list[dict[str, Any]] = []
     t0 = time.time()
+    monitor = SweepMonitor([c for u in units for c in u], workers)
     pending, tries = units, 0
     while pending:  # a worker killed hard (OOM) breaks the pool: retry its runs once in a fresh one (they resume)
         tries += 1
@@ -301,20 +309,29 @@ def run_local(
                     futs[pool.submit(run_one, unit[0].to_dict(), threads)] = unit
                 else:
                     futs[pool.submit(run_family, [c.to_dict() for c in unit], threads)] = unit
-            for fut in cf.as_completed(futs):
-                unit = futs[fut]
-                try:
-                    r = fut.result()
-                except cf.process.BrokenProcessPool as e:
-                    if tries < 2:
-                        crashed.append(unit)
-                        continue
-                    r = [{"run_id": c.run_id(), "status": "failed", "error": f"worker died: {e}"} for c in unit]
-                except Exception as e:  # pickling errors and the like: report, keep going
-                    r = [{"run_id": c.run_id(), "status": "failed", "error": f"{type(e).__name__}: {e}"} for c in unit]
-                for one in r if isinstance(r, list) else [r]:
-                    results.append(one)
-                    log(_progress_line(one, len(results), n_runs, t0))
+            waiting = set(futs)
+            while waiting:  # wake up every monitor.interval to redraw the sweep line, not only when a run ends
+                ended, waiting = cf.wait(waiting, timeout=monitor.interval, return_when=cf.FIRST_COMPLETED)
+                for fut in ended:
+                    unit = futs[fut]
+                    try:
+                        r = fut.result()
+                    except cf.process.BrokenProcessPool as e:
+                        if tries < 2:
+                            crashed.append(unit)
+                            continue
+                        r = [{"run_id": c.run_id(), "status": "failed", "error": f"worker died: {e}"} for c in unit]
+                    except Exception as e:  # pickling errors and the like: report, keep going
+                        r = [{"run_id": c.run_id(), "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                             for c in unit]  # fmt: skip
+                    for one in r if isinstance(r, list) else [r]:
+                        results.append(one)
+                        monitor.finished(one)
+                        monitor.clear()
+                        log(_progress_line(one, len(results), n_runs, t0))
+                running = [c.run_id() for f in waiting if f.running() for c in futs[f]]
+                monitor.tick(running, force=bool(ended))
+        monitor.clear()
         pending = crashed
     return results
 

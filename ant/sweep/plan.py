@@ -31,6 +31,7 @@ import json
 import math
 import os
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,11 @@ class PlanRow:
     job: str | None = None
     family: str | None = None  # "F1 trunk" / "F1 @120" (a branch from step 120) for wsd families, else None
     train_flops: float | None = None  # FLOPs this run trains itself: a branch only its decay
+    # --status only (ant.sweep.progress): how far the run has got, from its folder
+    step: int | None = None
+    tokens_per_s: float | None = None
+    age_s: float | None = None  # seconds since its newest metric was written
+    commit: str | None = None
 
 
 # ---------------------------------------------------------------------- FLOPs and throughput
@@ -309,8 +315,10 @@ def build_plan(
     estimate: dict | None = None,
     jobs: dict[str, dict[str, str]] | None = None,
     bench_dir: Path = Path("results/bench"),
+    live: bool = False,
 ) -> tuple[list[PlanRow], Throughput]:
-    """One row per run. The run folders are read in one pass per out_dir (FolderScan); no model is built."""
+    """One row per run. The run folders are read in one pass per out_dir (FolderScan); no model is built.
+    `live` (--status) adds each run folder's step, last val loss, tokens/s, metric age and commit."""
     scans: dict[str, FolderScan] = {}
     for c in cfgs:
         if c.out_dir not in scans:
@@ -337,7 +345,18 @@ def build_plan(
         m, t = c.model, c.train
         rows.append(PlanRow(run_id, m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
                             t.seed, flops, est, state, loss, job, family, trained))  # fmt: skip
+        if live and run_id in scans[c.out_dir].folders:
+            _add_live(rows[-1], scans[c.out_dir], time.time())
     return rows, tp
+
+
+def _add_live(row: PlanRow, scan: FolderScan, now: float) -> None:
+    from ant.sweep.progress import live
+
+    got = live(scan.out_dir / row.run_id, scan.summaries.get(row.run_id), row.state in ("done", "diverged"), now)
+    row.step, row.tokens_per_s, row.age_s, row.commit = got.step, got.tokens_per_s, got.age_s, got.commit
+    if got.val_loss is not None:
+        row.final_val_loss = got.val_loss
 
 
 # Per-run costs a benchmarked step time leaves out, measured for the CPU study (docs/study.md): building the
@@ -396,6 +415,9 @@ def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_
     families = any(r.family for r in rows)
     if families:
         head.insert(-2, "family")
+    live = any(r.step is not None or r.commit is not None for r in rows)  # --status
+    if live:
+        head += ["step", "tok/s", "age", "commit"]
     if show_jobs:
         head.append("slurm_job")
     table = [head]
@@ -403,8 +425,11 @@ def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_
         loss = f"{r.final_val_loss:.4f}" if isinstance(r.final_val_loss, (int, float)) else "-"
         line = [r.run_id, r.arch, r.size, fmt_num(r.num_params), fmt_num(r.tokens), str(r.batch_size),
                 f"{r.lr:.3g}", str(r.seed), fmt_num(r.flops), fmt_time(r.est_s), r.state, loss]  # fmt: skip
+        if live:
+            line += ["-" if r.step is None else str(r.step), "-" if not r.tokens_per_s else fmt_num(r.tokens_per_s),
+                     "-" if r.age_s is None else fmt_time(max(0.0, r.age_s)), r.commit or "-"]  # fmt: skip
         if families:
-            line.insert(-2, r.family or "-")
+            line.insert(10, r.family or "-")  # before status and val_loss, as in head
         if show_jobs:
             line.append(r.job or "-")
         table.append(line)
