@@ -177,7 +177,7 @@ def _wall(rows: list) -> float:
 
 
 def print_plan(p: list[dict]) -> None:
-    from ant.sweep.plan import fmt_time
+    from ant.sweep.plan_table import fmt_time
 
     print(f"{'part':<10} {'runs':>5} {'in git':>7} {'to run':>7} {'est. wall':>10} {'(all runs)':>11}  claims")
     for r in p:

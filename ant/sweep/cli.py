@@ -25,7 +25,8 @@ from ant.errors import ConfigError
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
 from ant.sweep.grid import Grid
-from ant.sweep.plan import build_plan, format_plan, plan_json
+from ant.sweep.plan import build_plan
+from ant.sweep.plan_table import format_plan, plan_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
