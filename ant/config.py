@@ -3,18 +3,24 @@
 Life cycle:
     cfg = RunConfig.from_yaml("run.yaml")          # or RunConfig.from_dict / RunConfig()
     cfg = cfg.with_overrides(["train.seed=3"])       # the CLI's `--set key=value`
-    cfg = cfg.resolve()                              # fill every `None`/"auto" from the paper's recipe; validates
+    cfg = ant.recipe.resolve(cfg, vocab_size)        # fill every `None`/"auto" from the paper's recipe; validates
     cfg.run_id()                                      # readable prefix + hash of the resolved config
 
-`resolve()` is pure: it returns a new config in which nothing is left to chance, so the saved `config.yaml` of a
-run reproduces it exactly. Everything that is wrong with a config is reported by `validate()` as a ConfigError
-naming the field and the allowed values (exit code 2 at the CLI), before anything is written.
+This module is the lowest layer above ant.errors: it imports nothing else of `ant` (and no torch), so anything
+may read a config. What depends on the model or the data (parameter count, the optimiser recipe, beta2 below
+100M, warm-up, derived steps and intervals) lives in ant.recipe; `RunConfig.resolve()` is a thin call into it.
 
-The recipe (paper-notes §3-4, Table F.2):
-- gpt/gptplus: AdamW, weight decay 0.1 on matrices only, linear warm-up over 10 % of the steps;
-- ngpt/angpt: Adam, no weight decay, no warm-up;
-- all: betas (0.9, 0.95), but beta2 = 0.99 below 100M parameters (App. G); eps 1e-9; grad-clip 1.0; cosine decay
-  to 0.01 x peak; bf16-mixed + torch.compile on GPU, fp32 eager on CPU.
+Each section owns its rules (`validate()` per class); closed sets of values are `Literal` types, and the decoder
+reads the allowed values from them, so each vocabulary is written once. Everything that is wrong is a
+ConfigError naming the field and the allowed values (exit code 2 at the CLI), before anything is written.
+
+The decoder (`decode`, `_build`) is hand-written on purpose. pydantic v2 dataclasses, cattrs and dacite were
+tried on the inputs this config must take (issue 12; 2026-11-29): YAML 1.1 reads `1e6` as a string and `true`
+as a bool, `--set train.loggers=csv` gives a scalar for a list. pydantic rejects '1e6' for an int and a bool for
+a str (each field would need a BeforeValidator) and its ValidationError would still have to be rewritten into
+"field: message (allowed: ...)" lines; cattrs silently truncates 2.5 to 2 and splits 'csv' into ['c', 's', 'v'];
+dacite has no field path on unknown keys and its `cast` truncates 2.5 too. Each needs more code than the ~70
+lines below to produce today's messages, and adds an import (pydantic: ~90 ms) to every `ant` command.
 """
 
 from __future__ import annotations
@@ -28,25 +34,29 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from ant.errors import ConfigError, check_choice, check_range, parse_yaml_value, read_user_file
 
-ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
-TOKENIZERS = ("bytes", "bpe", "gpt2")
-OPTIMIZERS = ("auto", "adamw", "adam")
-SCHEDULES = ("cosine", "linear", "constant", "wsd")
-DECAY_SHAPES = ("1-sqrt", "linear")  # of the wsd decay (ant.train.optim)
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "32", "bf16-mixed")
-COMPILE = ("auto", "true", "false")
-LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")  # Lightning's logger classes (ant.train); csv is always cheap
-STRATEGIES = ("auto", "ddp", "fsdp")  # Lightning strategies for train.devices x train.num_nodes > 1
+Arch = Literal["gpt", "gptplus", "ngpt", "angpt"]
+# The model ladder's rung names (ant.models.sizes.SIZES holds their shapes; tests/models/test_sizes.py checks
+# that the two agree): tiny CPU rungs, then the paper's Table F.1.
+Size = Literal["tiny0", "tiny1", "tiny2", "tiny3", "tiny4", "tiny5", "32M", "62M", "125M", "250M", "0.5B", "1B"]
+Tokenizer = Literal["bytes", "bpe", "gpt2"]
+Optimizer = Literal["auto", "adamw", "adam"]
+Schedule = Literal["cosine", "linear", "constant", "wsd"]
+DecayShape = Literal["1-sqrt", "linear"]  # of the wsd decay (ant.train.optim)
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "32", "bf16-mixed"]
+Compile = Literal["auto", "true", "false"]
+Logger = Literal["csv", "tensorboard", "wandb", "mlflow"]  # Lightning's logger classes (ant.train)
+Strategy = Literal["auto", "ddp", "fsdp"]  # Lightning strategies for train.devices x train.num_nodes > 1
 
-# Peak learning rate when none is given. Sweeps normally set it explicitly or through a rule (ant.sweep.grid).
-DEFAULT_LR = {"gpt": 3e-3, "gptplus": 3e-3, "ngpt": 3e-3, "angpt": 3e-3}
+ARCHS: tuple[str, ...] = typing.get_args(Arch)
+SIZE_NAMES: tuple[str, ...] = typing.get_args(Size)
+
 # Finite bounds of every float field (lo, hi, lo excluded): wide enough for any sane experiment (an lr of 50 makes
 # a deliberately diverging test run), narrow enough that .inf, 1e400 and typos fail here, naming the field.
 FLOAT_BOUNDS = {
@@ -64,18 +74,25 @@ FLOAT_BOUNDS = {
 }
 MAX_TOKENS = 10**15  # more than any model has been trained on; train.tokens=1e30 is a typo, not a plan
 MAX_SEQ_LEN = 2**16  # 32x the paper's 2048; a larger window is a typo at these model sizes
-# App. G: beta2 = 0.99 for models below 100M parameters, 0.95 above.
-BETA2_SMALL, BETA2_LARGE, BETA2_THRESHOLD = 0.99, 0.95, 100e6
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "angpt"
-    size: str = "tiny3"
+    arch: Arch = "angpt"
+    size: Size = "tiny3"
     # None: the tokenizer's vocabulary padded up to a multiple of 64 (the paper pads GPT-NeoX's to 50304).
     vocab_size: int | None = None
     # Extra keyword arguments for ant.models.build_model: shape overrides (n_layers=3) and ablation switches.
+    # Their names and types are the arch's config dataclass's (ant.models), checked there with `decode`.
     options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _check_choices(self, "model")
+        if self.vocab_size is not None:
+            _check_int("model.vocab_size", self.vocab_size, minimum=2, maximum=2**24)
+        for k, v in self.options.items():  # the model checks names and ranges; no option may be .inf or .nan
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"model.options.{k}", f"must be a finite number, got {v!r}")
 
 
 @dataclass
@@ -83,7 +100,7 @@ class DataConfig:
     # "default": the offline corpus built from registry packages (ant.data.sources); or a path to a .txt/.jsonl
     # file or a folder of them; or "hf:NAME" for a Hugging Face dataset (needs network).
     corpus: str = "default"
-    tokenizer: str = "bpe"
+    tokenizer: str = "bpe"  # a Tokenizer, or hf:NAME_OR_PATH (a Hugging Face tokenizer): not a closed set
     bpe_vocab_size: int = 4096  # only for tokenizer=bpe
     seq_len: int = 128
     # The validation set is this many tokens, the same for every run on a corpus + tokenizer.
@@ -97,26 +114,57 @@ class DataConfig:
     # Processes that tokenise the corpus in parallel (the token files are the same for any count): not in the id.
     num_proc: int = 1
 
+    def validate(self) -> None:
+        tok = self.tokenizer
+        if not (isinstance(tok, str) and tok.startswith("hf:") and len(tok) > 3):
+            check_choice("data.tokenizer", tok, [*typing.get_args(Tokenizer), "hf:NAME_OR_PATH"])
+        _check_int("data.seq_len", self.seq_len, minimum=2, maximum=MAX_SEQ_LEN)
+        _check_int("data.val_tokens", self.val_tokens, minimum=2, maximum=MAX_TOKENS)
+        if self.val_tokens < self.seq_len + 1:
+            msg = f"{self.val_tokens} tokens hold no window of data.seq_len {self.seq_len} + 1 tokens"
+            allowed = f">= {self.seq_len + 1}, or a data.seq_len below {self.val_tokens}"
+            raise ConfigError("data.val_tokens", msg, allowed)
+        if tok == "bpe":
+            _check_int("data.bpe_vocab_size", self.bpe_vocab_size, minimum=257, maximum=2**20)
+        where = "'default', a path, or 'hf:NAME'"
+        if not self.corpus:
+            raise ConfigError("data.corpus", "must not be empty", where)
+        if self.corpus != "default" and not self.corpus.startswith("hf:") and not Path(self.corpus).exists():
+            raise ConfigError("data.corpus", f"no such file or folder: {self.corpus}", where)
+        if self.max_tokens is not None:
+            _check_int("data.max_tokens", self.max_tokens, minimum=1, maximum=MAX_TOKENS)
+        _check_int("data.num_proc", self.num_proc, minimum=1, maximum=1024)
+
 
 @dataclass
 class OptimConfig:
-    lr: float | None = None  # peak LR; None -> DEFAULT_LR[arch]
-    optimizer: str = "auto"  # auto -> adamw for gpt/gptplus, adam for ngpt/angpt
+    lr: float | None = None  # peak LR; None -> ant.recipe.DEFAULT_LR[arch]
+    optimizer: Optimizer = "auto"  # auto -> adamw for gpt/gptplus, adam for ngpt/angpt
     beta1: float = 0.9
     beta2: float | None = None  # None -> 0.99 below 100M parameters, else 0.95
     eps: float = 1e-9
     weight_decay: float | None = None  # None -> 0.1 (gpt/gptplus, matrices only), 0 (ngpt/angpt)
     warmup_frac: float | None = None  # None -> 0.1 (gpt/gptplus), 0 (ngpt/angpt)
-    schedule: str = "cosine"
+    schedule: Schedule = "cosine"
     final_lr_frac: float = 0.01  # the LR decays to final_lr_frac x peak
     # wsd (warmup-stable-decay, ant.train.optim): the last decay_frac of the steps decay to final_lr_frac x peak
     # with decay_shape; the warm-up is warmup_steps, an absolute count so that wsd runs differing only in their
     # budget share every step before the shorter one's decay (None -> warmup_frac x steps; a grid's `budgets:`
     # family sets it from its smallest budget). warmup_steps, when given, overrides warmup_frac for any schedule.
     decay_frac: float = 0.2
-    decay_shape: str = "1-sqrt"
+    decay_shape: DecayShape = "1-sqrt"
     warmup_steps: int | None = None
     grad_clip: float = 1.0  # 0 disables clipping
+
+    def validate(self) -> None:
+        _check_choices(self, "optim")
+        _check_bounds(self, "optim")
+        for name in ("beta1", "beta2"):  # [0, 1): beta = 1 never forgets
+            v = getattr(self, name)
+            if v is not None and v >= 1:
+                raise ConfigError(f"optim.{name}", f"must be in [0, 1), got {v!r}")
+        if self.warmup_steps is not None:
+            _check_int("optim.warmup_steps", self.warmup_steps, minimum=0)
 
 
 @dataclass
@@ -129,9 +177,9 @@ class TrainConfig:
     # the evaluation batch); 0 -> the whole batch. A memory setting, not part of the run id.
     micro_batch_size: int = 0
     seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto -> bf16-mixed on cuda, 32 on cpu
-    compile: str = "auto"  # auto -> true on cuda, false on cpu
+    device: Device = "auto"
+    precision: Precision = "auto"  # auto -> bf16-mixed on cuda, 32 on cpu
+    compile: Compile = "auto"  # auto -> true on cuda, false on cpu
     eval_interval: int = 0  # steps between validations; 0 -> about 20 evaluations per run
     log_interval: int = 10  # steps between train-loss rows in metrics.parquet
     diag_interval: int = 0  # steps between residual-norm / alpha diagnostics; 0 -> about 5 per run
@@ -143,13 +191,41 @@ class TrainConfig:
     noise_scale: bool = False
     # Where the rows of metrics.parquet are also sent: Lightning's own loggers (csv, tensorboard, wandb, mlflow).
     # Watching a run does not change it: not part of the run id.
-    loggers: list[str] = field(default_factory=lambda: ["csv"])
+    loggers: list[Logger] = field(default_factory=lambda: ["csv"])
     # Data-parallel training (issue 15): processes per node (GPUs, or CPU processes with gloo), nodes, and the
     # Lightning strategy. The global batch is train.batch_size whatever the device count, so a run's result does
     # not depend on them (beyond reduction order): not part of the run id.
     devices: int = 1
     num_nodes: int = 1
-    strategy: str = "auto"
+    strategy: Strategy = "auto"
+
+    def validate(self) -> None:
+        if (self.tokens is None) == (self.tokens_per_param is None):
+            raise ConfigError("train.tokens", "give exactly one of train.tokens and train.tokens_per_param")
+        if self.tokens is not None:
+            _check_int("train.tokens", self.tokens, minimum=1, maximum=MAX_TOKENS)
+        _check_bounds(self, "train")
+        bs, mbs = self.batch_size, self.micro_batch_size
+        _check_int("train.batch_size", bs, minimum=1)
+        _check_int("train.micro_batch_size", mbs, minimum=0)
+        if mbs and bs % mbs:
+            divisors = [n for n in range(1, bs + 1) if bs % n == 0]
+            raise ConfigError("train.micro_batch_size", f"{mbs} does not divide batch_size {bs}", divisors)
+        _check_int("train.seed", self.seed, minimum=0, maximum=2**32 - 1)
+        _check_choices(self, "train")
+        for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads"):
+            _check_int(f"train.{name}", getattr(self, name), minimum=0)
+        _check_int("train.log_interval", self.log_interval, minimum=1)
+        _check_int("train.devices", self.devices, minimum=1, maximum=4096)
+        _check_int("train.num_nodes", self.num_nodes, minimum=1, maximum=4096)
+        if self.noise_scale and not 0 < mbs < bs:
+            below = [n for n in range(1, bs) if bs % n == 0]
+            msg = f"needs >= 2 micro-batches a step; micro_batch_size {mbs}, batch_size {bs}"
+            allowed = f"false, or true with train.micro_batch_size in {below}" if below else "false"
+            raise ConfigError("train.noise_scale", msg, allowed)
+
+
+SECTIONS = ("model", "data", "optim", "train")
 
 
 @dataclass
@@ -173,7 +249,7 @@ class RunConfig:
         p = Path(path)
         d = read_user_file(p, "config", "yaml")
         if d is not None and not isinstance(d, dict):
-            raise ConfigError("config", f"{p} must hold a mapping of sections", _section_names())
+            raise ConfigError("config", f"{p} must hold a mapping of sections", _field_names(RunConfig))
         return cls.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,147 +262,22 @@ class RunConfig:
         """Apply `section.key=value` strings (values parsed as YAML scalars): `train.seed=3`."""
         d = self.to_dict()
         for a in assignments or []:
-            if "=" not in a:
-                raise ConfigError("--set", f"expected key=value, got {a!r}")
-            key, raw = a.split("=", 1)
-            parts = key.strip().split(".")
-            value = parse_yaml_value(raw, key.strip())
-            node = d
-            for i, part in enumerate(parts[:-1]):
-                if not isinstance(node, dict) or part not in node:
-                    allowed = list(node) if isinstance(node, dict) else None
-                    raise ConfigError(".".join(parts[: i + 1]), "unknown config key", allowed)
-                if node[part] is None and parts[: i + 1] == ["model", "options"]:
-                    node[part] = {}
-                node = node[part]
-            last = parts[-1]
-            in_options = parts[:2] == ["model", "options"] and len(parts) == 3
-            if not in_options and last not in node:
-                raise ConfigError(key, "unknown config key", list(node))
-            node[last] = value
+            assign(d, *parse_assignment(a))
         return RunConfig.from_dict(d)
 
     # ------------------------------------------------------------------ resolution
     def validate(self) -> None:
-        """Checks that need no model or data. resolve() runs it and the model-dependent checks."""
-        m, dc, o, t = self.model, self.data, self.optim, self.train
-        check_choice("model.arch", m.arch, ARCHS)
-        from ant.models.sizes import get_size
-
-        get_size(m.size)
-        if m.vocab_size is not None:
-            _check_int("model.vocab_size", m.vocab_size, minimum=2, maximum=2**24)
-        for k, v in m.options.items():  # the model checks names and ranges; no option may be .inf or .nan
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(f"model.options.{k}", f"must be a finite number, got {v!r}")
-        if not (isinstance(dc.tokenizer, str) and dc.tokenizer.startswith("hf:") and len(dc.tokenizer) > 3):
-            check_choice("data.tokenizer", dc.tokenizer, [*TOKENIZERS, "hf:NAME_OR_PATH"])
-        _check_int("data.seq_len", dc.seq_len, minimum=2, maximum=MAX_SEQ_LEN)
-        _check_int("data.val_tokens", dc.val_tokens, minimum=2, maximum=MAX_TOKENS)
-        if dc.val_tokens < dc.seq_len + 1:
-            msg = f"{dc.val_tokens} tokens hold no window of data.seq_len {dc.seq_len} + 1 tokens"
-            raise ConfigError("data.val_tokens", msg, f">= {dc.seq_len + 1}, or a data.seq_len below {dc.val_tokens}")
-        if dc.tokenizer == "bpe":
-            _check_int("data.bpe_vocab_size", dc.bpe_vocab_size, minimum=257, maximum=2**20)
-        if not dc.corpus:
-            raise ConfigError("data.corpus", "must not be empty", "'default', a path, or 'hf:NAME'")
-        if dc.corpus != "default" and not dc.corpus.startswith("hf:") and not Path(dc.corpus).exists():
-            raise ConfigError("data.corpus", f"no such file or folder: {dc.corpus}", "'default', a path, or 'hf:NAME'")
-        check_choice("optim.optimizer", o.optimizer, OPTIMIZERS)
-        check_choice("optim.schedule", o.schedule, SCHEDULES)
-        for name, (lo, hi, lo_open) in FLOAT_BOUNDS.items():
-            section, key = name.split(".")
-            v = getattr(getattr(self, section), key)
-            if v is not None:
-                check_range(name, v, lo, hi, lo_open=lo_open)
-        for name in ("beta1", "beta2"):  # [0, 1): beta = 1 never forgets
-            v = getattr(o, name)
-            if v is not None and v >= 1:
-                raise ConfigError(f"optim.{name}", f"must be in [0, 1), got {v!r}")
-        check_choice("optim.decay_shape", o.decay_shape, DECAY_SHAPES)
-        if o.warmup_steps is not None:
-            _check_int("optim.warmup_steps", o.warmup_steps, minimum=0)
-        if (t.tokens is None) == (t.tokens_per_param is None):
-            raise ConfigError("train.tokens", "give exactly one of train.tokens and train.tokens_per_param")
-        if t.tokens is not None:
-            _check_int("train.tokens", t.tokens, minimum=1, maximum=MAX_TOKENS)
-        _check_int("train.batch_size", t.batch_size, minimum=1)
-        _check_int("train.micro_batch_size", t.micro_batch_size, minimum=0)
-        if t.micro_batch_size and t.batch_size % t.micro_batch_size:
-            divisors = [n for n in range(1, t.batch_size + 1) if t.batch_size % n == 0]
-            msg = f"{t.micro_batch_size} does not divide batch_size {t.batch_size}"
-            raise ConfigError("train.micro_batch_size", msg, divisors)
-        _check_int("train.seed", t.seed, minimum=0, maximum=2**32 - 1)
-        check_choice("train.device", t.device, DEVICES)
-        check_choice("train.precision", t.precision, PRECISIONS)
-        check_choice("train.compile", t.compile, COMPILE)
-        for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads"):
-            _check_int(f"train.{name}", getattr(t, name), minimum=0)
-        _check_int("train.log_interval", t.log_interval, minimum=1)
-        for i, name in enumerate(t.loggers):
-            check_choice(f"train.loggers[{i}]", name, LOGGERS)
-        _check_int("train.devices", t.devices, minimum=1, maximum=4096)
-        _check_int("train.num_nodes", t.num_nodes, minimum=1, maximum=4096)
-        check_choice("train.strategy", t.strategy, STRATEGIES)
-        if dc.max_tokens is not None:
-            _check_int("data.max_tokens", dc.max_tokens, minimum=1, maximum=MAX_TOKENS)
-        _check_int("data.num_proc", dc.num_proc, minimum=1, maximum=1024)
-        if t.noise_scale and not 0 < t.micro_batch_size < t.batch_size:
-            below = [n for n in range(1, t.batch_size) if t.batch_size % n == 0]
-            msg = f"needs >= 2 micro-batches a step; micro_batch_size {t.micro_batch_size}, batch_size {t.batch_size}"
-            allowed = f"false, or true with train.micro_batch_size in {below}" if below else "false"
-            raise ConfigError("train.noise_scale", msg, allowed)
+        """Checks that need no model or data; ant.recipe.resolve runs them and the model-dependent ones."""
+        for section in SECTIONS:
+            getattr(self, section).validate()
 
     def resolve(self, vocab_size: int | None = None) -> RunConfig:
-        """Return a copy with every default filled in from the recipe. `vocab_size` is the tokenizer's, used
-        when model.vocab_size is None (padded up to a multiple of 64)."""
-        self.validate()
-        r = RunConfig.from_dict(self.to_dict())
-        m, o, t = r.model, r.optim, r.train
-        if m.vocab_size is None:
-            if vocab_size is None:
-                vocab_size = _tokenizer_vocab(r.data)
-            m.vocab_size = int(math.ceil(vocab_size / 64) * 64)
-        from ant.models.counts import num_params  # late import: config is glue above models
+        """ant.recipe.resolve(self, vocab_size): a copy with every default filled in from the recipe."""
+        # Upward on purpose, and the only such import here: the recipe needs the model's parameter count (torch),
+        # config stays importable without it; kept because ~25 callers and the tests say cfg.resolve().
+        from ant import recipe
 
-        # counted in closed form (no model is built: ~20 ms a run on the meta device); options are validated
-        # as build_model validates them
-        try:
-            r.num_params = num_params(m.arch, m.size, m.vocab_size, m.options)
-        except TypeError as e:  # an unknown option name
-            raise ConfigError("model.options", str(e)) from None
-        matrices_decay = m.arch in ("gpt", "gptplus")
-        if o.lr is None:
-            o.lr = DEFAULT_LR[m.arch]
-        if o.optimizer == "auto":
-            o.optimizer = "adamw" if matrices_decay else "adam"
-        if o.beta2 is None:
-            o.beta2 = BETA2_SMALL if r.num_params < BETA2_THRESHOLD else BETA2_LARGE
-        if o.weight_decay is None:
-            o.weight_decay = 0.1 if matrices_decay else 0.0
-        if o.warmup_frac is None:
-            o.warmup_frac = 0.1 if matrices_decay else 0.0
-        if t.tokens is None:
-            t.tokens = int(round(t.tokens_per_param * r.num_params))
-        t.tokens_per_param = None  # tokens is now the single source of truth
-        tokens_per_step = t.batch_size * r.data.seq_len
-        r.steps = max(1, math.ceil(t.tokens / tokens_per_step))
-        if o.schedule == "wsd":
-            _resolve_wsd(o, r.steps)
-        if t.device == "auto":
-            t.device = "cuda" if _cuda_available() else "cpu"
-        if t.precision == "auto":
-            t.precision = "bf16-mixed" if t.device == "cuda" else "32"
-        if t.compile == "auto":
-            t.compile = "true" if t.device == "cuda" else "false"
-        # Derived intervals are multiples of log_interval, so metrics rows line up (one row per logged step).
-        if t.eval_interval == 0:
-            t.eval_interval = _multiple_of(r.steps // 20, t.log_interval)
-        if t.diag_interval == 0:
-            t.diag_interval = _multiple_of(r.steps // 5, t.log_interval)
-        if t.ckpt_interval == 0:
-            t.ckpt_interval = max(1, r.steps // 10)
-        return r
+        return recipe.resolve(self, vocab_size)
 
     @property
     def is_resolved(self) -> bool:
@@ -339,8 +290,17 @@ class RunConfig:
             raise ValueError("run_id() needs a resolved config (call resolve() first)")
         d = self.to_dict()
         d.pop("out_dir")
-        for k in ("log_interval", "ckpt_interval", "num_threads", "micro_batch_size", "noise_scale", "loggers",
-                  "devices", "num_nodes", "strategy"):
+        for k in (
+            "log_interval",
+            "ckpt_interval",
+            "num_threads",
+            "micro_batch_size",
+            "noise_scale",
+            "loggers",
+            "devices",
+            "num_nodes",
+            "strategy",
+        ):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
         d["data"].pop("num_proc")
@@ -360,9 +320,9 @@ class RunConfig:
         return Path(self.out_dir) / self.run_id()
 
 
-# ---------------------------------------------------------------------- helpers
-def _section_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(RunConfig)]
+# ---------------------------------------------------------------------- the decoder
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 # get_type_hints evaluates every annotation string on each call (~0.5 ms a section): once per class is enough,
@@ -374,7 +334,7 @@ def _build(cls: type, d: dict[str, Any], prefix: str):
     if not isinstance(d, dict):
         raise ConfigError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(d).__name__}")
     hints = _type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = _field_names(cls)
     kwargs = {}
     for key, value in d.items():
         if key not in names:
@@ -383,12 +343,15 @@ def _build(cls: type, d: dict[str, Any], prefix: str):
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, prefix=f"{prefix}{key}.")
         else:
-            kwargs[key] = _coerce(f"{prefix}{key}", value, hint)
+            kwargs[key] = decode(f"{prefix}{key}", value, hint)
     return cls(**kwargs)
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """YAML gives '1e6' as a string and 1 for a float field; accept what a person means, reject the rest."""
+def decode(name: str, value: Any, hint: Any) -> Any:
+    """`value` from YAML or the command line as type `hint`, or a ConfigError naming `name`. YAML gives '1e6' as a
+    string and 1 for a float field: accept what a person means, reject the rest. A Literal decodes as its base
+    type; whether the value is one of its members is each section's validate() (old run folders and synthetic
+    runs hold sizes outside the ladder and must still load)."""
     base, optional = hint, False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `X | None`
         args = typing.get_args(hint)
@@ -399,13 +362,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return None
         raise ConfigError(name, "must not be empty")
     origin = typing.get_origin(base) or base
+    if origin is Literal:
+        origin = type(typing.get_args(base)[0])
     if origin is list:
         if isinstance(value, str):  # `--set train.loggers=csv` means a list of one
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(name, f"expected a list, got {value!r}")
         (item,) = typing.get_args(base) or (Any,)
-        return [_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+        return [decode(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(name, f"expected a mapping, got {value!r}")
@@ -440,6 +405,69 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
+# ---------------------------------------------------------------------- `--set section.key=value`
+def parse_assignment(text: str, where: str = "--set") -> tuple[str, Any]:
+    """`key=value` (the value read as YAML) -> (key, value); the one parser of `ant train|sweep|params --set`."""
+    if "=" not in text:
+        raise ConfigError(where, f"expected key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip(), parse_yaml_value(raw, key.strip())
+
+
+def assign(d: dict[str, Any], key: str, value: Any, where: str | None = None) -> None:
+    """Set the dotted `key` (`train.seed`, `model.options.n_layers`) in the dict form of a RunConfig, creating
+    missing sections. The key is checked against the config's fields, not against `d`, so a partial dict (a
+    grid's `base`) works too; an unknown key names the allowed ones (prefixed with `where`)."""
+    parts = key.split(".")
+    cls: Any = RunConfig
+    node = d
+    for i, part in enumerate(parts):
+        shown = ".".join(([where] if where else []) + parts[: i + 1])
+        last = i == len(parts) - 1
+        if cls is dict:  # model.options: any name (the model checks it), one level deep
+            if not last:
+                raise ConfigError(shown, "options are one level deep: model.options.NAME=value")
+            break
+        if part not in _field_names(cls):
+            raise ConfigError(shown, "unknown config key", _field_names(cls))
+        if last:
+            break
+        hint = _type_hints(cls)[part]
+        if dataclasses.is_dataclass(hint):
+            cls = hint
+        elif typing.get_origin(hint) is dict:
+            cls = dict
+        else:
+            raise ConfigError(shown, "is a value, not a section")
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------- per-section checks
+def _check_choices(section: Any, name: str) -> None:
+    """Every Literal-typed field of `section` (a list of them too) holds one of the Literal's values."""
+    for f in dataclasses.fields(section):
+        hint = _type_hints(type(section))[f.name]
+        value = getattr(section, f.name)
+        if typing.get_origin(hint) is list:
+            (hint,) = typing.get_args(hint)
+            for i, v in enumerate(value):
+                if typing.get_origin(hint) is Literal:
+                    check_choice(f"{name}.{f.name}[{i}]", v, typing.get_args(hint))
+        elif typing.get_origin(hint) is Literal:
+            check_choice(f"{name}.{f.name}", value, typing.get_args(hint))
+
+
+def _check_bounds(section: Any, name: str) -> None:
+    for key, (lo, hi, lo_open) in FLOAT_BOUNDS.items():
+        sec, field_name = key.split(".")
+        v = getattr(section, field_name) if sec == name else None
+        if v is not None:
+            check_range(key, v, lo, hi, lo_open=lo_open)
+
+
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
@@ -452,35 +480,8 @@ def wsd_decay_steps(steps: int, decay_frac: float) -> int:
     return min(steps, max(1, int(round(decay_frac * steps))))
 
 
-def _resolve_wsd(o: OptimConfig, steps: int) -> None:
-    """Fix the warm-up of a wsd run in steps and check that it ends before the decay starts."""
-    if o.warmup_steps is None:
-        o.warmup_steps = int(round((o.warmup_frac or 0.0) * steps))
-    start = steps - wsd_decay_steps(steps, o.decay_frac)
-    if o.warmup_steps > start:
-        msg = f"{o.warmup_steps} warm-up steps do not end before the decay starts at step {start} of {steps}"
-        raise ConfigError("optim.warmup_steps", msg, f"0..{start}")
-
-
-def _multiple_of(n: int, unit: int) -> int:
-    """n rounded to the nearest positive multiple of unit."""
-    return max(1, round(n / unit)) * unit
-
-
 def _short(n: int) -> str:
     for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= div:
             return f"{n / div:.3g}{unit}"
     return str(n)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _tokenizer_vocab(data: DataConfig) -> int:
-    from ant.data import tokenizer_vocab_size
-
-    return tokenizer_vocab_size(data)

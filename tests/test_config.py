@@ -103,3 +103,24 @@ def test_derived_intervals_line_up_with_logged_steps():
     assert cfg.steps == 400
     assert (cfg.train.eval_interval, cfg.train.diag_interval) == (20, 80)
     assert cfg.train.ckpt_interval == 40
+
+
+def test_vocabularies_are_written_once():
+    """config's Literal types are the one list of architectures and rung names; the models use them."""
+    from ant.config import ARCHS, SIZE_NAMES
+    from ant.models import REGISTRY, SIZES
+
+    assert tuple(REGISTRY) == ARCHS and tuple(SIZES) == SIZE_NAMES
+
+
+def test_one_assignment_parser_for_configs_and_grids():
+    from ant.config import assign, parse_assignment
+
+    d: dict = {}
+    assign(d, *parse_assignment("model.options.lerp=false"))
+    assign(d, "train.tokens", "1e6", where="grid.set")
+    assert RunConfig.from_dict(d).model.options == {"lerp": False} and d["train"]["tokens"] == "1e6"
+    with pytest.raises(ConfigError, match=r"grid\.set\.optim\.bta2: unknown config key \(allowed: lr, "):
+        assign(d, "optim.bta2", 0.9, where="grid.set")
+    with pytest.raises(ConfigError, match=r"train\.seed: is a value, not a section"):
+        assign(d, "train.seed.x", 1)

@@ -1,11 +1,11 @@
-"""Lower layers never import higher ones (README, Layout; docs/design.md): models know nothing of Lightning or
-the config glue; data knows nothing of models; train knows nothing of sweeps; laws read run folders, not live
-objects (no torch, no models); ant.analysis (figures, fits, the study) may import laws and sweep, and nothing
-below it imports ant.analysis (the `ant` command names it only as a sub-command).
+"""Layers point one way (docs/design.md, "Layers"): a module imports its own layer and lower ones, never a higher
+one nor a sibling of its own rank (models, data and laws know nothing of each other); no import circles among
+ant modules; and a function-level `from ant ...` import says on its line (or the line above) why it is not at
+the top of the file. The third-party rules stay: models and data know nothing of Lightning, optuna or submitit,
+laws read run folders (no torch, no Lightning), train knows nothing of optuna or submitit.
 
-Two checks: every import statement in each package's files, lazy ones inside functions included (read from the
-source, so a late import cannot hide), and what importing every module of a package actually loads, in a fresh
-interpreter (so an import through a shared module such as ant.config counts too).
+Read from the source (every import, lazy ones inside functions included, so a late import cannot hide), plus
+what importing each low package actually loads in a fresh interpreter (an import through a shared module counts).
 """
 
 from __future__ import annotations
@@ -21,68 +21,224 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ANT = ROOT / "ant"
 
-# package -> module prefixes it must never import
-FORBIDDEN = {
-    "models": (
-        "ant.analysis",
-        "ant.config",
-        "ant.data",
-        "ant.train",
-        "ant.sweep",
-        "ant.laws",
-        "lightning",
-        "optuna",
-        "submitit",
-    ),
-    "data": ("ant.analysis", "ant.models", "ant.train", "ant.sweep", "ant.laws", "lightning", "optuna", "submitit"),
-    "train": ("ant.analysis", "ant.sweep", "ant.laws", "optuna", "submitit"),
-    "sweep": ("ant.analysis",),
-    "laws": ("ant.analysis", "ant.models", "ant.data", "ant.train", "ant.sweep", "torch", "lightning"),
+# Low -> high. Each rank holds one or more groups (tuples of module prefixes); a group may import itself and any
+# group of a lower rank, but no higher rank and no other group of its own rank.
+RANKS: list[list[tuple[str, ...]]] = [
+    [("ant", "ant.errors", "ant.fsio", "ant.status")],  # `ant` itself: the package's __init__ (version only)
+    [("ant.config",)],
+    [("ant.models",), ("ant.data",), ("ant.laws",)],
+    [("ant.perf",), ("ant.recipe",)],
+    [("ant.train",)],
+    [("ant.bench", "ant.bench_lightning", "ant.bench_report")],
+    [("ant.sweep",)],
+    [("ant.analysis",)],
+    [("ant.cli", "ant.__main__")],
+]
+
+# Upward imports that stay, each with its reason. Everything else here is a violation.
+ALLOWED_UPWARD = {
+    # RunConfig.resolve() is a thin call into the recipe, kept for its ~25 callers (tests, notebooks, users).
+    ("ant.config", "ant.recipe"),
+}
+
+# Known violations in files other helpers of issue 12 are rewriting right now; the integrator empties this list
+# once their work has landed (each entry: importing module -> imported module).
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
+
+# Function-level `from ant ...` imports without a comment saying why, in files other helpers of issue 12 were
+# rewriting (analysis, data, perf, sweep cli/executors/plan/tune, train): (path, imported module). The integrator
+# empties this list: move each import to the top of its file, or say on its line why it must stay late.
+KNOWN_UNEXPLAINED: set[tuple[str, str]] = {
+    ("ant/analysis/study.py", "ant.analysis.fit_laws"),
+    ("ant/analysis/study.py", "ant.analysis.make_figures"),
+    ("ant/analysis/study.py", "ant.analysis.report"),
+    ("ant/analysis/study.py", "ant.analysis.study_report"),
+    ("ant/analysis/study.py", "ant.sweep.grid"),
+    ("ant/analysis/study.py", "ant.sweep.plan"),
+    ("ant/analysis/study.py", "ant.sweep.plan_table"),
+    ("ant/analysis/study_measures.py", "ant.analysis.study_claims"),
+    ("ant/analysis/summary_table.py", "ant.sweep.grid"),
+    ("ant/analysis/table2_overhead.py", "ant.analysis.common"),
+    ("ant/data/cli.py", "ant.data"),
+    ("ant/data/cli.py", "ant.data.cache"),
+    ("ant/data/cli.py", "ant.data.fetch"),
+    ("ant/data/cli.py", "ant.data.sources"),
+    ("ant/data/cli.py", "ant.data.tokens"),
+    ("ant/data/sources.py", "ant.data.stream"),
+    ("ant/data/stream.py", "ant.data.tokens"),
+    ("ant/data/tokenizers.py", "ant.data.fetch"),
+    ("ant/data/tokens.py", "ant.data.stream"),
+    ("ant/perf.py", "ant.models.layers"),
+    ("ant/sweep/cli.py", "ant.data"),
+    ("ant/sweep/cli.py", "ant.train.io"),
+    ("ant/sweep/executors.py", "ant.train.branches"),
+    ("ant/sweep/executors.py", "ant.train.run"),
+    ("ant/sweep/plan.py", "ant.models.counts"),
+    ("ant/sweep/plan.py", "ant.sweep.progress"),
+    ("ant/sweep/plan.py", "ant.train.branches"),
+    ("ant/sweep/progress.py", "ant.sweep.plan_table"),
+    ("ant/sweep/pruning.py", "ant.train"),
+    ("ant/sweep/tune.py", "ant.sweep.executors"),
+    ("ant/sweep/tune.py", "ant.sweep.pruning"),
+    ("ant/sweep/tune.py", "ant.train"),
+    ("ant/sweep/tune.py", "ant.train.io"),
+    ("ant/sweep/tune.py", "ant.train.run"),
+    ("ant/train/branches.py", "ant.train.run"),
+    ("ant/train/cli.py", "ant.train.run"),
+    ("ant/train/run.py", "ant.data"),
+    ("ant/train/run.py", "ant.models"),
+    ("ant/train/run.py", "ant.train.branches"),
+    ("ant/train/run.py", "ant.train.callbacks"),
+    ("ant/train/run.py", "ant.train.datamodule"),
+    ("ant/train/run.py", "ant.train.module"),
+}
+
+THIRD_PARTY_FORBIDDEN = {
+    "models": ("lightning", "optuna", "submitit"),
+    "data": ("lightning", "optuna", "submitit"),
+    "train": ("optuna", "submitit"),
+    "laws": ("torch", "lightning"),
 }
 
 
-def imports(path: Path, source: str | None = None) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import in a file under ROOT, relative ones resolved against its
-    package; `source` replaces the file's text."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+# ---------------------------------------------------------------------- reading imports
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(ANT.rglob("*.py"))}
+
+
+def imports(path: Path, source: str | None = None) -> list[tuple[int, str, bool, bool]]:
+    """(line, absolute module name, inside a function, explained by a comment) of every import in a file under
+    ROOT; relative ones resolved against its package; `source` replaces the file's text. Imports under
+    `if TYPE_CHECKING:` are left out (they never run)."""
+    text = path.read_text() if source is None else source
+    lines = text.splitlines()
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = []
-    for node in ast.walk(ast.parse(path.read_text() if source is None else source, str(path))):
-        if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            out += [(node.lineno, mod)] + [(node.lineno, f"{mod}.{a.name}") for a in node.names if mod == "ant"]
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                if isinstance(child, ast.Import):
+                    mods = [a.name for a in child.names]
+                else:
+                    mod = child.module or ""
+                    if child.level:
+                        base = package.split(".")[: len(package.split(".")) - child.level + 1]
+                        mod = ".".join(base + ([child.module] if child.module else []))
+                    # `from pkg import sub` imports pkg.sub; `from mod import name` imports mod
+                    subs = [f"{mod}.{a.name}" for a in child.names]
+                    mods = [s if s in MODULES else mod for s in subs] if mod.startswith("ant") else [mod, *subs]
+                above = lines[child.lineno - 2].strip() if child.lineno > 1 else ""
+                said = [above] if above.startswith("#") else []  # a comment line right above, or one on the import
+                said += [s.split("#", 1)[1] for s in lines[child.lineno - 1 : child.end_lineno] if "#" in s]
+                explained = any(s.strip("# ") and not s.strip("# ").startswith("noqa") for s in said)
+                out.extend((child.lineno, m, in_function, explained) for m in mods)
+            visit(child, nested)
+
+    visit(ast.parse(text, str(path)), False)
     return out
 
 
-def hits(module: str, prefixes: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
+def resolve(module: str) -> str | None:
+    """The ant module (file) an imported name lives in: `ant.train.io` -> itself, `ant.train.train` -> ant.train."""
+    while module and module not in MODULES:
+        module = module.rpartition(".")[0]
+    return module or None
 
 
-def test_the_import_reader_sees_lazy_and_relative_imports():
+def place(module: str) -> tuple[int, int]:
+    """(rank, group) of an ant module: the longest matching prefix wins."""
+    best = (-1, 0, 0)
+    for r, groups in enumerate(RANKS):
+        for g, prefixes in enumerate(groups):
+            for p in prefixes:
+                if (module == p or module.startswith(p + ".")) and len(p) > best[0]:
+                    best = (len(p), r, g)
+    assert best[0] >= 0, f"{module} is in no layer: add it to RANKS (and docs/design.md)"
+    return best[1], best[2]
+
+
+def edges() -> list[tuple[str, str, Path, int, bool, bool]]:
+    """(importer, imported ant module, file, line, in a function, explained) of every import between modules."""
+    out = []
+    for name, path in MODULES.items():
+        for line, m, in_function, explained in imports(path):
+            target = resolve(m) if m == "ant" or m.startswith("ant.") else None
+            if target and target != name:
+                out.append((name, target, path, line, in_function, explained))
+    return out
+
+
+def upward(src: str, dst: str) -> bool:
+    (rs, gs), (rd, gd) = place(src), place(dst)
+    return rd > rs or (rd == rs and gd != gs)
+
+
+# ---------------------------------------------------------------------- the checks
+def test_the_import_reader_sees_lazy_relative_and_explained_imports():
     src = "import os\nfrom . import sizes\nfrom ..data import tokens\ndef f():\n    from ant import train\n"
-    src += "    import lightning.pytorch as pl\n"
-    found = {m for _, m in imports(ANT / "models" / "probe.py", source=src)}
-    assert {"ant.models", "ant.data", "ant.train", "lightning.pytorch"} <= found, found
-    assert hits("lightning.pytorch", FORBIDDEN["models"]) and not hits("ant.modelsx", ("ant.models",))
+    src += "    # why: heavy\n    import lightning.pytorch as pl\n    from ant import sweep  # noqa: F401\n"
+    found = {m: (lazy, said) for _, m, lazy, said in imports(ANT / "models" / "probe.py", source=src)}
+    assert {"ant.models.sizes", "ant.data.tokens", "ant.train", "lightning.pytorch"} <= set(found), found
+    assert found["ant.data.tokens"] == (False, False) and found["ant.train"] == (True, False)
+    assert found["lightning.pytorch"] == (True, True) and found["ant.sweep"] == (True, False)  # noqa is no reason
+    assert upward("ant.models.gpt", "ant.data.tokens") and upward("ant.config", "ant.models")
+    assert not upward("ant.train.run", "ant.models.gpt") and not upward("ant.data.cli", "ant.data.tokens")
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_no_file_imports_a_higher_layer(package):
-    bad = [f"{p.relative_to(ROOT)}:{line} imports {m}"
-           for p in sorted((ANT / package).rglob("*.py")) for line, m in imports(p)
-           if hits(m, FORBIDDEN[package])]  # fmt: skip
+def test_every_module_has_a_layer():
+    for name in MODULES:
+        place(name)
+
+
+def test_no_module_imports_a_higher_layer_or_a_sibling():
+    found = {(s, d): f"{p.relative_to(ROOT)}:{line} imports {d}" for s, d, p, line, _, _ in edges() if upward(s, d)}
+    stale = sorted(k for k in ALLOWED_UPWARD | KNOWN_VIOLATIONS if k not in found)
+    assert not stale, f"listed as exceptions but no longer imported (remove them): {stale}"
+    bad = [msg for k, msg in sorted(found.items()) if k not in ALLOWED_UPWARD | KNOWN_VIOLATIONS]
     assert not bad, "\n".join(bad)
 
 
-def test_nothing_below_the_analysis_imports_it():
-    below = [p for p in sorted(ANT.rglob("*.py")) if "analysis" not in p.relative_to(ANT).parts]
-    bad = [f"{p.relative_to(ROOT)}:{line}" for p in below for line, m in imports(p)
-           if hits(m, ("ant.analysis", "analysis", "notebooks", "tests"))]  # fmt: skip
+def test_no_import_circles():
+    """Module-level imports only (function-level ones run after every module has loaded)."""
+    graph: dict[str, set[str]] = {}
+    for s, d, _, _, in_function, _ in edges():
+        if not in_function:
+            graph.setdefault(s, set()).add(d)
+    circles = [c for c in _strongly_connected(graph) if len(c) > 1]
+    assert not circles, circles
+
+
+def test_function_level_ant_imports_say_why():
+    found = {
+        (str(p.relative_to(ROOT)), d): f"{p.relative_to(ROOT)}:{line} imports {d} inside a function, no comment"
+        for _, d, p, line, in_function, explained in edges()
+        if in_function and not explained
+    }
+    bad = [msg for k, msg in sorted(found.items()) if k not in KNOWN_UNEXPLAINED]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", sorted(THIRD_PARTY_FORBIDDEN))
+def test_no_file_imports_a_forbidden_library(package):
+    forbidden = THIRD_PARTY_FORBIDDEN[package]
+    bad = [f"{p.relative_to(ROOT)}:{line} imports {m}"
+           for p in sorted((ANT / package).rglob("*.py")) for line, m, _, _ in imports(p)
+           if any(m == f or m.startswith(f + ".") for f in forbidden)]  # fmt: skip
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_outside_ant_is_imported_by_it():
+    bad = [f"{p.relative_to(ROOT)}:{line}" for p in MODULES.values() for line, m, _, _ in imports(p)
+           if m.split(".")[0] in ("analysis", "notebooks", "tests")]  # fmt: skip
     assert not bad, bad
 
 
@@ -97,10 +253,46 @@ print(json.dumps(sorted(sys.modules)))
 
 @pytest.mark.parametrize("package", ["models", "data", "laws"])
 def test_importing_a_package_loads_no_higher_layer(package):
-    # train is left out: Lightning is its job, and the file check above covers its sweep/laws imports
+    # train is left out: Lightning is its job, and the source checks above cover it
     r = subprocess.run([sys.executable, "-c", _LOADED.format(pkg=package)], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     loaded = json.loads(r.stdout.strip().splitlines()[-1])
-    bad = [m for m in loaded if hits(m, FORBIDDEN[package])]
+    mine = f"ant.{package}"
+    bad = [m for m in loaded if (m == "ant" or m.startswith("ant.")) and resolve(m) and upward(mine, resolve(m))]
+    bad += [m for m in loaded if any(m == f or m.startswith(f + ".") for f in THIRD_PARTY_FORBIDDEN[package])]
     assert not bad, f"importing ant.{package} loads {bad}"
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative enough for a few hundred modules."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out

@@ -21,14 +21,13 @@ from typing import Any
 
 import torch
 
+from ant.config import ARCHS
 from ant.errors import ConfigError, check_choice
 from ant.models.angpt import ANGPT, ANGPTConfig
 from ant.models.base import ModelArgs, Transformer
 from ant.models.gpt import GPT, GPTConfig
 from ant.models.ngpt import NGPT, NGPTConfig
 from ant.models.sizes import PAPER_SIZES, PAPER_VOCAB, SIZES, SizeSpec, get_size
-
-ARCHS = ("gpt", "gptplus", "ngpt", "angpt")
 
 # arch -> (model class, config class, fields the arch fixes)
 REGISTRY: dict[str, tuple[type[Transformer], type[ModelArgs], dict[str, Any]]] = {

@@ -34,6 +34,12 @@ import numpy as np
 import yaml
 
 from ant.errors import ConfigError
+from ant.laws.collect import collect
+from ant.models.counts import flops_per_token
+from ant.models.sizes import SIZES as LADDER
+from ant.sweep.grid import Grid
+from ant.sweep.locks import RunLock, lock_dir, record_attempt
+from ant.train.io import write_json
 
 ARCHS = ("gptplus", "angpt")
 SIZES = ("tiny0", "tiny1", "tiny2", "tiny3")
@@ -137,8 +143,6 @@ class Writer:
         return buf.getvalue()
 
     def write(self, cfg: Any, state: str) -> None:
-        from ant.models.counts import flops_per_token
-        from ant.sweep.locks import lock_dir, record_attempt
 
         if state == "missing":
             return
@@ -181,7 +185,6 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _layers(size: str) -> int:
-    from ant.models.sizes import SIZES as LADDER
 
     return LADDER[size].n_layers
 
@@ -219,8 +222,6 @@ def timed(argv: list[str], n: int, label: str, out: Path) -> tuple[Timing, str]:
 
 # ---------------------------------------------------------------------- one N
 def bench_one(n: int, root: Path, verify: bool = False, log=print) -> dict[str, Any]:
-    from ant.sweep.grid import Grid
-    from ant.sweep.locks import RunLock, lock_dir
 
     grid = grid_yaml(n, root)
     t0 = time.perf_counter()
@@ -271,8 +272,6 @@ def bench_one(n: int, root: Path, verify: bool = False, log=print) -> dict[str, 
 def incremental_equals_full(results: Path) -> bool:
     """The tables the incremental collect wrote equal a full rebuild's (both through a parquet round trip)."""
     import pandas as pd
-
-    from ant.laws.collect import collect
 
     runs, curves = collect(results, write=False, full=True)
     for df, name in ((runs, "runs.parquet"), (curves, "curves.parquet")):
@@ -329,8 +328,6 @@ def main(argv: list[str] | None = None) -> int:
                 res.append(bench_one(n, Path(tmp), args.verify))
     print(format_report(res))
     if args.json:
-        from ant.train.io import write_json
-
         doc = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python -m ant.sweep.bench " + " ".join(
                argv if argv is not None else sys.argv[1:]), "cpus": os.cpu_count(),
                "loadavg_before": load0, "loadavg_after": os.getloadavg(), "grids": res}  # fmt: skip

@@ -40,41 +40,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ant.config import ARCHS, RunConfig
+from ant import recipe
+from ant.config import ARCHS, RunConfig, assign, decode
+from ant.data import tokenizer_vocab_size
 from ant.errors import ConfigError, read_user_file
+from ant.recipe import BATCH_RULES, LR_RULES, PAPER_SEQ
 
 AXES = ("arch", "size", "tokens", "tokens_per_param", "budgets", "batch_size", "lr", "seed", "set", "schedule")
 BUDGET_KEYS = ("tokens", "tokens_per_param", "budgets")
 TOP_KEYS = ("name", "out_dir", "base", "grid", "grids", "executor", "tune", "estimate")
 RULES = ("paper", "porian")
 RULE_KEYS = ("rule", "scale", "min", "max", "round", "from_study")
-PAPER_SEQ = 2048  # the paper's and Porian's batch sizes count sequences of this many tokens
-
-
-# ---------------------------------------------------------------------- scaling rules (paper-notes §5.1)
-def paper_lr(arch: str, n: float) -> float:
-    """anGPT: LR = 0.065 N^-0.178; GPT+: LR = 42 N^-0.482 (paper Sec 5.1). gpt borrows GPT+'s fit and ngpt
-    anGPT's: the paper fits only these two."""
-    return 0.065 * n**-0.178 if arch in ("angpt", "ngpt") else 42.0 * n**-0.482
-
-
-def paper_batch(arch: str, n: float) -> float:
-    """Optimal batch in sequences of 2048 tokens: anGPT 1.1e-6 N^0.984; GPT+ 9e-5 N^0.729 (paper Sec 5.1)."""
-    return 1.1e-6 * n**0.984 if arch in ("angpt", "ngpt") else 9e-5 * n**0.729
-
-
-def porian_lr(arch: str, n: float) -> float:
-    """Porian et al. (2024), as OLMo's ladder uses it: eta* = 0.0047 (N / 108M)^(-1/3)."""
-    return 0.0047 * (n / 108e6) ** (-1 / 3)
-
-
-def porian_batch(arch: str, n: float) -> float:
-    """Porian et al.: B* = 160 sequences of 2048 tokens x (N / 108M)^(2/3)."""
-    return 160.0 * (n / 108e6) ** (2 / 3)
-
-
-LR_RULES = {"paper": paper_lr, "porian": porian_lr}
-BATCH_RULES = {"paper": paper_batch, "porian": porian_batch}
 
 
 # ---------------------------------------------------------------------- the parsed file
@@ -178,15 +154,15 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
         ):
             d = copy.deepcopy(grid.base)
             d["out_dir"] = grid.out_dir
-            _set(d, "model.arch", arch)
-            _set(d, "model.size", size)
-            _set(d, f"train.{token_key}", _number(budget, f"{where}.{budget_key}"))
-            _set(d, "train.tokens_per_param" if token_key == "tokens" else "train.tokens", None)
-            _set(d, "train.seed", seed)
+            assign(d, "model.arch", arch)
+            assign(d, "model.size", size)
+            assign(d, f"train.{token_key}", _number(budget, f"{where}.{budget_key}"))
+            assign(d, "train.tokens_per_param" if token_key == "tokens" else "train.tokens", None)
+            assign(d, "train.seed", seed)
             if schedule is not None:
-                _set(d, "optim.schedule", schedule)
+                assign(d, "optim.schedule", schedule)
             for k, v in zip(set_keys, extra):
-                _set(d, k, v, where=f"{where}.set")
+                assign(d, k, v, where=f"{where}.set")
             base_cfg = RunConfig.from_dict(d)
             base_cfg.validate()
             vkey = repr(sorted(base_cfg.to_dict()["data"].items()))
@@ -195,7 +171,7 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
             vocab = vocab_size if vocab_size is not None else vocab_cache[vkey]
             nkey = (arch, size, vocab, repr(sorted(base_cfg.model.options.items())), base_cfg.model.vocab_size)
             if nkey not in n_cache:
-                n_cache[nkey] = base_cfg.resolve(vocab_size=vocab).num_params
+                n_cache[nkey] = recipe.resolve(base_cfg, vocab_size=vocab).num_params
             n = n_cache[nkey]
             seq_len = base_cfg.data.seq_len
             bs_spec = g.get("batch_size", [base_cfg.train.batch_size])
@@ -205,8 +181,8 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
                 for lr in _values(lr_spec, arch, f"{where}.lr"):
                     lr_value = _lr_value(lr, arch, size, n, batch, f"{where}.lr", grid)
                     dd = copy.deepcopy(d)
-                    _set(dd, "train.batch_size", batch)
-                    _set(dd, "optim.lr", lr_value)
+                    assign(dd, "train.batch_size", batch)
+                    assign(dd, "optim.lr", lr_value)
                     if budget_key == "budgets" and base_cfg.optim.schedule == "wsd":
                         key = (i, arch, size, seed, schedule, repr(extra), batch, lr_value)
                         if key not in families:
@@ -214,7 +190,7 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
                             ordered.append(key)
                         families[key][1].append(dd["train"]["tokens"])
                         continue
-                    ordered.append(RunConfig.from_dict(dd).resolve(vocab_size=vocab))
+                    ordered.append(recipe.resolve(RunConfig.from_dict(dd), vocab_size=vocab))
         if budget_key == "budgets" and len(families) == n_families:
             msg = "budgets make wsd families, but no run of this product has schedule wsd (tokens: for others)"
             raise ConfigError(f"{where}.budgets", msg, ["schedule: wsd", "base optim.schedule: wsd"])
@@ -247,7 +223,7 @@ def _values(spec: Any, arch: str, where: str) -> list[Any]:
 
 def _study_value(spec: dict, arch: str, size: str, key: str, where: str, grid: Grid) -> float:
     """A tuned value from a best.yaml ({arch: {size: {lr, batch_size}}}), written by `ant tune` or the study."""
-    from ant.sweep.tune import best_value
+    from ant.sweep.tune import best_value  # late: ant.sweep.tune imports optuna, only from_study needs it
 
     path = Path(spec["from_study"])
     if not path.is_absolute() and grid.path is not None and not path.exists():
@@ -301,36 +277,14 @@ def _as_list(v: Any) -> list[Any]:
 
 
 def _number(v: Any, where: str) -> float:
-    if isinstance(v, bool):
-        raise ConfigError(where, f"expected a number, got {v!r}")
-    if isinstance(v, str):
-        try:
-            v = float(v.replace("_", ""))
-        except ValueError:
-            raise ConfigError(where, f"expected a number, got {v!r}") from None
-    if not isinstance(v, (int, float)) or math.isnan(v):
-        raise ConfigError(where, f"expected a number, got {v!r}")
-    return int(v) if float(v).is_integer() and abs(v) >= 1 else float(v)
-
-
-def _set(d: dict[str, Any], dotted: str, value: Any, where: str | None = None) -> None:
-    parts = dotted.split(".")
-    if len(parts) < 2 or parts[0] not in ("model", "data", "optim", "train"):
-        name = f"{where}.{dotted}" if where else dotted
-        raise ConfigError(name, "expected section.key", ["model.*", "data.*", "optim.*", "train.*"])
-    node = d
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if node is None or not isinstance(node, dict):
-            raise ConfigError(dotted, "not a config section")
-    node[parts[-1]] = value
+    """A grid value read as a number by the config's decoder; integers stay integers (readable run ids)."""
+    v = decode(where, v, float)
+    return int(v) if v.is_integer() and abs(v) >= 1 else v
 
 
 def _tokenizer_vocab(cfg: RunConfig) -> int:
     if cfg.model.vocab_size is not None:
         return cfg.model.vocab_size
-    from ant.data import tokenizer_vocab_size
-
     return tokenizer_vocab_size(cfg.data)
 
 

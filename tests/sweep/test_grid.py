@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from ant.errors import ConfigError
-from ant.sweep.grid import Grid, paper_batch, paper_lr, porian_batch, porian_lr
+from ant.recipe import paper_batch, paper_lr, porian_batch, porian_lr
+from ant.sweep.grid import Grid
 
 BASE = {"data": {"tokenizer": "bytes", "seq_len": 64}}
 
