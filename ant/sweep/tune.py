@@ -8,14 +8,17 @@ parallel processes and SLURM array tasks on a shared file system, unlike SQLite)
 run (its own run folder under results/studies/<name>/runs, so a trial interrupted mid-way resumes from its
 checkpoints) and tells the final validation loss.
 
-Pruning (MedianPruner) needs the intermediate validation losses while a trial trains. train() writes them to
-metrics.parquet at every checkpoint; a watcher thread reads that file, reports each new val_loss to the trial and,
-when optuna says prune, calls ant.train.request_checkpoint(), which makes train() stop at the next step.
+Pruning (MedianPruner) needs the intermediate validation losses while a trial trains: a Lightning callback in
+the training process (ant.sweep.pruning.ReportToTrial) reports each val loss to the trial as the Evaluator
+measures it and, when optuna says prune, calls ant.train.request_checkpoint(), which makes train() stop at the
+next step. (Until ant.train.train accepts `callbacks=`, a thread reads metrics.parquet instead: _Watcher.)
+Each finished, pruned or failed trial is one printed line: number, params, value, best so far.
 
 Resuming: a study counts its finished trials (complete, pruned, failed) and runs only the rest. A trial left
-RUNNING by a killed worker whose run is not locked by anyone is marked FAIL and its parameters re-enqueued, so
-the retry continues the same run folder. The best values go to results/studies/<name>/best.yaml, which a grid file
-can use: `lr: {from_study: results/studies/<name>/best.yaml}`.
+RUNNING by a killed worker whose run is not locked by anyone is told FAIL and its parameters re-enqueued with
+`retry_of` = its number, so the retry continues the same run folder and the failed orphan is not counted.
+Only optuna's public API is used (study.tell with a trial number, enqueue_trial, get_trials). The best values
+go to results/studies/<name>/best.yaml, which a grid file can use: `lr: {from_study: results/studies/<name>/best.yaml}`.
 """
 
 from __future__ import annotations
@@ -111,22 +114,23 @@ def recover_orphans(study, runs_dir: Path) -> int:
         run_id = t.user_attrs.get("run_id")
         if run_id and is_locked(lock_dir(runs_dir), run_id):
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "orphaned", True)
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        # tell() takes a trial number from any process; skip_if_finished: another worker may have just done it
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
         n += 1
     return n
 
 
 def remaining(study, total: int) -> int:
-    """Trials still to start: the target minus finished (orphans excepted) and running ones."""
+    """Trials still to start: the target minus finished and running ones; an orphan (a FAIL trial that a later
+    trial retries, see recover_orphans) does not count, its retry does."""
     import optuna
 
     S = optuna.trial.TrialState
-    n = 0
-    for t in study.get_trials():
-        if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING) or (t.state == S.FAIL and not t.user_attrs.get("orphaned")):
-            n += 1
+    trials = study.get_trials()
+    retried = {t.user_attrs.get("retry_of") for t in trials} - {None}
+    n = sum(t.state in (S.COMPLETE, S.PRUNED, S.RUNNING) or (t.state == S.FAIL and t.number not in retried)
+            for t in trials)  # fmt: skip
     return max(0, total - n)
 
 
@@ -155,26 +159,55 @@ def worker(root: str, study_name: str, base: dict[str, Any], settings: dict[str,
             d["train"]["batch_size"] = trial.suggest_categorical("batch_size", list(s.batch_sizes))
         cfg = RunConfig.from_dict(d).resolve(vocab_size=base["model"]["vocab_size"])
         trial.set_user_attr("run_id", cfg.run_id())
-        watcher = _Watcher(trial, cfg.run_dir() / "metrics.parquet")
-        watcher.start()
-        try:
-            result = run_one(cfg.to_dict(), threads=threads)
-        finally:
-            watcher.stop()
+        if _train_takes_callbacks():
+            from ant.sweep.pruning import ReportToTrial
+
+            reporter = ReportToTrial(trial)
+            result = run_one(cfg.to_dict(), threads=threads, callbacks=[reporter])
+        else:
+            reporter = _Watcher(trial, cfg.run_dir() / "metrics.parquet")
+            reporter.start()
+            try:
+                result = run_one(cfg.to_dict(), threads=threads)
+            finally:
+                reporter.stop()
         summary = _read_summary(cfg.run_dir())  # also for a run another worker had already finished
         status = summary.get("status", result["status"]) if result["status"] == "skipped" else result["status"]
         loss = summary.get("final_val_loss")
-        if watcher.pruned:
+        if reporter.pruned:
+            outcome = f"pruned at step {summary.get('steps', '?')}"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         elif status == "completed" and loss is not None and math.isfinite(loss):
+            outcome = f"val loss {loss:.4f}"
             study.tell(trial, loss)
         elif status == "diverged":  # too high an LR: pruned, so TPE ranks it behind finished ones
+            outcome = f"diverged at step {summary.get('diverged_step', '?')} (pruned)"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
+            outcome = f"failed ({result.get('error') or status})"
             trial.set_user_attr("error", str(result.get("error") or status))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        print(trial_line(study, trial.number, trial.params, outcome), flush=True)
         done += 1
     return done
+
+
+def trial_line(study, number: int, params: dict[str, Any], outcome: str) -> str:
+    """`gptplus-tiny1 trial 3: lr 0.00412, batch 8 -> val loss 2.3456 | best 2.3012 (trial 1)`"""
+    shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
+    try:
+        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:  # no completed trial yet
+        best = "best: none complete yet"
+    return f"{study.study_name} trial {number}: {shown} -> {outcome} | {best}"
+
+
+def _train_takes_callbacks() -> bool:
+    import inspect
+
+    from ant.train.run import train
+
+    return "callbacks" in inspect.signature(train).parameters
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any]:
