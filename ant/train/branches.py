@@ -34,7 +34,6 @@ from typing import Any
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.train import io
-from ant.train.callbacks import RunCheckpoint
 from ant.train.optim import decay_start
 
 BRANCH_FILE = "branch.json"  # in a branch's run folder: the trunk and step it was seeded from
@@ -206,12 +205,12 @@ def seed_branch(cfg: RunConfig, trunk: RunConfig, data=None) -> int | None:
     io.write_json(run_dir / BRANCH_FILE, {"trunk_run_id": trunk.run_id(), "step": step, "trunk_dir": str(trunk_dir),
                                           "checkpoint_sha256": io.sha256_file(src)})  # fmt: skip
     dst = io.ckpt_path(ckpt_dir, step)
-    _link_or_copy(src, dst)
+    link_or_copy(src, dst)
     io.write_checksum(dst)  # last: only now does the resume path see a valid checkpoint
     return step
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
     """A hard link when the file system allows (paper-size checkpoints are GBs; files are never modified in
     place, only replaced or unlinked), else a copy; either way moved into place atomically."""
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
@@ -247,7 +246,7 @@ def check_checkpoint_origin(ckpt: Path, cfg: RunConfig, run_dir: Path) -> None:
     import torch
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    origin = (state.get("callbacks") or {}).get(RunCheckpoint.__name__) or {}
+    origin = (state.get("callbacks") or {}).get("RunCheckpoint") or {}  # RunCheckpoint.state_key
     del state
     other_id = origin.get("run_id")
     if not other_id or other_id == cfg.run_id():
@@ -261,48 +260,3 @@ def check_checkpoint_origin(ckpt: Path, cfg: RunConfig, run_dir: Path) -> None:
     why = f"differs in {', '.join(diff)}" if diff else "is not this folder's trunk (no branch.json naming it)"
     rule = "a run resumes only its own checkpoints, or as a branch a wsd trunk's differing only in train.tokens"
     raise ConfigError(field, f"{ckpt} was written by run {other_id}, which {why}; {rule}")
-
-
-class BranchingCheckpoint(RunCheckpoint):
-    """RunCheckpoint that names its run inside every checkpoint (checked on resume) and also keeps a never-pruned
-    checkpoint at each of `keep` steps (the decay starts of a wsd trunk's branches)."""
-
-    def __init__(self, *args: Any, keep: list[int] | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.keep = set(keep or [])
-        self.keep_dir = self.dir / KEEP_DIR
-
-    @property
-    def state_key(self) -> str:
-        return RunCheckpoint.__name__  # the same key as checkpoints written before this class
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"run_id": self.cfg.run_id(), "config": self.cfg.to_dict()}
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        # A trunk resumed from its regular checkpoint at a branch point (killed before the kept copy was made):
-        # that checkpoint holds the very same state, so it becomes the kept one.
-        step = trainer.global_step
-        if step in self.keep and not io.is_valid(io.ckpt_path(self.keep_dir, step)):
-            regular = io.ckpt_path(self.dir, step)
-            if io.is_valid(regular):
-                self.keep_dir.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(regular, io.ckpt_path(self.keep_dir, step))
-                io.write_checksum(io.ckpt_path(self.keep_dir, step))
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.stepped:
-            step = trainer.global_step
-            if step in self.keep and step < self.cfg.steps and self.monitor.diverged_step is None:
-                self.save_kept(trainer, step)
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-    def save_kept(self, trainer, step: int) -> None:
-        import time
-
-        t0 = time.perf_counter()
-        self.keep_dir.mkdir(parents=True, exist_ok=True)
-        path = io.ckpt_path(self.keep_dir, step)
-        io.atomic_write_with(path, trainer.save_checkpoint)
-        io.write_checksum(path)
-        self.monitor.overhead_s += time.perf_counter() - t0

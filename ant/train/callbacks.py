@@ -1,52 +1,58 @@
-"""Lightning callbacks that make a run observable and restartable.
+"""Lightning callbacks, one concern each. Every `on_train_batch_end` is one optimizer step (manual optimization);
+the step's numbers arrive in `outputs` (ant.train.module.LMModule.training_step).
 
-  TrainMonitor     train loss (mean over each log interval), lr, grad norm, tokens/s; the divergence guard;
-                   with train.noise_scale the gradient noise scale gns_* (ant.train.noise_scale)
-  Evaluator        val loss on the fixed validation set; residual norms and α diagnostics
-  RunCheckpoint    checkpoints with checksums every ckpt_interval steps and when a stop is requested
-  ProgressBar      tqdm bar with loss, tokens/s and ETA
+  TrainMonitor   train loss (mean over each log interval), lr, grad norm, tokens/s and MFU; the divergence guard
+                 (stops the trainer); with train.noise_scale the gradient noise scale gns_* (ant.train.noise_scale)
+  Evaluator      val loss on the fixed validation set, then metrics.parquet rewritten; residual norms and α
+  RunCheckpoint  checkpoint + checksum every ckpt_interval steps and when a stop is requested; never-pruned ones
+                 at a wsd trunk's branch points (ant.train.branches)
+  Progress       a tqdm bar on a terminal, else one plain line per log interval (sweep workers, SLURM .out files)
 
-All of them write into one `MetricsTable` (one row per step, NaN where nothing was measured), which travels
-inside every checkpoint, so a resumed run continues the very same table. Callback order matters and is fixed
-by `ant.train.run`: monitor, evaluator, checkpoint (Lightning runs Checkpoint callbacks last), progress.
+They write rows into one `MetricsTable` (one row per step, NaN where nothing was measured), which travels inside
+every checkpoint (TrainMonitor's state), so a resumed run continues the very same table. Lightning runs them in
+the order given by ant.train.run, Checkpoint callbacks last: monitor, evaluator, progress, checkpoint.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import threading
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pandas as pd
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from tqdm.auto import tqdm
 
+from ant import perf
 from ant.config import RunConfig
 from ant.train import io
+from ant.train.branches import KEEP_DIR, link_or_copy
 from ant.train.noise_scale import NoiseScaleEMA
 from ant.train.optim import lr_at
 
 FIXED_COLUMNS = ["step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s"]
-# Smoothing of the divergence guard: an EMA over ~10 steps, bias-corrected so it starts at the first loss.
-EMA_BETA = 0.9
-
-# Set by request_checkpoint() (e.g. from a signal handler): checkpoint at the next step boundary, then stop.
-STOP_REQUESTED = threading.Event()
+EMA_BETA = 0.9  # the divergence guard's smoothing: ~10 steps, bias-corrected so it starts at the first loss
 
 
 class MetricsTable:
-    def __init__(self, tokens_per_step: int):
+    """The run's metrics, one row per step; every value added also goes to the Lightning loggers given."""
+
+    def __init__(self, tokens_per_step: int, loggers: list | None = None):
         self.tokens_per_step = tokens_per_step
         self.rows: dict[int, dict[str, float]] = {}
+        self.loggers = loggers or []
 
     def add(self, step: int, **values: float) -> None:
-        self.rows.setdefault(int(step), {}).update({k: float(v) for k, v in values.items()})
+        values = {k: float(v) for k, v in values.items()}
+        self.rows.setdefault(int(step), {}).update(values)
+        for logger in self.loggers:
+            logger.log_metrics(values, step=int(step))
 
     def last(self, column: str) -> float | None:
         for step in sorted(self.rows, reverse=True):
@@ -59,19 +65,11 @@ class MetricsTable:
         df = pd.DataFrame.from_records(records)
         extra = sorted((c for c in df.columns if c not in FIXED_COLUMNS), key=_natural)
         df = df.reindex(columns=FIXED_COLUMNS + extra)
-        df["step"] = df["step"].astype("int64")
-        df["tokens"] = df["tokens"].astype("int64")
-        return df
+        return df.astype({"step": "int64", "tokens": "int64"})
 
     def write(self, path: Path) -> None:
         df = self.frame()
         io.atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {str(k): dict(v) for k, v in self.rows.items()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = {int(k): dict(v) for k, v in state.items()}
 
 
 def _natural(name: str) -> tuple:
@@ -80,71 +78,66 @@ def _natural(name: str) -> tuple:
 
 
 class TrainMonitor(Callback):
-    """Buffers the per-step loss on the device and syncs once per log interval (no per-step GPU sync)."""
+    """Buffers the per-step numbers on the device and syncs once per log interval (no per-step GPU sync).
+    Throughput counts the time inside optimizer steps only, so evaluations and checkpoints do not lower it."""
 
-    def __init__(self, cfg: RunConfig, table: MetricsTable):
-        self.cfg, self.table = cfg, table
+    state_key = "TrainMonitor"
+
+    def __init__(self, cfg: RunConfig, table: MetricsTable, peak_flops: float | None = None):
+        self.cfg, self.table, self.peak = cfg, table, peak_flops
         self.pending: list[Any] = []  # losses of the steps since the last row (tensors, or floats after resume)
+        self.gns = NoiseScaleEMA() if cfg.train.noise_scale else None
+        self.gns_pending: list[Any] = []  # per step [mean |g_micro|², |G_batch|²], folded in at each row
         self.ema, self.ema_n, self.best = 0.0, 0, math.inf
         self.diverged_step: int | None = None
-        self.interrupted = False
         self.wall_time_s = 0.0  # summed over every session of the run (restored from the checkpoint)
-        # Throughput of this process, without its first log interval (compilation, allocator and cache warm-up)
-        # unless that is all there is.
-        self.session_tokens, self.session_train_s = 0, 0.0
+        self.interval_s = 0.0  # time inside the steps since the last row
+        # this process's throughput, without its first interval (compile and cache warm-up) unless that is all
         self.first_interval: tuple[int, float] | None = None
-        self.overhead_s = 0.0  # eval / checkpoint time inside the current interval, not counted as training
-        # Noise scale: per-step [mean |g_micro|², |G_batch|²] since the last row (tensors, or float pairs after a
-        # resume), folded into the EMAs at each row so that the device syncs once per log interval.
-        self.gns = NoiseScaleEMA() if cfg.train.noise_scale else None
-        self.gns_pending: list[Any] = []
+        self.session_tokens, self.session_train_s = 0, 0.0
+        self.flops_per_token: float | None = None
 
-    @property
-    def state_key(self) -> str:
-        return "TrainMonitor"
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._t_session = self._t_last = time.perf_counter()
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._t_session, self._wall_at_start = time.perf_counter(), self.wall_time_s
         self._step_last = trainer.global_step
-        self._wall_at_start = self.wall_time_s
+        self.flops_per_token = float(pl_module.model.flops_per_token(self.cfg.data.seq_len))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._t_step = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not pl_module.stepped:  # a micro-batch inside an optimizer step
-            return
         step = trainer.global_step
-        self.pending.append(pl_module.last_loss)
-        if self.gns is not None and pl_module.last_gns is not None:
-            self.gns_pending.append(pl_module.last_gns)
-        if step % self.cfg.train.log_interval == 0 or step >= self.cfg.steps:
-            self.flush(trainer, pl_module, step)
+        self.pending.append(outputs["loss"])
+        if "gns" in outputs:
+            self.gns_pending.append(outputs["gns"])
+        log = step % self.cfg.train.log_interval == 0 or step >= self.cfg.steps
+        losses = _floats(self.pending) if log else None  # the one device sync per interval, timed with the step
+        self.interval_s += time.perf_counter() - self._t_step
+        if log:
+            self.flush(trainer, step, losses, outputs.get("grad_norm"))
 
-    def flush(self, trainer: L.Trainer, pl_module, step: int) -> None:
-        if not self.pending:
-            return
-        losses = _floats(self.pending)
+    def flush(self, trainer, step: int, losses: list[float], grad_norm) -> None:
         self.pending = []
-        first = step - len(losses) + 1
         for i, v in enumerate(losses):
-            self._guard(first + i, v)
-        now = time.perf_counter()
-        n_steps = step - self._step_last
-        train_s = max(now - self._t_last - self.overhead_s, 1e-9)
+            self._guard(step - len(losses) + 1 + i, v)
+        n_steps, train_s = step - self._step_last, max(self.interval_s, 1e-9)
         tokens = n_steps * self.table.tokens_per_step
         if self.first_interval is None:
             self.first_interval = (tokens, train_s)
         else:
-            self.session_tokens += tokens
-            self.session_train_s += train_s
+            self.session_tokens, self.session_train_s = self.session_tokens + tokens, self.session_train_s + train_s
         self.wall_time_s = self.current_wall_time_s()
         row = {"train_loss": sum(losses) / len(losses), "lr": lr_at(step - 1, self.cfg.optim, self.cfg.steps)}
         if n_steps > 0:
             row["tokens_per_s"] = tokens / train_s
-        if pl_module.last_grad_norm is not None:
-            row["grad_norm"] = float(pl_module.last_grad_norm)
+            if self.peak:
+                row["mfu"] = perf.mfu(self.flops_per_token, row["tokens_per_s"], self.peak)
+        if grad_norm is not None:
+            row["grad_norm"] = float(grad_norm)
         if self.gns is not None and self.gns_pending:
             row.update(self._noise_scale_row())
         self.table.add(step, **row)
-        self._t_last, self._step_last, self.overhead_s = now, step, 0.0
+        self._step_last, self.interval_s = step, 0.0
         if self.diverged_step is not None:
             trainer.should_stop = True
 
@@ -178,29 +171,19 @@ class TrainMonitor(Callback):
     def tokens_per_s(self) -> float | None:
         if self.session_train_s > 0:
             return self.session_tokens / self.session_train_s
-        if self.first_interval is not None:
-            return self.first_interval[0] / self.first_interval[1]
-        return None
+        return self.first_interval[0] / self.first_interval[1] if self.first_interval else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.table.state_dict(),
-            "pending": _floats(self.pending),
-            "ema": self.ema,
-            "ema_n": self.ema_n,
-            "best": self.best,
-            "diverged_step": self.diverged_step,
-            "wall_time_s": self.current_wall_time_s(),
-            "gns": self.gns.state_dict() if self.gns is not None else None,
-            "gns_pending": _float_pairs(self.gns_pending),
-        }
+        return {"table": {str(k): dict(v) for k, v in self.table.rows.items()}, "pending": _floats(self.pending),
+                "ema": self.ema, "ema_n": self.ema_n, "best": self.best, "diverged_step": self.diverged_step,
+                "wall_time_s": self.current_wall_time_s(), "gns": self.gns.state_dict() if self.gns else None,
+                "gns_pending": _float_pairs(self.gns_pending)}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.table.load_state_dict(state["table"])
+        self.table.rows = {int(k): dict(v) for k, v in state["table"].items()}
         self.pending = list(state["pending"])
         self.ema, self.ema_n, self.best = state["ema"], state["ema_n"], state["best"]
-        self.diverged_step = state["diverged_step"]
-        self.wall_time_s = state["wall_time_s"]
+        self.diverged_step, self.wall_time_s = state["diverged_step"], state["wall_time_s"]
         # A checkpoint from before noise_scale was switched on (it is not part of the run id) has no EMA yet.
         if self.gns is not None and state.get("gns"):
             self.gns.load_state_dict(state["gns"])
@@ -225,33 +208,27 @@ def _float_pairs(values: list[Any]) -> list[list[float]]:
 
 
 class Evaluator(Callback):
-    """Val loss every eval_interval steps, at step 0 and at the last step; diagnostics every diag_interval."""
+    """Val loss every eval_interval steps, at step 0, at the last step and when the run stops (then the metrics
+    file is rewritten, so curves can be watched while a run trains); diagnostics every diag_interval."""
 
-    def __init__(self, cfg: RunConfig, table: MetricsTable, val_batches: list, monitor: TrainMonitor):
-        self.cfg, self.table, self.val, self.monitor = cfg, table, val_batches, monitor
+    def __init__(self, cfg: RunConfig, table: MetricsTable, val_batches: list, metrics_path: Path):
+        self.cfg, self.table, self.val, self.path = cfg, table, val_batches, metrics_path
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.global_step == 0:
-            self.measure(trainer, pl_module, 0, val=True, diag=True)
+            self.measure(pl_module, 0, val=True, diag=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not pl_module.stepped:  # a micro-batch inside an optimizer step
-            return
         step, t = trainer.global_step, self.cfg.train
-        last = step >= self.cfg.steps or trainer.should_stop
-        self.measure(
-            trainer, pl_module, step, val=last or step % t.eval_interval == 0, diag=step % t.diag_interval == 0
-        )
+        val = step >= self.cfg.steps or trainer.should_stop or step % t.eval_interval == 0
+        self.measure(pl_module, step, val=val, diag=step % t.diag_interval == 0)
 
-    def measure(self, trainer, pl_module, step: int, *, val: bool, diag: bool) -> None:
-        if not (val or diag):
-            return
-        t0 = time.perf_counter()
-        if val:
-            self.table.add(step, val_loss=pl_module.evaluate(self.val))
+    def measure(self, pl_module, step: int, *, val: bool, diag: bool) -> None:
         if diag:
             self.table.add(step, **diagnostics(pl_module, self.val[0][0]))
-        self.monitor.overhead_s += time.perf_counter() - t0
+        if val:
+            self.table.add(step, val_loss=pl_module.evaluate(self.val))
+            self.table.write(self.path)
 
 
 @torch.no_grad()
@@ -272,8 +249,8 @@ def diagnostics(pl_module, x: torch.Tensor) -> dict[str, float]:
 class DirectCheckpointIO(TorchCheckpointIO):
     """torch.save straight to the path it is given. Lightning's default saves through an fsspec "transaction" that
     stages the bytes in the system temp dir and then moves (across file systems: copies) them, so a full /tmp
-    failed runs whose own disk had room. RunCheckpoint already writes to a temp name beside the target and
-    renames it (io.atomic_write_with), which is all the atomicity a checkpoint needs."""
+    failed runs whose own disk had room (tests/train/test_faults.py). RunCheckpoint already writes to a temp name
+    beside the target and renames it (io.atomic_write_with), which is all the atomicity a checkpoint needs."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         try:
@@ -284,57 +261,86 @@ class DirectCheckpointIO(TorchCheckpointIO):
 
 
 class RunCheckpoint(Checkpoint):
-    """Every ckpt_interval steps (and when a stop is requested): checkpoint -> checksum -> prune -> metrics."""
+    """Every ckpt_interval steps and when a stop is requested (`stop_requested()` or Lightning's SIGTERM notice):
+    checkpoint -> checksum -> prune to the last two -> `on_saved(step)`. At each of `keep` steps (a wsd trunk's
+    branch points) also a never-pruned one in checkpoints/keep/. Each checkpoint names its run (checked on resume).
+    No checkpoint once the run has stopped otherwise (divergence) or at the last step (the run is complete)."""
 
-    def __init__(self, run_dir: Path, cfg: RunConfig, table: MetricsTable, monitor: TrainMonitor, on_saved):
-        self.dir = Path(run_dir) / "checkpoints"
-        self.cfg, self.table, self.monitor, self.on_saved = cfg, table, monitor, on_saved
+    state_key = "RunCheckpoint"
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not pl_module.stepped:  # a micro-batch inside an optimizer step
-            return
-        step = trainer.global_step
-        if self.monitor.diverged_step is not None or step >= self.cfg.steps:
-            return
-        stop = STOP_REQUESTED.is_set() or getattr(trainer, "received_sigterm", False)
-        if stop or step % self.cfg.train.ckpt_interval == 0:
-            self.save(trainer, step)
-        if stop:
-            self.monitor.interrupted = True
-            trainer.should_stop = True
+    def __init__(self, run_dir: Path, cfg: RunConfig, on_saved: Callable[[int], Any],
+                 stop_requested: Callable[[], bool], keep: list[int] | None = None):  # fmt: skip
+        self.dir, self.keep_dir = Path(run_dir) / "checkpoints", Path(run_dir) / "checkpoints" / KEEP_DIR
+        self.cfg, self.on_saved, self.stop_requested, self.keep = cfg, on_saved, stop_requested, set(keep or [])
 
-    def save(self, trainer: L.Trainer, step: int) -> Path:
-        t0 = time.perf_counter()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = io.ckpt_path(self.dir, step)
-        io.atomic_write_with(path, trainer.save_checkpoint)
-        io.write_checksum(path)
-        io.prune_checkpoints(self.dir, keep=2)
-        self.on_saved(step)
-        self.monitor.overhead_s += time.perf_counter() - t0
-        return path
-
-
-class ProgressBar(Callback):
-    def __init__(self, cfg: RunConfig, table: MetricsTable, monitor: TrainMonitor, desc: str):
-        self.cfg, self.table, self.monitor, self.desc = cfg, table, monitor, desc
-        self.bar = None
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.cfg.run_id(), "config": self.cfg.to_dict()}
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.bar = tqdm(total=self.cfg.steps, initial=trainer.global_step, desc=self.desc, unit="step",
-                        dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+        # A trunk resumed from its regular checkpoint at a branch point (killed before the kept copy was made):
+        # that checkpoint holds the very same state, so it becomes the kept one.
+        step = trainer.global_step
+        kept, regular = io.ckpt_path(self.keep_dir, step), io.ckpt_path(self.dir, step)
+        if step in self.keep and not io.is_valid(kept) and io.is_valid(regular):
+            self.keep_dir.mkdir(parents=True, exist_ok=True)
+            link_or_copy(regular, kept)
+            io.write_checksum(kept)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not pl_module.stepped:  # a micro-batch inside an optimizer step
+        step = trainer.global_step
+        if trainer.should_stop or step >= self.cfg.steps:
             return
-        self.bar.update(1)
-        if trainer.global_step % self.cfg.train.log_interval == 0:
+        if step in self.keep:
+            self.save(trainer, self.keep_dir, step)
+        stop = self.stop_requested() or trainer.received_sigterm
+        if stop or step % self.cfg.train.ckpt_interval == 0:
+            self.save(trainer, self.dir, step)
+            io.prune_checkpoints(self.dir, keep=2)
+            self.on_saved(step)
+        if stop:
+            trainer.should_stop = True
+
+    def save(self, trainer, folder: Path, step: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = io.ckpt_path(folder, step)
+        io.atomic_write_with(path, trainer.save_checkpoint)
+        io.write_checksum(path)
+
+
+class Progress(Callback):
+    """A tqdm bar on a terminal; anywhere else (a file, a pipe) one plain line per log interval."""
+
+    def __init__(self, cfg: RunConfig, table: MetricsTable, monitor: TrainMonitor, bar: bool):
+        self.cfg, self.table, self.monitor, self.bar = cfg, table, monitor, None
+        self.use_bar = bar
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        desc, self._t0, self._step0 = f"{self.cfg.model.arch}-{self.cfg.model.size}", time.perf_counter(), None
+        if self.use_bar:
+            self.bar = tqdm(total=self.cfg.steps, initial=trainer.global_step, desc=desc, unit="step",
+                            dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % self.cfg.train.log_interval and step < self.cfg.steps:
+            return
+        row = self.table.rows.get(step, {})
+        tps = row.get("tokens_per_s") or self.table.last("tokens_per_s")
+        if self.bar is not None:
             post = {"loss": self.table.last("train_loss"), "val": self.table.last("val_loss")}
-            tps = self.table.last("tokens_per_s")
             text = {k: f"{v:.3f}" for k, v in post.items() if v is not None}
-            if tps:
-                text["tok/s"] = f"{tps:,.0f}"
-            self.bar.set_postfix(text, refresh=False)
+            self.bar.set_postfix({**text, **({"tok/s": f"{tps:,.0f}"} if tps else {})}, refresh=False)
+            return
+        parts = [f"step {step}/{self.cfg.steps}", f"tokens {step * self.table.tokens_per_step:,}"]
+        for key, name, fmt in (("train_loss", "loss", ".4f"), ("val_loss", "val", ".4f"), ("lr", "lr", ".3g"),
+                               ("tokens_per_s", "tok/s", ",.0f"), ("mfu", "mfu", ".1%")):  # fmt: skip
+            if key in row and math.isfinite(row[key]):
+                parts.append(f"{name} {row[key]:{fmt}}")
+        if tps:
+            parts.append(f"eta {_duration((self.cfg.steps - step) * self.table.tokens_per_step / tps)}")
+        print("  ".join(parts), file=sys.stdout, flush=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.close()
@@ -346,3 +352,8 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -25,6 +25,8 @@ import datetime as _dt
 import logging
 import random
 import signal
+import sys
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -34,12 +36,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ant import fsio
+from ant import fsio, perf
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.status import FINISHED
 from ant.train import io
-from ant.train.callbacks import STOP_REQUESTED
+
+# Set by request_checkpoint(), typically from a signal handler that knows nothing of the running trainer (the
+# SLURM executor's USR2, optuna pruning): a process-wide flag is what such a caller can reach. RunCheckpoint gets
+# only its `is_set`.
+STOP_REQUESTED = threading.Event()
 
 
 @dataclass
@@ -93,7 +99,12 @@ def check_run(cfg: RunConfig, data) -> None:
 
 # ---------------------------------------------------------------------- train
 def train(
-    cfg: RunConfig, *, progress: bool = True, handle_signals: bool = False, keep_checkpoints_at: list[int] | None = None
+    cfg: RunConfig,
+    *,
+    progress: bool = True,
+    handle_signals: bool = False,
+    keep_checkpoints_at: list[int] | None = None,
+    callbacks: list | None = None,
 ) -> RunResult:
     """Train (or resume, or look up) the run described by `cfg`. See the module docstring.
 
@@ -101,6 +112,7 @@ def train(
     with its own handlers, such as a submitit job, leaves it False and calls request_checkpoint itself).
     keep_checkpoints_at: steps at which to keep a never-pruned checkpoint (`checkpoints/keep/`), recorded in the
     run folder so that every later resume keeps them too: a wsd trunk's branch points (ant.train.branches).
+    callbacks: more Lightning callbacks, run after the run's own at each step (e.g. optuna's pruning report).
     """
     from ant.train import branches
 
@@ -121,7 +133,7 @@ def train(
             io.atomic_write_text(run_dir / "config.yaml", resolved.to_yaml())
         try:
             with _signals(handle_signals), _threads(resolved.train.num_threads), _quiet_lightning():
-                return _fit(resolved, data, run_dir, progress)
+                return _fit(resolved, data, run_dir, progress, callbacks or [])
         finally:
             # Cleared when the run returns, not when it starts: a request that arrives while the data loads
             # (a SLURM USR2 early in a job) must still stop this run at its first step.
@@ -141,109 +153,110 @@ def _check_same_data(run_dir: Path, summary: dict[str, Any] | None, data) -> Non
             )
 
 
-def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool) -> RunResult:
-    import lightning as L
+def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: list) -> RunResult:
+    import lightning as L  # here, not at the top: `import ant.train` stays cheap for the sweep planner
     from lightning.pytorch.plugins.environments import SLURMEnvironment
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from ant.data import val_batches
     from ant.models import build_model
     from ant.train import branches
-    from ant.train.callbacks import DirectCheckpointIO, Evaluator, MetricsTable, ProgressBar, TrainMonitor
+    from ant.train.callbacks import DirectCheckpointIO, Evaluator, MetricsTable, Progress, RunCheckpoint, TrainMonitor
     from ant.train.datamodule import TokenDataModule
     from ant.train.module import LMModule
 
     t = cfg.train
     tokens_per_step = t.batch_size * cfg.data.seq_len
     table = MetricsTable(tokens_per_step)
-    monitor = TrainMonitor(cfg, table)
-    trainer = model = None
+    monitor = TrainMonitor(cfg, table, perf.peak_flops("cuda") if t.device == "cuda" else None)
     origin = branches.branch_origin(run_dir) or {}  # a wsd branch: the trunk and step it was seeded from
-    start = int(origin.get("step") or 0)
     # data_sha256: the token files' bytes (ant.data.cache), next to the settings hash data_fingerprint. It lives
     # in the summary, not the run id, so the ids of existing runs and committed study results stay valid.
     base = {"data_fingerprint": getattr(data, "fingerprint", None),
             "data_sha256": getattr(data, "content_sha256", None),
             "branched_from": origin.get("trunk_run_id"), "branch_step": origin.get("step")}  # fmt: skip
-
-    def write(status: str, in_place: bool = False, **extra: Any) -> dict[str, Any]:
-        step = trainer.global_step if trainer is not None else 0
-        if table.rows and not in_place:
-            table.write(run_dir / "metrics.parquet")
-        trained = max(0, step - start)  # the cost of this run folder: a branch trains only its decay
-        cost = {"trained_steps": trained, "trained_tokens": trained * tokens_per_step}
-        s = _summary(cfg, model, table, monitor, step, status, **base, **cost, **extra)
-        (io.write_json_in_place if in_place else io.write_json)(run_dir / "summary.json", s)
-        return s
-
+    state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base)
     skipped: list[str] = []
     found = io.newest_valid_checkpoint(run_dir / "checkpoints", skipped=skipped)
     if skipped:
         base["skipped_checkpoints"] = skipped
     if found:  # never resume from another run's checkpoint, except as an explicit wsd branch (ConfigError)
         branches.check_checkpoint_origin(found[1], cfg, run_dir)
+    base["resumed_from_step"] = found[0] if found else None
     try:
         _seed_everything(t.seed)
-        model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
-        module = LMModule(cfg, model)
-        dm = TokenDataModule(cfg, data)
+        state.model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
+        val = list(val_batches(data.val, cfg.data.seq_len, t.micro_batch_size or t.batch_size))
+        keep = branches.read_keep_steps(run_dir)
         callbacks = [
             monitor,
-            Evaluator(cfg, table, dm.val_batches(), monitor),
-            branches.BranchingCheckpoint(
-                run_dir,
-                cfg,
-                table,
-                monitor,
-                on_saved=lambda step: write("running"),
-                keep=branches.read_keep_steps(run_dir),
-            ),
+            Evaluator(cfg, table, val, run_dir / "metrics.parquet"),
+            RunCheckpoint(run_dir, cfg, lambda step: state.write("running"), STOP_REQUESTED.is_set, keep),
         ]
-        if progress:
-            callbacks.append(ProgressBar(cfg, table, monitor, desc=f"{cfg.model.arch}-{cfg.model.size}"))
+        tty = sys.stdout.isatty()
+        if progress or not tty:  # a terminal gets a bar when asked; a file or pipe always gets one line per log
+            callbacks.append(Progress(cfg, table, monitor, bar=tty))
+        callbacks += extra_callbacks
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
-        plugins = [DirectCheckpointIO()]  # checkpoints staged beside their target, never in the system temp dir
-        if SLURMEnvironment.detect():
-            plugins.append(SLURMEnvironment(auto_requeue=False))
-        trainer = L.Trainer(
+        plugins = [DirectCheckpointIO()] + ([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])
+        state.trainer = L.Trainer(
             accelerator="gpu" if t.device == "cuda" else "cpu",
             devices=1,
             precision="bf16-mixed" if t.precision == "bf16-mixed" else "32-true",
             max_steps=cfg.steps,
-            accumulate_grad_batches=dm.accumulate,
-            max_epochs=-1,
-            gradient_clip_val=cfg.optim.grad_clip or None,
             callbacks=callbacks,
             plugins=plugins,
             logger=False,
-            enable_checkpointing=True,  # satisfied by RunCheckpoint; Lightning adds no ModelCheckpoint
-            enable_progress_bar=False,
+            enable_progress_bar=False,  # ours: Progress (a bar on a terminal, plain lines elsewhere)
             enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            use_distributed_sampler=False,
             default_root_dir=str(run_dir),
         )
-        base["resumed_from_step"] = found[0] if found else None
-        write("running")
-        # Lightning raises SIGTERMException at the end of the epoch we cut short on SIGTERM (RunCheckpoint saved
-        # and stopped); the state below tells what happened.
+        state.write("running")
+        # Lightning raises SIGTERMException after the step we cut short on SIGTERM (RunCheckpoint saved and
+        # stopped); the state below tells what happened.
         with contextlib.suppress(SIGTERMException):
-            trainer.fit(module, datamodule=dm, ckpt_path=str(found[1]) if found else None)
+            state.trainer.fit(LMModule(cfg, state.model), datamodule=TokenDataModule(cfg, data),
+                              ckpt_path=str(found[1]) if found else None)  # fmt: skip
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         err = f"{type(e).__name__}: {e}" if interrupted else traceback.format_exc()[-4000:]
         status = "running" if interrupted else "failed"
         try:
-            write(status, error=err, interrupted=interrupted)
+            state.write(status, error=err, interrupted=interrupted)
         except Exception:  # a full disk: the summary must still not say "running" for a failed run
             with contextlib.suppress(Exception):  # never hide the original error behind a failed write
-                write(status, in_place=True, error=f"{type(e).__name__}: {e}"[:500], interrupted=interrupted)
+                state.write(status, in_place=True, error=f"{type(e).__name__}: {e}"[:500], interrupted=interrupted)
         raise
     if monitor.diverged_step is not None:
-        return RunResult(run_dir, write("diverged"))
-    if trainer.global_step < cfg.steps:
-        return RunResult(run_dir, write("running", interrupted=True))
-    return RunResult(run_dir, write("completed"))
+        return RunResult(run_dir, state.write("diverged"))
+    if state.trainer.global_step < cfg.steps:
+        return RunResult(run_dir, state.write("running", interrupted=True))
+    return RunResult(run_dir, state.write("completed"))
+
+
+@dataclass
+class _RunState:
+    """What the run folder's files are written from; `write` is called at every checkpoint and at the end."""
+
+    cfg: RunConfig
+    run_dir: Path
+    table: Any
+    monitor: Any
+    start: int  # the step a wsd branch starts from (its trunk trained the steps before)
+    base: dict[str, Any]
+    model: Any = None
+    trainer: Any = None
+
+    def write(self, status: str, in_place: bool = False, **extra: Any) -> dict[str, Any]:
+        step = self.trainer.global_step if self.trainer is not None else 0
+        if self.table.rows and not in_place:
+            self.table.write(self.run_dir / "metrics.parquet")
+        trained = max(0, step - self.start)  # the cost of this run folder: a branch trains only its decay
+        tokens_per_step = self.cfg.train.batch_size * self.cfg.data.seq_len
+        cost = {"trained_steps": trained, "trained_tokens": trained * tokens_per_step}
+        s = _summary(self.cfg, self.model, self.table, self.monitor, step, status, **self.base, **cost, **extra)
+        (io.write_json_in_place if in_place else io.write_json)(self.run_dir / "summary.json", s)
+        return s
 
 
 def _summary(cfg: RunConfig, model, table, monitor, step: int, status: str, **extra: Any) -> dict[str, Any]:
@@ -331,23 +344,17 @@ def _signals(enabled: bool):
 
 @contextlib.contextmanager
 def _quiet_lightning():
-    """Lightning's banners and advice that do not apply here (one process, step-indexed iterable data)."""
+    """Lightning's banners (INFO logs) and the two warnings it still gives that do not apply here (measured on
+    lightning 2.6.6 with every filter off: nothing else is emitted by a run, a resume or a requested stop)."""
+    import lightning  # noqa: F401 - importing it sets its loggers to INFO: import first, then quieten
+
     loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        for pattern in (
-            ".*does not have many workers.*",
-            ".*srun.*",
-            ".*not resumable.*",
-            ".*resuming from a checkpoint that ended before the epoch ended.*",
-            ".*Checkpoint directory.*exists.*",
-            ".*TensorBoard.*",
-            ".*LightningModule.log.*",
-            ".*LeafSpec.*",  # lightning 2.6 on torch 2.13
-        ):
-            warnings.filterwarnings("ignore", message=pattern)
+        warnings.filterwarnings("ignore", message=".*srun.*")  # one process; submitit starts SLURM jobs, not srun
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # lightning 2.6's own use of a torch 2.13 API
         try:
             yield
         finally:

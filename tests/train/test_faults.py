@@ -63,8 +63,9 @@ def small_tmpfs(path, size_kb: int):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a real full disk needs a mount (root)")
 def test_disk_full_from_the_start_leaves_status_failed_not_running(tmp_path, byte_tokens):
-    """A 256 kB file system with 12 kB left: config.yaml and the first summary fit, the first checkpoint does not,
-    nor does a second copy of the summary carrying the traceback. The summary must still end "failed"."""
+    """A 256 kB file system with 12 kB left: config.yaml and the first summary fit, the first metrics.parquet (at
+    the step-0 evaluation) does not, nor does a second copy of the summary carrying the traceback. The summary must
+    still end "failed", with the reason."""
     with small_tmpfs(tmp_path / "disk", 256) as disk:
         with open(disk / "filler", "wb") as f:
             f.write(b"\0" * (244 * 1024))
@@ -73,4 +74,4 @@ def test_disk_full_from_the_start_leaves_status_failed_not_running(tmp_path, byt
         (run_dir,) = (disk / "runs").iterdir()
         s = io.read_json(run_dir / "summary.json")
         assert s is not None and s["status"] == "failed", s
-        assert "OSError" in s["error"] and "bytes free" in s["error"]
+        assert "OSError" in s["error"] and "No space left on device" in s["error"], s["error"]

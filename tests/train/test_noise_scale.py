@@ -106,10 +106,10 @@ def test_measured_norms_are_those_of_the_micro_batch_and_batch_gradients(tmp_pat
         seen["model"] = copy.deepcopy(pl_module.model)  # the weights the first step's gradients are taken at
         start(self, trainer, pl_module)
 
-    def on_end(self, trainer, pl_module, *args):
-        if pl_module.stepped and trainer.global_step == 1:
-            seen["gns"] = pl_module.last_gns.clone()
-        end(self, trainer, pl_module, *args)
+    def on_end(self, trainer, pl_module, outputs, *args):
+        if trainer.global_step == 1:
+            seen["gns"] = outputs["gns"].clone()
+        end(self, trainer, pl_module, outputs, *args)
 
     monkeypatch.setattr(TrainMonitor, "on_train_start", on_start)
     monkeypatch.setattr(TrainMonitor, "on_train_batch_end", on_end)
@@ -176,7 +176,7 @@ def test_resume_continues_the_noise_scale_exactly(tmp_path, runs, monkeypatch):
     the whole table, gns_* columns included, equals the uninterrupted run's."""
     _, on = runs
     cfg = tiny_cfg(tmp_path, train={**SHORT, "noise_scale": True})
-    stop_at(monkeypatch, 13, after_optimizer_step=True)
+    stop_at(monkeypatch, 13)
     assert train(cfg, progress=False).summary["steps"] == 13
     monkeypatch.undo()
     resumed = train(cfg, progress=False)

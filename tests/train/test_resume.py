@@ -61,9 +61,9 @@ def assert_same_run(a, run_dir: Path) -> None:
     assert sb["final_train_loss"] == a.summary["final_train_loss"]
 
 
-def stop_at(monkeypatch, step: int, *, after_optimizer_step: bool = False) -> None:
-    """Make train() call request_checkpoint() once the trainer reaches `step` (with micro-batches: only on the
-    micro-batch that completed that optimizer step). monkeypatch.undo() removes it."""
+def stop_at(monkeypatch, step: int) -> None:
+    """Make train() call request_checkpoint() once the trainer reaches `step` (each batch end is one optimizer
+    step, micro-batches included). monkeypatch.undo() removes it."""
     from ant.train import request_checkpoint
     from ant.train.callbacks import TrainMonitor
 
@@ -71,7 +71,7 @@ def stop_at(monkeypatch, step: int, *, after_optimizer_step: bool = False) -> No
 
     def at(self, trainer, pl_module, *args):
         hook(self, trainer, pl_module, *args)
-        if trainer.global_step == step and (pl_module.stepped or not after_optimizer_step):
+        if trainer.global_step == step:
             request_checkpoint()
 
     monkeypatch.setattr(TrainMonitor, "on_train_batch_end", at)
@@ -161,7 +161,7 @@ def test_micro_batches_match_the_whole_batch_and_resume_exactly(tmp_path, byte_t
     np.testing.assert_allclose(mm["train_loss"], mw["train_loss"], rtol=2e-3)
     assert micro.summary["final_val_loss"] == pytest.approx(whole.summary["final_val_loss"], rel=2e-3)
 
-    stop_at(monkeypatch, 23, after_optimizer_step=True)
+    stop_at(monkeypatch, 23)
     cut = tiny_cfg(tmp_path / "cut", train={**short, "micro_batch_size": 2})
     assert train(cut, progress=False).summary["steps"] == 23
     monkeypatch.undo()
