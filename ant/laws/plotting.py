@@ -1,4 +1,4 @@
-"""Plot helpers shared by analysis/ scripts and notebooks: one colour and label per architecture, log axes, and
+"""Plot helpers shared by ant.analysis and the notebooks: one colour and label per architecture, log axes, and
 a save that writes PDF + PNG atomically. matplotlib runs headless (Agg) unless a backend was chosen already."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
 
+# matplotlib.use after pyplot's import switches pyplot too (no figure exists yet)
 if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().startswith(("module://", "inline")):
     matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 ARCH_ORDER = ("gpt", "gptplus", "ngpt", "angpt")
 ARCH_LABEL = {"gpt": "GPT", "gptplus": "GPT+", "ngpt": "nGPT", "angpt": "anGPT"}

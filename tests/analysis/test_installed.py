@@ -65,3 +65,13 @@ def test_pip_install_then_fit_figures_report_from_anywhere(synth_results, tmp_pa
     assert (results / "REPORT.md").read_text().startswith("#")
     assert {p.suffix for p in (results / "figures").iterdir()} >= {".png", ".pdf"}
     assert list(elsewhere.iterdir()) == []  # nothing written where it ran
+
+
+def test_no_sys_path_insertions_or_late_imports():
+    """Everything imports as the installed package does: no file puts a folder on sys.path or needs an import
+    after code (E402) for it."""
+    needles = ("sys.path." + "insert", "sys.path." + "append", "noqa: " + "E402")
+    files = [p for d in ("ant", "tests", "scripts", "notebooks") for p in sorted((ROOT / d).rglob("*"))
+             if p.suffix in (".py", ".ipynb", ".sh") and "__pycache__" not in p.parts]  # fmt: skip
+    bad = [f"{p.relative_to(ROOT)}: {n}" for p in files for n in needles if n in p.read_text(errors="ignore")]
+    assert not bad, bad
