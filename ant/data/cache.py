@@ -27,6 +27,11 @@ FILES = ("train.bin", "val.bin")
 META_KEYS = ("dtype", "vocab_size", "train_tokens", "val_tokens", "unigram_entropy")
 
 
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 while every id fits (vocab <= 65,536: every cache built before uint32 existed), else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
+
+
 class CacheCorruptError(FaultError):
     """A token or corpus cache that does not hold what its meta.json / manifest.json says (exit code 1)."""
 
@@ -39,7 +44,7 @@ def rebuild_command(cfg: DataConfig) -> str:
     """The `ant data prepare --force` line that rebuilds the cache of `cfg` (only the settings that differ from
     the defaults, so the line stays short and still names the same cache)."""
     d, args = DataConfig(), ["ant", "data", "prepare", "--force"]
-    for name in ("corpus", "tokenizer", "bpe_vocab_size", "val_tokens", "cache_dir"):
+    for name in ("corpus", "tokenizer", "bpe_vocab_size", "val_tokens", "max_tokens", "cache_dir"):
         if name == "bpe_vocab_size" and cfg.tokenizer != "bpe":
             continue
         if getattr(cfg, name) != getattr(d, name):
@@ -56,9 +61,14 @@ def read_meta(root: Path, cfg: DataConfig) -> dict[str, Any]:
     if missing:
         raise CacheCorruptError(root, f"meta.json lacks {', '.join(missing)}", cfg)
     try:
-        np.dtype(meta["dtype"])
+        dtype = np.dtype(meta["dtype"])
     except TypeError:
         raise CacheCorruptError(root, f"meta.json names no numpy dtype: {meta['dtype']!r}", cfg) from None
+    # the files are read as this dtype: a uint16 file of a > 65,536 vocabulary would have lost the high ids
+    if not isinstance(meta["vocab_size"], int) or dtype != token_dtype(meta["vocab_size"]):
+        want = token_dtype(meta["vocab_size"]).name if isinstance(meta["vocab_size"], int) else "?"
+        msg = f"meta.json says dtype {dtype.name} for vocab size {meta['vocab_size']!r} (expected {want})"
+        raise CacheCorruptError(root, msg, cfg)
     return meta
 
 

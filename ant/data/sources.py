@@ -13,9 +13,10 @@ Build steps (`build_default_corpus`), each skipped when its output exists under 
 Without apt-get it falls back to the PyPI-only sources and says so on stderr and in the manifest.
 The registry clients and the cache lock live in ant.data.fetch.
 
-User corpora: a .txt file, a .jsonl file whose lines have a "text" field, a folder of those, or "hf:NAME[:CONFIG]"
-(needs the `datasets` library and network). A .txt file is one text, cut into ~32 KB documents at paragraph
-boundaries, like the long sections of the default corpus.
+User corpora: a .txt file, a .jsonl file whose lines have a "text" field, or a folder of those. A .txt file is
+one text, cut into ~32 KB documents at paragraph boundaries, like the long sections of the default corpus.
+"hf:NAME[:CONFIG]" (a Hugging Face dataset) and "hf:BUILDER:FILES" (local files read by `datasets`) are streamed
+corpora, larger than memory if need be: ant.data.stream.
 """
 
 from __future__ import annotations
@@ -280,10 +281,11 @@ class Corpus:
     fingerprint: str
     documents: Callable[[], Iterator[str]]  # a fresh iterator on each call
     manifest: dict = field(default_factory=dict)
+    streamed: bool = False  # hf: corpora (ant.data.stream): read once, in order, as far as the token files need
 
 
 def open_corpus(corpus: str, cache_dir: Path, progress: bool = True) -> Corpus:
-    allowed = "'default', a .txt/.jsonl file or folder of them, or 'hf:NAME[:CONFIG]'"
+    allowed = "'default', a .txt/.jsonl file or folder of them, 'hf:NAME[:CONFIG]' or 'hf:BUILDER:FILES'"
     if not corpus:
         raise ConfigError("data.corpus", "must not be empty", allowed)
     if corpus == "default":
@@ -297,7 +299,9 @@ def open_corpus(corpus: str, cache_dir: Path, progress: bool = True) -> Corpus:
             )
         return Corpus("default", manifest["sha256"], lambda: _jsonl_texts(root / "documents.jsonl"), manifest)
     if corpus.startswith("hf:"):
-        return _hf_corpus(corpus)
+        from ant.data.stream import hf_corpus  # late: ant.data.stream imports this module (Corpus)
+
+        return hf_corpus(corpus)
     path = Path(corpus)
     if not path.exists():
         raise ConfigError("data.corpus", f"no such file or folder: {corpus}", allowed)
@@ -354,24 +358,3 @@ def _jsonl_texts(path: Path, check: bool = False) -> Iterator[str]:
                 )
             if rec["text"].strip():
                 yield rec["text"]
-
-
-def _hf_corpus(corpus: str) -> Corpus:
-    name, _, config = corpus[3:].partition(":")
-    try:
-        import datasets
-    except ImportError:
-        raise ConfigError("data.corpus", f"{corpus} needs the `datasets` library: pip install datasets") from None
-    try:
-        ds = datasets.load_dataset(name, config or None, split="train")
-    except Exception as e:  # no network, unknown name, ...: one clear line for the user
-        raise ConfigError("data.corpus", f"cannot load Hugging Face dataset {name!r}: {e}") from None
-    if "text" not in ds.column_names:
-        raise ConfigError("data.corpus", f"{name} has no 'text' column", ds.column_names)
-    fp = hashlib.sha256(f"{corpus}\0{getattr(ds, '_fingerprint', '')}".encode()).hexdigest()
-
-    def texts() -> Iterator[str]:
-        for batch in ds.iter(batch_size=1000):
-            yield from (t for t in batch["text"] if t and t.strip())
-
-    return Corpus(corpus, fp, texts, {"corpus": corpus, "sha256": fp})

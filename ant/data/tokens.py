@@ -11,9 +11,7 @@ load_tokens(cfg) = corpus (ant.data.sources) -> document split -> tokenizer -> t
 - Everything lands in a temp folder that is renamed into place at the end, so a crash leaves nothing half-written
   and parallel workers (which take the cache lock) find either nothing or the finished files.
 
-TrainSampler cuts train.bin into non-overlapping windows of seq_len + 1 tokens and visits them in a fresh
-permutation per epoch, drawn from (seed, epoch). batch(step) therefore depends on (seed, step) only: a resumed
-run continues exactly without saving sampler state.
+Streamed corpora (hf:...) are built by ant.data.stream instead; the sampler is in ant.data.sampler.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import os
 import shutil
 import sys
@@ -31,20 +28,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ant.config import DataConfig
 from ant.data import cache as token_cache
-from ant.data.fetch import cache_lock, log
+from ant.data.fetch import cache_lock, log, sha256_file
 from ant.data.sources import Corpus, default_corpus_dir, invalid_utf8_bytes, open_corpus
+from ant.data.stream import VAL_EVERY, build_streamed, encode_chunks, progress_bar
 from ant.data.tokenizers import (
     GPT2_VOCAB,
     TOKENIZERS,
     BPETokenizer,
     ByteTokenizer,
     GPT2Tokenizer,
+    HFTokenizer,
     bpe_path,
     gpt2_vocab_file,
+    hf_tokenizer_file,
+    hf_vocab_size,
+    is_hf,
 )
 from ant.errors import ConfigError, check_choice
 
@@ -59,7 +60,7 @@ class TokenData:
     train: np.ndarray  # 1-D memmap of token ids, the training split
     val: np.ndarray  # 1-D memmap, exactly val_tokens ids
     vocab_size: int  # every id is below this (= tokenizer_vocab_size(cfg))
-    tokenizer: Any  # ByteTokenizer | BPETokenizer | GPT2Tokenizer
+    tokenizer: Any  # ByteTokenizer | BPETokenizer | GPT2Tokenizer | HFTokenizer
     unigram_entropy: float  # nats/token of the training split's unigram distribution
     fingerprint: str  # hash of corpus + split + tokenizer settings: the cache key of these files
     path: Path
@@ -84,12 +85,28 @@ def cache_dir_of(cfg: DataConfig) -> Path:
 
 
 def tokenizer_vocab_size(cfg: DataConfig) -> int:
+    """Every id is below this. Builds nothing; an hf: tokenizer's file is read (and fetched once if a Hub name)."""
     _check(cfg)
+    if is_hf(cfg.tokenizer):
+        return hf_vocab_size(hf_tokenizer_file(cfg.tokenizer, cache_dir_of(cfg), progress=False))
     return {"bytes": 256, "bpe": cfg.bpe_vocab_size, "gpt2": GPT2_VOCAB}[cfg.tokenizer]
 
 
 def _check(cfg: DataConfig) -> None:
-    check_choice("data.tokenizer", cfg.tokenizer, TOKENIZERS)
+    if not is_hf(cfg.tokenizer):
+        check_choice("data.tokenizer", cfg.tokenizer, [*TOKENIZERS, "hf:NAME_OR_PATH"])
+    streamed = isinstance(cfg.corpus, str) and cfg.corpus.startswith("hf:")
+    if streamed and cfg.tokenizer == "bpe":  # the BPE is trained on the whole training split: no whole here
+        msg = "bpe is trained on the whole corpus, which a streamed hf: corpus never is"
+        raise ConfigError("data.tokenizer", msg, "bytes, gpt2 or hf:NAME_OR_PATH with an hf: corpus")
+    if cfg.max_tokens is not None:
+        if isinstance(cfg.max_tokens, bool) or not isinstance(cfg.max_tokens, int) or cfg.max_tokens < 1:
+            raise ConfigError("data.max_tokens", f"must be an integer >= 1 or null, got {cfg.max_tokens!r}")
+        if not streamed:
+            msg = f"cuts a streamed corpus; {cfg.corpus!r} is read whole"
+            raise ConfigError("data.max_tokens", msg, "null, or an hf: corpus")
+    if isinstance(cfg.num_proc, bool) or not isinstance(cfg.num_proc, int) or not 1 <= cfg.num_proc <= 1024:
+        raise ConfigError("data.num_proc", f"must be an integer in [1, 1024], got {cfg.num_proc!r}")
     if cfg.tokenizer == "bpe" and not (isinstance(cfg.bpe_vocab_size, int) and 257 <= cfg.bpe_vocab_size <= 2**20):
         raise ConfigError("data.bpe_vocab_size", f"must be an integer in [257, 1048576], got {cfg.bpe_vocab_size!r}")
     if not isinstance(cfg.val_tokens, int) or cfg.val_tokens < 2:
@@ -116,7 +133,10 @@ def load_tokens(cfg: DataConfig, progress: bool = True, *, force: bool = False) 
             token_cache.discard(root)
     if not (root / "meta.json").exists():
         with cache_lock(cache):
-            if not (root / "meta.json").exists():
+            if not (root / "meta.json").exists() and corpus.streamed:
+                tok = _tokenizer(cfg, cache, split_key, progress)
+                build_streamed(cfg, corpus, tok, tokenizer_vocab_size(cfg), fingerprint, root, progress)
+            elif not (root / "meta.json").exists():
                 _build(cfg, corpus, cache, split_key, fingerprint, root, progress)
     meta = token_cache.read_meta(root, cfg)
     arrays = token_cache.open_token_files(root, meta, cfg)
@@ -134,13 +154,23 @@ def load_tokens(cfg: DataConfig, progress: bool = True, *, force: bool = False) 
 
 
 def cache_keys(cfg: DataConfig, corpus: Corpus) -> tuple[str, str]:
-    """(split key, fingerprint): what the document split and the token files of `cfg` depend on."""
-    split_key = _hash(corpus.fingerprint, SPLIT_SEED, cfg.val_tokens, FORMAT_VERSION)
-    return split_key, _hash(split_key, cfg.tokenizer, cfg.bpe_vocab_size if cfg.tokenizer == "bpe" else None)
+    """(split key, fingerprint): what the document split and the token files of `cfg` depend on. An hf:
+    tokenizer counts by its tokenizer.json's sha256 (not its name or path); a streamed corpus's files also
+    depend on max_tokens and the stream split rule (ant.data.stream)."""
+    if not corpus.streamed:
+        split_key = _hash(corpus.fingerprint, SPLIT_SEED, cfg.val_tokens, FORMAT_VERSION)
+    else:
+        split_key = _hash(corpus.fingerprint, "stream", VAL_EVERY, cfg.val_tokens, FORMAT_VERSION)
+    if is_hf(cfg.tokenizer):
+        tok_key: tuple = ("hf", sha256_file(hf_tokenizer_file(cfg.tokenizer, cache_dir_of(cfg), progress=False)))
+    else:  # exactly the key of the caches built before hf: tokenizers existed
+        tok_key = (cfg.tokenizer, cfg.bpe_vocab_size if cfg.tokenizer == "bpe" else None)
+    extra = (cfg.max_tokens,) if corpus.streamed else ()
+    return split_key, _hash(split_key, *tok_key, *extra)
 
 
 def token_dir(cache: Path, tokenizer: str, fingerprint: str) -> Path:
-    return cache / "tokens" / f"{tokenizer}-{fingerprint[:16]}"
+    return cache / "tokens" / f"{'hf' if is_hf(tokenizer) else tokenizer}-{fingerprint[:16]}"
 
 
 def _hash(*parts: Any) -> str:
@@ -163,6 +193,8 @@ def _tokenizer(cfg: DataConfig, cache: Path, split_key: str, progress: bool, tra
         return ByteTokenizer()
     if cfg.tokenizer == "gpt2":
         return GPT2Tokenizer(gpt2_vocab_file(cache, progress))
+    if is_hf(cfg.tokenizer):
+        return HFTokenizer(hf_tokenizer_file(cfg.tokenizer, cache, progress))
     path = bpe_path(cache, split_key, cfg.bpe_vocab_size)
     if not path.exists():
         if train_texts is None:
@@ -194,7 +226,7 @@ def _build(
 
     tok = _tokenizer(cfg, cache, split_key, progress, train_texts)
     vocab = tokenizer_vocab_size(cfg)
-    dtype = np.dtype(np.uint16 if vocab <= 2**16 else np.uint32)
+    dtype = token_cache.token_dtype(vocab)
 
     # Validation first: a corpus too small for val_tokens fails before the long pass over the training split.
     val_docs = {i: t for i, t in enumerate(corpus.documents()) if is_val[i]}
@@ -214,20 +246,16 @@ def _build(
         counts = np.zeros(vocab, dtype=np.int64)
         n_train, n_docs = 0, 0
         total_train_bytes = int(lengths[~is_val].sum())
-        bar = _progress_bar(progress, total_train_bytes, f"tokenizing ({cfg.tokenizer})")
+        bar = progress_bar(progress, total_train_bytes, f"tokenizing ({cfg.tokenizer})")
+        # chunks of ENCODE_BATCH documents, tokenised in cfg.num_proc processes, written in corpus order
+        chunks = ((sum(len(t.encode("utf-8")) for t in b), b) for b in _batched(train_texts(), ENCODE_BATCH))
         with open(tmp / "train.bin", "wb") as f:
-            batch: list[str] = []
-            for text in itertools.chain(train_texts(), [None]):  # None flushes the last batch
-                if text is not None:
-                    batch.append(text)
-                if batch and (text is None or len(batch) == ENCODE_BATCH):
-                    ids = np.concatenate([np.append(x, tok.eot_id) for x in tok.encode_batch(batch)])
-                    f.write(ids.astype(dtype).tobytes())
-                    counts += np.bincount(ids, minlength=vocab)[:vocab]
-                    n_train, n_docs = n_train + len(ids), n_docs + len(batch)
-                    nbytes = sum(len(t.encode("utf-8")) for t in batch)
-                    bar.update(nbytes)
-                    batch = []
+            for nbytes, encoded in encode_chunks(tok, chunks, cfg.num_proc):
+                ids = np.concatenate([np.append(x, tok.eot_id) for x in encoded])
+                f.write(ids.astype(dtype).tobytes())
+                counts += np.bincount(ids, minlength=vocab)[:vocab]
+                n_train, n_docs = n_train + len(ids), n_docs + len(encoded)
+                bar.update(nbytes)
         bar.close()
         p = counts[counts > 0] / n_train
         meta = {
@@ -236,6 +264,7 @@ def _build(
             "corpus": corpus.name,
             "corpus_sha256": corpus.fingerprint,
             "tokenizer": cfg.tokenizer,
+            "tokenizer_sha256": getattr(tok, "sha256", None),  # hf: tokenizers
             "vocab_size": vocab,
             "learned_vocab_size": getattr(tok, "learned_vocab_size", vocab),
             "dtype": dtype.name,
@@ -263,104 +292,7 @@ def _build(
     )
 
 
-def _progress_bar(progress: bool, total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        desc=f"[ant data] {desc}",
-        unit="B",
-        unit_scale=True,
-        disable=not progress,
-        file=sys.stderr,
-        mininterval=1.0,
-    )
-
-
-# ---------------------------------------------------------------------- sampling
-def _array(tokens: TokenData | np.ndarray, split: str) -> np.ndarray:
-    return getattr(tokens, split) if isinstance(tokens, TokenData) else tokens
-
-
-def _windows(arr: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = starts[:, None] + np.arange(seq_len + 1)[None, :]
-    chunk = torch.from_numpy(np.asarray(arr[idx], dtype=np.int64))
-    return chunk[:, :-1], chunk[:, 1:]
-
-
-class TrainSampler:
-    """batch(step) -> (x, y), int64 [batch_size, seq_len], a pure function of (seed, step).
-
-    Sequence k of the run (k = step * batch_size + row) is window perm_e[k mod n] of epoch e = k // n, where n
-    is num_sequences and perm_e a permutation drawn from (seed, e): within an epoch every non-overlapping
-    window is seen exactly once.
-    """
-
-    def __init__(self, tokens: TokenData | np.ndarray, seq_len: int, batch_size: int, seed: int):
-        self.tokens = _array(tokens, "train")
-        self.seq_len, self.batch_size, self.seed = int(seq_len), int(batch_size), int(seed)
-        if self.seq_len < 1:
-            raise ConfigError("data.seq_len", f"must be >= 1, got {seq_len!r}")
-        self.num_sequences = max(0, (len(self.tokens) - 1) // self.seq_len)
-        if self.num_sequences == 0:  # not even one window: the window is too long, whatever the batch
-            raise ConfigError(
-                "data.seq_len",
-                f"{seq_len} + 1 tokens do not fit the training split ({len(self.tokens)} tokens)",
-                f"2..{max(2, len(self.tokens) - 1)}",
-            )
-        if self.batch_size < 1 or self.batch_size > self.num_sequences:
-            raise ConfigError(
-                "train.batch_size",
-                f"{batch_size} sequences of {seq_len} tokens do not fit the training split ({len(self.tokens)} tokens)",
-                f"1..{self.num_sequences}",
-            )
-        self._perms: dict[int, np.ndarray] = {}
-
-    def permutation(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            if len(self._perms) >= 2:  # a batch spans at most two epochs
-                self._perms.pop(min(self._perms))
-            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.num_sequences)
-        return self._perms[epoch]
-
-    def epoch(self, step: int) -> float:
-        return step * self.batch_size / self.num_sequences
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = int(step) * self.batch_size + np.arange(self.batch_size)
-        epochs, pos = np.divmod(k, self.num_sequences)
-        windows = np.empty(self.batch_size, dtype=np.int64)
-        for e in np.unique(epochs):
-            sel = epochs == e
-            windows[sel] = self.permutation(int(e))[pos[sel]]
-        return _windows(self.tokens, windows * self.seq_len, self.seq_len)
-
-
-class ValBatches:
-    """The fixed validation windows in order: non-overlapping seq_len + 1 token windows of val.bin, in batches
-    of batch_size (the last one may be smaller). Iterable any number of times; same batches every time."""
-
-    def __init__(self, tokens: TokenData | np.ndarray, seq_len: int, batch_size: int):
-        self.tokens = _array(tokens, "val")
-        self.seq_len, self.batch_size = int(seq_len), int(batch_size)
-        self.num_sequences = (len(self.tokens) - 1) // self.seq_len
-        if self.num_sequences < 1:
-            raise ConfigError(
-                "data.val_tokens",
-                f"{len(self.tokens)} validation tokens hold no window of {seq_len} + 1 tokens",
-                f">= {self.seq_len + 1}",
-            )
-        if self.batch_size < 1:
-            raise ConfigError("train.batch_size", f"must be >= 1, got {batch_size!r}")
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_sequences / self.batch_size)
-
-    def __iter__(self):
-        for i in range(0, self.num_sequences, self.batch_size):
-            starts = np.arange(i, min(i + self.batch_size, self.num_sequences)) * self.seq_len
-            yield _windows(self.tokens, starts, self.seq_len)
-
-
-def val_batches(tokens: TokenData | np.ndarray, seq_len: int, batch_size: int) -> ValBatches:
-    return ValBatches(tokens, seq_len, batch_size)
+def _batched(items, n: int):
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch

@@ -176,14 +176,3 @@ def test_bad_settings(small_cfg):
     with pytest.raises(ConfigError) as e:
         TrainSampler(data, 128, 10**6, seed=0)
     assert e.value.field == "train.batch_size" and str(TrainSampler(data, 128, 1, 0).num_sequences) in str(e.value)
-
-
-def test_hf_corpus_needs_datasets(small_cfg):
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="datasets") as e:
-            load_tokens(dataclasses.replace(small_cfg, corpus="hf:wikitext"), progress=False)
-        assert e.value.field == "data.corpus"
-    else:
-        pytest.skip("datasets is installed; loading a hub dataset needs network")
