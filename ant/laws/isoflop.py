@@ -120,19 +120,20 @@ def isoflop_profiles(
     lc_all = np.log(x["C"].to_numpy())
     lvl = np.linspace(lc_all.min(), lc_all.max(), n_levels + 2)[1:-1]
     run_size, M = _interpolated(x, sizes, lvl)
-    S = _per_size_min(M, run_size, len(sizes))
-    nopt, why = _vertices(S, np.log(sizes), half_window)
+    prof = _Profiles(sizes, fpt, lvl, run_size, M, half_window)
+    S = prof.per_size_min()
+    nopt, why = prof.vertices(S)
     kept = np.isfinite(nopt)
     dopt = np.exp(lvl) / np.exp(np.interp(nopt, np.log(sizes), np.log(fpt)))
     levels = pd.DataFrame({
         "C": np.exp(lvl), "n_sizes": np.isfinite(S).sum(axis=0), "N_opt": np.exp(nopt), "D_opt": dopt,
         "kept": kept, "reason": why,
     })  # fmt: skip
-    prof = [
+    rows = [
         {"C": float(np.exp(lvl[j])), "N": float(sizes[i]), "loss": float(S[i, j])}
         for j in range(len(lvl)) for i in range(len(sizes)) if np.isfinite(S[i, j])
     ]  # fmt: skip
-    out = IsoFlop(levels, pd.DataFrame(prof, columns=["C", "N", "loss"]), None, None, level=level)
+    out = IsoFlop(levels, pd.DataFrame(rows, columns=["C", "N", "loss"]), None, None, level=level)
     out.reasons += decrease_reasons(x)
     if kept.sum() < MIN_LEVELS:
         out.reasons.append(f"{int(kept.sum())} of {n_levels} compute levels give an N_opt (need {MIN_LEVELS}): "
@@ -140,7 +141,7 @@ def isoflop_profiles(
         return out
     out.n_opt = fit_power_law(levels["C"][kept], levels["N_opt"][kept], level=level)
     out.d_opt = fit_power_law(levels["C"][kept], levels["D_opt"][kept], level=level)
-    ab_boot = _bootstrap(M, run_size, sizes, fpt, lvl, half_window, boot, seed)
+    ab_boot = _bootstrap(prof, boot, seed)
     out.boot_ok = float(np.isfinite(ab_boot[:, 0]).mean()) if boot else math.nan
     out.a = _ci(out.n_opt, ab_boot[:, 0], level)
     out.b = _ci(out.d_opt, ab_boot[:, 1], level)
@@ -164,6 +165,32 @@ def _interpolated(x: pd.DataFrame, sizes: np.ndarray, lvl: np.ndarray) -> tuple[
         inside = (lvl >= lc[0]) & (lvl <= lc[-1])
         M[r, inside] = np.interp(lvl[inside], lc, c.to_numpy())
     return run_size, M
+
+
+@dataclass(frozen=True)
+class _Profiles:
+    """The IsoFLOP data of one fit, built once: the sizes, their FLOPs per token, the log-compute levels, and each
+    run's loss at every level (`M`, NaN outside its curve) with its size index. A bootstrap resample is a
+    selection of M's rows (`pick`)."""
+
+    sizes: np.ndarray
+    fpt: np.ndarray  # FLOPs per token of each size: D_opt = C / F(N_opt)
+    lvl: np.ndarray  # log C of the levels
+    run_size: np.ndarray
+    M: np.ndarray
+    half_window: int  # sizes each side of the minimum in the parabola fit
+
+    def per_size_min(self, pick: np.ndarray | None = None) -> np.ndarray:
+        """[size, level]: the lowest loss of the (picked) runs of each size at each level."""
+        if pick is None:
+            return _per_size_min(self.M, self.run_size, len(self.sizes))
+        return _per_size_min(self.M[pick], self.run_size[pick], len(self.sizes))
+
+    def vertices(self, S: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        return _vertices(S, np.log(self.sizes), self.half_window)
+
+    def slopes(self, nopt: np.ndarray) -> tuple[float, float]:
+        return _slopes(self.lvl, nopt, self.sizes, self.fpt)
 
 
 def _per_size_min(M: np.ndarray, run_size: np.ndarray, n_sizes: int) -> np.ndarray:
@@ -232,16 +259,14 @@ def _slopes(lvl: np.ndarray, nopt: np.ndarray, sizes: np.ndarray, fpt: np.ndarra
     return float(a), float(b)
 
 
-def _bootstrap(M, run_size, sizes, fpt, lvl, half_window, boot, seed) -> np.ndarray:
+def _bootstrap(prof: _Profiles, boot: int, seed: int) -> np.ndarray:
     """(a, b) refitted on `boot` resamples of the runs, drawn with replacement within each size."""
     rng = np.random.default_rng(seed)
-    by_size = [np.flatnonzero(run_size == i) for i in range(len(sizes))]
+    by_size = [np.flatnonzero(prof.run_size == i) for i in range(len(prof.sizes))]
     out = np.full((boot, 2), np.nan)
-    lN = np.log(sizes)
     for r in range(boot):
         pick = np.concatenate([rng.choice(idx, idx.size) for idx in by_size if idx.size])
-        S = _per_size_min(M[pick], run_size[pick], len(sizes))
-        out[r] = _slopes(lvl, _vertices(S, lN, half_window)[0], sizes, fpt)
+        out[r] = prof.slopes(prof.vertices(prof.per_size_min(pick))[0])
     return out
 
 
