@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ant.laws.collect import atomic_write_text, completed, load
+from ant.fsio import atomic_write_text
+from ant.laws.collect import completed, load
 from ant.laws.plotting import save_figure
 
 
@@ -119,7 +120,7 @@ class Context:
 
     def save_json(self, name: str, obj: dict) -> Path:
         path = self.fits / f"{name}.json"
-        atomic_write_text(json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n", path)
+        atomic_write_text(path, json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n")
         return path
 
     def read_json(self, name: str) -> dict | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ant.analysis import fit_laws
 from ant.analysis.common import Context, fmt_ci, one_line_errors, parser
-from ant.laws.collect import atomic_write_text
+from ant.fsio import atomic_write_text
 from ant.laws.plotting import label
 from ant.laws.reference import PAPER_ALPHA, PAPER_FRONTIER, PAPER_HP, PAPER_SPEEDUP
 
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += chinchilla_section(f["chinchilla"])
     lines += diag_section(f["fig1_residual_norms"], f["alpha_over_training"])
     path = ctx.results / "REPORT.md"
-    atomic_write_text("\n".join(lines) + "\n", path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     print(f"wrote {path}")
     return 0
 

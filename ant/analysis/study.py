@@ -29,7 +29,8 @@ import pandas as pd
 import yaml
 
 from ant.errors import ConfigError
-from ant.laws.collect import atomic_parquet, atomic_write_text, collect
+from ant.fsio import atomic_write_text
+from ant.laws.collect import atomic_parquet, collect
 
 # The study is a workflow of this repository (make study*): its grid files and tables are read relative to the
 # working directory, the repository root.
@@ -115,7 +116,7 @@ def write_tuned() -> dict:
             "n_seeds": int(r["count"]),
         }
     text = "# written by `ant study run` from results/study/main (the HP grid's best point)\n"
-    atomic_write_text(text + yaml.safe_dump(best, sort_keys=True), TUNED)
+    atomic_write_text(TUNED, text + yaml.safe_dump(best, sort_keys=True))
     return best
 
 
@@ -208,7 +209,7 @@ def run(parts: list[Part], force: bool) -> int:
         log[part.name] = {"runs": p["runs"], "ran": p["todo"], "est_wall_s": round(p["est_s"], 1),
                           "wall_s": round(wall, 1), "exit_code": rc,
                           "finished": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
-        atomic_write_text(json.dumps(log, indent=1) + "\n", log_path)
+        atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
         print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
               f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip
         if part.name in ("hp", "hp3", "baselines"):

@@ -24,7 +24,7 @@ from ant.analysis.study_common import UNDETERMINED, Claim, Study, table
 from ant.analysis.study_figures import draw_all
 from ant.analysis.study_measures import c5_noise_scale, c6_wsd
 from ant.analysis.study_readings import c7_readings
-from ant.laws.collect import atomic_write_text
+from ant.fsio import atomic_write_text
 
 CLAIMS = (
     ("C1", c1_speedup),
@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     numbers = {"generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "claims": {k: c.to_dict() for k, c in claims.items()}}  # fmt: skip
     path = st.root / "fits" / "study.json"
-    atomic_write_text(json.dumps(jsonable(numbers), indent=1, allow_nan=False) + "\n", path)
+    atomic_write_text(path, json.dumps(jsonable(numbers), indent=1, allow_nan=False) + "\n")
     print(f"wrote {path}")
-    atomic_write_text(render(st, claims), st.root / "REPORT.md")
+    atomic_write_text(st.root / "REPORT.md", render(st, claims))
     print(f"wrote {st.root / 'REPORT.md'}")
     for c in claims.values():
         print(f"{c.key} {c.verdict}: {c.why}")

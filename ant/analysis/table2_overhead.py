@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ant.analysis.common import Context, run_script
-from ant.laws.collect import atomic_write_text
+from ant.fsio import atomic_write_text
 from ant.laws.overhead import overhead_table
 from ant.laws.plotting import color, label, placeholder, sort_archs
 
@@ -143,7 +143,7 @@ def plot(ctx: Context, numbers: dict) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     ctx.save_figure(fig, NAME)
-    atomic_write_text(markdown(numbers), ctx.figures / f"{NAME}.md")
+    atomic_write_text(ctx.figures / f"{NAME}.md", markdown(numbers))
 
 
 if __name__ == "__main__":

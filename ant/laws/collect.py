@@ -296,11 +296,6 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[ok].copy()
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    """Deprecated (text, path) order of ant.fsio.atomic_write_text, kept while ant/analysis moves (issue 12)."""
-    fsio.atomic_write_text(path, text)
-
-
 def atomic_parquet(df: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
     """df.to_parquet(path, index=False), atomically. `chunk_rows`: convert and write that many rows at a time
     (the same file content for pandas, without a second copy of a large table in memory); only for frames
