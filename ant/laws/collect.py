@@ -39,6 +39,7 @@ from ant.laws.collect_curves import (  # noqa: F401 (CURVE_KEYS: public here)
     probe,
     read_curve,
 )
+from ant.status import RunStatus
 
 # summary.json keys (design.md) copied into the runs table as they are.
 SUMMARY_KEYS = (
@@ -292,7 +293,7 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs with a usable final loss (completed, finite)."""
     if runs.empty or "status" not in runs:
         return runs.iloc[0:0]
-    ok = (runs["status"] == "completed") & runs["final_val_loss"].astype(float).notna()
+    ok = (runs["status"] == RunStatus.COMPLETED) & runs["final_val_loss"].astype(float).notna()
     return runs[ok].copy()
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from ant.laws.fits import FitError, PowerLawFit, fit_power_law
+from ant.status import RunStatus
 
 FINE = 801  # interpolation grid points per curve
 REGIME_BY = ("tokens_per_param", "tokens")
@@ -94,7 +95,7 @@ def assign_regimes(
         raise FitError(f"hp_trends: missing columns {missing} (need {', '.join(need)})")
     x = df.copy()
     if "status" in x:
-        x = x[x["status"] == "completed"]
+        x = x[x["status"] == RunStatus.COMPLETED]
     x = x[np.isfinite(x[loss].astype(float)) & (x["lr"].astype(float) > 0)]
     tokens = x["tokens"].astype(float)
     if "cfg.train.tokens" in x:

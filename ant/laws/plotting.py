@@ -10,11 +10,13 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 
+from ant.config import ARCHS
+
 # matplotlib.use after pyplot's import switches pyplot too (no figure exists yet)
 if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().startswith(("module://", "inline")):
     matplotlib.use("Agg")
 
-ARCH_ORDER = ("gpt", "gptplus", "ngpt", "angpt")
+ARCH_ORDER = ARCHS  # plots and tables list the architectures in the config's order
 ARCH_LABEL = {"gpt": "GPT", "gptplus": "GPT+", "ngpt": "nGPT", "angpt": "anGPT"}
 ARCH_COLOR = {"gpt": "#7f7f7f", "gptplus": "#1f77b4", "ngpt": "#2ca02c", "angpt": "#d62728"}
 
