@@ -1,47 +1,45 @@
-"""`ant bench`'s report: the JSON document (figures per architecture, overhead vs the first, the partial flag) and
-the printed table. See ant/bench.py for what is measured."""
+"""The reporting stage of `ant bench`: frozen measurements (ant/bench/measure.py's BenchResults) -> the JSON
+document (figures per architecture, overhead vs the first, the partial flag) and the printed table."""
 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from ant.bench.measure import BenchResults
 from ant.perf import device_name, measure_matmul_peak, mfu, peak_flops, quantiles
 
-if TYPE_CHECKING:
-    from ant.bench import Bench, BenchConfig
 
-
-def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
+def summarize(res: BenchResults) -> dict[str, Any]:
+    cfg = res.config
     dev = torch.device(cfg.device)
     peak = peak_flops(dev)
     # No datasheet peak on a CPU: MFU there is measured against this process's own fp32 GEMM rate (same threads).
     measured_peak = measure_matmul_peak(dev) if dev.type == "cpu" else None
     tokens = cfg.batch * cfg.seq_len
     results = []
-    for b in benches:
-        q1, med, q3 = quantiles(b.times_s)
+    for a in res.archs:
+        q1, med, q3 = quantiles(list(a.times_s))
         tps = tokens / med
         r: dict[str, Any] = {
-            "arch": b.arch,
-            "num_params": b.num_params,
-            "flops_per_token": b.flops_per_token,
+            "arch": a.arch,
+            "num_params": a.num_params,
+            "flops_per_token": a.flops_per_token,
             "step_time_ms": 1e3 * med,
             "step_time_iqr_ms": 1e3 * (q3 - q1),
             "tokens_per_s": tps,
-            "mfu": mfu(b.flops_per_token, tps, peak),
-            "mfu_vs_measured_matmul": mfu(b.flops_per_token, tps, measured_peak),
-            "peak_mem_mb": (b.static_bytes() + b.peak_extra_bytes) / 2**20 if dev.type == "cuda" else None,
-            "step_time_min_ms": 1e3 * min(b.times_s),  # robust to other tenants on a shared CPU
-            "n_steps": len(b.times_s),
-            "warmup_s": b.warmup_s,
-            **b.kernels,
+            "mfu": mfu(a.flops_per_token, tps, peak),
+            "mfu_vs_measured_matmul": mfu(a.flops_per_token, tps, measured_peak),
+            "peak_mem_mb": (a.static_bytes + a.peak_extra_bytes) / 2**20 if dev.type == "cuda" else None,
+            "step_time_min_ms": 1e3 * min(a.times_s),  # robust to other tenants on a shared CPU
+            "n_steps": len(a.times_s),
+            "warmup_s": a.warmup_s,
+            **a.kernels,
         }
-        if b.lightning_times_s:
-            lq1, lmed, lq3 = quantiles(b.lightning_times_s)
+        if a.lightning_times_s:
+            lq1, lmed, lq3 = quantiles(list(a.lightning_times_s))
             r["lightning_step_time_ms"] = 1e3 * lmed
             r["lightning_step_time_iqr_ms"] = 1e3 * (lq3 - lq1)
             r["lightning_overhead"] = lmed / med - 1.0
@@ -50,13 +48,13 @@ def summarize(benches: list[Bench], cfg: BenchConfig) -> dict[str, Any]:
     for r in results:
         r["overhead_vs_first"] = r["step_time_ms"] / first
     return {
-        "partial": any(len(b.times_s) < cfg.steps for b in benches),  # stopped early (SIGTERM)
+        "partial": res.partial,  # stopped early (SIGTERM)
         "device": device_name(dev),
         "torch": torch.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "peak_flops": peak,
         "measured_matmul_peak_flops": measured_peak,  # CPU only: fp32 [512, 512] GEMM, this process's threads
-        "config": asdict(cfg),
+        "config": cfg.to_dict(),
         "results": results,
     }
 
