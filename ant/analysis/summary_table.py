@@ -16,12 +16,11 @@ import pandas as pd
 
 from ant.analysis.common import parser
 from ant.laws.collect import collect
+from ant.sweep.grid import load_grid
 
 
 def sweep_run_ids(path: str) -> tuple[set[str] | None, str | None]:
     """Run ids of the grid and its out_dir; (None, out_dir) when the grid cannot be expanded here."""
-    from ant.sweep.grid import load_grid
-
     grid = load_grid(path)  # a bad file is a ConfigError: let it surface
     try:
         return {cfg.run_id() for cfg in grid.expand()}, grid.out_dir

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ant.config import assign, parse_assignment
+from ant.data import load_tokens
 from ant.errors import ConfigError
+from ant.fsio import atomic_write_text
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
 from ant.sweep.grid import Grid
@@ -99,8 +101,6 @@ def prepare_data(cfgs: list) -> dict[str, Any]:
     """Build each distinct corpus + tokenizer + token set once, here, with progress, before any worker starts:
     workers would otherwise wait in silence on the cache lock while the first one builds it. Returns the token
     data by data_key."""
-    from ant.data import load_tokens
-
     data: dict[str, Any] = {}
     for cfg in cfgs:
         if data_key(cfg) not in data:
@@ -179,8 +179,6 @@ def load_jobs(grid: Grid) -> dict[str, dict[str, Any]]:
 
 
 def save_jobs(grid: Grid, jobs: dict[str, dict[str, Any]]) -> None:
-    from ant.train.io import atomic_write_text
-
     p = jobs_path(grid)
     p.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p, json.dumps(jobs, indent=1, sort_keys=True))

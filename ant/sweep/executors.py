@@ -123,8 +123,9 @@ def run_one(
         job_id = f"{job}_{task}" if job and task else job
         record_attempt(locks, run_id, event="start", job_id=job_id, resumed=state is not None)
         t0 = time.time()
+        # late: ant.train imports Lightning, which planning and --status (this module's other users) never need
         from ant.train.branches import train_member
-        from ant.train.run import RunLockedError, train
+        from ant.train.run import RunLockedError, train  # late: as above
 
         try:
             if family:
@@ -167,7 +168,7 @@ def run_family(cfg_dicts: list[dict[str, Any]], threads: int = 0, raise_errors: 
 def work_units(todo: list[RunConfig], all_cfgs: list[RunConfig] | None = None) -> list[list[RunConfig]]:
     """The runs to do, grouped: each wsd family with something to do becomes [trunk, branches to do...] (the
     trunk even when it is finished: its checkpoints seed the branches), every other run [run]."""
-    from ant.train.branches import find_families
+    from ant.train.branches import find_families  # late: ant.train imports Lightning
 
     want = {c.run_id() for c in todo}
     units = []
@@ -203,7 +204,7 @@ class RunJob(_Checkpointable):
 
     def __call__(self, cfg_dict: dict[str, Any] | list[dict[str, Any]], threads: int = 0) -> Any:
         """One run (a dict), or a wsd family (a list of dicts, trunk first; returns a list of results)."""
-        from ant.train.run import request_checkpoint
+        from ant.train.run import request_checkpoint  # late: runs in the SLURM job, which trains anyway
 
         submitit_handler = signal.getsignal(signal.SIGUSR2)
         caught: list[int] = []

@@ -39,6 +39,7 @@ from typing import Any
 
 from ant.config import RunConfig
 from ant.sweep.locks import is_locked, lock_dir, read_attempts
+from ant.sweep.progress import live
 
 # Achieved training FLOP/s guesses: peak dense bf16 x ~35 % MFU on GPUs. cpu: a whole 2-core machine in fp32 at
 # tiny sizes: two tiny3 runs in parallel measured 4.7 GFLOP/s each on a loaded 2-core box (2026-11-28), so 1e10.
@@ -80,7 +81,7 @@ class PlanRow:
 # ---------------------------------------------------------------------- FLOPs and throughput
 def flops_per_token(cfg: RunConfig) -> float:
     """Training FLOPs/token of the run's model, in closed form (ant.models.counts: no model is built)."""
-    from ant.models.counts import flops_per_token as fpt
+    from ant.models.counts import flops_per_token as fpt  # late: the ant.models package imports torch
 
     m = cfg.model
     return fpt(m.arch, m.size, m.vocab_size, cfg.data.seq_len, m.options)
@@ -351,8 +352,6 @@ def build_plan(
 
 
 def _add_live(row: PlanRow, scan: FolderScan, now: float) -> None:
-    from ant.sweep.progress import live
-
     got = live(scan.out_dir / row.run_id, scan.summaries.get(row.run_id), row.state in ("done", "diverged"), now)
     row.step, row.tokens_per_s, row.age_s, row.commit = got.step, got.tokens_per_s, got.age_s, got.commit
     if got.val_loss is not None:
@@ -381,7 +380,7 @@ def family_roles(cfgs: list[RunConfig]) -> dict[str, tuple[str, int]]:
     wsd = [c for c in cfgs if c.optim.schedule == "wsd"]  # only wsd runs make families
     if not wsd:
         return {}  # and ant.train.branches (which imports Lightning) stays unimported
-    from ant.train.branches import branch_steps, find_families
+    from ant.train.branches import branch_steps, find_families  # late: ant.train imports Lightning
 
     roles: dict[str, tuple[str, int]] = {}
     families = [f for f in find_families(wsd) if len(f) > 1]

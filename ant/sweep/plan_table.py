@@ -3,9 +3,10 @@ prints plan_json's document. The rows come from ant.sweep.plan.build_plan."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ant.sweep.plan import PlanRow, Throughput
+if TYPE_CHECKING:  # annotations only: plan imports progress, which imports this module
+    from ant.sweep.plan import PlanRow, Throughput
 
 
 def fmt_num(x: float) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ant.sweep.plan_table import fmt_num, fmt_time
+
 LIVE_COLUMNS = ("step", "tokens", "val_loss", "tokens_per_s")
 
 
@@ -108,8 +110,6 @@ def live(run_dir: Path, summary: dict[str, Any] | None, finished: bool, now: flo
 def sweep_line(done: int, running: int, failed: int, total: int, tokens_done: float, tokens_total: float,
                rate: float | None) -> str:  # fmt: skip
     """`12/24 done, 2 running, 0 failed | 1.2M of 8.1M tokens (15%) | 2.0k tok/s | ETA 57m`"""
-    from ant.sweep.plan_table import fmt_num, fmt_time
-
     share = f" ({tokens_done / tokens_total:.0%})" if tokens_total else ""
     left = max(0.0, tokens_total - tokens_done)
     eta = fmt_time(left / rate) if rate else "?"

@@ -11,6 +11,7 @@ import math
 
 from lightning.pytorch.callbacks import Callback
 
+from ant.train import request_checkpoint
 from ant.train.callbacks import Evaluator
 
 
@@ -40,8 +41,6 @@ class ReportToTrial(Callback):
         n = len(self.reported)
         self._report_new(trainer)
         if len(self.reported) > n and not self.pruned and self.trial.should_prune():
-            from ant.train import request_checkpoint
-
             self.pruned = True
             request_checkpoint()
 

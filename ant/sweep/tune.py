@@ -11,7 +11,7 @@ checkpoints) and tells the final validation loss.
 Pruning (MedianPruner) needs the intermediate validation losses while a trial trains: a Lightning callback in
 the training process (ant.sweep.pruning.ReportToTrial) reports each val loss to the trial as the Evaluator
 measures it and, when optuna says prune, calls ant.train.request_checkpoint(), which makes train() stop at the
-next step. (Until ant.train.train accepts `callbacks=`, a thread reads metrics.parquet instead: _Watcher.)
+next step.
 Each finished, pruned or failed trial is one printed line: number, params, value, best so far.
 
 Resuming: a study counts its finished trials (complete, pruned, failed) and runs only the rest. A trial left
@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
-import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ import yaml
 
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.fsio import atomic_write_text
+from ant.sweep.executors import run_one, slurm_executor
 from ant.sweep.locks import is_locked, lock_dir
 
 MAX_LR = 10.0  # far above any stable Adam LR; an upper bound so that .inf or 1e400 is an error, not a trial
@@ -140,7 +141,8 @@ def worker(root: str, study_name: str, base: dict[str, Any], settings: dict[str,
     """Run up to n_trials trials of one study (a process of its own; also a SLURM array task)."""
     import optuna
 
-    from ant.sweep.executors import run_one
+    # late: pruning imports Lightning, which only this worker process (not the grid planner) needs
+    from ant.sweep.pruning import ReportToTrial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = TuneSettings.from_dict(settings)
@@ -159,18 +161,8 @@ def worker(root: str, study_name: str, base: dict[str, Any], settings: dict[str,
             d["train"]["batch_size"] = trial.suggest_categorical("batch_size", list(s.batch_sizes))
         cfg = RunConfig.from_dict(d).resolve(vocab_size=base["model"]["vocab_size"])
         trial.set_user_attr("run_id", cfg.run_id())
-        if _train_takes_callbacks():
-            from ant.sweep.pruning import ReportToTrial
-
-            reporter = ReportToTrial(trial)
-            result = run_one(cfg.to_dict(), threads=threads, callbacks=[reporter])
-        else:
-            reporter = _Watcher(trial, cfg.run_dir() / "metrics.parquet")
-            reporter.start()
-            try:
-                result = run_one(cfg.to_dict(), threads=threads)
-            finally:
-                reporter.stop()
+        reporter = ReportToTrial(trial)
+        result = run_one(cfg.to_dict(), threads=threads, callbacks=[reporter])
         summary = _read_summary(cfg.run_dir())  # also for a run another worker had already finished
         status = summary.get("status", result["status"]) if result["status"] == "skipped" else result["status"]
         loss = summary.get("final_val_loss")
@@ -202,14 +194,6 @@ def trial_line(study, number: int, params: dict[str, Any], outcome: str) -> str:
     return f"{study.study_name} trial {number}: {shown} -> {outcome} | {best}"
 
 
-def _train_takes_callbacks() -> bool:
-    import inspect
-
-    from ant.train.run import train
-
-    return "callbacks" in inspect.signature(train).parameters
-
-
 def _read_summary(run_dir: Path) -> dict[str, Any]:
     import json
 
@@ -217,49 +201,6 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
         return json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-class _Watcher:
-    """Reads a running trial's metrics.parquet, reports new val losses, stops the run when optuna prunes it."""
-
-    def __init__(self, trial, path: Path, every_s: float = 1.0):
-        self.trial, self.path, self.every_s = trial, path, every_s
-        self.pruned = False
-        self._stop = threading.Event()
-        self._seen: set[int] = set()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._poll()  # the final losses, so pruning statistics see the whole curve
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self._poll()
-
-    def _poll(self) -> None:
-        if self.pruned or not self.path.is_file():
-            return
-        try:
-            import pandas as pd
-
-            df = pd.read_parquet(self.path, columns=["step", "val_loss"]).dropna()
-        except Exception:  # mid-replace or not yet written: try again next time
-            return
-        for step, val in zip(df["step"].astype(int), df["val_loss"].astype(float)):
-            if step in self._seen or not math.isfinite(val):
-                continue
-            self._seen.add(step)
-            self.trial.report(val, step)
-        if not self._stop.is_set() and self._seen and self.trial.should_prune():
-            from ant.train import request_checkpoint
-
-            self.pruned = True
-            request_checkpoint()
 
 
 # ---------------------------------------------------------------------- driver
@@ -287,8 +228,6 @@ def tune_grid(grid, settings: TuneSettings, workers: int | None = None, executor
         shares = [todo // workers + (1 if i < todo % workers else 0) for i in range(workers)]
         shares = [n for n in shares if n]
         if executor is not None and executor.name == "slurm":  # workers as one SLURM job array
-            from ant.sweep.executors import slurm_executor
-
             ex = slurm_executor(executor, (root / "slurm").resolve(), f"tune-{name}")
             n = len(shares)
             jobs = ex.map_array(worker, [str(root.resolve())] * n, [name] * n, [base] * n,
@@ -312,8 +251,6 @@ def tune_grid(grid, settings: TuneSettings, workers: int | None = None, executor
 
 def write_best(root: Path, grid_name: str, keys: list[tuple[str, str]]) -> dict[str, Any]:
     import optuna
-
-    from ant.train.io import atomic_write_text
 
     best: dict[str, Any] = {}
     for arch, size in keys:

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ant.train.run import train
+    from ant.train.run import train  # late: Lightning loads only to train (--print-config, --help stay fast)
 
     cfg = RunConfig.from_yaml(args.config).with_overrides(args.overrides)
     if args.out_dir is not None:
