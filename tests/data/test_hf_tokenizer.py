@@ -166,3 +166,16 @@ def test_cache_location_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("ANT_CACHE", str(tmp_path / "env"))
     assert cache_dir_of(DataConfig()) == tmp_path / "env"
     assert cache_dir_of(DataConfig(cache_dir=str(tmp_path / "explicit"))) == tmp_path / "explicit"
+
+
+def test_hub_name_is_read_from_the_cache_without_network(small_cfg, bpe_json, tmp_path):
+    """A Hub tokenizer is fetched once into <cache>/tokenizers/hf/ and read from there afterwards (SLURM nodes
+    without network): here the cache is filled by hand and the tests run offline."""
+    cache = tmp_path / "cache"
+    target = cache / "tokenizers" / "hf" / "some-org__neox-like" / "tokenizer.json"
+    target.parent.mkdir(parents=True)
+    shutil.copy(bpe_json, target)
+    cfg = dataclasses.replace(small_cfg, tokenizer="hf:some-org/neox-like", cache_dir=str(cache))
+    assert tokenizer_vocab_size(cfg) == 700
+    data = load_tokens(cfg, progress=False)
+    assert data.tokenizer.path == target and data.tokenizer.decode(data.tokenizer.encode("Hello")) == "Hello"

@@ -120,3 +120,10 @@ def test_bad_streamed_settings(parts, small_cfg, tmp_path, monkeypatch):
         load_tokens(_cfg(small_cfg, corpus, tmp_path, "bad"), progress=False)
     assert e.value.field == "data.corpus"
     assert not list((Path(tmp_path) / "bad" / "tokens").glob("*"))  # nothing half-written, temp folders gone
+
+
+def test_a_local_corpus_tokenised_in_two_processes_gives_the_same_files(small_cfg, hf_bpe, tmp_path):
+    one = load_tokens(_cfg(small_cfg, small_cfg.corpus, tmp_path, "p1", tokenizer=hf_bpe), progress=False)
+    two = load_tokens(_cfg(small_cfg, small_cfg.corpus, tmp_path, "p2", tokenizer=hf_bpe, num_proc=2), progress=False)
+    assert (one.path / "train.bin").read_bytes() == (two.path / "train.bin").read_bytes()
+    assert one.meta["sha256"] == two.meta["sha256"] and one.path.name == two.path.name
