@@ -24,9 +24,10 @@ multiprocessing, a Python script that calls load_tokens with num_proc > 1 needs 
 A Hugging Face tokenizer's encode_batch already uses every core (Rust threads), so processes pay off mostly for
 gpt2 (tiktoken, 2 threads) and bytes; on the 2-core machine 21 MB of JSONL took 23.7 s with 1 or 2 processes.
 
-The cache key of a local-file corpus hashes each file's name and content; that of a Hub dataset is its name
-and config (the Hub gives no content hash without reading it all): a dataset that changes upstream keeps its
-cached tokens until `ant data prepare --force`. Each token file's sha256 is still recorded (data_sha256 of a run).
+The cache key of a local-file corpus is each file's name, size and modification time (a content hash would
+read a corpus larger than memory at every run start); that of a Hub dataset is its name and config (the Hub
+gives no content hash without reading it all): a dataset that changes upstream keeps its cached tokens until
+`ant data prepare --force`. The token files' sha256 is recorded all the same (a run's data_sha256).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import numpy as np
 
 from ant.config import DataConfig
 from ant.data import cache as token_cache
-from ant.data.fetch import log, sha256_file
+from ant.data.fetch import log
 from ant.data.sources import Corpus
 from ant.errors import ConfigError
 
@@ -80,8 +81,9 @@ def hf_corpus(corpus: str) -> Corpus:
     if builder in BUILDERS:
         files = _data_files(corpus, rest)
         h = hashlib.sha256(f"hf:{builder}".encode())
-        for f in files:
-            h.update(b"\0" + Path(f).name.encode() + b"\0" + sha256_file(Path(f)).encode())
+        for f in files:  # name, size and mtime, not content: hashing 100 GB at every run start takes minutes
+            st = Path(f).stat()
+            h.update(json.dumps([Path(f).name, st.st_size, st.st_mtime_ns]).encode())
         kwargs: dict[str, Any] = {"path": builder, "data_files": files}
         manifest = {"corpus": corpus, "builder": builder, "data_files": files}
     else:

@@ -127,3 +127,15 @@ def test_a_local_corpus_tokenised_in_two_processes_gives_the_same_files(small_cf
     two = load_tokens(_cfg(small_cfg, small_cfg.corpus, tmp_path, "p2", tokenizer=hf_bpe, num_proc=2), progress=False)
     assert (one.path / "train.bin").read_bytes() == (two.path / "train.bin").read_bytes()
     assert one.meta["sha256"] == two.meta["sha256"] and one.path.name == two.path.name
+
+
+def test_a_changed_local_file_is_another_corpus(english_docs, small_cfg, tmp_path):
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(json.dumps({"text": d}) + "\n" for d in english_docs[:30]))
+    cfg = _cfg(small_cfg, f"hf:json:{part}", tmp_path, "c", val_tokens=512)
+    first = load_tokens(cfg, progress=False)
+    assert load_tokens(cfg, progress=False).path == first.path  # unchanged: reused
+    with open(part, "a") as f:
+        f.write(json.dumps({"text": english_docs[40]}) + "\n")
+    again = load_tokens(cfg, progress=False)
+    assert again.path != first.path and len(again.train) > len(first.train)
