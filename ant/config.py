@@ -6,31 +6,23 @@ Life cycle:
     cfg = ant.recipe.resolve(cfg, vocab_size)        # fill every `None`/"auto" from the paper's recipe; validates
     cfg.run_id()                                      # readable prefix + hash of the resolved config
 
-This module is the lowest layer above ant.errors: it imports nothing else of `ant` (and no torch), so anything
-may read a config. What depends on the model or the data (parameter count, the optimiser recipe, beta2 below
-100M, warm-up, derived steps and intervals) lives in ant.recipe; `RunConfig.resolve()` is a thin call into it.
+This module sits just above the primitives: it imports nothing of `ant` but errors and the decoder (ant.decode),
+and no torch, so anything may read a config. What depends on the model or the data (parameter count, the
+optimiser recipe, beta2 below 100M, warm-up, derived steps and intervals) lives in ant.recipe;
+`RunConfig.resolve()` is a thin call into it.
 
-Each section owns its rules (`validate()` per class); closed sets of values are `Literal` types, and the decoder
-reads the allowed values from them, so each vocabulary is written once. Everything that is wrong is a
+Each section owns its rules (`validate()` per class); closed sets of values are `Literal` types, and the checks
+read the allowed values from them, so each vocabulary is written once. Decoding (ant.decode) is hand-written; its
+docstring says why not pydantic, cattrs or dacite. Everything that is wrong is a
 ConfigError naming the field and the allowed values (exit code 2 at the CLI), before anything is written.
-
-The decoder (`decode`, `build`) is hand-written on purpose. pydantic v2 dataclasses, cattrs and dacite were
-tried on the inputs this config must take (issue 12; 2026-11-29): YAML 1.1 reads `1e6` as a string and `true`
-as a bool, `--set train.loggers=csv` gives a scalar for a list. pydantic rejects '1e6' for an int and a bool for
-a str (each field would need a BeforeValidator) and its ValidationError would still have to be rewritten into
-"field: message (allowed: ...)" lines; cattrs silently truncates 2.5 to 2 and splits 'csv' into ['c', 's', 'v'];
-dacite has no field path on unknown keys and its `cast` truncates 2.5 too. Each needs more code than the ~70
-lines below to produce today's messages, and adds an import (pydantic: ~90 ms) to every `ant` command.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +30,9 @@ from typing import Any, Literal
 
 import yaml
 
-from ant.errors import ConfigError, check_choice, check_range, parse_yaml_value, read_user_file
+from ant import decode as decoder
+from ant.decode import build, check_choices, check_int, field_names, parse_assignment
+from ant.errors import ConfigError, check_choice, check_range, read_user_file
 
 Arch = Literal["gpt", "gptplus", "ngpt", "angpt"]
 # The model ladder's rung names (ant.models.sizes.SIZES holds their shapes; tests/models/test_sizes.py checks
@@ -87,9 +81,9 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        _check_choices(self, "model")
+        check_choices(self, "model")
         if self.vocab_size is not None:
-            _check_int("model.vocab_size", self.vocab_size, minimum=2, maximum=2**24)
+            check_int("model.vocab_size", self.vocab_size, minimum=2, maximum=2**24)
         for k, v in self.options.items():  # the model checks names and ranges; no option may be .inf or .nan
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"model.options.{k}", f"must be a finite number, got {v!r}")
@@ -118,22 +112,22 @@ class DataConfig:
         tok = self.tokenizer
         if not (isinstance(tok, str) and tok.startswith("hf:") and len(tok) > 3):
             check_choice("data.tokenizer", tok, [*typing.get_args(Tokenizer), "hf:NAME_OR_PATH"])
-        _check_int("data.seq_len", self.seq_len, minimum=2, maximum=MAX_SEQ_LEN)
-        _check_int("data.val_tokens", self.val_tokens, minimum=2, maximum=MAX_TOKENS)
+        check_int("data.seq_len", self.seq_len, minimum=2, maximum=MAX_SEQ_LEN)
+        check_int("data.val_tokens", self.val_tokens, minimum=2, maximum=MAX_TOKENS)
         if self.val_tokens < self.seq_len + 1:
             msg = f"{self.val_tokens} tokens hold no window of data.seq_len {self.seq_len} + 1 tokens"
             allowed = f">= {self.seq_len + 1}, or a data.seq_len below {self.val_tokens}"
             raise ConfigError("data.val_tokens", msg, allowed)
         if tok == "bpe":
-            _check_int("data.bpe_vocab_size", self.bpe_vocab_size, minimum=257, maximum=2**20)
+            check_int("data.bpe_vocab_size", self.bpe_vocab_size, minimum=257, maximum=2**20)
         where = "'default', a path, or 'hf:NAME'"
         if not self.corpus:
             raise ConfigError("data.corpus", "must not be empty", where)
         if self.corpus != "default" and not self.corpus.startswith("hf:") and not Path(self.corpus).exists():
             raise ConfigError("data.corpus", f"no such file or folder: {self.corpus}", where)
         if self.max_tokens is not None:
-            _check_int("data.max_tokens", self.max_tokens, minimum=1, maximum=MAX_TOKENS)
-        _check_int("data.num_proc", self.num_proc, minimum=1, maximum=1024)
+            check_int("data.max_tokens", self.max_tokens, minimum=1, maximum=MAX_TOKENS)
+        check_int("data.num_proc", self.num_proc, minimum=1, maximum=1024)
 
 
 @dataclass
@@ -157,14 +151,14 @@ class OptimConfig:
     grad_clip: float = 1.0  # 0 disables clipping
 
     def validate(self) -> None:
-        _check_choices(self, "optim")
+        check_choices(self, "optim")
         _check_bounds(self, "optim")
         for name in ("beta1", "beta2"):  # [0, 1): beta = 1 never forgets
             v = getattr(self, name)
             if v is not None and v >= 1:
                 raise ConfigError(f"optim.{name}", f"must be in [0, 1), got {v!r}")
         if self.warmup_steps is not None:
-            _check_int("optim.warmup_steps", self.warmup_steps, minimum=0)
+            check_int("optim.warmup_steps", self.warmup_steps, minimum=0)
 
 
 @dataclass
@@ -203,21 +197,21 @@ class TrainConfig:
         if (self.tokens is None) == (self.tokens_per_param is None):
             raise ConfigError("train.tokens", "give exactly one of train.tokens and train.tokens_per_param")
         if self.tokens is not None:
-            _check_int("train.tokens", self.tokens, minimum=1, maximum=MAX_TOKENS)
+            check_int("train.tokens", self.tokens, minimum=1, maximum=MAX_TOKENS)
         _check_bounds(self, "train")
         bs, mbs = self.batch_size, self.micro_batch_size
-        _check_int("train.batch_size", bs, minimum=1)
-        _check_int("train.micro_batch_size", mbs, minimum=0)
+        check_int("train.batch_size", bs, minimum=1)
+        check_int("train.micro_batch_size", mbs, minimum=0)
         if mbs and bs % mbs:
             divisors = [n for n in range(1, bs + 1) if bs % n == 0]
             raise ConfigError("train.micro_batch_size", f"{mbs} does not divide batch_size {bs}", divisors)
-        _check_int("train.seed", self.seed, minimum=0, maximum=2**32 - 1)
-        _check_choices(self, "train")
+        check_int("train.seed", self.seed, minimum=0, maximum=2**32 - 1)
+        check_choices(self, "train")
         for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads"):
-            _check_int(f"train.{name}", getattr(self, name), minimum=0)
-        _check_int("train.log_interval", self.log_interval, minimum=1)
-        _check_int("train.devices", self.devices, minimum=1, maximum=4096)
-        _check_int("train.num_nodes", self.num_nodes, minimum=1, maximum=4096)
+            check_int(f"train.{name}", getattr(self, name), minimum=0)
+        check_int("train.log_interval", self.log_interval, minimum=1)
+        check_int("train.devices", self.devices, minimum=1, maximum=4096)
+        check_int("train.num_nodes", self.num_nodes, minimum=1, maximum=4096)
         if self.noise_scale and not 0 < mbs < bs:
             below = [n for n in range(1, bs) if bs % n == 0]
             msg = f"needs >= 2 micro-batches a step; micro_batch_size {mbs}, batch_size {bs}"
@@ -249,7 +243,7 @@ class RunConfig:
         p = Path(path)
         d = read_user_file(p, "config", "yaml")
         if d is not None and not isinstance(d, dict):
-            raise ConfigError("config", f"{p} must hold a mapping of sections", _field_names(RunConfig))
+            raise ConfigError("config", f"{p} must hold a mapping of sections", field_names(RunConfig))
         return cls.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,147 +314,9 @@ class RunConfig:
         return Path(self.out_dir) / self.run_id()
 
 
-# ---------------------------------------------------------------------- the decoder
-def _field_names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-# get_type_hints evaluates every annotation string on each call (~0.5 ms a section): once per class is enough,
-# and from_dict runs several times per run of a 10,000-run grid (issue 17)
-_type_hints = functools.cache(typing.get_type_hints)
-
-
-def build(cls: type, d: dict[str, Any], prefix: str = ""):
-    """An instance of the dataclass `cls` from a YAML/CLI mapping: unknown keys name the allowed ones, each value
-    goes through `decode` as its field's type, nested dataclasses recurse. Any settings dataclass can use it
-    (executor, tune and bench settings are still parsed by hand: issue 12 leaves them to their owners)."""
-    if not isinstance(d, dict):
-        raise ConfigError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(d).__name__}")
-    hints = _type_hints(cls)
-    names = _field_names(cls)
-    kwargs = {}
-    for key, value in d.items():
-        if key not in names:
-            raise ConfigError(f"{prefix}{key}", "unknown config key", names)
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = build(hint, value or {}, prefix=f"{prefix}{key}.")
-        else:
-            kwargs[key] = decode(f"{prefix}{key}", value, hint)
-    return cls(**kwargs)
-
-
-def decode(name: str, value: Any, hint: Any) -> Any:
-    """`value` from YAML or the command line as type `hint`, or a ConfigError naming `name`. YAML gives '1e6' as a
-    string and 1 for a float field: accept what a person means, reject the rest. A Literal decodes as its base
-    type; whether the value is one of its members is each section's validate() (old run folders and synthetic
-    runs hold sizes outside the ladder and must still load)."""
-    base, optional = hint, False
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `X | None`
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        base = next(a for a in args if a is not type(None))
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(name, "must not be empty")
-    origin = typing.get_origin(base) or base
-    if origin is Literal:
-        origin = type(typing.get_args(base)[0])
-    if origin is list:
-        if isinstance(value, str):  # `--set train.loggers=csv` means a list of one
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(name, f"expected a list, got {value!r}")
-        (item,) = typing.get_args(base) or (Any,)
-        return [decode(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(name, f"expected a mapping, got {value!r}")
-        return dict(value)
-    if origin is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(name, f"expected true/false, got {value!r}")
-    if origin in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(name, f"expected a number, got {value!r}")
-        if isinstance(value, str):
-            try:
-                value = float(value.replace("_", ""))
-            except ValueError:
-                raise ConfigError(name, f"expected a number, got {value!r}") from None
-        if not isinstance(value, (int, float)) or math.isnan(value):
-            raise ConfigError(name, f"expected a number, got {value!r}")
-        if origin is int:
-            if not math.isfinite(value) or float(value) != int(value):  # int(inf) would raise OverflowError
-                raise ConfigError(name, f"expected an integer, got {value!r}")
-            return int(value)
-        return float(value)
-    if origin is str:
-        if isinstance(value, bool):  # YAML reads `compile: true` as a bool; keep the string vocabulary
-            return "true" if value else "false"
-        if isinstance(value, (int, float)):
-            return str(value)
-        if not isinstance(value, str):
-            raise ConfigError(name, f"expected a string, got {value!r}")
-        return value
-    return value
-
-
-# ---------------------------------------------------------------------- `--set section.key=value`
-def parse_assignment(text: str, where: str = "--set") -> tuple[str, Any]:
-    """`key=value` (the value read as YAML) -> (key, value); the one parser of `ant train|sweep|params --set`."""
-    if "=" not in text:
-        raise ConfigError(where, f"expected key=value, got {text!r}")
-    key, raw = text.split("=", 1)
-    return key.strip(), parse_yaml_value(raw, key.strip())
-
-
 def assign(d: dict[str, Any], key: str, value: Any, where: str | None = None) -> None:
-    """Set the dotted `key` (`train.seed`, `model.options.n_layers`) in the dict form of a RunConfig, creating
-    missing sections. The key is checked against the config's fields, not against `d`, so a partial dict (a
-    grid's `base`) works too; an unknown key names the allowed ones (prefixed with `where`)."""
-    parts = key.split(".")
-    cls: Any = RunConfig
-    node = d
-    for i, part in enumerate(parts):
-        shown = ".".join(([where] if where else []) + parts[: i + 1])
-        last = i == len(parts) - 1
-        if cls is dict:  # model.options: any name (the model checks it), one level deep
-            if not last:
-                raise ConfigError(shown, "options are one level deep: model.options.NAME=value")
-            break
-        if part not in _field_names(cls):
-            raise ConfigError(shown, "unknown config key", _field_names(cls))
-        if last:
-            break
-        hint = _type_hints(cls)[part]
-        if dataclasses.is_dataclass(hint):
-            cls = hint
-        elif typing.get_origin(hint) is dict:
-            cls = dict
-        else:
-            raise ConfigError(shown, "is a value, not a section")
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
-# ---------------------------------------------------------------------- per-section checks
-def _check_choices(section: Any, name: str) -> None:
-    """Every Literal-typed field of `section` (a list of them too) holds one of the Literal's values."""
-    for f in dataclasses.fields(section):
-        hint = _type_hints(type(section))[f.name]
-        value = getattr(section, f.name)
-        if typing.get_origin(hint) is list:
-            (hint,) = typing.get_args(hint)
-            for i, v in enumerate(value):
-                if typing.get_origin(hint) is Literal:
-                    check_choice(f"{name}.{f.name}[{i}]", v, typing.get_args(hint))
-        elif typing.get_origin(hint) is Literal:
-            check_choice(f"{name}.{f.name}", value, typing.get_args(hint))
+    """Set the dotted `key` (`train.seed`, `model.options.n_layers`) in the dict form of a RunConfig (ant.decode)."""
+    decoder.assign(RunConfig, d, key, value, where)
 
 
 def _check_bounds(section: Any, name: str) -> None:
@@ -469,13 +325,6 @@ def _check_bounds(section: Any, name: str) -> None:
         v = getattr(section, field_name) if sec == name else None
         if v is not None:
             check_range(key, v, lo, hi, lo_open=lo_open)
-
-
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(name, f"must be an integer in [{minimum}, {maximum:.6g}], got {value!r}")
 
 
 def wsd_decay_steps(steps: int, decay_frac: float) -> int:

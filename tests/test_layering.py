@@ -49,14 +49,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 # rewriting (analysis, data, perf, sweep cli/executors/plan/tune, train): (path, imported module). The integrator
 # empties this list: move each import to the top of its file, or say on its line why it must stay late.
 KNOWN_UNEXPLAINED: set[tuple[str, str]] = {
-    ("ant/analysis/study.py", "ant.analysis.fit_laws"),
-    ("ant/analysis/study.py", "ant.analysis.make_figures"),
-    ("ant/analysis/study.py", "ant.analysis.report"),
-    ("ant/analysis/study.py", "ant.analysis.study_report"),
-    ("ant/analysis/study.py", "ant.sweep.grid"),
-    ("ant/analysis/study.py", "ant.sweep.plan"),
-    ("ant/analysis/study.py", "ant.sweep.plan_table"),
-    ("ant/analysis/table2_overhead.py", "ant.analysis.common"),
     ("ant/data/cli.py", "ant.data"),
     ("ant/data/cli.py", "ant.data.cache"),
     ("ant/data/cli.py", "ant.data.fetch"),

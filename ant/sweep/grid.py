@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from ant import recipe
-from ant.config import ARCHS, RunConfig, assign, decode
+from ant.config import ARCHS, RunConfig, assign
 from ant.data import tokenizer_vocab_size
+from ant.decode import decode
 from ant.errors import ConfigError, read_user_file
 from ant.recipe import BATCH_RULES, LR_RULES, PAPER_SEQ
 
