@@ -21,6 +21,8 @@ from unittest import mock
 
 import torch
 
+from ant.models.layers import NORM_EPS
+
 # (substring of torch.cuda.get_device_name(), dense bf16 FLOP/s). First match wins, so the more specific
 # names come first (an "H100 PCIe" must not match the SXM entry). Sources: NVIDIA datasheets, dense figures.
 PEAK_BF16_FLOPS: list[tuple[str, float]] = [
@@ -179,8 +181,6 @@ def compiled_projection(model: torch.nn.Module) -> Callable[[], None]:
     constrained matrix (ant.models.constraints), but one graph instead of a Python loop launching ~4 kernels per
     matrix (a 0.5B model has 98 of them). On CPU Inductor fuses all of them into a single kernel. gpt/gptplus
     have no constraints: a no-op."""
-    from ant.models.layers import NORM_EPS
-
     cons = [(c.param, c.dim, c.mode) for c in model.constraints()]
     if not cons:
         return lambda: None
@@ -238,4 +238,3 @@ class StopAfterBlock:
 def quantiles(xs: list[float]) -> tuple[float, float, float]:
     q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
     return q[0], statistics.median(xs), q[2]
-
