@@ -174,3 +174,52 @@ def test_sigterm_before_measuring_exits_at_once_without_a_report(tmp_path):
     p.send_signal(signal.SIGTERM)
     p.communicate(timeout=60)
     assert p.returncode in (143, -signal.SIGTERM) and not out.exists()
+
+
+def test_every_config_field_is_a_flag_and_parses_into_the_config():
+    """The parser is derived from BenchConfig: a new field is a new flag, with the field's type and default."""
+    import argparse
+    from dataclasses import fields
+
+    from ant.bench import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    defaults = p.parse_args([])
+    assert {f.name: getattr(defaults, f.name) for f in fields(BenchConfig)} == {
+        f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(BenchConfig)
+    }
+    args = p.parse_args(["--archs", "gpt", "ngpt", "--seq-len", "32", "--compile", "--lr", "0.01", "--threads", "1"])
+    cfg = BenchConfig(**{f.name: getattr(args, f.name) for f in fields(BenchConfig)}).resolve()
+    assert cfg.archs == ("gpt", "ngpt") and cfg.seq_len == 32 and cfg.compile and cfg.lr == 0.01 and cfg.threads == 1
+    assert cfg.to_dict()["archs"] == ["gpt", "ngpt"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1e-3"])
+def test_a_bad_lr_exits_2(tmp_path, capsys, value):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--lr", value, "--out", str(out)]) == 2
+    assert "--lr" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_report_is_made_from_frozen_results_alone():
+    """measure -> BenchResults -> summarize: the report needs no model, only what was measured."""
+    import dataclasses
+    from types import MappingProxyType
+
+    from ant.bench import ArchResult, BenchResults, summarize
+
+    cfg = BenchConfig(archs=("gptplus", "angpt"), size="tiny1", seq_len=32, batch=4, steps=4, reps=2).resolve()
+    arch = [
+        ArchResult(a, 1000, 6e3, tuple(t), (), 0.5, 12000, 0, MappingProxyType({"eager_ops": 7}))
+        for a, t in (("gptplus", [0.010, 0.012, 0.011, 0.013]), ("angpt", [0.011, 0.013, 0.012]))
+    ]
+    res = BenchResults(cfg, tuple(arch))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.archs = ()  # type: ignore[misc]
+    rep = summarize(res)
+    assert rep["partial"] is True  # angpt has 3 of 4 steps
+    r0, r1 = rep["results"]
+    assert r0["step_time_ms"] == pytest.approx(11.5) and r1["step_time_ms"] == pytest.approx(12.0)
+    assert r1["overhead_vs_first"] == pytest.approx(12.0 / 11.5) and r0["eager_ops"] == 7
+    assert r0["tokens_per_s"] == pytest.approx(4 * 32 / 0.0115) and r0["n_steps"] == 4

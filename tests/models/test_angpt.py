@@ -144,3 +144,18 @@ def test_logit_scale_per_head_is_the_same_function_at_init_and_learns_per_head(r
     torch.nn.functional.cross_entropy(head(x).flatten(0, 1), y.flatten()).backward()
     grad = head.blocks[0].g.grad.flatten()
     assert grad.shape == (H,) and grad.std() > 0  # heads get different gradients: they can learn apart
+
+
+def test_the_table1_specification_is_independent_of_the_models():
+    """ant/models/reference.py is the executable specification the models are held to: it must not borrow their
+    code (attention, RoPE, norms), or a bug shared by both would pass the parity tests."""
+    import ast
+    from pathlib import Path
+
+    import ant.models.reference as spec
+
+    tree = ast.parse(Path(spec.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "." for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "math", "torch", "torch.nn.functional"}, imported
+    assert set(spec.FORWARDS) == {"gpt", "gptplus", "ngpt", "angpt"}
