@@ -31,6 +31,9 @@ import yaml
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
+from ant.sweep.grid import Grid
+from ant.sweep.plan import build_plan
+from ant.sweep.plan_table import fmt_time
 
 # The study is a workflow of this repository (make study*): its grid files and tables are read relative to the
 # working directory, the repository root.
@@ -124,8 +127,6 @@ def write_tuned() -> dict:
 def expand(part: Part) -> tuple[list, bool]:
     """The part's run configs; (configs, provisional): an (arch, size) that tuned.yaml does not hold yet (the part
     that tunes it has not run) is planned at a provisional lr 1e-2 / batch 8, good enough for a time estimate."""
-    from ant.sweep.grid import Grid
-
     text = (ROOT / part.grid).read_text()
     provisional = False
     if part.needs_tuned:
@@ -145,8 +146,6 @@ def expand(part: Part) -> tuple[list, bool]:
 
 
 def plan(parts: list[Part]) -> list[dict]:
-    from ant.sweep.plan import build_plan
-
     out = []
     for part in parts:
         cfgs, provisional = expand(part)
@@ -178,8 +177,6 @@ def _wall(rows: list) -> float:
 
 
 def print_plan(p: list[dict]) -> None:
-    from ant.sweep.plan_table import fmt_time
-
     print(f"{'part':<10} {'runs':>5} {'in git':>7} {'to run':>7} {'est. wall':>10} {'(all runs)':>11}  claims")
     for r in p:
         note = " (provisional HPs: tuned.yaml lacks some (arch, size) yet)" if r["provisional"] else ""
@@ -221,8 +218,9 @@ def run(parts: list[Part], force: bool) -> int:
 
 
 def report() -> int:
+    # late: the fits and figures import scipy and matplotlib, which `ant study plan` and `run` do not need
     from ant.analysis import fit_laws, make_figures, study_report
-    from ant.analysis import report as main_report
+    from ant.analysis import report as main_report  # late: as above
 
     for group in ("main",):
         if (group_dir(group) / "runs.parquet").is_file():

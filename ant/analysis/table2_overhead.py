@@ -19,7 +19,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ant.analysis.common import Context, run_script
+from ant.analysis.common import Context, jsonable, run_script
 from ant.fsio import atomic_write_text
 from ant.laws.overhead import overhead_table
 from ant.laws.plotting import color, label, placeholder, sort_archs
@@ -111,8 +111,6 @@ def markdown(numbers: dict) -> str:
 
 
 def plot(ctx: Context, numbers: dict) -> None:
-    from ant.analysis.common import jsonable
-
     numbers = jsonable(numbers)
     per = numbers["per_file"]
     fig, ax = plt.subplots(figsize=(3.2 + 1.9 * max(1, len(per)), 3.6))
