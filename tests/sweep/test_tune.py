@@ -47,6 +47,8 @@ def test_two_workers_share_a_journal_recover_orphans_and_resume(tmp_path, corpus
     assert states[0] == S.FAIL
     done = [t for t in study.trials if t.state in (S.COMPLETE, S.PRUNED)]
     assert len(done) == 3
+    # every evaluation reached the trial from inside training (ant.sweep.pruning.ReportToTrial)
+    assert all(len(t.intermediate_values) >= 2 for t in done), [t.intermediate_values for t in done]
     # one line per finished or pruned trial (printed by the worker processes): number, params, value, best so far
     lines = [ln for ln in capfd.readouterr().out.splitlines() if ln.startswith("t-angpt-tiny1 trial ")]
     assert sorted(int(ln.split()[2].rstrip(":")) for ln in lines) == sorted(t.number for t in done)
