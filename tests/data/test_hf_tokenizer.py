@@ -179,3 +179,24 @@ def test_hub_name_is_read_from_the_cache_without_network(small_cfg, bpe_json, tm
     assert tokenizer_vocab_size(cfg) == 700
     data = load_tokens(cfg, progress=False)
     assert data.tokenizer.path == target and data.tokenizer.decode(data.tokenizer.encode("Hello")) == "Hello"
+
+
+def test_hub_name_is_fetched_once_into_the_cache(small_cfg, bpe_json, tmp_path, monkeypatch):
+    """The first use of a Hub name fetches it (here a stand-in for Tokenizer.from_pretrained, no network) and saves
+    it under the cache; later uses never ask the Hub again."""
+    from tokenizers import Tokenizer
+
+    asked = []
+
+    def from_pretrained(name):
+        asked.append(name)
+        return Tokenizer.from_file(str(bpe_json))
+
+    monkeypatch.setattr(Tokenizer, "from_pretrained", staticmethod(from_pretrained))
+    cfg = dataclasses.replace(small_cfg, tokenizer="hf:EleutherAI/gpt-neox-20b", cache_dir=str(tmp_path / "cache"))
+    data = load_tokens(cfg, progress=False)
+    saved = tmp_path / "cache" / "tokenizers" / "hf" / "EleutherAI__gpt-neox-20b" / "tokenizer.json"
+    assert asked == ["EleutherAI/gpt-neox-20b"] and data.tokenizer.path == saved
+    assert data.vocab_size == 700 and data.tokenizer.decode(data.tokenizer.encode(SAMPLES[2])) == SAMPLES[2]
+    assert load_tokens(cfg, progress=False).path == data.path and asked == ["EleutherAI/gpt-neox-20b"]
+    assert not list(saved.parent.glob("*.tmp-*"))
