@@ -54,6 +54,13 @@ class MetricsTable:
         for logger in self.loggers:
             logger.log_metrics(values, step=int(step))
 
+    def log_all(self) -> None:
+        """Send every row to the loggers again: after a resume, whose logger files restart (Lightning's CSVLogger
+        deletes its file, TensorBoard drops the steps a new event file repeats) from the checkpoint's rows."""
+        for step, row in sorted(self.rows.items()):
+            for logger in self.loggers:
+                logger.log_metrics(row, step=step)
+
     def last(self, column: str) -> float | None:
         for step in sorted(self.rows, reverse=True):
             if column in self.rows[step]:
@@ -70,6 +77,8 @@ class MetricsTable:
     def write(self, path: Path) -> None:
         df = self.frame()
         io.atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
+        for logger in self.loggers:  # the loggers' files follow metrics.parquet
+            logger.save()
 
 
 def _natural(name: str) -> tuple:
@@ -101,6 +110,8 @@ class TrainMonitor(Callback):
         self._t_session, self._wall_at_start = time.perf_counter(), self.wall_time_s
         self._step_last = trainer.global_step
         self.flops_per_token = float(pl_module.model.flops_per_token(self.cfg.data.seq_len))
+        if trainer.global_step:  # resumed: the table came back from the checkpoint
+            self.table.log_all()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._t_step = time.perf_counter()
@@ -357,3 +368,29 @@ class Progress(Callback):
 def _duration(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def make_loggers(names: list[str], run_dir: Path, run_id: str) -> list:
+    """Lightning's own logger classes for train.loggers, writing under <run_dir>/logs/ (the package of each was
+    checked by ant.train.run.check_run). They receive every row MetricsTable records."""
+    import os
+
+    from lightning.pytorch import loggers as pl
+
+    logs = Path(run_dir) / "logs"
+    made = {
+        "csv": lambda: pl.CSVLogger(logs, name="", version="csv"),
+        "tensorboard": lambda: pl.TensorBoardLogger(logs, name="", version="tensorboard", default_hp_metric=False),
+        # offline unless the user asked W&B for online mode: a sweep worker may have no network
+        "wandb": lambda: pl.WandbLogger(
+            name=run_id,
+            id=run_id,
+            save_dir=str(logs),
+            project="ant",
+            offline=os.environ.get("WANDB_MODE", "offline") != "online",
+        ),  # fmt: skip
+        "mlflow": lambda: pl.MLFlowLogger(
+            experiment_name="ant", run_name=run_id, tracking_uri=(logs / "mlruns").resolve().as_uri()
+        ),  # fmt: skip
+    }
+    return [made[name]() for name in dict.fromkeys(names)]

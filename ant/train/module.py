@@ -86,16 +86,18 @@ class LMModule(L.LightningModule):
                     torch._foreach_copy_(before, grads)
         # clip_grad_norm_ returns the pre-clip norm for free; without clipping the norm costs a pass over all
         # gradients, so it is computed only on the steps that log it (or every step for the noise scale).
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        grad_norm = None
-        if self.cfg.optim.grad_clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
-        elif noise or (step + 1) % t.log_interval == 0 or step + 1 == self.cfg.steps:
-            norms = [torch.linalg.vector_norm(p.grad.float()) for p in params]
-            grad_norm = torch.linalg.vector_norm(torch.stack(norms))
-        opt.step()
-        opt.zero_grad()
-        self.model.project_weights()
+        # The update runs outside the precision plugin's autocast (as Lightning's automatic optimization ran it).
+        with torch.autocast(self.device.type, enabled=False):
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            grad_norm = None
+            if self.cfg.optim.grad_clip:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+            elif noise or (step + 1) % t.log_interval == 0 or step + 1 == self.cfg.steps:
+                norms = [torch.linalg.vector_norm(p.grad.float()) for p in params]
+                grad_norm = torch.linalg.vector_norm(torch.stack(norms))
+            opt.step()
+            opt.zero_grad()
+            self.model.project_weights()
         out = {"loss": losses[0] if k == 1 else torch.stack(losses).mean(), "grad_norm": grad_norm}
         if noise:  # [mean over micro-batches of |g_micro|², |G_batch|²]; |G_batch| is the pre-clip norm
             out["gns"] = torch.stack([torch.stack(micro_sq).mean(), grad_norm.float().square()])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import importlib.util
 import logging
 import random
 import signal
@@ -46,6 +47,8 @@ from ant.train import io
 # SLURM executor's USR2, optuna pruning): a process-wide flag is what such a caller can reach. RunCheckpoint gets
 # only its `is_set`.
 STOP_REQUESTED = threading.Event()
+WEIGHTS = "weights.pt"
+LOGGER_PACKAGES = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 @dataclass
@@ -95,6 +98,12 @@ def check_run(cfg: RunConfig, data) -> None:
     # training split, data.val_tokens holding no window) before anything is allocated.
     TrainSampler(data.train, T, t.batch_size, t.seed)
     val_batches(data.val, T, t.batch_size)
+    for name in t.loggers:  # Lightning's logger classes import their package only when created: check it now
+        package = LOGGER_PACKAGES.get(name)
+        if package and importlib.util.find_spec(package) is None:
+            usable = [n for n, p in LOGGER_PACKAGES.items() if not p or importlib.util.find_spec(p)]
+            why = f"the {name} logger needs the {package} package, which is not installed (pip install {package})"
+            raise ConfigError("train.loggers", why, usable)
 
 
 # ---------------------------------------------------------------------- train
@@ -161,14 +170,16 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
     from ant.data import val_batches
     from ant.models import build_model
     from ant.train import branches
-    from ant.train.callbacks import DirectCheckpointIO, Evaluator, MetricsTable, Progress, RunCheckpoint, TrainMonitor
+    from ant.train import callbacks as cb
     from ant.train.datamodule import TokenDataModule
+    from ant.train.env import record_start
     from ant.train.module import LMModule
 
     t = cfg.train
     tokens_per_step = t.batch_size * cfg.data.seq_len
-    table = MetricsTable(tokens_per_step)
-    monitor = TrainMonitor(cfg, table, perf.peak_flops("cuda") if t.device == "cuda" else None)
+    loggers = cb.make_loggers(t.loggers, run_dir, cfg.run_id())
+    table = cb.MetricsTable(tokens_per_step, loggers)
+    monitor = cb.TrainMonitor(cfg, table, perf.peak_flops("cuda") if t.device == "cuda" else None)
     origin = branches.branch_origin(run_dir) or {}  # a wsd branch: the trunk and step it was seeded from
     # data_sha256: the token files' bytes (ant.data.cache), next to the settings hash data_fingerprint. It lives
     # in the summary, not the run id, so the ids of existing runs and committed study results stay valid.
@@ -184,29 +195,30 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         branches.check_checkpoint_origin(found[1], cfg, run_dir)
     base["resumed_from_step"] = found[0] if found else None
     try:
+        record_start(run_dir, t.device)
         _seed_everything(t.seed)
         state.model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
         val = list(val_batches(data.val, cfg.data.seq_len, t.micro_batch_size or t.batch_size))
         keep = branches.read_keep_steps(run_dir)
         callbacks = [
             monitor,
-            Evaluator(cfg, table, val, run_dir / "metrics.parquet"),
-            RunCheckpoint(run_dir, cfg, lambda step: state.write("running"), STOP_REQUESTED.is_set, keep),
+            cb.Evaluator(cfg, table, val, run_dir / "metrics.parquet"),
+            cb.RunCheckpoint(run_dir, cfg, lambda step: state.write("running"), STOP_REQUESTED.is_set, keep),
         ]
         tty = sys.stdout.isatty()
         if progress or not tty:  # a terminal gets a bar when asked; a file or pipe always gets one line per log
-            callbacks.append(Progress(cfg, table, monitor, bar=tty))
+            callbacks.append(cb.Progress(cfg, table, monitor, bar=tty))
         callbacks += extra_callbacks
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
-        plugins = [DirectCheckpointIO()] + ([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])
+        slurm = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
         state.trainer = L.Trainer(
             accelerator="gpu" if t.device == "cuda" else "cpu",
             devices=1,
             precision="bf16-mixed" if t.precision == "bf16-mixed" else "32-true",
             max_steps=cfg.steps,
             callbacks=callbacks,
-            plugins=plugins,
-            logger=False,
+            plugins=[cb.DirectCheckpointIO(), *slurm],
+            logger=loggers or False,
             enable_progress_bar=False,  # ours: Progress (a bar on a terminal, plain lines elsewhere)
             enable_model_summary=False,
             default_root_dir=str(run_dir),
@@ -217,6 +229,10 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         with contextlib.suppress(SIGTERMException):
             state.trainer.fit(LMModule(cfg, state.model), datamodule=TokenDataModule(cfg, data),
                               ckpt_path=str(found[1]) if found else None)  # fmt: skip
+        if monitor.diverged_step is not None or state.trainer.global_step >= cfg.steps:
+            # a finished run keeps its final weights (the model's state dict alone; ant.train.sample.load_run)
+            fsio.atomic_write_with(run_dir / WEIGHTS, lambda tmp: torch.save(state.model.state_dict(), tmp))
+            base["weights_sha256"] = io.sha256_file(run_dir / WEIGHTS)
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         err = f"{type(e).__name__}: {e}" if interrupted else traceback.format_exc()[-4000:]
@@ -344,7 +360,7 @@ def _signals(enabled: bool):
 
 @contextlib.contextmanager
 def _quiet_lightning():
-    """Lightning's banners (INFO logs) and the two warnings it still gives that do not apply here (measured on
+    """Lightning's banners (INFO logs) and the warnings it still gives that do not apply here (measured on
     lightning 2.6.6 with every filter off: nothing else is emitted by a run, a resume or a requested stop)."""
     import lightning  # noqa: F401 - importing it sets its loggers to INFO: import first, then quieten
 
@@ -355,6 +371,8 @@ def _quiet_lightning():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*srun.*")  # one process; submitit starts SLURM jobs, not srun
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # lightning 2.6's own use of a torch 2.13 API
+        # a resume restarts the CSV logger's file on purpose: MetricsTable.log_all() refills it
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty.*")
         try:
             yield
         finally:

@@ -92,6 +92,10 @@ def test_array_completes_and_a_failing_run_is_reported(tmp_path, corpus):
     assert sorted(acct.values()) == ["COMPLETED", "COMPLETED", "FAILED", "FAILED"], acct
     rc, out = ant("sweep", str(g), "--status")
     assert rc == 0 and "2 done, 2 failed" in out and "slurm_job" in out, out
+    # a job's .out file (stdout is no terminal there) has one plain line per log interval of its run
+    step_line = re.compile(r"^step \d+/\d+  tokens [\d,]+  loss \d+\.\d{4}  .*tok/s [\d,]+  eta ", re.M)
+    logs = [p.read_text(errors="replace") for p in (tmp_path / "sweeps").rglob("*.out")]
+    assert sum(1 for text in logs if len(step_line.findall(text)) >= 2) >= 2, logs
 
 
 def _release_requeue_holds(stop: threading.Event) -> None:
