@@ -141,7 +141,7 @@ CASES = [(f"train-{i}", ["train", "{run}", *a], 2, f) for i, a, f in TRAIN] + [
         2,
         "model.options.n_heads",
     ),  # fmt: skip
-    ("params-missing-size", ["params", "--arch", "gpt"], 2, "arguments"),
+    ("params-missing-size", ["params", "--arch", "gpt"], 2, "--size"),
     ("data-val-tokens", ["data", "prepare", "--val-tokens", "0", "--cache-dir", "{cache}"], 2, "data.val_tokens"),
     (
         "data-bpe-vocab",

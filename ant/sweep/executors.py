@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - exercised on machines without submitit
     _Checkpointable = object
 
 from ant.config import RunConfig
+from ant.decode import build, check_int
 from ant.errors import ConfigError, FaultError, check_choice
 from ant.status import FINISHED  # states a re-run leaves alone
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
@@ -77,21 +78,13 @@ class ExecutorSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ExecutorSettings:
-        d = dict(d or {})
-        names = [f.name for f in fields(cls)]
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"executor.{k}", "unknown executor setting", names)
-        s = cls(**d)
+        """The section through the config's decoder (unknown keys and types name the field), then the ranges."""
+        s = build(cls, dict(d or {}), prefix="executor.")
         check_choice("executor.name", s.name, EXECUTORS)
         for k in ("concurrency", "threads_per_run", "gpus_per_node", "max_num_timeout", "signal_delay_s"):
-            v = getattr(s, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"executor.{k}", f"must be an integer >= 0, got {v!r}")
+            check_int(f"executor.{k}", getattr(s, k), minimum=0)
         for k in ("timeout_min", "cpus_per_task", "array_parallelism"):
-            v = getattr(s, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"executor.{k}", f"must be an integer >= 1, got {v!r}")
+            check_int(f"executor.{k}", getattr(s, k), minimum=1)
         return s
 
 

@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ant.config import RunConfig
+from ant.decode import build, check_int
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.sweep.executors import run_one, slurm_executor
@@ -58,17 +59,12 @@ class TuneSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TuneSettings:
+        """The section through the config's decoder (unknown keys and types name the field), then the ranges."""
         d = dict(d or {})
         d.pop("estimate", None)
-        names = [f.name for f in fields(cls)]
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"tune.{k}", "unknown tune setting", names)
-        s = cls(**d)
-        if not (isinstance(s.trials, int) and s.trials >= 1):
-            raise ConfigError("tune.trials", f"must be an integer >= 1, got {s.trials!r}")
-        if not (isinstance(s.workers, int) and s.workers >= 1):
-            raise ConfigError("tune.workers", f"must be an integer >= 1, got {s.workers!r}")
+        s = build(cls, d, prefix="tune.")
+        check_int("tune.trials", s.trials, minimum=1)
+        check_int("tune.workers", s.workers, minimum=1)
         for k in ("lr_min", "lr_max"):  # optuna samples log-uniformly between them: finite, positive, sane
             v = getattr(s, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v <= MAX_LR):
