@@ -2,8 +2,9 @@
 
 TrainSampler cuts train.bin into non-overlapping windows of seq_len + 1 tokens and visits them in a fresh
 permutation per epoch, drawn from (seed, epoch). batch(step) therefore depends on (seed, step) only: a resumed
-run continues exactly without saving sampler state. Ids are read as stored (uint16 or uint32) and returned as
-int64.
+run continues exactly without saving sampler state. With W data-parallel ranks, rank r takes rows [r B/W,
+(r+1) B/W) of that same global batch, so a run resumed on another device count continues the same token stream.
+Ids are read as stored (uint16 or uint32) and returned as int64.
 """
 
 from __future__ import annotations
@@ -65,10 +66,14 @@ class TrainSampler:
     def epoch(self, step: int) -> float:
         return step * self.batch_size / self.num_sequences
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = int(step) * self.batch_size + np.arange(self.batch_size)
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rank `rank` of `world`'s disjoint share of step `step`'s global batch (all of it for world 1)."""
+        if world < 1 or self.batch_size % world or not 0 <= rank < world:
+            raise ConfigError("train.devices", f"rank {rank} of {world} cannot share batch_size {self.batch_size}")
+        rows = self.batch_size // world
+        k = int(step) * self.batch_size + rank * rows + np.arange(rows)
         epochs, pos = np.divmod(k, self.num_sequences)
-        windows = np.empty(self.batch_size, dtype=np.int64)
+        windows = np.empty(rows, dtype=np.int64)
         for e in np.unique(epochs):
             sel = epochs == e
             windows[sel] = self.permutation(int(e))[pos[sel]]
