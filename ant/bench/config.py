@@ -1,21 +1,25 @@
 """`ant bench`'s settings: one frozen dataclass whose fields are the command's flags (ant/bench/cli.py derives the
-parser from them: name, type, default, `help` and `choices` in each field's metadata), and its own rules
-(`resolve`: defaults that follow the size and the device, and the checks that name the flag at fault)."""
+parser from them: name, default, `help` from each field's metadata, choices from its Literal type; the values go
+through ant.decode, the decoder every settings class shares), and its own rules (`resolve`: defaults that follow
+the size and the device, and the checks that name the flag at fault)."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from ant.config import Arch, Device
+from ant.decode import check_int
 from ant.errors import ConfigError, check_choice
-from ant.models import ARCHS
 from ant.models.sizes import PAPER_SIZES, get_size
 
-DTYPES = ("auto", "bf16", "fp32")
-COMPILE_MODES = ("full", "regional")
-DEVICES = ("auto", "cpu", "cuda")
+DType = Literal["auto", "bf16", "fp32"]
+CompileMode = Literal["full", "regional"]
+ARCHS, DEVICES = typing.get_args(Arch), typing.get_args(Device)
+DTYPES, COMPILE_MODES = typing.get_args(DType), typing.get_args(CompileMode)
 
 
 def _opt(help: str, **kw: Any) -> dict[str, Any]:
@@ -24,7 +28,7 @@ def _opt(help: str, **kw: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    archs: tuple[str, ...] = field(
+    archs: tuple[Arch, ...] = field(
         default=("gptplus", "angpt", "ngpt"), metadata=_opt("architectures; the first is the reference")
     )
     size: str = field(default="tiny3", metadata=_opt("a size rung (ant.models.sizes), e.g. tiny3, 125M, 0.5B"))
@@ -40,12 +44,12 @@ class BenchConfig:
     # full: torch.compile(model), as ant.train does. regional: each block compiled on its own; identical blocks
     # share one compiled graph, so compilation takes one block's time instead of the whole model's (cold start
     # on a GPU: minutes -> seconds), at the price of no fusion across block boundaries.
-    compile_mode: str = field(default="full", metadata=_opt("full model or per block", choices=COMPILE_MODES))
+    compile_mode: CompileMode = field(default="full", metadata=_opt("full model or per block"))
     # model.project_weights as one compiled function over all constrained matrices (ant.perf.compiled_projection):
     # a candidate for the training loop, measured here against the eager loop.
     project_compiled: bool = field(default=False, metadata=_opt("compile the weight projection (candidate)"))
-    device: str = field(default="auto", metadata=_opt("auto: cuda when torch sees one", choices=DEVICES))
-    dtype: str = field(default="auto", metadata=_opt("auto: bf16 autocast on cuda, fp32 on cpu", choices=DTYPES))
+    device: Device = field(default="auto", metadata=_opt("auto: cuda when torch sees one"))
+    dtype: DType = field(default="auto", metadata=_opt("auto: bf16 autocast on cuda, fp32 on cpu"))
     lightning: bool = field(default=False, metadata=_opt("also time the step through a Lightning Trainer"))
     threads: int = field(default=0, metadata=_opt("torch CPU threads (0: torch's default)"))
     seed: int = field(default=0, metadata=_opt("weights and token batches"))
@@ -65,9 +69,8 @@ class BenchConfig:
         check_choice("--dtype", self.dtype, DTYPES)
         check_choice("--compile-mode", self.compile_mode, COMPILE_MODES)
         for name, minimum in (("steps", 1), ("warmup", 1), ("reps", 1), ("seq_len", 2), ("batch", 1), ("threads", 0)):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < minimum):
-                raise ConfigError(f"--{name.replace('_', '-')}", f"must be an integer >= {minimum}, got {v!r}")
+            if getattr(self, name) is not None:
+                check_int(f"--{name.replace('_', '-')}", getattr(self, name), minimum)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 10:
             raise ConfigError("--lr", f"must be a number in (0, 10], got {self.lr!r}")  # also refuses nan, inf
         if self.steps < self.reps:

@@ -177,29 +177,36 @@ def test_sigterm_before_measuring_exits_at_once_without_a_report(tmp_path):
 
 
 def test_every_config_field_is_a_flag_and_parses_into_the_config():
-    """The parser is derived from BenchConfig: a new field is a new flag, with the field's type and default."""
+    """The parser is derived from BenchConfig: a new field is a new flag with the field's default, its value read by
+    ant.decode as the field's type."""
     import argparse
     from dataclasses import fields
 
     from ant.bench import add_arguments
+    from ant.bench.cli import config
 
     p = argparse.ArgumentParser()
     add_arguments(p)
     defaults = p.parse_args([])
     assert {f.name: getattr(defaults, f.name) for f in fields(BenchConfig)} == {
-        f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(BenchConfig)
+        f.name: f.default for f in fields(BenchConfig)
     }
-    args = p.parse_args(["--archs", "gpt", "ngpt", "--seq-len", "32", "--compile", "--lr", "0.01", "--threads", "1"])
-    cfg = BenchConfig(**{f.name: getattr(args, f.name) for f in fields(BenchConfig)}).resolve()
+    assert config(defaults) == BenchConfig().resolve()
+    args = p.parse_args(["--archs", "gpt", "ngpt", "--seq-len", "32", "--compile", "--lr", "1e-2", "--threads", "1"])
+    cfg = config(args)
     assert cfg.archs == ("gpt", "ngpt") and cfg.seq_len == 32 and cfg.compile and cfg.lr == 0.01 and cfg.threads == 1
     assert cfg.to_dict()["archs"] == ["gpt", "ngpt"]
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1e-3"])
-def test_a_bad_lr_exits_2(tmp_path, capsys, value):
+@pytest.mark.parametrize(
+    "flag, value", [("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--lr", "-1e-3"), ("--steps", "2.5"),
+                    ("--threads", "two"), ("--seq-len", "1")]
+)  # fmt: skip
+def test_a_bad_value_exits_2_naming_its_flag(tmp_path, capsys, flag, value):
     out = tmp_path / "b.json"
-    assert main(["bench", "--lr", value, "--out", str(out)]) == 2
-    assert "--lr" in capsys.readouterr().err and not out.exists()
+    assert main(["bench", flag, value, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and len(err.strip().splitlines()) == 1 and not out.exists(), err
 
 
 def test_the_report_is_made_from_frozen_results_alone():
