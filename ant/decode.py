@@ -41,7 +41,8 @@ _type_hints = functools.cache(typing.get_type_hints)
 def build(cls: type, d: dict[str, Any], prefix: str = ""):
     """An instance of the dataclass `cls` from a YAML/CLI mapping: unknown keys name the allowed ones, each value
     goes through `decode` as its field's type, nested dataclasses recurse. Any settings dataclass can use it
-    (executor, tune and bench settings are still parsed by hand: issue 12 leaves them to their owners)."""
+    (ant bench decodes its flags with `decode`, field by field; executor and tune settings are still parsed by
+    hand: issue 12 leaves them to their owners)."""
     if not isinstance(d, dict):
         raise ConfigError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(d).__name__}")
     hints = _type_hints(cls)
