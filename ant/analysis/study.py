@@ -31,6 +31,7 @@ import yaml
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
+from ant.status import FINISHED
 from ant.sweep.grid import Grid
 from ant.sweep.plan import build_plan
 from ant.sweep.plan_table import fmt_time
@@ -40,7 +41,6 @@ from ant.sweep.plan_table import fmt_time
 ROOT = Path(".")
 STUDY = Path("results/study")
 TUNED = STUDY / "tuned.yaml"
-FINISHED = ("completed", "diverged")
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ a save that writes PDF + PNG atomically. matplotlib runs headless (Agg) unless a
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 
 from ant.config import ARCHS
+from ant.fsio import atomic_write_with
 
 # matplotlib.use after pyplot's import switches pyplot too (no figure exists yet)
 if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().startswith(("module://", "inline")):
@@ -48,21 +48,14 @@ def sort_archs(archs) -> list[str]:
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
-    """Write `name`.pdf and `name`.png into out_dir (temp file + os.replace each) and close the figure."""
+    """Write `name`.pdf and `name`.png into out_dir (each atomically, ant.fsio) and close the figure."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tidy_log_axes(fig)
     paths = []
     for ext in ("pdf", "png"):
         path = out / f"{name}.{ext}"
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_with(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, bbox_inches="tight"))
         paths.append(path)
     plt.close(fig)
     return paths
