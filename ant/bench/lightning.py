@@ -45,7 +45,9 @@ def lightning_block(
     bench's compiled graph: no second compile). Evaluation and checkpoints are left out: training counts them as
     overhead, not as step time."""
     device = torch.device(cfg.train.device)
-    module = LMModule(cfg, model, forward=forward)
+    # A plain function, not the compiled module itself: LMModule tests `train_forward or model`, and a compiled
+    # module's truth value calls len(), which raises ("GPT does not support len()"; torch 2.13).
+    module = LMModule(cfg, model, forward=lambda x: forward(x))
     timer = StepTimer(device)
     data = [(t[:, :-1], t[:, 1:]) for t in batches]
     loader = torch.utils.data.DataLoader([data[i % len(data)] for i in range(cfg.steps)], batch_size=None)

@@ -230,3 +230,17 @@ def test_the_report_is_made_from_frozen_results_alone():
     assert r0["step_time_ms"] == pytest.approx(11.5) and r1["step_time_ms"] == pytest.approx(12.0)
     assert r1["overhead_vs_first"] == pytest.approx(12.0 / 11.5) and r0["eager_ops"] == 7
     assert r0["tokens_per_s"] == pytest.approx(4 * 32 / 0.0115) and r0["n_steps"] == 4
+
+
+@pytest.mark.slow
+def test_compiled_model_through_lightning(tmp_path):
+    """--compile --lightning is what scripts/gpu_check.sh runs on a leased GPU: the Trainer trains through the
+    bench's compiled graph (handed to LMModule as `forward`), and both paths report (~40 s on 2 loaded cores)."""
+    rep = bench(
+        BenchConfig(archs=("angpt",), size="tiny1", seq_len=32, batch=2, vocab_size=256, steps=2, reps=1, warmup=1,
+                    compile=True, lightning=True),
+        progress=lambda line: None,
+    )  # fmt: skip
+    (r,) = rep["results"]
+    assert r["compiled_graphs"] >= 2 and r["compiled_graph_breaks"] == 0  # forward and backward, one graph each
+    assert r["step_time_ms"] > 0 and r["lightning_step_time_ms"] > 0 and rep["partial"] is False
