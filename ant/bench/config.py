@@ -22,39 +22,40 @@ ARCHS, DEVICES = typing.get_args(Arch), typing.get_args(Device)
 DTYPES, COMPILE_MODES = typing.get_args(DType), typing.get_args(CompileMode)
 
 
-def _opt(help: str, **kw: Any) -> dict[str, Any]:
-    return {"help": help, **kw}
+def _help(text: str) -> dict[str, Any]:
+    """A field's metadata: its flag's help line (ant/bench/cli.py)."""
+    return {"help": text}
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     archs: tuple[Arch, ...] = field(
-        default=("gptplus", "angpt", "ngpt"), metadata=_opt("architectures; the first is the reference")
+        default=("gptplus", "angpt", "ngpt"), metadata=_help("architectures; the first is the reference")
     )
-    size: str = field(default="tiny3", metadata=_opt("a size rung (ant.models.sizes), e.g. tiny3, 125M, 0.5B"))
-    seq_len: int | None = field(default=None, metadata=_opt("default 2048 (paper sizes) / 128 (tiny)"))
+    size: str = field(default="tiny3", metadata=_help("a size rung (ant.models.sizes), e.g. tiny3, 125M, 0.5B"))
+    seq_len: int | None = field(default=None, metadata=_help("default 2048 (paper sizes) / 128 (tiny)"))
     # 8 for paper sizes is the paper's Table 2 setting
-    batch: int | None = field(default=None, metadata=_opt("sequences per step; default 8 (paper) / 16 (tiny)"))
+    batch: int | None = field(default=None, metadata=_help("sequences per step; default 8 (paper) / 16 (tiny)"))
     # 4096 for tiny rungs: a BPE-4096 tokenizer
-    vocab_size: int | None = field(default=None, metadata=_opt("default 50304 (paper) / 4096 (tiny)"))
-    steps: int = field(default=20, metadata=_opt("measured steps per architecture, split over --reps blocks"))
-    warmup: int = field(default=5, metadata=_opt("unmeasured steps per architecture first (compilation)"))
-    reps: int = field(default=4, metadata=_opt("interleaved measurement blocks"))
-    compile: bool = field(default=False, metadata=_opt("torch.compile the model (as training on GPU does)"))
+    vocab_size: int | None = field(default=None, metadata=_help("default 50304 (paper) / 4096 (tiny)"))
+    steps: int = field(default=20, metadata=_help("measured steps per architecture, split over --reps blocks"))
+    warmup: int = field(default=5, metadata=_help("unmeasured steps per architecture first (compilation)"))
+    reps: int = field(default=4, metadata=_help("interleaved measurement blocks"))
+    compile: bool = field(default=False, metadata=_help("torch.compile the model (as training on GPU does)"))
     # full: torch.compile(model), as ant.train does. regional: each block compiled on its own; identical blocks
     # share one compiled graph, so compilation takes one block's time instead of the whole model's (cold start
     # on a GPU: minutes -> seconds), at the price of no fusion across block boundaries.
-    compile_mode: CompileMode = field(default="full", metadata=_opt("full model or per block"))
+    compile_mode: CompileMode = field(default="full", metadata=_help("full model or per block"))
     # model.project_weights as one compiled function over all constrained matrices (ant.perf.compiled_projection):
     # a candidate for the training loop, measured here against the eager loop.
-    project_compiled: bool = field(default=False, metadata=_opt("compile the weight projection (candidate)"))
-    device: Device = field(default="auto", metadata=_opt("auto: cuda when torch sees one"))
-    dtype: DType = field(default="auto", metadata=_opt("auto: bf16 autocast on cuda, fp32 on cpu"))
-    lightning: bool = field(default=False, metadata=_opt("also time the step through a Lightning Trainer"))
-    threads: int = field(default=0, metadata=_opt("torch CPU threads (0: torch's default)"))
-    seed: int = field(default=0, metadata=_opt("weights and token batches"))
+    project_compiled: bool = field(default=False, metadata=_help("compile the weight projection (candidate)"))
+    device: Device = field(default="auto", metadata=_help("auto: cuda when torch sees one"))
+    dtype: DType = field(default="auto", metadata=_help("auto: bf16 autocast on cuda, fp32 on cpu"))
+    lightning: bool = field(default=False, metadata=_help("also time the step through a Lightning Trainer"))
+    threads: int = field(default=0, metadata=_help("torch CPU threads (0: torch's default)"))
+    seed: int = field(default=0, metadata=_help("weights and token batches"))
     # irrelevant for timing, but keeps the weights finite over long benchmarks (held constant, see measure.py)
-    lr: float = field(default=1e-3, metadata=_opt("peak LR of the timed steps (does not change their time)"))
+    lr: float = field(default=1e-3, metadata=_help("peak LR of the timed steps (does not change their time)"))
 
     def resolve(self) -> BenchConfig:
         """Checked, with every `auto`/None filled in; the flag at fault is named in a ConfigError."""
