@@ -25,10 +25,11 @@ from ant.data import load_tokens
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
-from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, submit_slurm, work_units
+from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, work_units
 from ant.sweep.grid import Grid
 from ant.sweep.plan import build_plan
 from ant.sweep.plan_table import format_plan, plan_json
+from ant.sweep.slurm import submit_slurm
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,10 +7,8 @@ re-running a sweep only does what is missing, and two sweeps started at once nev
 local: a real concurrency cap (submitit's LocalExecutor starts every job at once, anchors C1). Workers are
     spawned processes (no fork after torch is imported); each owns one GPU (CUDA_VISIBLE_DEVICES) when there are
     GPUs, and the CPU threads are divided between workers (train.num_threads, which is not part of the run id).
-slurm: one job array per submission (`map_array`), `slurm_array_parallelism` from the grid file. Requeue has a
-    single owner, submitit: `RunJob` is a `Checkpointable`, so a job that reaches its time limit (or is
-    preempted) gets USR2, is requeued with the same arguments and resumes from the run's last checkpoint.
-    Lightning's own SLURM auto-requeue must stay off (ant.train passes SLURMEnvironment(auto_requeue=False)).
+slurm: one job array per submission, requeued by submitit at the time limit and resumed from the run's last
+    checkpoint (ant.sweep.slurm).
 
 A wsd family (runs differing only in their budget, ant.train.branches) is one unit of work on either executor:
 `run_family` trains the trunk, then each branch from the trunk's checkpoint at its decay start, in one worker
@@ -20,31 +18,19 @@ A wsd family (runs differing only in their budget, ant.train.branches) is one un
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import io
 import json
 import multiprocessing as mp
 import os
-import signal
-import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:  # only the slurm executor needs submitit; local sweeps and dry runs work without it
-    import submitit
-
-    _Checkpointable = submitit.helpers.Checkpointable
-except ImportError:  # pragma: no cover - exercised on machines without submitit (gpu_check.sh)
-    submitit = None
-    _Checkpointable = object
-
 from ant.config import RunConfig
 from ant.decode import build, check_int
-from ant.errors import ConfigError, FaultError, check_choice
+from ant.errors import check_choice
 from ant.status import FINISHED  # states a re-run leaves alone
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
 from ant.sweep.progress import SweepMonitor
@@ -186,44 +172,6 @@ def run_state(run_dir: Path) -> str | None:
     return "started" if Path(run_dir).is_dir() else None
 
 
-class RunJob(_Checkpointable):
-    """The SLURM job: one run. A failed run raises, so SLURM and sacct show the job FAILED.
-
-    Requeue: submitit installs a USR2 handler before calling us; SLURM sends USR2 `signal_delay_s` before the
-    time limit (or on preemption). We swap in a handler that asks train() to checkpoint at the next step and
-    return (ant.train.run.request_checkpoint), then hand the signal to submitit's handler, which calls
-    `checkpoint()` (inherited: resubmit the same call), `scontrol requeue`s the job and exits. The requeued job
-    resumes from that checkpoint, so no step is lost."""
-
-    def __call__(self, cfg_dict: dict[str, Any] | list[dict[str, Any]], threads: int = 0) -> Any:
-        """One run (a dict), or a wsd family (a list of dicts, trunk first; returns a list of results)."""
-        from ant.train.run import request_checkpoint  # late: runs in the SLURM job, which trains anyway
-
-        submitit_handler = signal.getsignal(signal.SIGUSR2)
-        caught: list[int] = []
-
-        def on_signal(signum: int, frame: Any) -> None:
-            caught.append(signum)
-            request_checkpoint()
-
-        signal.signal(signal.SIGUSR2, on_signal)
-        try:
-            if isinstance(cfg_dict, list):
-                result = run_family(cfg_dict, threads=threads, raise_errors=True)
-            else:
-                result = run_one(cfg_dict, threads=threads, raise_errors=True)
-        finally:
-            signal.signal(signal.SIGUSR2, submitit_handler)
-        results = result if isinstance(result, list) else [result]
-        done = len(results) == (len(cfg_dict) if isinstance(cfg_dict, list) else 1)
-        if done and all(r["status"] in FINISHED + ("skipped",) for r in results):
-            # done: a USR2 arriving now (near the time limit) must not requeue a finished run
-            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        elif caught and callable(submitit_handler):
-            submitit_handler(caught[0], None)  # checkpoint() -> requeue -> sys.exit
-        return result
-
-
 # ---------------------------------------------------------------------- local pool
 _GPU_QUEUE: Any = None
 
@@ -341,103 +289,6 @@ def _progress_line(r: dict[str, Any], done: int, total: int, t0: float) -> str:
 def _fmt(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-# ---------------------------------------------------------------------- SLURM
-def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> Any:
-    if submitit is None:
-        raise ConfigError("executor.name", "the slurm executor needs submitit (pip install submitit)", EXECUTORS)
-    ex = submitit.AutoExecutor(
-        folder=str(folder / "%j"), cluster="slurm", slurm_max_num_timeout=settings.max_num_timeout
-    )
-    params: dict[str, Any] = {
-        "name": f"ant-{name}",
-        "timeout_min": settings.timeout_min,
-        "cpus_per_task": settings.cpus_per_task,
-        "mem_gb": settings.mem_gb,
-        "tasks_per_node": 1,
-        "nodes": 1,
-        "slurm_array_parallelism": settings.array_parallelism,
-        "slurm_signal_delay_s": settings.signal_delay_s,
-    }
-    if settings.gpus_per_node:
-        params["gpus_per_node"] = settings.gpus_per_node
-    for key in ("partition", "account", "qos", "constraint"):
-        if getattr(settings, key):
-            params[f"slurm_{key}"] = getattr(settings, key)
-    if settings.setup:
-        params["slurm_setup"] = list(settings.setup)
-    if settings.additional:
-        params["slurm_additional_parameters"] = dict(settings.additional)
-    ex.update_parameters(**params)
-    return ex
-
-
-def submit_slurm(cfgs: list[Any], settings: ExecutorSettings, folder: Path, name: str) -> list[Any]:
-    """Submit one job array; returns the submitit jobs at once (nothing waits here). Each item is a RunConfig
-    or a work unit (a list of RunConfigs: a wsd family, trunk first, trained by one array task)."""
-    if not cfgs:
-        return []
-    created = _missing_parents(folder)  # before submitit creates anything there
-    before = set(folder.rglob("*")) if folder.is_dir() else set()
-    ex = slurm_executor(settings, folder, name)
-    threads = settings.threads_per_run or settings.cpus_per_task
-    # Absolute paths: the jobs must find the same folders whatever their working directory.
-    dicts: list[Any] = []
-    for c in cfgs:
-        unit = c if isinstance(c, list) else [c]
-        ds = [_absolute(m).to_dict() for m in unit]
-        dicts.append(ds if len(ds) > 1 else ds[0])
-    said_by_submitit = io.StringIO()  # submitit echoes sbatch's stderr before raising it: said once, below
-    try:
-        with contextlib.redirect_stderr(said_by_submitit):
-            jobs = ex.map_array(RunJob(), dicts, [threads] * len(dicts))
-        sys.stderr.write(said_by_submitit.getvalue())
-        return jobs
-    except (submitit.core.utils.FailedJobError, subprocess.SubprocessError, OSError) as e:
-        # sbatch refused (no controller, bad partition...): submitit has already pickled the calls and written
-        # the submission script. Nothing was queued, so nothing of this attempt may stay behind.
-        _remove_new(folder, before, created)
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        said = next((ln for ln in reversed(lines) if "sbatch" in ln.lower() or "error" in ln.lower()), None)
-        said = said or (lines[-1] if lines else str(e))
-        raise FaultError(f"SLURM submission failed, nothing was queued: {said}") from None
-
-
-def _missing_parents(folder: Path) -> list[Path]:
-    """folder and those of its parents that do not exist yet, deepest first."""
-    out, p = [], Path(folder)
-    while not p.exists() and p != p.parent:
-        out.append(p)
-        p = p.parent
-    return out
-
-
-def _remove_new(folder: Path, before: set[Path], created: list[Path]) -> None:
-    """Undo a failed submission: files it added to an existing folder, then the folders it created."""
-    import shutil
-
-    if folder.is_dir():
-        for p in sorted(set(folder.rglob("*")) - before, key=lambda q: len(q.parts), reverse=True):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-    for d in created:  # deepest first; only if nothing else was put there meanwhile
-        with contextlib.suppress(OSError):
-            d.rmdir()
-
-
-def _absolute(cfg: RunConfig) -> RunConfig:
-    c = RunConfig.from_dict(cfg.to_dict())
-    c.out_dir = str(Path(c.out_dir).resolve())  # out_dir and cache_dir are not part of the run id
-    if c.data.cache_dir:  # an explicit relative cache (None: $ANT_CACHE or the user cache, ant.data.cache_dir_of)
-        c.data.cache_dir = str(Path(c.data.cache_dir).resolve())
-    return c
-
-
-def settings_dict(s: ExecutorSettings) -> dict[str, Any]:
-    return asdict(s)
 
 
 if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m ant.sweep.executors CONFIG.yaml

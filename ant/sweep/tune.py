@@ -36,8 +36,9 @@ from ant.config import RunConfig
 from ant.decode import build, check_int
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
-from ant.sweep.executors import run_one, slurm_executor
+from ant.sweep.executors import run_one
 from ant.sweep.locks import is_locked, lock_dir
+from ant.sweep.slurm import slurm_executor
 
 MAX_LR = 10.0  # far above any stable Adam LR; an upper bound so that .inf or 1e400 is an error, not a trial
 
