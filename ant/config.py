@@ -77,7 +77,7 @@ class ModelConfig:
     # None: the tokenizer's vocabulary padded up to a multiple of 64 (the paper pads GPT-NeoX's to 50304).
     vocab_size: int | None = None
     # Extra keyword arguments for ant.models.build_model: shape overrides (n_layers=3) and ablation switches.
-    # Their names and types are the arch's config dataclass's (ant.models), checked there with `decode`.
+    # Their names and types are the arch's config dataclass's (ant.models.make_config checks them).
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
