@@ -67,3 +67,11 @@ def test_analysis_subcommand_errors_name_the_command(tmp_path, capsys):
     assert line.startswith("ant fit: error: argument --results: ")
     assert main(["study", "frobnicate"]) == 2
     assert "ant study: error: argument command: invalid choice" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path):
+    """`ant sweep FILE --dry-run | head -1`: the reader leaves early; the table's writer stops quietly."""
+    cmd = f"{sys.executable} -m ant sweep {ROOT / 'sweeps' / 'paper.yaml'} --dry-run | head -1"
+    r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.stdout.startswith("sweep ") and len(r.stdout.splitlines()) == 1
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
