@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ant import perf
 from ant.config import RunConfig
-from ant.train import io
+from ant.train import distributed, io
 from ant.train.branches import KEEP_DIR, link_or_copy
 from ant.train.noise_scale import NoiseScaleEMA
 from ant.train.optim import lr_at
@@ -155,7 +155,8 @@ class TrainMonitor(Callback):
     def _noise_scale_row(self) -> dict[str, float]:
         t = self.cfg.train
         for sq_small, sq_big in _float_pairs(self.gns_pending):
-            self.gns.update(t.micro_batch_size, sq_small, t.batch_size, sq_big)
+            # DDP has averaged each micro-batch's gradients over the ranks: the small batch is W micro-batches
+            self.gns.update(t.micro_batch_size * distributed.world_size(t), sq_small, t.batch_size, sq_big)
         self.gns_pending = []
         b = self.gns.b_simple  # sequences
         return {"gns_g2": self.gns.g2_mean, "gns_trace": self.gns.trace_mean, "gns_b_simple": b,
@@ -239,7 +240,8 @@ class Evaluator(Callback):
             self.table.add(step, **diagnostics(pl_module, self.val[0][0]))
         if val:
             self.table.add(step, val_loss=pl_module.evaluate(self.val))
-            self.table.write(self.path)
+            if pl_module.trainer.is_global_zero:  # every rank measures (same replicas); rank 0 writes
+                self.table.write(self.path)
 
 
 @torch.no_grad()
@@ -292,7 +294,7 @@ class RunCheckpoint(Checkpoint):
         # that checkpoint holds the very same state, so it becomes the kept one.
         step = trainer.global_step
         kept, regular = io.ckpt_path(self.keep_dir, step), io.ckpt_path(self.dir, step)
-        if step in self.keep and not io.is_valid(kept) and io.is_valid(regular):
+        if trainer.is_global_zero and step in self.keep and not io.is_valid(kept) and io.is_valid(regular):
             self.keep_dir.mkdir(parents=True, exist_ok=True)
             link_or_copy(regular, kept)
             io.write_checksum(kept)
@@ -303,15 +305,20 @@ class RunCheckpoint(Checkpoint):
             return
         if step in self.keep:
             self.save(trainer, self.keep_dir, step)
-        stop = self.stop_requested() or trainer.received_sigterm
+        # a request may reach the ranks at different steps: all stop (and save, a collective) when one has it
+        stop = distributed.any_rank(trainer, self.stop_requested() or trainer.received_sigterm)
         if stop or step % self.cfg.train.ckpt_interval == 0:
             self.save(trainer, self.dir, step)
-            io.prune_checkpoints(self.dir, keep=2)
-            self.on_saved(step)
+            if trainer.is_global_zero:
+                io.prune_checkpoints(self.dir, keep=2)
+                self.on_saved(step)
         if stop:
             trainer.should_stop = True
 
     def save(self, trainer, folder: Path, step: int) -> None:
+        if not trainer.is_global_zero:  # every rank takes part in save_checkpoint; only rank 0 writes the file
+            trainer.save_checkpoint(io.ckpt_path(folder, step))
+            return
         folder.mkdir(parents=True, exist_ok=True)
         path = io.ckpt_path(folder, step)
         io.atomic_write_with(path, trainer.save_checkpoint)

@@ -23,9 +23,11 @@ class StepBatches(IterableDataset):
         self.dm = dm
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        start = int(self.dm.trainer.global_step) if self.dm.trainer is not None else 0
+        trainer = self.dm.trainer
+        start = int(trainer.global_step) if trainer is not None else 0
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         for step in range(start, self.dm.cfg.steps):
-            yield self.dm.sampler.batch(step)
+            yield self.dm.sampler.batch(step, rank, world)  # this rank's share of step's global batch
 
 
 class TokenDataModule(L.LightningDataModule):

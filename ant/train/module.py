@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ant.config import RunConfig
+from ant.train import distributed
 from ant.train.optim import build_optimizer, set_lr
 
 
@@ -69,7 +70,7 @@ class LMModule(L.LightningModule):
         opt = self.optimizers()
         set_lr(opt.optimizer, step, self.cfg.optim, self.cfg.steps)
         x, y = batch
-        k = t.batch_size // (t.micro_batch_size or t.batch_size)
+        k = distributed.micro_batches(t)  # of this rank's share of the global batch (ant.train.distributed)
         noise = t.noise_scale and k > 1
         losses, micro_sq, before = [], [], None
         for xm, ym in zip(x.chunk(k), y.chunk(k)):
@@ -98,7 +99,8 @@ class LMModule(L.LightningModule):
             opt.step()
             opt.zero_grad()
             self.model.project_weights()
-        out = {"loss": losses[0] if k == 1 else torch.stack(losses).mean(), "grad_norm": grad_norm}
+        loss = losses[0] if k == 1 else torch.stack(losses).mean()
+        out = {"loss": distributed.global_mean(self, loss), "grad_norm": grad_norm}  # grads are synced: norm too
         if noise:  # [mean over micro-batches of |g_micro|², |G_batch|²]; |G_batch| is the pre-clip norm
             out["gns"] = torch.stack([torch.stack(micro_sq).mean(), grad_norm.float().square()])
         return out

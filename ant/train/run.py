@@ -41,7 +41,7 @@ from ant import fsio, perf
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.status import FINISHED
-from ant.train import io
+from ant.train import distributed, io
 
 # Set by request_checkpoint(), typically from a signal handler that knows nothing of the running trainer (the
 # SLURM executor's USR2, optuna pruning): a process-wide flag is what such a caller can reach. RunCheckpoint gets
@@ -98,6 +98,7 @@ def check_run(cfg: RunConfig, data) -> None:
     # training split, data.val_tokens holding no window) before anything is allocated.
     TrainSampler(data.train, T, t.batch_size, t.seed)
     val_batches(data.val, T, t.batch_size)
+    distributed.check(cfg)  # devices x num_nodes share the batch; strategy
     for name in t.loggers:  # Lightning's logger classes import their package only when created: check it now
         package = LOGGER_PACKAGES.get(name)
         if package and importlib.util.find_spec(package) is None:
@@ -126,19 +127,20 @@ def train(
     from ant.train import branches
 
     resolved, data = prepare(cfg, progress=progress)
+    rank = distributed.launch_rank(resolved.train)  # 0 on one device; rank 0 alone locks and writes the folder
     run_dir = resolved.run_dir()
     summary = io.read_json(run_dir / "summary.json")
     if summary and summary.get("status") in FINISHED:
         return RunResult(run_dir, summary)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _run_lock(run_dir):
+    with _run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
         summary = io.read_json(run_dir / "summary.json")  # another process may have finished meanwhile
         if summary and summary.get("status") in FINISHED:
             return RunResult(run_dir, summary)
         _check_same_data(run_dir, summary, data)
-        if keep_checkpoints_at:
+        if keep_checkpoints_at and rank == 0:
             branches.add_keep_steps(run_dir, [s for s in keep_checkpoints_at if 0 < s < resolved.steps])
-        if not (run_dir / "config.yaml").exists():
+        if rank == 0 and not (run_dir / "config.yaml").exists():
             io.atomic_write_text(run_dir / "config.yaml", resolved.to_yaml())
         try:
             with _signals(handle_signals), _threads(resolved.train.num_threads), _quiet_lightning():
@@ -186,7 +188,8 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
     base = {"data_fingerprint": getattr(data, "fingerprint", None),
             "data_sha256": getattr(data, "content_sha256", None),
             "branched_from": origin.get("trunk_run_id"), "branch_step": origin.get("step")}  # fmt: skip
-    state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base)
+    rank = distributed.rank(t)
+    state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base, writes=rank == 0)
     skipped: list[str] = []
     found = io.newest_valid_checkpoint(run_dir / "checkpoints", skipped=skipped)
     if skipped:
@@ -195,7 +198,8 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         branches.check_checkpoint_origin(found[1], cfg, run_dir)
     base["resumed_from_step"] = found[0] if found else None
     try:
-        record_start(run_dir, t.device)
+        if rank == 0:
+            record_start(run_dir, t.device)
         _seed_everything(t.seed)
         state.model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
         val = list(val_batches(data.val, cfg.data.seq_len, t.micro_batch_size or t.batch_size))
@@ -206,14 +210,16 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
             cb.RunCheckpoint(run_dir, cfg, lambda step: state.write("running"), STOP_REQUESTED.is_set, keep),
         ]
         tty = sys.stdout.isatty()
-        if progress or not tty:  # a terminal gets a bar when asked; a file or pipe always gets one line per log
+        # a terminal gets a bar when asked; a file or pipe always gets one line per log (from rank 0 only)
+        if rank == 0 and (progress or not tty):
             callbacks.append(cb.Progress(cfg, table, monitor, bar=tty))
-        callbacks += extra_callbacks
+        replicas = distributed.ReplicaCheck() if distributed.world_size(t) > 1 else None
+        callbacks += extra_callbacks + ([replicas] if replicas else [])
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
         slurm = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
         state.trainer = L.Trainer(
             accelerator="gpu" if t.device == "cuda" else "cpu",
-            devices=1,
+            **distributed.trainer_args(t),  # devices, num_nodes, strategy (DDP over gloo or NCCL)
             precision="bf16-mixed" if t.precision == "bf16-mixed" else "32-true",
             max_steps=cfg.steps,
             callbacks=callbacks,
@@ -229,7 +235,9 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         with contextlib.suppress(SIGTERMException):
             state.trainer.fit(LMModule(cfg, state.model), datamodule=TokenDataModule(cfg, data),
                               ckpt_path=str(found[1]) if found else None)  # fmt: skip
-        if monitor.diverged_step is not None or state.trainer.global_step >= cfg.steps:
+        if replicas:  # every rank's parameters hash to rank 0's (ReplicaCheck raised otherwise)
+            base["replica_sha256"] = replicas.digest
+        if rank == 0 and (monitor.diverged_step is not None or state.trainer.global_step >= cfg.steps):
             # a finished run keeps its final weights (the model's state dict alone; ant.train.sample.load_run)
             fsio.atomic_write_with(run_dir / WEIGHTS, lambda tmp: torch.save(state.model.state_dict(), tmp))
             base["weights_sha256"] = io.sha256_file(run_dir / WEIGHTS)
@@ -262,16 +270,18 @@ class _RunState:
     base: dict[str, Any]
     model: Any = None
     trainer: Any = None
+    writes: bool = True  # rank 0 of a data-parallel run; the other ranks compute the summary but write nothing
 
     def write(self, status: str, in_place: bool = False, **extra: Any) -> dict[str, Any]:
         step = self.trainer.global_step if self.trainer is not None else 0
-        if self.table.rows and not in_place:
+        if self.table.rows and not in_place and self.writes:
             self.table.write(self.run_dir / "metrics.parquet")
         trained = max(0, step - self.start)  # the cost of this run folder: a branch trains only its decay
         tokens_per_step = self.cfg.train.batch_size * self.cfg.data.seq_len
         cost = {"trained_steps": trained, "trained_tokens": trained * tokens_per_step}
         s = _summary(self.cfg, self.model, self.table, self.monitor, step, status, **self.base, **cost, **extra)
-        (io.write_json_in_place if in_place else io.write_json)(self.run_dir / "summary.json", s)
+        if self.writes:
+            (io.write_json_in_place if in_place else io.write_json)(self.run_dir / "summary.json", s)
         return s
 
 
