@@ -333,10 +333,9 @@ class Progress(Callback):
         self.use_bar = bar
 
     def on_train_start(self, trainer, pl_module) -> None:
-        desc, self._t0, self._step0 = f"{self.cfg.model.arch}-{self.cfg.model.size}", time.perf_counter(), None
         if self.use_bar:
-            self.bar = tqdm(total=self.cfg.steps, initial=trainer.global_step, desc=desc, unit="step",
-                            dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+            self.bar = tqdm(total=self.cfg.steps, initial=trainer.global_step, unit="step", dynamic_ncols=True,
+                            desc=f"{self.cfg.model.arch}-{self.cfg.model.size}", mininterval=0.5)  # fmt: skip
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
