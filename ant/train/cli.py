@@ -11,6 +11,7 @@ command, nothing written), 2 bad config (nothing written), 3 interrupted by a si
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         print(resolved.to_yaml(), end="")
         return 0
     try:
-        result = train(cfg, progress=not args.no_progress, handle_signals=True)
+        # with --json, stdout carries the JSON alone: progress lines (printed when stdout is no terminal) go to stderr
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            result = train(cfg, progress=not args.no_progress, handle_signals=True)
     except (ConfigError, FaultError):  # one line from ant.cli: exit 2 (bad input) or 1 (a corrupt cache)
         raise
     except Exception as e:  # the run recorded it in summary.json (status failed)
