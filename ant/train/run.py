@@ -5,6 +5,9 @@
         metrics.parquet    one row per measured step (ant.train.callbacks.MetricsTable)
         summary.json       status completed | diverged | failed | running, final losses, FLOPs, wall time ...
         checkpoints/       step-XXXXXXXX.ckpt + .sha256, the last two (keep/: a wsd trunk's branch points)
+        env.json           one entry per start: commit, versions, device, host, argv (ant.train.env)
+        weights.pt         a finished run's final weights, the model's state dict (ant.train.sample.load_run)
+        logs/              the train.loggers' files (csv/, tensorboard/, ...), fed the rows of metrics.parquet
         branch.json        only in a wsd cool-down branch: the trunk run and step it started from
 
 Order of work: everything that can be wrong with the config (data-dependent checks included) is checked before
