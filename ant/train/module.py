@@ -73,8 +73,10 @@ class LMModule(L.LightningModule):
         k = distributed.micro_batches(t)  # of this rank's share of the global batch (ant.train.distributed)
         noise = t.noise_scale and k > 1
         losses, micro_sq, before = [], [], None
+        # `is None`, not `or`: a compiled module's truth value calls len() on the model, which raises
+        forward = self.model if self.train_forward is None else self.train_forward
         for xm, ym in zip(x.chunk(k), y.chunk(k)):
-            loss = token_loss(self.train_forward or self.model, xm, ym)
+            loss = token_loss(forward, xm, ym)
             self.manual_backward(loss / k)
             losses.append(loss.detach())
             if noise:  # after micro-batch j the gradients hold (g_1 + ... + g_j) / k: g_j is k x the increment
