@@ -151,7 +151,7 @@ def _submit(units: list[list], settings: ExecutorSettings, grid: Grid, wait: boo
                 still.append((unit, job))
                 continue
             try:
-                r = job.result()
+                r = job.results()[0]  # task 0: rank 0 of a data-parallel job speaks for the run (1 task: the one)
                 statuses = [x.get("status", "?") for x in (r if isinstance(r, list) else [r])]
             except Exception as e:  # FailedJobError carries the run's traceback
                 failed += 1

@@ -50,7 +50,7 @@ class ExecutorSettings:
     partition: str | None = None  # [slurm_partition]
     account: str | None = None  # [slurm_account]
     timeout_min: int = 60  # [timeout_min] per job; longer runs are requeued and resume
-    gpus_per_node: int = 0
+    gpus_per_node: int = 0  # per device process: a job asks for gpus_per_node x train.devices GPUs per node
     cpus_per_task: int = 1
     mem_gb: float = 4.0
     array_parallelism: int = 64  # [slurm_array_parallelism]
@@ -87,6 +87,13 @@ def run_one(
     `callbacks`: extra Lightning callbacks for the run's Trainer (the tune worker's pruning reporter)."""
     cfg = RunConfig.from_dict(cfg_dict)
     run_id = cfg.run_id()
+    if cfg.train.devices * cfg.train.num_nodes > 1 and int(os.environ.get("SLURM_PROCID", "0")) > 0:
+        # another task of a data-parallel SLURM job: it trains alongside rank 0, which alone takes the run's
+        # lock and writes the attempts (and the run folder, ant.train.distributed)
+        from ant.train.run import train  # late: ant.train imports Lightning (see below)
+
+        cfg.train.num_threads = threads or cfg.train.num_threads
+        return {"run_id": run_id, "status": train(cfg, progress=False).summary.get("status"), "rank": "follower"}
     locks = lock_dir(cfg.out_dir)
     lock = RunLock(locks, run_id)
     if not lock.acquire():

@@ -76,6 +76,8 @@ class PlanRow:
     tokens_per_s: float | None = None
     age_s: float | None = None  # seconds since its newest metric was written
     commit: str | None = None
+    devices: int = 1  # train.devices x train.num_nodes: est_s is wall time on all of them (issue 15)
+    gpu: bool = False  # a cuda run: devices x est_s is GPU time
 
 
 # ---------------------------------------------------------------------- FLOPs and throughput
@@ -185,9 +187,10 @@ class Throughput:
         for s in _summaries(out_dir) if summaries is None else summaries:
             if s.get("status") == "completed" and s.get("flops") and s.get("wall_time_s"):
                 kind = _device_kind(s.get("device"))
-                self.measured.setdefault(kind, []).append(s["flops"] / s["wall_time_s"])
+                per_device = s["wall_time_s"] * (s.get("world_size") or 1)  # rates are per device
+                self.measured.setdefault(kind, []).append(s["flops"] / per_device)
                 key = (kind, s.get("arch"), s.get("size"), s.get("batch_size"), s.get("seq_len"))
-                self.same_shape.setdefault(key, []).append(s["tokens"] / s["wall_time_s"])
+                self.same_shape.setdefault(key, []).append(s["tokens"] / per_device)
         self.bench = _bench_rows(bench_dir) if bench_dir.is_dir() else []
         self.sources: set[str] = set()
         self.last_measured = False  # whether the last figure already includes pool contention
@@ -344,8 +347,13 @@ def build_plan(
             est = trained / rate * (concurrency if cpu and not tp.last_measured else 1)
         state, loss, job = scans[c.out_dir].state(run_id, (jobs or {}).get(run_id))
         m, t = c.model, c.train
+        # data-parallel: the rate is one device's; W devices share the work (linear scaling assumed: DDP's
+        # all-reduce overlaps the backward, measured runs correct the estimate as they finish)
+        world = t.devices * t.num_nodes
+        gpu = _device_kind((estimate or {}).get("device", t.device)) != "cpu"
         rows.append(PlanRow(run_id, m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
-                            t.seed, flops, est, state, loss, job, family, trained))  # fmt: skip
+                            t.seed, flops, est / world, state, loss, job, family, trained, devices=world,
+                            gpu=gpu))  # fmt: skip
         if live and run_id in scans[c.out_dir].folders:
             _add_live(rows[-1], scans[c.out_dir], time.time())
     return rows, tp

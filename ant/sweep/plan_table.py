@@ -66,8 +66,21 @@ def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_
     )  # fmt: skip
     if families:
         out.append(_families_line(rows))
+    if any(r.gpu for r in rows):
+        per_arch = gpu_hours(rows)
+        out.append("GPU-hours (est. time x devices): " + ", ".join(f"{a} {fmt_num(h)}" for a, h in per_arch.items())
+                   + f" | all {fmt_num(sum(per_arch.values()))}")  # fmt: skip
     out.append("time estimate from: " + "; ".join(sorted(tp.sources)))
     return "\n".join(out)
+
+
+def gpu_hours(rows: list[PlanRow]) -> dict[str, float]:
+    """GPU-hours of the GPU runs per architecture: each run's estimated wall time x its devices."""
+    out: dict[str, float] = {}
+    for r in rows:
+        if r.gpu:
+            out[r.arch] = out.get(r.arch, 0.0) + r.est_s * r.devices / 3600
+    return out
 
 
 def _families_line(rows: list[PlanRow]) -> str:
@@ -96,5 +109,6 @@ def plan_json(rows: list[PlanRow], tp: Throughput, concurrency: int = 1) -> dict
         "est_todo_s": todo_s,
         "est_wall_s": todo_s / max(1, concurrency),
         "concurrency": concurrency,
+        "gpu_hours": gpu_hours(rows),
         "time_estimate_from": sorted(tp.sources),
     }

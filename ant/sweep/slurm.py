@@ -1,6 +1,8 @@
-"""The SLURM side of ant.sweep.executors: one job array per submission (submitit's `map_array`,
+"""The SLURM side of ant.sweep.executors: one job array per submission and devices layout (submitit's `map_array`,
 `slurm_array_parallelism` from the grid file), each array task running the same `run_one` (or `run_family`) as a
-local worker.
+local worker. A data-parallel run (train.devices x num_nodes > 1) is one job of devices tasks per node on num_nodes
+nodes; every task runs the same call and Lightning's SLURMEnvironment makes them the ranks of one DDP run (rank 0
+alone takes the run's lock, writes the run folder and requeues; ant.train.distributed).
 
 Requeue has a single owner, submitit: `RunJob` is a `Checkpointable`, so a job that reaches its time limit (or is
 preempted) gets USR2, is requeued with the same arguments and resumes from the run's last checkpoint. Lightning's
@@ -71,7 +73,10 @@ class RunJob(_Checkpointable):
         return result
 
 
-def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> Any:
+def slurm_executor(settings: ExecutorSettings, folder: Path, name: str, layout: tuple[int, int] = (1, 1)) -> Any:
+    """`layout`: (train.devices, train.num_nodes) of the runs: one task per device, which Lightning's
+    SLURMEnvironment turns into the ranks of a data-parallel run (ant.train.distributed)."""
+    devices, nodes = layout
     if submitit is None:
         raise ConfigError("executor.name", "the slurm executor needs submitit (pip install submitit)", EXECUTORS)
     ex = submitit.AutoExecutor(
@@ -82,13 +87,13 @@ def slurm_executor(settings: ExecutorSettings, folder: Path, name: str) -> Any:
         "timeout_min": settings.timeout_min,
         "cpus_per_task": settings.cpus_per_task,
         "mem_gb": settings.mem_gb,
-        "tasks_per_node": 1,
-        "nodes": 1,
+        "tasks_per_node": devices,
+        "nodes": nodes,
         "slurm_array_parallelism": settings.array_parallelism,
         "slurm_signal_delay_s": settings.signal_delay_s,
     }
-    if settings.gpus_per_node:
-        params["gpus_per_node"] = settings.gpus_per_node
+    if settings.gpus_per_node:  # per device process: one task per device, each with its GPU(s)
+        params["gpus_per_node"] = settings.gpus_per_node * devices
     for key in ("partition", "account", "qos", "constraint"):
         if getattr(settings, key):
             params[f"slurm_{key}"] = getattr(settings, key)
@@ -107,7 +112,6 @@ def submit_slurm(cfgs: list[Any], settings: ExecutorSettings, folder: Path, name
         return []
     created = _missing_parents(folder)  # before submitit creates anything there
     before = set(folder.rglob("*")) if folder.is_dir() else set()
-    ex = slurm_executor(settings, folder, name)
     threads = settings.threads_per_run or settings.cpus_per_task
     # Absolute paths: the jobs must find the same folders whatever their working directory.
     dicts: list[Any] = []
@@ -115,20 +119,42 @@ def submit_slurm(cfgs: list[Any], settings: ExecutorSettings, folder: Path, name
         unit = c if isinstance(c, list) else [c]
         ds = [_absolute(m).to_dict() for m in unit]
         dicts.append(ds if len(ds) > 1 else ds[0])
-    said_by_submitit = io.StringIO()  # submitit echoes sbatch's stderr before raising it: said once, below
-    try:
-        with contextlib.redirect_stderr(said_by_submitit):
-            jobs = ex.map_array(RunJob(), dicts, [threads] * len(dicts))
-        sys.stderr.write(said_by_submitit.getvalue())
-        return jobs
-    except (submitit.core.utils.FailedJobError, subprocess.SubprocessError, OSError) as e:
-        # sbatch refused (no controller, bad partition...): submitit has already pickled the calls and written
-        # the submission script. Nothing was queued, so nothing of this attempt may stay behind.
-        _remove_new(folder, before, created)
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        said = next((ln for ln in reversed(lines) if "sbatch" in ln.lower() or "error" in ln.lower()), None)
-        said = said or (lines[-1] if lines else str(e))
-        raise FaultError(f"SLURM submission failed, nothing was queued: {said}") from None
+    # one array per (devices, num_nodes): its tasks_per_node and nodes are the array's (the paper's grid runs
+    # 0.5B/1B on 4 GPUs, the smaller sizes on one)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, c in enumerate(cfgs):
+        groups.setdefault(_layout([c]), []).append(i)
+    jobs: list[Any] = [None] * len(cfgs)
+    for layout, idx in sorted(groups.items()):
+        said_by_submitit = io.StringIO()  # submitit echoes sbatch's stderr before raising it: said once, below
+        try:
+            with contextlib.redirect_stderr(said_by_submitit):
+                ex = slurm_executor(settings, folder, name, layout)
+                for i, job in zip(idx, ex.map_array(RunJob(), [dicts[i] for i in idx], [threads] * len(idx))):
+                    jobs[i] = job
+            sys.stderr.write(said_by_submitit.getvalue())
+            before = set(folder.rglob("*"))  # queued: a later layout's failure must not remove its files
+        except (submitit.core.utils.FailedJobError, subprocess.SubprocessError, OSError) as e:
+            # sbatch refused (no controller, bad partition...): submitit has already pickled the calls and
+            # written the submission script. Nothing was queued, so nothing of this attempt may stay behind.
+            _remove_new(folder, before, created if not any(jobs) else [])
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            said = next((ln for ln in reversed(lines) if "sbatch" in ln.lower() or "error" in ln.lower()), None)
+            said = said or (lines[-1] if lines else str(e))
+            queued = sum(j is not None for j in jobs)
+            what = f"{queued} run(s) of another layout were queued, not these" if queued else "nothing was queued"
+            raise FaultError(f"SLURM submission failed, {what}: {said}") from None
+    return jobs
+
+
+def _layout(cfgs: list[Any]) -> tuple[int, int]:
+    """The one (train.devices, train.num_nodes) of a work unit's runs (a wsd family trains in one job)."""
+    runs = [m for c in cfgs for m in (c if isinstance(c, list) else [c])]
+    layouts = sorted({(r.train.devices, r.train.num_nodes) for r in runs})
+    if len(layouts) > 1:
+        raise ConfigError("train.devices", f"one SLURM job asks for one layout; these runs differ: {layouts} "
+                          "(devices, num_nodes); give a wsd family's runs one layout")  # fmt: skip
+    return layouts[0]
 
 
 def _missing_parents(folder: Path) -> list[Path]:

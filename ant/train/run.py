@@ -184,13 +184,16 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
     tokens_per_step = t.batch_size * cfg.data.seq_len
     loggers = cb.make_loggers(t.loggers, run_dir, cfg.run_id())
     table = cb.MetricsTable(tokens_per_step, loggers)
-    monitor = cb.TrainMonitor(cfg, table, perf.peak_flops("cuda") if t.device == "cuda" else None)
+    # MFU of all the devices: the logged tokens/s is the whole run's (every rank's share of the global batch)
+    peak = perf.peak_flops("cuda") if t.device == "cuda" else None
+    monitor = cb.TrainMonitor(cfg, table, peak * distributed.world_size(t) if peak else None)
     origin = branches.branch_origin(run_dir) or {}  # a wsd branch: the trunk and step it was seeded from
     # data_sha256: the token files' bytes (ant.data.cache), next to the settings hash data_fingerprint. It lives
     # in the summary, not the run id, so the ids of existing runs and committed study results stay valid.
     base = {"data_fingerprint": getattr(data, "fingerprint", None),
             "data_sha256": getattr(data, "content_sha256", None),
-            "branched_from": origin.get("trunk_run_id"), "branch_step": origin.get("step")}  # fmt: skip
+            "branched_from": origin.get("trunk_run_id"), "branch_step": origin.get("step"),
+            "world_size": distributed.world_size(t)}  # fmt: skip
     rank = distributed.rank(t)
     state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base, writes=rank == 0)
     skipped: list[str] = []
@@ -219,7 +222,9 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         replicas = distributed.ReplicaCheck() if distributed.world_size(t) > 1 else None
         callbacks += extra_callbacks + ([replicas] if replicas else [])
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
-        slurm = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+        # With devices > 1 only when SLURM started one task per device (else Lightning starts the ranks itself).
+        managed = distributed.world_size(t) == 1 or distributed.launched_externally(t)
+        slurm = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() and managed else []
         state.trainer = L.Trainer(
             accelerator="gpu" if t.device == "cuda" else "cpu",
             **distributed.trainer_args(t),  # devices, num_nodes, strategy (DDP over gloo or NCCL)
