@@ -147,3 +147,23 @@ def test_devices_that_cannot_share_the_batch_or_run_here_are_refused(tmp_path, b
     with pytest.raises(ConfigError, match=r"^train\.devices: 2 processes need `ant train`"):
         train(tiny_cfg(tmp_path, train={"devices": 2}), progress=False)
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_sigterm_checkpoints_both_ranks_and_the_rerun_continues_exactly(pair, tmp_path):
+    config, one, two, _ = pair
+    if one.summary["arch"] != "angpt":
+        pytest.skip("one architecture is enough for the stop path")
+    out = tmp_path / "stopped"
+    proc = start(config, out)
+    t0 = time.monotonic()
+    while not list(out.glob("*/checkpoints/*.ckpt.sha256")):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() - t0 < 300, "no checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to rank 0 only: Lightning passes it on, the ranks agree on the step
+    assert proc.wait(timeout=120) == 3  # interrupted, checkpoint saved
+    stopped = only_run(out)
+    s = io.read_json(stopped / "summary.json")
+    assert s["status"] == "running" and s["interrupted"] and s["steps"] < STEPS
+    run_cli(config, out)
+    pd.testing.assert_series_equal(metrics(stopped)["train_loss"], metrics(two)["train_loss"], check_exact=True)
