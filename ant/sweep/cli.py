@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     todo = [c for c, r in zip(cfgs, rows) if r.state not in busy]
     skipped = len(cfgs) - len(todo)
     print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped)")
+    if settings.name == "local" and any(c.train.devices * c.train.num_nodes > 1 for c in todo):
+        why = "the local executor trains each run in one worker process; runs on several devices need the slurm "
+        raise ConfigError("train.devices", why + "executor (or `ant train`, one run at a time)", ["1"])
     check_against_data(todo, prepare_data(todo))  # exit 2 here, before any lock, attempt log or worker
     if settings.name == "local":
         results = run_local(todo, settings, all_cfgs=cfgs)  # all_cfgs: a wsd family's finished trunk

@@ -62,3 +62,12 @@ def test_executor_asks_for_one_task_and_its_gpus_per_device(tmp_path, gpus, devi
     params = ex._executor.parameters
     assert params["ntasks_per_node"] == devices and params["nodes"] == 2
     assert params.get("gpus_per_node") == want
+
+
+def test_local_sweep_refuses_runs_on_several_devices(tmp_path, corpus, capsys):
+    from ant.cli import main
+
+    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["angpt"], set={"train.devices": [2]})
+    assert main(["sweep", str(g)]) == 2
+    assert "train.devices: the local executor trains each run in one worker process" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # nothing launched, no folder made
