@@ -154,6 +154,8 @@ def _layout(cfgs: list[Any]) -> tuple[int, int]:
     if len(layouts) > 1:
         raise ConfigError("train.devices", f"one SLURM job asks for one layout; these runs differ: {layouts} "
                           "(devices, num_nodes); give a wsd family's runs one layout")  # fmt: skip
+    if len(runs) > 1 and layouts[0] != (1, 1):  # ant.train.branches seeds a branch's folder from one process
+        raise ConfigError("train.devices", "a wsd family (budgets:) trains on one device for now", ["1"])
     return layouts[0]
 
 

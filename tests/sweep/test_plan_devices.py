@@ -71,3 +71,16 @@ def test_local_sweep_refuses_runs_on_several_devices(tmp_path, corpus, capsys):
     assert main(["sweep", str(g)]) == 2
     assert "train.devices: the local executor trains each run in one worker process" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # nothing launched, no folder made
+
+
+def test_a_wsd_family_on_several_devices_is_refused_before_submission(tmp_path, corpus):
+    pytest.importorskip("submitit")
+    from ant.errors import ConfigError
+    from ant.sweep.slurm import submit_slurm
+
+    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["angpt"])
+    (cfg,) = Grid.from_yaml(g).expand()
+    two = RunConfig.from_dict({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "devices": 2}})
+    with pytest.raises(ConfigError, match=r"^train\.devices: a wsd family"):
+        submit_slurm([[two, two]], ExecutorSettings(name="slurm"), tmp_path / "sub", "t")
+    assert not (tmp_path / "sub").exists()
