@@ -112,7 +112,10 @@ def trainer_args(t: TrainConfig) -> dict[str, Any]:
 
     if rank(t) > 0 and not launched_externally(t):  # a copy of `ant train` that Lightning started
         _die_with_parent()
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - one voice: rank 0 prints progress and the result
+        # one voice: rank 0 prints progress and the result. The file descriptor, not sys.stdout, which a caller
+        # may have swapped for a while (ant train --json sends progress to stderr) and swaps back
+        sys.stdout.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     backend = "nccl" if t.device == "cuda" else "gloo"
     return {"devices": t.devices, "num_nodes": t.num_nodes, "strategy": DDPStrategy(process_group_backend=backend)}
 
@@ -125,6 +128,15 @@ def _die_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the timeout ends it
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def backward_sync(pl_module, sync: bool):
+    """The context of one micro-batch's backward: DDP all-reduces the gradients only where `sync` (the step's last
+    micro-batch), so a step costs one all-reduce whatever its micro-batch count; the others accumulate locally."""
+    strategy = pl_module.trainer.strategy
+    if sync or not hasattr(strategy, "block_backward_sync"):  # one device: nothing to skip
+        return contextlib.nullcontext()
+    return strategy.block_backward_sync()
 
 
 def global_mean(pl_module, value: torch.Tensor) -> torch.Tensor:
@@ -149,6 +161,24 @@ def parameters_sha256(model: torch.nn.Module) -> str:
         h.update(f"{name}|{v.dtype}|{tuple(v.shape)}".encode())
         h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+class SigtermAsStopRequest(Callback):
+    """With several ranks, SIGTERM only asks for a stop (`request_stop`, ant.train.run.request_checkpoint): the
+    ranks agree on the step (RunCheckpoint's any_rank), all save the checkpoint and return. Lightning's own SIGTERM
+    handler, replaced here once it is installed, broadcasts from inside the handler and kills the other ranks:
+    a collective at an arbitrary point, which can pair with another collective of a rank that is mid-step and
+    hang (seen in the SIGTERM test). Lightning restores the handlers from before fit when fit ends."""
+
+    def __init__(self, request_stop) -> None:
+        self.request_stop = request_stop
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
 
 
 class ReplicaCheck(Callback):

@@ -75,9 +75,12 @@ class LMModule(L.LightningModule):
         losses, micro_sq, before = [], [], None
         # `is None`, not `or`: a compiled module's truth value calls len() on the model, which raises
         forward = self.model if self.train_forward is None else self.train_forward
-        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+        for j, (xm, ym) in enumerate(zip(x.chunk(k), y.chunk(k))):
             loss = token_loss(forward, xm, ym)
-            self.manual_backward(loss / k)
+            # several devices: one gradient all-reduce a step, after the last micro-batch (after each one with the
+            # noise scale, which measures every micro-batch's gradient: then W micro-batches, one per rank)
+            with distributed.backward_sync(self, sync=noise or j == k - 1):
+                self.manual_backward(loss / k)
             losses.append(loss.detach())
             if noise:  # after micro-batch j the gradients hold (g_1 + ... + g_j) / k: g_j is k x the increment
                 grads = [p.grad for p in self.model.parameters() if p.grad is not None]

@@ -220,7 +220,9 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         if rank == 0 and (progress or not tty):
             callbacks.append(cb.Progress(cfg, table, monitor, bar=tty))
         replicas = distributed.ReplicaCheck() if distributed.world_size(t) > 1 else None
-        callbacks += extra_callbacks + ([replicas] if replicas else [])
+        callbacks += extra_callbacks + (
+            [replicas, distributed.SigtermAsStopRequest(request_checkpoint)] if replicas else []
+        )
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
         # With devices > 1 only when SLURM started one task per device (else Lightning starts the ranks itself).
         managed = distributed.world_size(t) == 1 or distributed.launched_externally(t)

@@ -167,3 +167,18 @@ def test_sigterm_checkpoints_both_ranks_and_the_rerun_continues_exactly(pair, tm
     assert s["status"] == "running" and s["interrupted"] and s["steps"] < STEPS
     run_cli(config, out)
     pd.testing.assert_series_equal(metrics(stopped)["train_loss"], metrics(two)["train_loss"], check_exact=True)
+
+
+def test_micro_batches_on_each_rank_sync_once_a_step_and_match_one_device(tmp_path, byte_tokens):
+    # 4 micro-batches of 2 per rank and step: DDP all-reduces after the last one only (the others accumulate
+    # locally), and the gradient is still the global batch's mean
+    small = {**SMALL, "micro_batch_size": 2, "ckpt_interval": 0}
+    one = train(tiny_cfg(tmp_path / "one", train=small), progress=False)
+    d = tiny_dict(train=small)
+    config = write_yaml(tmp_path / "run.yaml", {**d, "train": {**d["train"], "devices": 2}})
+    r = run_cli(config, tmp_path / "two", "train.log_interval=1")
+    two = only_run(tmp_path / "two")
+    assert_close_curves(metrics(one.run_dir), metrics(two))
+    json_run = subprocess.run([*cli(config, tmp_path / "two"), "--json"], cwd=REPO, capture_output=True, text=True)
+    assert json.loads(json_run.stdout)["status"] == "completed"  # one JSON document: rank 1 says nothing
+    assert r.stdout.count("completed:") == 1
