@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 
 import pytest
 import yaml
@@ -54,7 +55,11 @@ def test_two_task_job_trains_one_ddp_run(tmp_path, corpus):
     assert "#SBATCH --ntasks-per-node=2" in script, script
     logs = sorted((tmp_path / "sweeps").rglob("*.out"))
     assert len(logs) == 2, logs  # one log per task: rank 0 and rank 1
-    assert "COMPLETED" in _job_states(tmp_path, cfg)
+    for _ in range(20):  # accounting lags a little behind the jobs
+        if "COMPLETED" in (states := _job_states(tmp_path, cfg)):
+            break
+        time.sleep(1)
+    assert "COMPLETED" in states
     assert s["final_val_loss"] == pytest.approx(_reference(cfg, tmp_path)["final_val_loss"], rel=1e-5)
 
 
