@@ -55,8 +55,13 @@ def last_metrics(run_dir: Path, now: float | None = None) -> Live | None:
     def newest(col: str) -> Any:
         return next((v for v in reversed(data.get(col, [])) if v is not None and v == v), None)  # v == v: not NaN
 
-    return Live(newest("step"), newest("tokens"), newest("val_loss"), newest("tokens_per_s"),
-                (now or time.time()) - mtime)  # fmt: skip
+    return Live(newest("step"), newest("tokens"), newest("val_loss"), newest("tokens_per_s"), _age(now, mtime))
+
+
+def _age(now: float | None, written: float) -> float:
+    # A file written after the scan took its `now` (a run writing while --status reads) is fresh, not from the
+    # future: age 0, never negative.
+    return max(0.0, (now or time.time()) - written)
 
 
 def from_summary(summary: dict[str, Any], now: float | None = None, mtime: float | None = None) -> Live:
@@ -65,11 +70,11 @@ def from_summary(summary: dict[str, Any], now: float | None = None, mtime: float
     finished = summary.get("finished_at")
     if isinstance(finished, str):
         try:
-            age = (now or time.time()) - dt.datetime.fromisoformat(finished).timestamp()
+            age = _age(now, dt.datetime.fromisoformat(finished).timestamp())
         except ValueError:
             age = None
     if age is None and mtime is not None:
-        age = (now or time.time()) - mtime
+        age = _age(now, mtime)
     return Live(summary.get("steps"), summary.get("tokens"), summary.get("final_val_loss"),
                 summary.get("tokens_per_s"), age)  # fmt: skip
 

@@ -10,6 +10,7 @@ the fresh venv's copy, which the test checks.
 
 from __future__ import annotations
 
+import os
 import shutil
 import site
 import subprocess
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    # without PYTHONPATH: a checkout on it would be imported instead of the installed copy
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
