@@ -122,7 +122,7 @@ def train_family(cfgs: list[RunConfig], *, progress: bool = True) -> list:
     """Train a family (configs differing only in train.tokens): the trunk first, keeping a checkpoint at each
     shorter member's decay start, then each branch from it. Returns the RunResults, trunk first. Stops early
     (returning what it has) when a run returns interrupted, so a requested checkpoint stops the whole family."""
-    from ant.train.run import prepare
+    from ant.train.run import prepare  # late: run.py imports this module at its top
 
     resolved, data = [], None
     for c in cfgs:
@@ -155,7 +155,7 @@ def check_family(cfgs: list[RunConfig]) -> list[RunConfig]:
 def train_member(cfg: RunConfig, family: list[RunConfig], *, data=None, progress: bool = True):
     """Train one member of a resolved family (trunk first in `family`): the trunk with its branch points,
     a branch from the trunk's checkpoint. Safe to call for a finished member (returns its summary)."""
-    from ant.train.run import train
+    from ant.train.run import train  # late: run.py imports this module at its top
 
     trunk = family[0]
     if cfg.run_id() == trunk.run_id():
@@ -166,7 +166,7 @@ def train_member(cfg: RunConfig, family: list[RunConfig], *, data=None, progress
 def train_branch(cfg: RunConfig, trunk: RunConfig, *, data=None, progress: bool = True):
     """Train `cfg` as a cool-down branch of `trunk`: seeded with the trunk's checkpoint at cfg's decay start
     when the run folder holds nothing yet and that checkpoint exists, else trained (or resumed) as usual."""
-    from ant.train.run import prepare, train
+    from ant.train.run import prepare, train  # late: run.py imports this module at its top
 
     if data is None or not cfg.is_resolved:
         cfg, data = prepare(cfg, progress=progress)

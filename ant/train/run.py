@@ -42,9 +42,12 @@ import torch
 
 from ant import fsio, perf
 from ant.config import RunConfig
+from ant.data import TrainSampler, load_tokens, val_batches
 from ant.errors import ConfigError
+from ant.models import build_model
 from ant.status import FINISHED
-from ant.train import distributed, io
+from ant.train import branches, distributed, io
+from ant.train.env import record_start
 
 # Set by request_checkpoint(), typically from a signal handler that knows nothing of the running trainer (the
 # SLURM executor's USR2, optuna pruning): a process-wide flag is what such a caller can reach. RunCheckpoint gets
@@ -76,8 +79,6 @@ def request_checkpoint() -> None:
 # ---------------------------------------------------------------------- checks
 def prepare(cfg: RunConfig, *, progress: bool = True):
     """Validate, build/load the token data, resolve, run the data-dependent checks. Creates no run folder."""
-    from ant.data import load_tokens
-
     cfg.validate()
     data = load_tokens(cfg.data, progress=progress)
     resolved = cfg.resolve(vocab_size=data.vocab_size)
@@ -87,8 +88,6 @@ def prepare(cfg: RunConfig, *, progress: bool = True):
 
 def check_run(cfg: RunConfig, data) -> None:
     """Checks that need the resolved config and the token data (ConfigError naming the field)."""
-    from ant.data import TrainSampler, val_batches
-
     m, t, T = cfg.model, cfg.train, cfg.data.seq_len
     if m.vocab_size < data.vocab_size:
         raise ConfigError("model.vocab_size", f"{m.vocab_size} is smaller than the tokenizer's {data.vocab_size}",
@@ -127,8 +126,6 @@ def train(
     run folder so that every later resume keeps them too: a wsd trunk's branch points (ant.train.branches).
     callbacks: more Lightning callbacks, run after the run's own at each step (e.g. optuna's pruning report).
     """
-    from ant.train import branches
-
     resolved, data = prepare(cfg, progress=progress)
     rank = distributed.launch_rank(resolved.train)  # 0 on one device; rank 0 alone locks and writes the folder
     run_dir = resolved.run_dir()
@@ -172,13 +169,10 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
     from lightning.pytorch.plugins.environments import SLURMEnvironment
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from ant.data import val_batches
-    from ant.models import build_model
-    from ant.train import branches
-    from ant.train import callbacks as cb
-    from ant.train.datamodule import TokenDataModule
-    from ant.train.env import record_start
-    from ant.train.module import LMModule
+    from ant.train import callbacks as cb  # these four load Lightning: here, like `lightning` above
+    from ant.train import rank_callbacks  # loads Lightning
+    from ant.train.datamodule import TokenDataModule  # loads Lightning
+    from ant.train.module import LMModule  # loads Lightning
 
     t = cfg.train
     tokens_per_step = t.batch_size * cfg.data.seq_len
@@ -219,9 +213,9 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         # a terminal gets a bar when asked; a file or pipe always gets one line per log (from rank 0 only)
         if rank == 0 and (progress or not tty):
             callbacks.append(cb.Progress(cfg, table, monitor, bar=tty))
-        replicas = distributed.ReplicaCheck() if distributed.world_size(t) > 1 else None
+        replicas = rank_callbacks.ReplicaCheck() if distributed.world_size(t) > 1 else None
         callbacks += extra_callbacks + (
-            [replicas, distributed.SigtermAsStopRequest(request_checkpoint)] if replicas else []
+            [replicas, rank_callbacks.SigtermAsStopRequest(request_checkpoint)] if replicas else []
         )
         # submitit (ant.sweep) owns requeueing; Lightning's own SLURM auto-requeue would fight it.
         # With devices > 1 only when SLURM started one task per device (else Lightning starts the ranks itself).

@@ -19,6 +19,7 @@ from torch import nn
 
 from ant import fsio
 from ant.config import RunConfig
+from ant.data import load_tokens
 from ant.errors import ConfigError, FaultError
 from ant.models import build_model
 from ant.train import io
@@ -74,8 +75,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ant.data import load_tokens
-
     for field, value, ok in (("--tokens", args.tokens, args.tokens >= 1), ("--top-k", args.top_k, args.top_k >= 0),
                              ("--temperature", args.temperature, 0 <= args.temperature <= 100)):  # fmt: skip
         if not ok:
