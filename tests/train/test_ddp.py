@@ -109,10 +109,9 @@ def start(config: Path, out_dir: Path) -> subprocess.Popen:
                             text=True, start_new_session=True)  # fmt: skip
 
 
+@pytest.mark.parametrize("pair", ["angpt"], indirect=True)  # one architecture is enough for the resume paths
 def test_kill9_rerun_and_resume_on_one_device(pair, tmp_path):
     config, one, two, _ = pair
-    if one.summary["arch"] != "angpt":
-        pytest.skip("one architecture is enough for the resume paths")
     out = tmp_path / "killed"
     proc = start(config, out)
     t0 = time.monotonic()
@@ -149,10 +148,9 @@ def test_devices_that_cannot_share_the_batch_or_run_here_are_refused(tmp_path, b
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.parametrize("pair", ["angpt"], indirect=True)  # one architecture is enough for the stop path
 def test_sigterm_checkpoints_both_ranks_and_the_rerun_continues_exactly(pair, tmp_path):
     config, one, two, _ = pair
-    if one.summary["arch"] != "angpt":
-        pytest.skip("one architecture is enough for the stop path")
     out = tmp_path / "stopped"
     proc = start(config, out)
     t0 = time.monotonic()
