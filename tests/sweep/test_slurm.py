@@ -98,9 +98,20 @@ def test_array_completes_and_a_failing_run_is_reported(tmp_path, corpus):
     assert sum(1 for text in logs if len(step_line.findall(text)) >= 2) >= 2, logs
 
 
+def sweep_releasing_requeue_holds(grid: Path) -> tuple[int, str]:
+    """`ant sweep GRID --wait` while a thread releases requeued jobs: SLURM holds a requeued job for ~2 minutes
+    (reason BeginTime), and releasing it keeps the test short; the requeue itself (signal, checkpoint,
+    scontrol requeue, resume) is untouched."""
+    stop = threading.Event()
+    releaser = threading.Thread(target=_release_requeue_holds, args=(stop,), daemon=True)
+    releaser.start()
+    try:
+        return ant("sweep", str(grid), "--wait", timeout=900)
+    finally:
+        stop.set()
+
+
 def _release_requeue_holds(stop: threading.Event) -> None:
-    """SLURM holds a requeued job for ~2 minutes (reason BeginTime). Release it so the test stays short; the
-    requeue itself (signal, checkpoint, scontrol requeue, resume) is untouched."""
     while not stop.wait(1.0):
         out = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout
         for line in out.splitlines():
@@ -128,13 +139,7 @@ def test_time_limit_requeues_and_resumes_exactly(tmp_path, corpus):
     tokens = _tokens_for_seconds(tmp_path, corpus, 70)
     ex = {**SLURM, "timeout_min": 1, "signal_delay_s": 15}
     g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["angpt"], tokens=[tokens], executor=ex)
-    stop = threading.Event()
-    releaser = threading.Thread(target=_release_requeue_holds, args=(stop,), daemon=True)
-    releaser.start()
-    try:
-        rc, out = ant("sweep", str(g), "--wait", timeout=900)
-    finally:
-        stop.set()
+    rc, out = sweep_releasing_requeue_holds(g)
     assert rc == 0, out
     cfg = Grid.from_yaml(g).expand()[0]
     summary = json.loads((cfg.run_dir() / "summary.json").read_text())

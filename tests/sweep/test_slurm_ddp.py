@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 
 import pytest
@@ -16,7 +15,7 @@ import yaml
 from ant.sweep.grid import Grid
 from ant.sweep.locks import read_attempts
 from tests.sweep.conftest import write_grid
-from tests.sweep.test_slurm import SLURM, _release_requeue_holds, _tokens_for_seconds, ant
+from tests.sweep.test_slurm import SLURM, _tokens_for_seconds, ant, sweep_releasing_requeue_holds
 from tests.sweep.test_slurm import pytestmark as slurm_marks
 
 pytestmark = slurm_marks
@@ -68,13 +67,7 @@ def test_time_limit_requeues_the_two_task_job_once_and_it_resumes(tmp_path, corp
     # per step dominates; measured 13k vs ~28k tokens/s), ~50 s against a 1-minute limit: requeued at least once
     tokens = _tokens_for_seconds(tmp_path, corpus, 25)
     g, cfg = _grid(tmp_path, corpus, tokens, {**SLURM, "timeout_min": 1, "signal_delay_s": 15})
-    stop = threading.Event()
-    releaser = threading.Thread(target=_release_requeue_holds, args=(stop,), daemon=True)
-    releaser.start()
-    try:
-        rc, out = ant("sweep", str(g), "--wait", timeout=900)
-    finally:
-        stop.set()
+    rc, out = sweep_releasing_requeue_holds(g)
     assert rc == 0, out
     s = json.loads((cfg.run_dir() / "summary.json").read_text())
     assert s["status"] == "completed" and s["resumed_from_step"], s
