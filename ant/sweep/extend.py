@@ -1,0 +1,271 @@
+"""Grids that find their optimum (issue 24, item 2): after the runs of an (arch, size, budget) cell finish, add the
+next LR or batch point beyond any optimum that sits on the edge of what the cell has tried, and repeat until every
+optimum is interior or a declared limit is reached.
+
+    python -m ant.sweep.extend sweeps/study2/hp.yaml --dry-run     # the grid, plus what may be added
+    python -m ant.sweep.extend sweeps/study2/hp.yaml               # run, look, extend, run ... (local executor)
+    python -m ant.sweep.extend GRID --max-rounds 3 --max-per-side 2
+
+Works on any grid file (nothing in the grid changes: the added runs are the grid's own configs with another lr
+or train.batch_size, so their run ids are those the grid would give them). A cell is every config field except
+optim.lr, train.batch_size and train.seed; its optimum is the (lr, batch) with the lowest mean final val loss over
+seeds.
+
+Rules, per cell (`next_points`, a pure function, tested on synthetic loss surfaces):
+- LR: at the best batch and at its two neighbouring batches (the stage-2 interpolation of ant.laws.hp reads the
+  optimal LR off the best batch's neighbours too), if the best LR is the lowest (highest) LR tried at that batch, add one LR a step
+  below (above), the step being the ratio of the two outermost LRs on that side (half a decade on the study grids).
+- Batch: if the best batch is the smallest (largest) tried, add the batch one step beyond (the ratio of the two
+  outermost batches; a whole number >= 1) at the best LR and its two LR neighbours, so the new batch has its own
+  three-point LR scan (stage 1 needs >= 3 LRs per batch).
+- Limits: at most `max_per_side` points beyond the original grid on each of the four sides of a cell, LRs inside
+  `lr_bounds`, batches inside `batch_bounds`, and at most `max_rounds` rounds. A cell that hits a limit keeps its
+  edge optimum, which ant.laws.hp then reports and excludes, never fits.
+Seeds: extensions train the cell's first seed only; more seeds at the optimum are the grid's business.
+
+Each round's additions are appended to results/sweeps/<grid name>/extensions.json (run id, cell, side, round), the
+count the report shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ant.config import RunConfig
+from ant.errors import ConfigError
+from ant.fsio import atomic_write_text
+
+SIDES = ("lr_low", "lr_high", "batch_low", "batch_high")
+
+
+@dataclass(frozen=True)
+class ExtendLimits:
+    max_rounds: int = 3  # run -> look -> add cycles after the grid's own runs
+    max_per_side: int = 2  # points beyond the original grid on each side of a cell
+    lr_bounds: tuple[float, float] = (1e-4, 1.0)
+    batch_bounds: tuple[int, int] = (1, 4096)  # sequences
+
+    def __post_init__(self) -> None:
+        for name, v in (("max_rounds", self.max_rounds), ("max_per_side", self.max_per_side)):
+            if not isinstance(v, int) or v < 0:
+                raise ConfigError(f"--{name.replace('_', '-')}", f"must be a whole number >= 0, got {v!r}", ">= 0")
+        lo, hi = self.lr_bounds
+        if not 0 < lo < hi:
+            raise ConfigError("lr_bounds", f"need 0 < low < high, got {self.lr_bounds}")
+        blo, bhi = self.batch_bounds
+        if not 1 <= blo < bhi:
+            raise ConfigError("batch_bounds", f"need 1 <= low < high, got {self.batch_bounds}")
+
+
+@dataclass(frozen=True)
+class Point:
+    lr: float
+    batch_size: int
+    side: str  # one of SIDES: why it was added
+    why: str = field(default="", compare=False)
+
+
+def _ratio(values: list[float], low: bool) -> float | None:
+    """The step at one end of a sorted axis: ratio of its two outermost values (None with < 2 values)."""
+    if len(values) < 2:
+        return None
+    return values[1] / values[0] if low else values[-1] / values[-2]
+
+
+def _beyond(original: list[float], tried: list[float], low: bool) -> int:
+    """How many tried values lie beyond the original grid's range on one side."""
+    if not original:
+        return 0
+    edge = min(original) if low else max(original)
+    return sum((v < edge * (1 - 1e-9)) if low else (v > edge * (1 + 1e-9)) for v in tried)
+
+
+def next_points(cell: pd.DataFrame, limits: ExtendLimits, original: pd.DataFrame | None = None) -> list[Point]:
+    """The points to add to one cell. `cell`: one row per finished run (lr, batch_size, final_val_loss; seeds are
+    averaged); `original`: the grid's own (lr, batch_size) points of the cell (default: those of `cell`), against
+    which `max_per_side` counts. Returns [] when every optimum is interior or a limit is reached."""
+    ok = cell[pd.to_numeric(cell["final_val_loss"], errors="coerce").notna()]
+    if ok.empty:
+        return []
+    m = ok.groupby(["batch_size", "lr"])["final_val_loss"].mean()
+    orig = original if original is not None else cell
+    o_lrs, o_bs = sorted(set(orig["lr"].astype(float))), sorted(set(orig["batch_size"].astype(int)))
+    b_best, lr_best = m.idxmin()
+    batches = sorted(m.index.get_level_values(0).unique())
+    lrs_all = sorted(set(m.index.get_level_values(1)))
+    tried = set(m.index)
+    out: list[Point] = []
+
+    def add(lr: float, bs: int, side: str, why: str) -> None:
+        lr = float(f"{lr:.6g}")  # 1e-2 / sqrt(10) -> 0.00316228: a stable, readable value (it enters the run id)
+        if (bs, lr) in tried or any(abs(p.lr / lr - 1) < 1e-6 and p.batch_size == bs for p in out):
+            return
+        out.append(Point(lr, bs, side, why))
+
+    # LR edges at the best batch and both its neighbours: a batch added at an earlier round's best LRs may hold a
+    # stale scan whose own optimum is off its edge, and it can only win once that scan is walked too
+    i = batches.index(b_best)
+    for b in [batches[j] for j in (i, i - 1, i + 1) if 0 <= j < len(batches)]:
+        lrs = sorted(m[b].index)
+        if len(lrs) < 2:
+            continue
+        best = m[b].idxmin()
+        for low, side in ((True, "lr_low"), (False, "lr_high")):
+            if best != (lrs[0] if low else lrs[-1]):
+                continue
+            if _beyond(o_lrs, lrs_all, low) >= limits.max_per_side:
+                continue
+            step = _ratio(lrs, low)
+            new = best / step if low else best * step
+            if not limits.lr_bounds[0] <= new <= limits.lr_bounds[1]:
+                continue
+            add(new, int(b), side, f"best LR {best:g} at batch {b} is the {'lowest' if low else 'highest'} tried")
+    # batch edges at the best LR, with its LR neighbours
+    if len(batches) >= 2:
+        for low, side in ((True, "batch_low"), (False, "batch_high")):
+            if b_best != (batches[0] if low else batches[-1]):
+                continue
+            if _beyond([float(b) for b in o_bs], [float(b) for b in batches], low) >= limits.max_per_side:
+                continue
+            step = _ratio([float(b) for b in batches], low)
+            new_b = int(round(b_best / step)) if low else int(round(b_best * step))
+            if new_b == b_best or not limits.batch_bounds[0] <= new_b <= limits.batch_bounds[1]:
+                continue
+            j = lrs_all.index(lr_best)
+            for lr in lrs_all[max(0, j - 1) : j + 2]:
+                add(lr, new_b, side, f"best batch {b_best} is the {'smallest' if low else 'largest'} tried")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- configs
+def cell_key(cfg: RunConfig) -> str:
+    """Every field but the searched ones (lr, batch) and the seed: runs of one cell differ only in those."""
+    d = cfg.to_dict()
+    d["optim"].pop("lr", None)
+    for k in ("batch_size", "seed", "micro_batch_size"):
+        d["train"].pop(k, None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def with_point(cfg: RunConfig, p: Point) -> RunConfig:
+    return cfg.with_overrides([f"optim.lr={p.lr!r}", f"train.batch_size={p.batch_size}"])
+
+
+def plan_round(cfgs: list[RunConfig], grid_cfgs: list[RunConfig], losses: dict[str, float | None],
+               limits: ExtendLimits) -> list[tuple[RunConfig, Point]]:  # fmt: skip
+    """New configs for every cell whose runs have all finished. `losses`: run_id -> final val loss (None for a
+    run that has not finished: its cell waits)."""
+    cells: dict[str, list[RunConfig]] = {}
+    for c in cfgs:
+        cells.setdefault(cell_key(c), []).append(c)
+    orig: dict[str, list[RunConfig]] = {}
+    for c in grid_cfgs:
+        orig.setdefault(cell_key(c), []).append(c)
+    have = {c.run_id() for c in cfgs}
+    out = []
+    for key, members in cells.items():
+        if any(c.run_id() not in losses for c in members):
+            continue  # unfinished (or failed) runs: decide when the cell is complete
+        rows = pd.DataFrame([{"lr": c.optim.lr, "batch_size": c.train.batch_size,
+                              "final_val_loss": losses[c.run_id()]} for c in members])  # fmt: skip
+        o = pd.DataFrame([{"lr": c.optim.lr, "batch_size": c.train.batch_size} for c in orig.get(key, members)])
+        template = min(members, key=lambda c: c.train.seed)
+        for p in next_points(rows, limits, o):
+            new = with_point(template, p)
+            if new.run_id() not in have:
+                have.add(new.run_id())
+                out.append((new, p))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def _log_path(grid) -> Path:
+    return Path(grid.out_dir).parent / "sweeps" / grid.name / "extensions.json"
+
+
+def read_log(path: Path) -> list[dict]:
+    """The extension runs added so far (the report counts them)."""
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _finished(cfgs: list[RunConfig]) -> dict[str, float | None]:
+    from ant.sweep.plan import build_plan  # late: the planner loads the calibration tables
+
+    rows, _ = build_plan(cfgs, concurrency=1)
+    return {r.run_id: r.final_val_loss for r in rows if r.state in ("done", "diverged")}
+
+
+def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=print) -> int:
+    from ant.sweep.executors import ExecutorSettings, run_local  # late: multiprocessing set-up
+    from ant.sweep.grid import Grid
+
+    grid = Grid.from_yaml(grid_file)
+    settings = ExecutorSettings.from_dict(dict(grid.executor))
+    grid_cfgs = grid.expand()
+    path = _log_path(grid)
+    logged = read_log(path)
+    # earlier rounds' extensions count as part of the cells (a resumed sweep picks up where it stopped)
+    cfgs = grid_cfgs + [RunConfig.from_dict(e["config"]) for e in logged]
+    rnd = max((e["round"] for e in logged), default=0)
+    while True:
+        losses = _finished(cfgs)
+        todo = [c for c in cfgs if c.run_id() not in losses]
+        if dry_run:
+            new = plan_round(cfgs, grid_cfgs, losses, limits)
+            n_cells = len({cell_key(c) for c in grid_cfgs})
+            log(f"extend {grid.name}: {len(cfgs)} runs ({len(logged)} added by earlier rounds), {len(todo)} to run;"
+                f" up to {limits.max_rounds} round(s), {limits.max_per_side} point(s) per side, {n_cells} cells: at"
+                f" most {n_cells * limits.max_per_side * 2} LR and {n_cells * limits.max_per_side * 2} batch points")
+            for c, p in new:
+                log(f"  would add {c.run_id()}  ({p.side}: {p.why})")
+            if not new:
+                log("  nothing to add from the finished runs (cells with unfinished runs are decided later)")
+            return 0
+        if todo:
+            run_local(todo, settings, all_cfgs=cfgs)
+            losses = _finished(cfgs)
+        if rnd >= limits.max_rounds:
+            log(f"extend {grid.name}: round limit {limits.max_rounds} reached")
+            break
+        new = plan_round(cfgs, grid_cfgs, losses, limits)
+        if not new:
+            log(f"extend {grid.name}: every cell's optimum is interior or at a declared limit")
+            break
+        rnd += 1
+        for c, p in new:
+            logged.append({"round": rnd, "run_id": c.run_id(), "side": p.side, "why": p.why, "config": c.to_dict(),
+                           "added": time.strftime("%Y-%m-%d %H:%M:%S")})  # fmt: skip
+            log(f"extend round {rnd}: + {c.run_id()} ({p.side}: {p.why})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(logged, indent=1, default=str) + "\n")
+        cfgs += [c for c, _ in new]
+    n_fail = sum(c.run_id() not in _finished(cfgs) for c in cfgs)
+    log(f"extend {grid.name}: {len(logged)} extension run(s) in all; {n_fail} run(s) not finished")
+    return 1 if n_fail else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("file", help="grid YAML")
+    ap.add_argument("--dry-run", action="store_true", help="show the runs and what the finished ones would add")
+    ap.add_argument("--max-rounds", type=int, default=ExtendLimits.max_rounds)
+    ap.add_argument("--max-per-side", type=int, default=ExtendLimits.max_per_side)
+    args = ap.parse_args(argv)
+    try:
+        limits = ExtendLimits(max_rounds=args.max_rounds, max_per_side=args.max_per_side)
+        return extend(args.file, limits, dry_run=args.dry_run)
+    except ConfigError as e:
+        print(f"extend: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

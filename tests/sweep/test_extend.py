@@ -1,0 +1,87 @@
+"""The edge-extension planner (ant.sweep.extend) on synthetic loss surfaces: from a grid whose optimum sits on an
+edge it walks, round by round, to an interior optimum, and it stops at the declared limit when the optimum keeps
+running away."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from ant.errors import ConfigError
+from ant.sweep.extend import ExtendLimits, next_points
+
+
+def bowl(lr_opt: float, b_opt: float):
+    """A loss surface quadratic in log LR and log batch, minimum 1.0 at (lr_opt, b_opt)."""
+    return lambda lr, b: 1.0 + 0.05 * math.log(lr / lr_opt) ** 2 + 0.02 * math.log(b / b_opt) ** 2
+
+
+def walk(surface, lrs, batches, limits, rounds=20):
+    """Run the planner to its fixed point: every added point is 'trained' on the surface."""
+    grid = pd.DataFrame([{"lr": lr, "batch_size": b} for lr in lrs for b in batches])
+    rows = grid.assign(final_val_loss=[surface(r.lr, r.batch_size) for r in grid.itertuples()])
+    added = []
+    for _ in range(rounds):
+        new = next_points(rows, limits, grid)
+        if not new:
+            break
+        added += new
+        rows = pd.concat([rows, pd.DataFrame([{"lr": p.lr, "batch_size": p.batch_size,
+                                               "final_val_loss": surface(p.lr, p.batch_size)} for p in new])])
+    return rows, added
+
+
+def interior(rows) -> bool:
+    m = rows.groupby(["batch_size", "lr"])["final_val_loss"].mean()
+    b, lr = m.idxmin()
+    lrs, bs = sorted(m[b].index), sorted(m.index.get_level_values(0).unique())
+    return lrs[0] < lr < lrs[-1] and bs[0] < b < bs[-1]
+
+
+def test_walks_from_an_edge_start_to_the_interior_optimum():
+    # grid LRs 1e-2..1e-1 (half decades), batches 8..32; the truth: lr 1e-3, batch 2 (below both edges)
+    surface = bowl(1e-3, 2)
+    lrs, batches = [1e-2, 3.16e-2, 1e-1], [8, 16, 32]
+    rows, added = walk(surface, lrs, batches, ExtendLimits(max_per_side=4))
+    assert interior(rows)
+    m = rows.groupby(["batch_size", "lr"])["final_val_loss"].mean()
+    b, lr = m.idxmin()
+    assert b == 2 and lr == pytest.approx(1e-3, rel=0.02)
+    assert {p.side for p in added} == {"lr_low", "batch_low"}
+    assert all(p.batch_size >= 1 for p in added)
+
+
+def test_an_interior_optimum_adds_nothing():
+    rows, added = walk(bowl(1e-2, 8), [3e-3, 1e-2, 3e-2], [4, 8, 16], ExtendLimits())
+    assert added == [] and interior(rows)
+
+
+def test_stops_at_the_limit_when_the_optimum_runs_away():
+    # the loss keeps falling with the LR: two points beyond the upper edge, then the cell keeps its edge optimum
+    rows, added = walk(lambda lr, b: 2.0 - math.log(lr) * 0.01 + 0.02 * math.log(b / 8) ** 2,
+                       [1e-3, 3e-3, 1e-2], [4, 8, 16], ExtendLimits(max_per_side=2))
+    high = [p for p in added if p.side == "lr_high"]
+    assert len({p.lr for p in high}) == 2
+    assert max(rows["lr"]) == pytest.approx(1e-2 * (1e-2 / 3e-3) ** 2, rel=1e-3)
+    assert not interior(rows)
+
+
+def test_lr_and_batch_bounds_are_limits_too():
+    rows, added = walk(bowl(1e-2, 0.1), [1e-2, 3e-2, 1e-1], [2, 4, 8], ExtendLimits(max_per_side=5))
+    assert min(rows["batch_size"]) == 1  # a batch below 1 sequence is never proposed
+    rows, added = walk(lambda lr, b: 2.0 - lr, [0.1, 0.3, 0.9], [4, 8, 16], ExtendLimits(max_per_side=5))
+    assert max(rows["lr"]) <= 1.0
+
+
+def test_a_new_batch_gets_its_own_three_point_lr_scan():
+    new = next_points(pd.DataFrame([{"lr": lr, "batch_size": b, "final_val_loss": bowl(1e-2, 1)(lr, b)}
+                                    for lr in (3e-3, 1e-2, 3e-2) for b in (4, 8, 16)]), ExtendLimits())
+    assert sorted(p.lr for p in new if p.side == "batch_low") == [3e-3, 1e-2, 3e-2]
+    assert {p.batch_size for p in new} == {2}
+
+
+def test_bad_limits_are_one_clear_error():
+    with pytest.raises(ConfigError, match="--max-per-side: must be a whole number"):
+        ExtendLimits(max_per_side=-1)
