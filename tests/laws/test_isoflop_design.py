@@ -1,0 +1,69 @@
+"""The IsoFLOP design helper (ant.laws.isoflop_design): >= 4 sizes per compute level bracketing the expected optimum,
+and N_opt(C) recovered from final losses of a known Chinchilla surface, with a bootstrap-over-runs interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ant.errors import ConfigError
+from ant.laws.isoflop_design import design_isoflop, isoflop_nopt
+
+# A Chinchilla surface (Hoffmann et al. fit, rescaled to tiny N): N_opt ∝ C^(beta / (alpha + beta)) under C = 6 N D
+E, A, B, ALPHA, BETA = 1.2, 40.0, 60.0, 0.34, 0.28
+TRUE_A = BETA / (ALPHA + BETA)
+LADDER = {f"s{i}": float(1e4 * 1.6**i) for i in range(12)}  # 10k ... 1.8M, 1.6x apart like the study's rungs
+
+
+def fpt(size: str) -> float:
+    return 6 * LADDER[size]
+
+
+def surface(n, d, rng, noise):
+    return (E + A / n**ALPHA + B / d**BETA) * (1 + noise * rng.standard_normal(np.shape(n)))
+
+
+def runs(levels, seeds=1, noise=0.003, seed=0):
+    rng = np.random.default_rng(seed)
+    pts = design_isoflop(levels, LADDER, fpt, per_level=5)
+    rows = [{"level": p.level, "num_params": p.num_params, "tokens": p.tokens, "seed": s,
+             "final_val_loss": float(surface(p.num_params, p.tokens, rng, noise))} for p in pts for s in range(seeds)]
+    return pts, pd.DataFrame(rows)
+
+
+def test_every_level_gets_at_least_four_sizes_bracketing_its_optimum():
+    levels = [2e11 * 2**k for k in range(5)]
+    pts = design_isoflop(levels, LADDER, fpt)
+    for c in levels:
+        at = [p for p in pts if p.level == c]
+        assert len(at) >= 4
+        tpp = [p.tokens_per_param for p in at]
+        assert min(tpp) < 20 < max(tpp)  # bracketing the expected optimum (20 tokens/param)
+    spread = [p.tokens_per_param for p in pts]
+    assert min(spread) < 5 and max(spread) > 50
+
+
+def test_recovers_a_known_n_opt_exponent():
+    levels = [1e12 * 2**k for k in range(5)]
+    _, df = runs(levels, seeds=2)
+    est = isoflop_nopt(df, boot=300)
+    assert est.determined, est.reasons
+    assert est.a == pytest.approx(TRUE_A, abs=0.05)
+    lo, hi = est.ci
+    assert lo < TRUE_A < hi and hi - lo < 0.3
+
+
+def test_one_run_per_cell_still_gets_an_interval_over_runs():
+    levels = [1e12 * 2**k for k in range(5)]
+    _, df = runs(levels, seeds=1, seed=3)
+    est = isoflop_nopt(df, boot=300)
+    assert est.determined and np.isfinite(est.ci).all()
+    assert est.ci[0] < est.a < est.ci[1]
+
+
+def test_a_level_the_ladder_cannot_bracket_is_one_clear_error():
+    with pytest.raises(ConfigError, match="levels"):
+        design_isoflop([1e20], LADDER, fpt)
+    with pytest.raises(ConfigError, match="per_level"):
+        design_isoflop([1e12], LADDER, fpt, per_level=3)
