@@ -1,0 +1,200 @@
+"""Study v2 (issue 24): the IsoFLOP grid's design and the preregistered extrapolation to tiny3.
+
+    python -m ant.analysis.study_v2 isoflop-grid      # (re)write sweeps/study2/isoflop.yaml from the design helper
+    python -m ant.analysis.study_v2 predict           # results/study/v2/prediction.json + predicted_hps.yaml
+
+The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2 at 20 tokens/param, the
+v2-hp part): per architecture, the best measured loss per size (lowest mean over seeds among its grid cells) is
+fitted as L = c N^-g (least squares in log-log; the committed tables extrapolated to tiny3 within 0.8 % this way at
+10 and 20 tokens/param, docs/study.md), and the optimal LR and batch come from ant.laws.hp's power laws (interior
+optima only). Intervals: the 95 % OLS prediction interval in log L (Student-t, n - 2 dof); the anGPT − GPT+ gap's
+half-width combines both as independent. The file records the commit of the fitting code; `ant study run` refuses
+the held-out part until that file is committed, so the prediction precedes the data in `git log`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from ant.errors import ConfigError
+from ant.fsio import atomic_write_text
+
+V2 = Path("results/study/v2")
+PREDICTION = V2 / "prediction.json"
+PREDICTED_HPS = V2 / "predicted_hps.yaml"
+TUNED_V2 = V2 / "tuned.yaml"
+ISOFLOP_GRID = Path("sweeps/study2/isoflop.yaml")
+SEQ_LEN = 32
+TPP = 20
+FIT_SIZES = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2")
+HELD_OUT = "tiny3"
+ARCHS = ("gptplus", "angpt")
+# 5 compute levels 2x apart: the smallest is tiny1 at ~10 tokens/param, the largest tiny2 at ~20 (docs/study.md)
+LEVELS = (1.25e11, 2.5e11, 5e11, 1e12, 2e12)
+LADDER = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "tiny3")
+
+
+# ---------------------------------------------------------------------------------------------- IsoFLOP grid
+def isoflop_design(arch: str = "gptplus") -> list:
+    from ant.laws.isoflop_design import design_isoflop
+    from ant.models.counts import flops_per_token, num_params
+
+    ladder = {s: float(num_params(arch, s, 256)) for s in LADDER}
+    return design_isoflop(list(LEVELS), ladder, lambda s: flops_per_token(arch, s, 256, SEQ_LEN))
+
+
+def isoflop_grid_text() -> str:
+    pts = isoflop_design()
+    head = [
+        "# Study v2 part \"v2-isoflop\" (C4 as IsoFLOP, Chinchilla approach 2; issue 24 item 4). WRITTEN by",
+        "# `python -m ant.analysis.study_v2 isoflop-grid` from ant.laws.isoflop_design: do not edit by hand.",
+        f"# {len(LEVELS)} compute levels 2x apart ({LEVELS[0]:.3g}-{LEVELS[-1]:.3g} training FLOPs), each trained at the "
+        f"{len(pts) // len(LEVELS)} sizes",
+        "# of the ladder nearest its expected optimum (20 tokens/param), at least one on each side; budgets span "
+        f"{min(p.tokens_per_param for p in pts):.1f}-{max(p.tokens_per_param for p in pts):.0f}",
+        "# tokens/param. Each architecture at its v2-hp optimum per size (results/study/v2/tuned.yaml). Tokens come "
+        "from GPT+'s",
+        "# FLOPs per token; anGPT's differ by < 1 %, so both train the same tokens and share the levels.",
+    ]
+    grids = [{"arch": list(ARCHS), "size": [p.size], "tokens": [p.tokens],
+              "batch_size": {"from_study": str(TUNED_V2)}, "lr": {"from_study": str(TUNED_V2)}, "seed": [0]}
+             for p in pts]  # fmt: skip
+    doc = {"name": "study2-isoflop", "out_dir": "results/study/runs/v2",
+           "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": SEQ_LEN, "val_tokens": 32768},
+                    "train": {"device": "cpu"}},
+           "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1}}  # fmt: skip
+    return "\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+
+
+def level_of(runs: pd.DataFrame) -> pd.Series:
+    """Each run's design level (its training FLOPs within 10 % of one), NaN for runs off the design."""
+    lv = np.array(LEVELS)
+    c = runs["flops"].to_numpy(float) if "flops" in runs else np.full(len(runs), np.nan)
+    j = np.abs(np.log(c[:, None] / lv[None, :])).argmin(axis=1)
+    ok = np.abs(np.log(c / lv[j])) < math.log(1.1)
+    return pd.Series(np.where(ok, lv[j], np.nan), index=runs.index)
+
+
+# ---------------------------------------------------------------------------------------------- prediction
+def _loglog_prediction(n: np.ndarray, y: np.ndarray, n_new: float, level: float = 0.95) -> dict:
+    """OLS of log y on log n; the prediction at n_new with its prediction interval (t, n - 2 dof)."""
+    if len(n) < 3:
+        raise ConfigError("prediction", f"{len(n)} sizes with a loss (need >= 3)", ">= 3 of " + ", ".join(FIT_SIZES))
+    x, z = np.log(n), np.log(y)
+    X = np.stack([np.ones_like(x), x], axis=1)
+    beta, *_ = np.linalg.lstsq(X, z, rcond=None)
+    resid = z - X @ beta
+    dof = len(x) - 2
+    s2 = float(resid @ resid) / dof if dof > 0 else math.nan
+    x0 = np.array([1.0, math.log(n_new)])
+    se = math.sqrt(s2 * (1 + x0 @ np.linalg.inv(X.T @ X) @ x0))
+    t = float(stats.t.ppf(0.5 + level / 2, dof))
+    mu = float(x0 @ beta)
+    return {"value": math.exp(mu), "interval": [math.exp(mu - t * se), math.exp(mu + t * se)],
+            "exponent": float(beta[1]), "sizes": len(n)}  # fmt: skip
+
+
+def predict(runs: pd.DataFrame, n_heldout: dict[str, float]) -> dict:
+    """The preregistered numbers from the v2-hp runs (`runs`: the v2 group's runs table)."""
+    from ant.laws.hp import hp_trends
+
+    r = runs[runs["status"].eq("completed") & runs["size"].isin(FIT_SIZES) & runs["final_val_loss"].notna()]
+    r = r[(r["tokens"] / r["num_params"]).between(TPP * 0.95, TPP * 1.1)]
+    out: dict = {"held_out": HELD_OUT, "tokens_per_param": TPP, "fit_sizes": sorted(set(r["size"])), "per_arch": {}}
+    trends = hp_trends(r, by="tokens_per_param") if len(r) else {}
+    for arch in ARCHS:
+        g = r[r["arch"] == arch]
+        cells = g.groupby(["size", "num_params", "batch_size", "lr"])["final_val_loss"].mean().reset_index()
+        best = cells.loc[cells.groupby("size")["final_val_loss"].idxmin()]
+        loss = _loglog_prediction(best["num_params"].to_numpy(float), best["final_val_loss"].to_numpy(float),
+                                  n_heldout[arch])  # fmt: skip
+        hp = {}
+        t = next(iter(trends.get(arch, {}).values()), None)
+        for key, fit in (("lr", getattr(t, "lr_fit", None)), ("batch_size", getattr(t, "bs_fit", None))):
+            if fit is None:
+                raise ConfigError("prediction", f"{arch}: no {key}(N) power law (fewer than 3 sizes with interior "
+                                  "optima): extend the v2-hp grid first")  # fmt: skip
+            v, lo, hi = (float(q) for q in fit.predict_ci(n_heldout[arch]))
+            hp[key] = max(1, int(round(v))) if key == "batch_size" else float(f"{v:.3g}")
+            hp[f"{key}_interval"] = [lo, hi]
+            hp[f"{key}_exponent"] = float(fit.exponent)
+        out["per_arch"][arch] = {"num_params": n_heldout[arch], "loss": loss, **hp}
+    a, g = out["per_arch"]["angpt"]["loss"], out["per_arch"]["gptplus"]["loss"]
+    half = [(x["interval"][1] - x["interval"][0]) / 2 for x in (a, g)]
+    gap = a["value"] - g["value"]
+    hw = math.sqrt(sum(h * h for h in half))
+    out["gap_angpt_minus_gptplus"] = {"value": gap, "interval": [gap - hw, gap + hw]}
+    return out
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ant"], capture_output=True, text=True).stdout
+        return sha + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_prediction() -> dict:
+    from ant.analysis.study import committed
+    from ant.models.counts import num_params
+
+    runs, _ = committed("v2")
+    if runs.empty:
+        raise ConfigError("results/study/v2/runs.parquet", "no v2 runs yet: run part v2-hp first")
+    p = predict(runs, {a: float(num_params(a, HELD_OUT, 256)) for a in ARCHS})
+    p["fitting_code_commit"], p["written"] = git_commit(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    V2.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(PREDICTION, json.dumps(p, indent=1) + "\n")
+    hps = {a: {HELD_OUT: {"lr": d["lr"], "batch_size": d["batch_size"]}} for a, d in p["per_arch"].items()}
+    atomic_write_text(PREDICTED_HPS, "# the preregistered HPs (results/study/v2/prediction.json)\n"
+                      + yaml.safe_dump(hps, sort_keys=True))  # fmt: skip
+    return p
+
+
+def prediction_committed() -> str | None:
+    """None when prediction.json is committed and unchanged since; else why the held-out part must wait."""
+    if not PREDICTION.is_file():
+        return f"{PREDICTION} does not exist: run `ant study run --part v2-predict`, commit it, then rerun"
+    log = subprocess.run(["git", "log", "-1", "--format=%H", "--", str(PREDICTION)], capture_output=True, text=True)
+    if not log.stdout.strip():
+        return f"{PREDICTION} is not committed: commit it (the prediction must precede the data in git log)"
+    diff = subprocess.run(["git", "status", "--porcelain", "--", str(PREDICTION), str(PREDICTED_HPS)],
+                          capture_output=True, text=True)  # fmt: skip
+    if diff.stdout.strip():
+        return f"{PREDICTION} or {PREDICTED_HPS} differs from its commit: commit or restore it"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("command", choices=("isoflop-grid", "predict"))
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "isoflop-grid":
+            atomic_write_text(ISOFLOP_GRID, isoflop_grid_text())
+            print(f"wrote {ISOFLOP_GRID}")
+        else:
+            p = write_prediction()
+            print(json.dumps(p, indent=1))
+            print(f"wrote {PREDICTION} and {PREDICTED_HPS}: commit them before the held-out runs train")
+        return 0
+    except ConfigError as e:
+        print(f"study_v2: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Study v2's preregistered extrapolation (ant.analysis.study_v2.predict) and IsoFLOP grid, on constructed runs:
+losses that follow L = c N^-g and HP optima that follow power laws are extrapolated to the held-out size within
+their intervals; the generated IsoFLOP grid expands and holds >= 4 sizes per compute level."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from ant.analysis import study_v2
+from ant.sweep.grid import Grid
+
+N = {"tiny0": 16.5e3, "d24L2": 30.8e3, "tiny1": 49.3e3, "d40L3": 97.6e3, "tiny2": 135.5e3}
+HELD = 295.5e3
+
+
+def truth(n):  # optimum loss, LR and batch at size n
+    return 6.0 * n**-0.12, 0.05 * n**-0.2, 0.0005 * n**0.8
+
+
+def constructed_runs(noise=0.002):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for size, n in N.items():
+        l0, lr0, b0 = truth(n)
+        for arch, off in (("gptplus", 0.0), ("angpt", 0.02)):
+            for lr in lr0 * np.array([1 / 3, 1, 3]) * 1.3:
+                for b in sorted({max(1, round(b0 * f)) for f in (0.5, 1, 2)}):
+                    for seed in (0, 1):
+                        loss = (l0 + off) * (1 + 0.02 * math.log(lr / lr0) ** 2 + 0.01 * math.log(b / b0) ** 2)
+                        rows.append({"arch": arch, "size": size, "num_params": n, "tokens": 20 * n, "lr": lr,
+                                     "batch_size": b, "seed": seed, "status": "completed",
+                                     "final_val_loss": loss * (1 + noise * rng.standard_normal())})
+    return pd.DataFrame(rows)
+
+
+def test_predicts_the_held_out_loss_and_hps_from_the_smaller_sizes():
+    p = study_v2.predict(constructed_runs(), {"gptplus": HELD, "angpt": HELD})
+    l0, lr0, b0 = truth(HELD)
+    for arch, off in (("gptplus", 0.0), ("angpt", 0.02)):
+        d = p["per_arch"][arch]
+        lo, hi = d["loss"]["interval"]
+        assert lo < l0 + off < hi * 1.01 and d["loss"]["value"] == pytest.approx(l0 + off, rel=0.03)
+        assert d["lr"] == pytest.approx(lr0 * 1.3, rel=0.35)
+        assert d["batch_size"] == pytest.approx(b0, rel=0.35)
+    gap = p["gap_angpt_minus_gptplus"]
+    assert gap["interval"][0] < gap["value"] < gap["interval"][1]
+
+
+def test_too_few_sizes_is_one_clear_error():
+    from ant.errors import ConfigError
+
+    runs = constructed_runs()
+    with pytest.raises(ConfigError, match="prediction"):
+        study_v2.predict(runs[runs["size"].isin(["tiny0", "tiny1"])], {"gptplus": HELD, "angpt": HELD})
+
+
+def test_the_isoflop_grid_is_the_design_and_has_four_sizes_per_level(tmp_path):
+    text = study_v2.isoflop_grid_text()
+    assert text == study_v2.ISOFLOP_GRID.read_text()  # the committed grid is what the design writes
+    doc = yaml.safe_load(text)
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(yaml.safe_dump({a: {s: {"lr": 1e-2, "batch_size": 8} for s in study_v2.LADDER}
+                                     for a in study_v2.ARCHS}))
+    for g in doc["grids"]:
+        g["lr"] = g["batch_size"] = {"from_study": str(tuned)}
+    cfgs = Grid.from_dict(doc).expand()
+    from ant.sweep.plan import flops_per_token
+
+    per_level: dict = {}
+    for c in cfgs:
+        lvl = min(study_v2.LEVELS, key=lambda L: abs(math.log(c.train.tokens * flops_per_token(c) / L)))
+        per_level.setdefault(lvl, set()).add(c.model.size)
+    assert set(per_level) == set(study_v2.LEVELS)
+    assert all(len(s) >= 4 for s in per_level.values())
