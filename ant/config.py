@@ -37,7 +37,10 @@ from ant.errors import ConfigError, check_choice, check_range, read_user_file
 Arch = Literal["gpt", "gptplus", "ngpt", "angpt"]
 # The model ladder's rung names (ant.models.sizes.SIZES holds their shapes; tests/models/test_sizes.py checks
 # that the two agree): tiny CPU rungs, then the paper's Table F.1.
-Size = Literal["tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "tiny3", "tiny4", "tiny5", "32M", "62M", "125M", "250M", "0.5B", "1B"]
+Size = Literal[
+    "tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "d56L3", "tiny3", "tiny4", "tiny5",
+    "32M", "62M", "125M", "250M", "0.5B", "1B",
+]  # fmt: skip
 Tokenizer = Literal["bytes", "bpe", "gpt2"]
 Optimizer = Literal["auto", "adamw", "adam"]
 Schedule = Literal["cosine", "linear", "constant", "wsd"]

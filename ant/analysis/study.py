@@ -46,22 +46,51 @@ TUNED = STUDY / "tuned.yaml"
 @dataclass(frozen=True)
 class Part:
     name: str
-    grid: str  # grid file, relative to the repository root
+    grid: str  # grid file, relative to the repository root ("" for a step that trains nothing)
     group: str  # results/study/<group>: runs that are analysed together
     claims: str
     needs_tuned: bool = False
+    tuned: str = ""  # the best-(lr, batch) file its grid reads (from_study) and an HP part writes ("": TUNED)
+    extend: bool = False  # run with edge extension (ant.sweep.extend)
+    tunes: bool = False  # an HP grid: its runs (re)write the tuned file
+
+    @property
+    def tuned_path(self) -> Path:
+        return Path(self.tuned) if self.tuned else TUNED  # TUNED read now: tests point it elsewhere
+
+
+V2_TUNED = "results/study/v2/tuned.yaml"
+EXTEND_RESERVE = 0.15  # share of a part's estimate held for edge-extension runs (docs/study.md)
 
 
 PARTS = (
-    Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N (tiny0-tiny2)"),
-    Part("hp3", "sweeps/study/hp3.yaml", "main", "C3 at tiny3 (3 LRs x 4 batches)"),
-    Part("baselines", "sweeps/study/baselines.yaml", "main", "LR scans of gpt and ngpt for C1"),
+    Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N (tiny0-tiny2)",
+         tunes=True),
+    Part("hp3", "sweeps/study/hp3.yaml", "main", "C3 at tiny3 (3 LRs x 4 batches)", tunes=True),
+    Part("baselines", "sweeps/study/baselines.yaml", "main", "LR scans of gpt and ngpt for C1", tunes=True),
     Part("speedup", "sweeps/study/speedup.yaml", "main", "C1 convergence speedup", needs_tuned=True),
     Part("compute", "sweeps/study/compute.yaml", "main", "C4 compute scaling", needs_tuned=True),
     Part("noise", "sweeps/study/noise.yaml", "noise", "C5 gradient noise scale", needs_tuned=True),
     Part("wsd", "sweeps/study/wsd.yaml", "wsd", "C6 wsd branches vs cosine runs", needs_tuned=True),
     Part("readings", "sweeps/study/readings.yaml", "readings", "C7 the paper's open readings", needs_tuned=True),
 )
+# Study v2 (issue 24, docs/study.md "Study v2"): sequences of 32 bytes, 20 tokens/param, >= 5 sizes, IsoFLOP, C1 per
+# regime and a preregistered extrapolation. Order matters: v2-predict writes the prediction from the three HP parts
+# (six sizes, tiny3 never seen) and v2-heldout refuses to train tiny3 until that prediction is committed.
+V2_PARTS = (
+    Part("v2-hp", "sweeps/study2/hp.yaml", "v2", "C3 + C2 at 20 tokens/param (seq 32): tiny0, d24L2, tiny1, d40L3",
+         tuned=V2_TUNED, extend=True, tunes=True),
+    Part("v2-hp2", "sweeps/study2/hp2.yaml", "v2", "C3 + C2: tiny2", tuned=V2_TUNED, extend=True, tunes=True),
+    Part("v2-hp3", "sweeps/study2/hp3.yaml", "v2", "C3 + C2: d56L3 (the decade)", tuned=V2_TUNED, extend=True,
+         tunes=True),
+    Part("v2-predict", "", "v2", "preregistered tiny3 prediction (writes results/study/v2/prediction.json)"),
+    Part("v2-heldout", "sweeps/study2/heldout.yaml", "v2", "extrapolation: tiny3 at the predicted HPs"),
+    Part("v2-isoflop", "sweeps/study2/isoflop.yaml", "v2", "C4 IsoFLOP (5 levels x 4 sizes)", needs_tuned=True,
+         tuned=V2_TUNED),
+    Part("v2-speedup", "sweeps/study2/speedup.yaml", "v2", "C1 per budget regime (4 seeds, 2 sizes)",
+         needs_tuned=True, tuned=V2_TUNED),
+)
+PARTS = PARTS + V2_PARTS
 BY_NAME = {p.name: p for p in PARTS}
 
 
@@ -96,12 +125,12 @@ def merge_group(group: str) -> int:
     return len(runs)
 
 
-def write_tuned() -> dict:
+def write_tuned(group: str = "main", path: Path | str | None = None) -> dict:
     """The best (lr, batch) per (arch, size) among the HP grid's runs (mean final loss over seeds; the grid point
     itself, not the interpolated optimum, so that later parts train a configuration that was seen to be stable)."""
-    runs, _ = committed("main")
+    runs, _ = committed(group)
     if runs.empty:
-        raise ConfigError("results/study/main/runs.parquet", "no runs yet: run the hp part first")
+        raise ConfigError(f"results/study/{group}/runs.parquet", "no runs yet: run the hp part first")
     ok = runs[runs["status"].eq("completed") & runs["final_val_loss"].notna()]
     grid_runs = ok.groupby(["arch", "size", "tokens"])["lr"].transform("nunique") >= 3  # the LR scans
     m = (
@@ -118,8 +147,8 @@ def write_tuned() -> dict:
             "final_val_loss": round(float(r["mean"]), 5),
             "n_seeds": int(r["count"]),
         }
-    text = "# written by `ant study run` from results/study/main (the HP grid's best point)\n"
-    atomic_write_text(TUNED, text + yaml.safe_dump(best, sort_keys=True))
+    text = f"# written by `ant study run` from results/study/{group} (the HP grid's best point)\n"
+    atomic_write_text(Path(path) if path else TUNED, text + yaml.safe_dump(best, sort_keys=True))
     return best
 
 
@@ -129,15 +158,18 @@ def expand(part: Part) -> tuple[list, bool]:
     that tunes it has not run) is planned at a provisional lr 1e-2 / batch 8, good enough for a time estimate."""
     text = (ROOT / part.grid).read_text()
     provisional = False
-    if part.needs_tuned:
-        archs, sizes = ("gpt", "gptplus", "ngpt", "angpt"), [f"tiny{i}" for i in range(6)]
+    if part.needs_tuned or part.name == "v2-heldout":
+        from ant.models.sizes import SIZES  # late: the ladder's names only
+
+        archs, sizes = ("gpt", "gptplus", "ngpt", "angpt"), list(SIZES)
         tuned = {a: {s: {"lr": 1e-2, "batch_size": 8} for s in sizes} for a in archs}
-        have = (yaml.safe_load(TUNED.read_text()) or {}) if TUNED.is_file() else {}
+        src = part.tuned_path if part.name != "v2-heldout" else Path("results/study/v2/predicted_hps.yaml")
+        have = (yaml.safe_load(src.read_text()) or {}) if src.is_file() else {}
         for arch, by_size in have.items():
             tuned.setdefault(arch, {}).update(by_size)
         tmp = Path(tempfile.mkdtemp()) / "tuned.yaml"
         tmp.write_text(yaml.safe_dump(tuned))
-        cfgs = Grid.from_dict(yaml.safe_load(text.replace(str(TUNED), str(tmp))), path=ROOT / part.grid).expand()
+        cfgs = Grid.from_dict(yaml.safe_load(text.replace(str(src), str(tmp))), path=ROOT / part.grid).expand()
         provisional = any(c.model.size not in have.get(c.model.arch, {}) for c in cfgs)
         if not provisional:  # every entry is tuned: expand against the real file (its path is in the run config)
             cfgs = Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid).expand()
@@ -148,6 +180,13 @@ def expand(part: Part) -> tuple[list, bool]:
 def plan(parts: list[Part]) -> list[dict]:
     out = []
     for part in parts:
+        if not part.grid:  # a step that trains nothing (v2-predict)
+            from ant.analysis.study_v2 import PREDICTION  # late: scipy
+
+            out.append({"part": part.name, "claims": part.claims, "runs": 0, "committed": 0,
+                        "todo": 0 if PREDICTION.is_file() else 1, "est_s": 0.0, "est_total_s": 0.0,
+                        "provisional": False, "reserve_s": 0.0})  # fmt: skip
+            continue
         cfgs, provisional = expand(part)
         rows, _ = build_plan(cfgs, concurrency=2)
         runs, _ = committed(part.group)
@@ -163,6 +202,8 @@ def plan(parts: list[Part]) -> list[dict]:
                 "est_s": _wall(todo),
                 "est_total_s": _wall(rows),
                 "provisional": provisional,
+                # edge extension adds runs only where an optimum sits on an edge: a 15 % reserve, not a bound
+                "reserve_s": EXTEND_RESERVE * _wall(todo) if part.extend else 0.0,
             }
         )
     return out
@@ -177,12 +218,23 @@ def _wall(rows: list) -> float:
 
 
 def print_plan(p: list[dict]) -> None:
-    print(f"{'part':<10} {'runs':>5} {'in git':>7} {'to run':>7} {'est. wall':>10} {'(all runs)':>11}  claims")
+    print(f"{'part':<11} {'runs':>5} {'in git':>7} {'to run':>7} {'est. wall':>10} {'+extend':>8} {'(all runs)':>11}"
+          "  claims")  # fmt: skip
     for r in p:
-        note = " (provisional HPs: tuned.yaml lacks some (arch, size) yet)" if r["provisional"] else ""
-        print(f"{r['part']:<10} {r['runs']:>5} {r['committed']:>7} {r['todo']:>7} {fmt_time(r['est_s']):>10} "
-              f"{fmt_time(r['est_total_s']):>11}  {r['claims']}{note}")  # fmt: skip
-    print(f"total: {fmt_time(sum(r['est_s'] for r in p))} still to run, two runs at a time")
+        note = " (provisional HPs: the tuned file lacks some (arch, size) yet)" if r["provisional"] else ""
+        ext = fmt_time(r["reserve_s"]) if r.get("reserve_s") else "—"
+        print(f"{r['part']:<11} {r['runs']:>5} {r['committed']:>7} {r['todo']:>7} {fmt_time(r['est_s']):>10} "
+              f"{ext:>8} {fmt_time(r['est_total_s']):>11}  {r['claims']}{note}")  # fmt: skip
+    todo = sum(r["est_s"] + r.get("reserve_s", 0.0) for r in p)
+    print(f"total: {fmt_time(todo)} still to run (extension reserve included), two runs at a time")
+
+
+def extensions(part: Part) -> list[dict]:
+    """The runs edge extension added to a part (results/sweeps/<grid name>/extensions.json)."""
+    from ant.sweep.extend import read_log
+
+    grid = Grid.from_dict(yaml.safe_load((ROOT / part.grid).read_text()), path=ROOT / part.grid)
+    return read_log(Path(grid.out_dir).parent / "sweeps" / grid.name / "extensions.json")
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -190,9 +242,25 @@ def run(parts: list[Part], force: bool) -> int:
     log_path = STUDY / "parts.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     for part in parts:
-        if part.needs_tuned and not TUNED.is_file():
-            print(f"part {part.name}: writing {TUNED} from the HP grid first")
-            write_tuned()
+        if part.needs_tuned and not part.tuned_path.is_file():
+            print(f"part {part.name}: writing {part.tuned_path} from the HP grid first")
+            write_tuned(part.group, part.tuned_path)
+        if not part.grid:  # v2-predict: the preregistered prediction, once
+            from ant.analysis.study_v2 import PREDICTION, write_prediction  # late: scipy
+
+            if PREDICTION.is_file():
+                print(f"part {part.name}: {PREDICTION} exists; skipped")
+                continue
+            write_prediction()
+            print(f"part {part.name}: wrote {PREDICTION}; commit it (git add results/study/v2; git commit) and rerun "
+                  "`make study`: the held-out part trains only after the prediction is in git")  # fmt: skip
+            return 0
+        if part.name == "v2-heldout":
+            from ant.analysis.study_v2 import prediction_committed  # late: scipy
+
+            why = prediction_committed()
+            if why:
+                raise ConfigError("part v2-heldout", why)
         [p] = plan([part])
         if p["todo"] == 0 and not force:
             print(f"part {part.name}: all {p['runs']} runs are in {group_dir(part.group)}/runs.parquet; skipped")
@@ -200,17 +268,20 @@ def run(parts: list[Part], force: bool) -> int:
         print(f"== part {part.name} ({part.claims}): {p['todo']} of {p['runs']} runs to do, est. "
               f"{p['est_s'] / 60:.1f} min wall")  # fmt: skip
         t0 = time.time()
-        rc = subprocess.call([sys.executable, "-m", "ant.cli", "sweep", str(ROOT / part.grid)])
+        cmd = ["ant.sweep.extend"] if part.extend else ["ant.cli", "sweep"]
+        rc = subprocess.call([sys.executable, "-m", *cmd, str(ROOT / part.grid)])
         wall = time.time() - t0
         n = merge_group(part.group)
         log[part.name] = {"runs": p["runs"], "ran": p["todo"], "est_wall_s": round(p["est_s"], 1),
                           "wall_s": round(wall, 1), "exit_code": rc,
                           "finished": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+        if part.extend:
+            log[part.name]["extensions"] = len(extensions(part))
         atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
         print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
               f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip
-        if part.name in ("hp", "hp3", "baselines"):
-            write_tuned()
+        if part.tunes or part.name in ("hp", "hp3", "baselines"):  # by name: parts defined before the flag
+            write_tuned(part.group, part.tuned_path)
         if rc not in (0,):
             print(f"part {part.name}: ant sweep exited {rc}; rerun `ant study run` to resume")
             return rc

@@ -3,8 +3,8 @@
     python -m ant.analysis.study_v2 isoflop-grid      # (re)write sweeps/study2/isoflop.yaml from the design helper
     python -m ant.analysis.study_v2 predict           # results/study/v2/prediction.json + predicted_hps.yaml
 
-The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2 at 20 tokens/param, the
-v2-hp part): per architecture, the best measured loss per size (lowest mean over seeds among its grid cells) is
+The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2, d56L3 at 20 tokens/param:
+parts v2-hp, v2-hp2, v2-hp3; 16.5k-180k parameters, 10.9x): per architecture, the best measured loss per size (lowest mean over seeds among its grid cells) is
 fitted as L = c N^-g (least squares in log-log; the committed tables extrapolated to tiny3 within 0.8 % this way at
 10 and 20 tokens/param, docs/study.md), and the optimal LR and batch come from ant.laws.hp's power laws (interior
 optima only). Intervals: the 95 % OLS prediction interval in log L (Student-t, n - 2 dof); the anGPT − GPT+ gap's
@@ -37,12 +37,12 @@ TUNED_V2 = V2 / "tuned.yaml"
 ISOFLOP_GRID = Path("sweeps/study2/isoflop.yaml")
 SEQ_LEN = 32
 TPP = 20
-FIT_SIZES = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2")
+FIT_SIZES = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "d56L3")
 HELD_OUT = "tiny3"
 ARCHS = ("gptplus", "angpt")
 # 5 compute levels 2x apart: the smallest is tiny1 at ~10 tokens/param, the largest tiny2 at ~20 (docs/study.md)
 LEVELS = (1.25e11, 2.5e11, 5e11, 1e12, 2e12)
-LADDER = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "tiny3")
+LADDER = FIT_SIZES  # the sizes with a v2 optimum (tuned.yaml); tiny3 stays held out of everything but v2-heldout
 
 
 # ---------------------------------------------------------------------------------------------- IsoFLOP grid
