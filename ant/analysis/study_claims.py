@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ant.analysis.common import best_hp_runs
+from ant.analysis.study_verdicts import c1_lines, c1_per_regime, c1_verdict
 from ant.analysis.study_common import (
     AGREE,
     DISAGREE,
@@ -134,6 +135,19 @@ def c1_speedup(st: Study) -> Claim:
             others.append(f"{name} {size}: {_fmt_speedup(r)} ({v})")
     main = st.done("main")
     measured = main[main["size"].isin(list(per))] if per else main.iloc[0:0]
+    paper = PAPER_SPEEDUP.get("angpt")
+    regimes = c1_per_regime(best_hp_runs(main), paper)
+    for size, d in regimes.items():  # a mean over budgets whose ratios disagree is no number (issue 24)
+        if d["summary"] is None:
+            for row in rows:
+                if row[0] == "anGPT vs GPT+" and row[1].startswith(f"{size} "):
+                    row[2] = f"no single number (was {row[2]}: the budgets disagree, per-budget table below)"
+            head = [h if not h.startswith(f"{size}:") else
+                    f"{size}: no single number ({d['summary_reason']})" for h in head]  # fmt: skip
+    for size, d in regimes.items():
+        cells = "; ".join(f"{r['tokens_per_param']:.3g}: {r['ratio']:.3g}x"
+                          + (f" ({r['vs_paper']})" if r["vs_paper"] else "") for r in d["rows"])  # fmt: skip
+        head.append(f"{size} per budget (tokens/param): {cells}")
     c.ours = "<br>".join([f"anGPT vs GPT+ {h}" for h in head] + others)
     c.scale = (f"{sizes_text(measured)}; {tokens_text(measured)}; "
                f"{seeds_text(measured[measured['arch'].isin(['gptplus', 'angpt'])])}")  # fmt: skip
@@ -141,7 +155,10 @@ def c1_speedup(st: Study) -> Claim:
     n_agree = verdicts.count(AGREE)
     c.why = (f"anGPT faster than GPT+ (CI above 1) at {n_agree} of {len(verdicts)} size(s)" if verdicts
              else "no anGPT vs GPT+ comparison")  # fmt: skip
-    c.numbers = {"vs_gptplus": per, "vs_gpt": vs_gpt}
+    word, why = c1_verdict(regimes, paper)
+    if word:
+        c.verdict, c.why = word, why
+    c.numbers = {"vs_gptplus": per, "vs_gpt": vs_gpt, "per_regime": regimes}
     c.figures = ["main/figures/fig3_speedup.png"]
     c.section = [
         "Tokens the reference needs to reach each candidate's final loss, over the candidate's budget: geometric "
@@ -149,6 +166,7 @@ def c1_speedup(st: Study) -> Claim:
         "best (lr, batch) per budget. ≥ marks a lower bound (the candidate beat every reference run at some budget).",
         "",
         *table(["comparison", "size", "speedup [95 % CI]", "estimator", "seeds", "paper", "verdict"], rows),
+        *c1_lines(regimes, paper),
         "Figure: `main/figures/fig3_speedup.png` (loss vs tokens per size, and the per-budget ratios).",
     ]
     return c
