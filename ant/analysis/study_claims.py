@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 from ant.analysis.common import best_hp_runs
-from ant.analysis.study_verdicts import c1_lines, c1_per_regime, c1_verdict
 from ant.analysis.study_common import (
     AGREE,
     DISAGREE,
@@ -33,6 +32,7 @@ from ant.analysis.study_common import (
     vs_paper,
     with_ci,
 )
+from ant.analysis.study_verdicts import c1_lines, c1_per_regime, c1_verdict
 from ant.laws.fits import FitError
 from ant.laws.plotting import label, sort_archs
 from ant.laws.reference import PAPER_FRONTIER, PAPER_HP, PAPER_SPEEDUP
@@ -156,8 +156,9 @@ def c1_speedup(st: Study) -> Claim:
     c.why = (f"anGPT faster than GPT+ (CI above 1) at {n_agree} of {len(verdicts)} size(s)" if verdicts
              else "no anGPT vs GPT+ comparison")  # fmt: skip
     word, why = c1_verdict(regimes, paper)
-    if word:
-        c.verdict, c.why = word, why
+    if word:  # the magnitude at the paper's budgets; the direction word stays where it was decided
+        c.verdict = f"{c.verdict}, {word}" if c.verdict in (AGREE, DISAGREE) else word
+        c.why = f"{why}; {c.why}"
     c.numbers = {"vs_gptplus": per, "vs_gpt": vs_gpt, "per_regime": regimes}
     c.figures = ["main/figures/fig3_speedup.png"]
     c.section = [
@@ -253,6 +254,11 @@ def _compare_sensitivity(a: dict, g: dict) -> tuple[str, str, dict]:
     d = {"sides": sides, "angpt": va, "gptplus": vg, "angpt_seeds": sa, "gptplus_seeds": sg}
     txt = f"{pct(va)} vs {pct(vg)}"
     if len(sa) < 2 or len(sg) < 2:
+        na, ng = len(a.get("per_seed", [])), len(g.get("per_seed", []))
+        if na >= 2 and ng >= 2:  # the seeds exist; their own optima do not give both sides (issue 24: tiny1)
+            why = (f"{len(sa)} of {na} anGPT and {len(sg)} of {ng} GPT+ seeds give a sensitivity: the others' own "
+                   f"optimum lies on the LR grid's edge, or {d['sides'] and '3x'} lr* outside it")  # fmt: skip
+            return UNDETERMINED, f"{txt} (not determined: {why})", d
         return UNDETERMINED, f"{txt} (not determined: < 2 seeds, no spread)", d
     if max(sa) < min(sg):
         return AGREE, f"{txt} (anGPT less sensitive; seed spreads apart)", d

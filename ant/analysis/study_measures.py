@@ -25,6 +25,7 @@ from ant.analysis.study_common import (
     tokens_text,
     with_ci,
 )
+from ant.analysis.study_verdicts import paired_difference
 from ant.errors import ConfigError
 from ant.laws.plotting import label, sort_archs
 
@@ -268,6 +269,18 @@ def c6_wsd(st: Study) -> Claim:
     c.why = ("abs(wsd − cosine) ≤ the cosine seed std or 1 % at every budget" if fails.empty else
              "outside the seed std and 1 % at " + ", ".join(f"{label(r.arch)} {human(r.tokens)} ({pct(r.rel)})"
                                                            for r in fails.itertuples()))  # fmt: skip
+    # worded as found (issue 24): the direction and size of the difference, with a paired interval per arch
+    cos_runs = runs[runs[SCHEDULE] == "cosine"]
+    paired = {a: paired_difference(wsd[wsd["arch"] == a], cos_runs[cos_runs["arch"] == a], ["size", "tokens", "seed"])
+              for a in archs}  # fmt: skip
+    lower = t[t["rel"] < 0]
+    if len(lower) and all(p["hi"] is not None and p["hi"] < 0 for p in paired.values()):
+        lo_pct, hi_pct = 100 * -lower["rel"].max(), 100 * -lower["rel"].min()
+        c.verdict = "not interchangeable"
+        c.why = (f"branches {lo_pct:.1f}–{hi_pct:.1f} % lower than cosine at {len(lower)} of {len(t)} (arch, budget) "
+                 "cells; paired over budgets and seeds: " + ", ".join(
+                     f"{label(a)} {100 * p['mean']:+.2f} % [{100 * p['lo']:+.2f}, {100 * p['hi']:+.2f}]"
+                     for a, p in paired.items()))  # fmt: skip
     n_b = t.groupby("arch")["tokens"].nunique()
     if fails.empty and (len(archs) < 2 or n_b.min() < 3):  # the issue's bar: >= 3 budgets for both archs
         c.verdict = UNDETERMINED
@@ -281,7 +294,12 @@ def c6_wsd(st: Study) -> Claim:
                      f"{human(cost[a]['budgets'])} budget tokens ({share:.0%})")  # fmt: skip
     c.ours = "<br>".join(lines)
     c.scale = f"{sizes_text(runs)}; {tokens_text(runs)}; {seeds_text(runs)}"
-    c.numbers = {"per_budget": t.to_dict(orient="records"), "cost": cost,
+    for a, p in paired.items():
+        if p["lo"] is not None:
+            lines.append(f"{label(a)} paired (wsd/cosine − 1, {p['n']} pairs): {100 * p['mean']:+.2f} % "
+                         f"[{100 * p['lo']:+.2f}, {100 * p['hi']:+.2f}]")  # fmt: skip
+    c.ours = "<br>".join(lines)
+    c.numbers = {"per_budget": t.to_dict(orient="records"), "cost": cost, "paired": paired,
                  "points": runs[["arch", "size", "tokens", "seed", SCHEDULE, "final_val_loss"]]
                  .rename(columns={SCHEDULE: "schedule"}).to_dict(orient="records")}  # fmt: skip
     c.figures = ["figures/study_c6_wsd.png"]
@@ -289,7 +307,9 @@ def c6_wsd(st: Study) -> Claim:
         "Final loss of each wsd run (a cool-down branch of one trunk per seed) minus the cosine run of the same "
         "(arch, budget, seed). The branches hold where the mean difference is within the cosine runs' seed std "
         "(or 1 %) at every budget for both architectures. Cost: tokens the wsd runs trained (trunk + decays) over "
-        "the summed budgets (separate cosine runs train all of them).",
+        "the summed budgets (separate cosine runs train all of them). The paired interval: wsd/cosine − 1 over every "
+        "(budget, seed) pair of an architecture, Student-t (`study_verdicts.paired_difference`); the branches are "
+        "'not interchangeable' with cosine runs where it excludes 0 for both architectures.",
         "",
         *table(WSD_HEADER, rows),
         "Figure: `figures/study_c6_wsd.png` (final loss vs budget, cosine vs wsd, seeds as points).",

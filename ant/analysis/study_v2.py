@@ -3,9 +3,10 @@
     python -m ant.analysis.study_v2 isoflop-grid      # (re)write sweeps/study2/isoflop.yaml from the design helper
     python -m ant.analysis.study_v2 predict           # results/study/v2/prediction.json + predicted_hps.yaml
 
-The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2, d56L3 at 20 tokens/param:
-parts v2-hp, v2-hp2, v2-hp3; 16.5k-180k parameters, 10.9x): per architecture, the best measured loss per size (lowest mean over seeds among its grid cells) is
-fitted as L = c N^-g (least squares in log-log; the committed tables extrapolated to tiny3 within 0.8 % this way at
+The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2, d56L3 at 20
+tokens/param: parts v2-hp, v2-hp2, v2-hp3; 16.5k-180k parameters, 10.9x): per architecture, the best measured loss
+per size (lowest mean over seeds among its grid cells) is fitted as L = c N^-g (least squares in log-log; the
+committed tables extrapolated to tiny3 within 0.8 % this way at
 10 and 20 tokens/param, docs/study.md), and the optimal LR and batch come from ant.laws.hp's power laws (interior
 optima only). Intervals: the 95 % OLS prediction interval in log L (Student-t, n - 2 dof); the anGPT − GPT+ gap's
 half-width combines both as independent. The file records the commit of the fitting code; `ant study run` refuses
@@ -57,10 +58,10 @@ def isoflop_design(arch: str = "gptplus") -> list:
 def isoflop_grid_text() -> str:
     pts = isoflop_design()
     head = [
-        "# Study v2 part \"v2-isoflop\" (C4 as IsoFLOP, Chinchilla approach 2; issue 24 item 4). WRITTEN by",
+        '# Study v2 part "v2-isoflop" (C4 as IsoFLOP, Chinchilla approach 2; issue 24 item 4). WRITTEN by',
         "# `python -m ant.analysis.study_v2 isoflop-grid` from ant.laws.isoflop_design: do not edit by hand.",
-        f"# {len(LEVELS)} compute levels 2x apart ({LEVELS[0]:.3g}-{LEVELS[-1]:.3g} training FLOPs), each trained at the "
-        f"{len(pts) // len(LEVELS)} sizes",
+        f"# {len(LEVELS)} compute levels 2x apart ({LEVELS[0]:.3g}-{LEVELS[-1]:.3g} training FLOPs), each trained at "
+        f"the {len(pts) // len(LEVELS)} sizes",
         "# of the ladder nearest its expected optimum (20 tokens/param), at least one on each side; budgets span "
         f"{min(p.tokens_per_param for p in pts):.1f}-{max(p.tokens_per_param for p in pts):.0f}",
         "# tokens/param. Each architecture at its v2-hp optimum per size (results/study/v2/tuned.yaml). Tokens come "

@@ -19,8 +19,8 @@ committed study's L(C) interval too narrow).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -70,8 +70,8 @@ def design_isoflop(
         tpp = np.array([r[3] for r in rows])
         ok = [r for r in rows if tpp_range[0] <= r[3] <= tpp_range[1]]
         if len(ok) < per_level:
-            raise ConfigError("levels", f"level {C:.3g} FLOPs: only {len(ok)} sizes train {tpp_range[0]:g}-"
-                              f"{tpp_range[1]:g} tokens/param there", f"a level that {per_level} sizes reach")  # fmt: skip
+            msg = f"level {C:.3g} FLOPs: only {len(ok)} sizes train {tpp_range[0]:g}-{tpp_range[1]:g} tokens/param"
+            raise ConfigError("levels", msg, f"a level that {per_level} sizes reach")
         lg = float(np.exp(np.interp(-math.log(tpp_guess), -np.log(tpp), np.log([r[1] for r in rows]))))
         below = sorted((r for r in ok if r[1] <= lg), key=lambda r: -r[1])
         above = sorted((r for r in ok if r[1] > lg), key=lambda r: r[1])
@@ -157,7 +157,7 @@ def isoflop_nopt(df: pd.DataFrame, *, loss: str = "final_val_loss", boot: int = 
     reasons = [] if np.isfinite(a) else [f"{int(lv['kept'].sum())} of {len(lv)} levels give an N_opt (need 3)"]
     # residuals of each run from its level's parabola (mean over seeds), for levels whose cells hold one run
     fitted = np.full(len(x), np.nan)
-    for C, g in x.groupby("level"):
+    for _, g in x.groupby("level"):
         m = g.groupby("num_params")["loss"].mean()
         if len(m) >= 3:
             p = np.polyfit(np.log(m.index.to_numpy(float)), m.to_numpy(float), 2)
@@ -175,7 +175,7 @@ def isoflop_nopt(df: pd.DataFrame, *, loss: str = "final_val_loss", boot: int = 
                 idx.extend(ix)
         idx = np.asarray(idx)
         single = np.array([len(ix) == 1 for ix in cells for _ in ix])
-        for C, g in x.groupby("level"):  # one run per cell: its level's residuals, resampled (a run is the unit)
+        for _, g in x.groupby("level"):  # one run per cell: its level's residuals, resampled (a run is the unit)
             r = resid[g.index]
             r = r[np.isfinite(r)]
             if len(r):

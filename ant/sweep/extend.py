@@ -13,8 +13,9 @@ seeds.
 
 Rules, per cell (`next_points`, a pure function, tested on synthetic loss surfaces):
 - LR: at the best batch and at its two neighbouring batches (the stage-2 interpolation of ant.laws.hp reads the
-  optimal LR off the best batch's neighbours too), if the best LR is the lowest (highest) LR tried at that batch, add one LR a step
-  below (above), the step being the ratio of the two outermost LRs on that side (half a decade on the study grids).
+  optimal LR off the best batch's neighbours too), if the best LR is the lowest (highest) LR tried at that batch,
+  add one LR a step below (above), the step being the ratio of the two outermost LRs on that side (half a decade
+  on the study grids).
 - Batch: if the best batch is the smallest (largest) tried, add the batch one step beyond (the ratio of the two
   outermost batches; a whole number >= 1) at the best LR and its two LR neighbours, so the new batch has its own
   three-point LR scan (stage 1 needs >= 3 LRs per batch).
@@ -220,9 +221,11 @@ def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=prin
         if dry_run:
             new = plan_round(cfgs, grid_cfgs, losses, limits)
             n_cells = len({cell_key(c) for c in grid_cfgs})
-            log(f"extend {grid.name}: {len(cfgs)} runs ({len(logged)} added by earlier rounds), {len(todo)} to run;"
+            log(
+                f"extend {grid.name}: {len(cfgs)} runs ({len(logged)} added by earlier rounds), {len(todo)} to run;"
                 f" up to {limits.max_rounds} round(s), {limits.max_per_side} point(s) per side, {n_cells} cells: at"
-                f" most {n_cells * limits.max_per_side * 2} LR and {n_cells * limits.max_per_side * 2} batch points")
+                f" most {n_cells * limits.max_per_side * 2} LR and {n_cells * limits.max_per_side * 2} batch points"
+            )
             for c, p in new:
                 log(f"  would add {c.run_id()}  ({p.side}: {p.why})")
             if not new:
@@ -268,4 +271,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

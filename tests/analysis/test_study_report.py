@@ -234,7 +234,8 @@ def test_full_report_has_seven_rows_verdicts_and_figures(reported):
     rows = _headline_rows(text)
     assert [r.split("**")[1] for r in rows] == [f"C{i}" for i in range(1, 8)]
     assert "not measured yet" not in text
-    assert claims["C1"]["verdict"] == "agrees"  # anGPT is 1.4x faster by construction, 3 seeds
+    # anGPT is 1.4x faster by construction, 3 seeds (and GPT+ pays more for its grid LR: the ratio may exceed 1.4)
+    assert claims["C1"]["verdict"] in ("agrees", "agrees, larger than the paper's 1.40x")
     assert claims["C2"]["verdict"] == "agrees"  # anGPT's LR penalty is 4x smaller, seeds at tiny1
     assert claims["C6"]["verdict"] == "holds"
     for name in ("study_c5_noise_scale", "study_c6_wsd", "study_c7_readings", "study_c7_alpha_per_lr"):
@@ -314,7 +315,7 @@ def test_missing_groups_say_not_measured_yet(study):
         assert claims[key]["verdict"] == "not measured yet"
         assert f"run `ant study run --part {part}`" in claims[key]["ours"]
     assert "ant study run --part readings" in text  # C7 keeps its alpha-per-LR part
-    assert claims["C1"]["verdict"] == "agrees"
+    assert claims["C1"]["verdict"].startswith("agrees")
 
 
 def test_report_writes_without_any_data(tmp_path, capsys):

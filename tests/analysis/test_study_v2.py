@@ -33,9 +33,19 @@ def constructed_runs(noise=0.002):
                 for b in sorted({max(1, round(b0 * f)) for f in (0.5, 1, 2)}):
                     for seed in (0, 1):
                         loss = (l0 + off) * (1 + 0.02 * math.log(lr / lr0) ** 2 + 0.01 * math.log(b / b0) ** 2)
-                        rows.append({"arch": arch, "size": size, "num_params": n, "tokens": 20 * n, "lr": lr,
-                                     "batch_size": b, "seed": seed, "status": "completed",
-                                     "final_val_loss": loss * (1 + noise * rng.standard_normal())})
+                        rows.append(
+                            {
+                                "arch": arch,
+                                "size": size,
+                                "num_params": n,
+                                "tokens": 20 * n,
+                                "lr": lr,
+                                "batch_size": b,
+                                "seed": seed,
+                                "status": "completed",
+                                "final_val_loss": loss * (1 + noise * rng.standard_normal()),
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
@@ -65,8 +75,9 @@ def test_the_isoflop_grid_is_the_design_and_has_four_sizes_per_level(tmp_path):
     assert text == study_v2.ISOFLOP_GRID.read_text()  # the committed grid is what the design writes
     doc = yaml.safe_load(text)
     tuned = tmp_path / "tuned.yaml"
-    tuned.write_text(yaml.safe_dump({a: {s: {"lr": 1e-2, "batch_size": 8} for s in study_v2.LADDER}
-                                     for a in study_v2.ARCHS}))
+    tuned.write_text(
+        yaml.safe_dump({a: {s: {"lr": 1e-2, "batch_size": 8} for s in study_v2.LADDER} for a in study_v2.ARCHS})
+    )
     for g in doc["grids"]:
         g["lr"] = g["batch_size"] = {"from_study": str(tuned)}
     cfgs = Grid.from_dict(doc).expand()

