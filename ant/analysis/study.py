@@ -64,8 +64,7 @@ EXTEND_RESERVE = 0.15  # share of a part's estimate held for edge-extension runs
 
 
 PARTS = (
-    Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N (tiny0-tiny2)",
-         tunes=True),
+    Part("hp", "sweeps/study/hp.yaml", "main", "C2 LR sensitivity, C3 optimal LR/batch vs N (tiny0-tiny2)", tunes=True),
     Part("hp3", "sweeps/study/hp3.yaml", "main", "C3 at tiny3 (3 LRs x 4 batches)", tunes=True),
     Part("baselines", "sweeps/study/baselines.yaml", "main", "LR scans of gpt and ngpt for C1", tunes=True),
     Part("speedup", "sweeps/study/speedup.yaml", "main", "C1 convergence speedup", needs_tuned=True),
@@ -78,17 +77,37 @@ PARTS = (
 # regime and a preregistered extrapolation. Order matters: v2-predict writes the prediction from the three HP parts
 # (six sizes, tiny3 never seen) and v2-heldout refuses to train tiny3 until that prediction is committed.
 V2_PARTS = (
-    Part("v2-hp", "sweeps/study2/hp.yaml", "v2", "C3 + C2 at 20 tokens/param (seq 32): tiny0, d24L2, tiny1, d40L3",
-         tuned=V2_TUNED, extend=True, tunes=True),
+    Part(
+        "v2-hp",
+        "sweeps/study2/hp.yaml",
+        "v2",
+        "C3 + C2 at 20 tokens/param (seq 32): tiny0, d24L2, tiny1, d40L3",
+        tuned=V2_TUNED,
+        extend=True,
+        tunes=True,
+    ),
     Part("v2-hp2", "sweeps/study2/hp2.yaml", "v2", "C3 + C2: tiny2", tuned=V2_TUNED, extend=True, tunes=True),
-    Part("v2-hp3", "sweeps/study2/hp3.yaml", "v2", "C3 + C2: d56L3 (the decade)", tuned=V2_TUNED, extend=True,
-         tunes=True),
+    Part(
+        "v2-hp3", "sweeps/study2/hp3.yaml", "v2", "C3 + C2: d56L3 (the decade)", tuned=V2_TUNED, extend=True, tunes=True
+    ),
     Part("v2-predict", "", "v2", "preregistered tiny3 prediction (writes results/study/v2/prediction.json)"),
     Part("v2-heldout", "sweeps/study2/heldout.yaml", "v2", "extrapolation: tiny3 at the predicted HPs"),
-    Part("v2-isoflop", "sweeps/study2/isoflop.yaml", "v2", "C4 IsoFLOP (5 levels x 4 sizes)", needs_tuned=True,
-         tuned=V2_TUNED),
-    Part("v2-speedup", "sweeps/study2/speedup.yaml", "v2", "C1 per budget regime (4 seeds, 2 sizes)",
-         needs_tuned=True, tuned=V2_TUNED),
+    Part(
+        "v2-isoflop",
+        "sweeps/study2/isoflop.yaml",
+        "v2",
+        "C4 IsoFLOP (5 levels x 4 sizes)",
+        needs_tuned=True,
+        tuned=V2_TUNED,
+    ),
+    Part(
+        "v2-speedup",
+        "sweeps/study2/speedup.yaml",
+        "v2",
+        "C1 per budget regime (4 seeds, 2 sizes)",
+        needs_tuned=True,
+        tuned=V2_TUNED,
+    ),
 )
 PARTS = PARTS + V2_PARTS
 BY_NAME = {p.name: p for p in PARTS}
