@@ -88,7 +88,9 @@ def plot(ctx: Context, numbers: dict) -> None:
         ctx.save_figure(fig, NAME)
         return
     c = _curves(ctx)
-    n_panels = len(archs) + 2
+    # the N_opt panel only where some method determined N_opt: an axes of text is an empty panel (issue 24)
+    has_nopt = any(r.get("determined") for a in archs for r in per[a]["methods"].values())
+    n_panels = len(archs) + 1 + has_nopt
     ncols = 2 if n_panels == 4 else min(n_panels, 3)
     nrows = -(-n_panels // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 4.6 * nrows), squeeze=False)
@@ -99,15 +101,21 @@ def plot(ctx: Context, numbers: dict) -> None:
     for ax, arch in zip(flat, archs):
         _curve_panel(fig, ax, c[c["arch"] == arch], per[arch], arch, norm)
     _loss_panel(flat[len(archs)], per, archs, numbers.get("comparison"))
-    _nopt_panel(flat[len(archs) + 1], per, archs)
-    fig.tight_layout()
+    if has_nopt:
+        _nopt_panel(flat[len(archs) + 1], per, archs)
+    else:
+        fig.text(0.5, 0.005, f"N_opt(C) not determined by any method (envelope, isoflop, chinchilla) for "
+                 f"{', '.join(label(a) for a in archs)}: reasons in results/fits/{NAME}.json and REPORT.md",
+                 ha="center", va="bottom", fontsize=8, color="0.25")  # fmt: skip
+    fig.tight_layout(rect=(0, 0.03 if not has_nopt else 0, 1, 1))
     ctx.save_figure(fig, NAME)
 
 
 def _curve_panel(fig, ax, c: pd.DataFrame, d: dict, arch: str, norm) -> None:
     cmap = plt.get_cmap("viridis")
     for _, run in c.groupby("run_id"):
-        run = run.sort_values("flops")
+        # the evaluation at step 0 has flops = 0, off a log axis: drawn, it became a flat segment from the edge
+        run = run[run["flops"] > 0].sort_values("flops")
         ax.plot(run["flops"], run["val_loss"], color=cmap(norm(run["num_params"].iloc[0])), alpha=0.35, lw=0.9)
     env = d["methods"]["envelope"]
     pts = pd.DataFrame(env["points"]) if env.get("points") else pd.DataFrame(columns=["C", "loss", "N", "used"])
