@@ -73,6 +73,7 @@ def noise_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
         Line2D([], [], color="0.3", lw=1, label="logged EMA ratio tr Σ / |G|²"),
         Line2D([], [], color="0.3", lw=2.5, ls="--", label="late B_simple (ratio of means, last half) + 95 % CI"),
         Line2D([], [], color="0.3", marker="s", mfc="none", ls="none", label="optimal batch (C3)"),
+        Line2D([], [], color="0.3", marker="v", mfc="none", ls="none", label="edge of the batch grid (a bound)"),
         Line2D([], [], color="0.3", marker="x", ls="none", label="tuned batch (trained)"),
     ]
     fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=8)
@@ -89,13 +90,17 @@ def _noise_vs_n(ax, nt: pd.DataFrame) -> None:
         hi = g.loc[ok, "hi"].astype(float).fillna(pd.Series(y * 10, index=g.index[ok])).to_numpy()
         ax.errorbar(g.loc[ok, "N"] * dx, y, yerr=[y - lo, hi - y], fmt="o-", color=color(arch), ms=5, capsize=3)
         b = g[g["bs_opt"].notna()]
-        ax.plot(b["N"] * dx, b["bs_opt"], "s", mfc="none", color=color(arch), ms=8, mew=1.3)
+        edge = b["bs_edge"].astype(bool) if "bs_edge" in b else pd.Series(False, index=b.index)
+        ax.plot(b.loc[~edge, "N"] * dx, b.loc[~edge, "bs_opt"], "s", mfc="none", color=color(arch), ms=8, mew=1.3)
+        # an edge optimum is only a bound (the loss still fell at the grid's smallest batch): a downward arrow
+        ax.plot(b.loc[edge, "N"] * dx, b.loc[edge, "bs_opt"], "v", mfc="none", color=color(arch), ms=8, mew=1.3)
         t = g[g["tuned"].notna()]
         ax.plot(t["N"] * dx, t["tuned"], "x", color=color(arch), ms=7)
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="batch (sequences)",
            title="late B_simple vs N, next to the optimal batch")  # fmt: skip
     plain_log_ticks(ax)
-    design_ticks(ax, nt["N"])
+    # one tick per size: the two architectures' N differ by ~1 % and their labels overlapped
+    design_ticks(ax, nt.groupby("size")["N"].min())
 
 
 # ---------------------------------------------------------------------------------------------- C6
@@ -162,6 +167,8 @@ def alpha_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
             ax.plot(x["tokens"], x[kind], color=cmap(0.9 * norm(x["lr"])), lw=1.5,
                     label=f"lr {x['lr']:.3g} (loss {x['final_loss']:.3f})")  # fmt: skip
         ax.set(xlabel="training tokens", title=f"mean $\\alpha_{sym}$ over layers")
+        # symlog: one LR's excursion (lr 0.1 swings α to ±10) flattened every other curve on a linear axis
+        ax.set_yscale("symlog", linthresh=0.5, linscale=1.5)
         ax.xaxis.set_major_formatter(TOKENS)
         ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel("effective α")

@@ -144,6 +144,8 @@ def c5_noise_scale(st: Study) -> Claim:
     regime = pick_regime(per)
     bs_opt = {(a, float(r["N"])): r for a in per for r in per[a].get(regime, {}).get("per_size", [])} if regime else {}
     nt["bs_opt"] = [bs_opt.get((r.arch, r.N), {}).get("bs_opt") for r in nt.itertuples()]
+    # an optimum on the batch grid's edge is a bound, not an optimum: the figure draws it apart (issue 24)
+    nt["bs_edge"] = [bool(bs_opt.get((r.arch, r.N), {}).get("bs_at_edge", False)) for r in nt.itertuples()]
     nt["tuned"] = [st.tuned_batch(r.arch, r.size) for r in nt.itertuples()]
     rows, larger_bs, cmp = [], [], {}
     for r in nt.itertuples():
