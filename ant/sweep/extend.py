@@ -150,8 +150,11 @@ def cell_key(cfg: RunConfig) -> str:
     """Every field but the searched ones (lr, batch) and the seed: runs of one cell differ only in those."""
     d = cfg.to_dict()
     d["optim"].pop("lr", None)
+    d.pop("steps", None)  # resolved from tokens / batch: differs with the batch
     for k in ("batch_size", "seed", "micro_batch_size"):
         d["train"].pop(k, None)
+    for k in [k for k in d["train"] if k.endswith("_interval")]:  # resolved in steps, hence per batch
+        d["train"].pop(k)
     return json.dumps(d, sort_keys=True, default=str)
 
 

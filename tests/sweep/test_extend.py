@@ -106,3 +106,14 @@ def test_a_new_batch_gets_its_own_three_point_lr_scan():
 def test_bad_limits_are_one_clear_error():
     with pytest.raises(ConfigError, match="--max-per-side: must be a whole number"):
         ExtendLimits(max_per_side=-1)
+
+
+def test_a_grid_cell_is_arch_size_budget_whatever_the_batch_resolves_to():
+    from pathlib import Path
+
+    from ant.sweep.extend import cell_key
+    from ant.sweep.grid import Grid
+
+    cfgs = Grid.from_yaml(Path(__file__).parents[2] / "sweeps" / "study2" / "hp.yaml").expand()
+    cells = {cell_key(c) for c in cfgs}
+    assert len(cells) == len({(c.model.arch, c.model.size) for c in cfgs}) == 8
