@@ -257,6 +257,18 @@ def test_wsd_gap_of_five_percent_does_not_hold(study):
     assert cost["trained"] / cost["budgets"] == pytest.approx((1 + 0.2 * (1 / 8 + 1 / 4 + 1 / 2)) / 1.875, rel=0.02)
 
 
+def test_wsd_branches_three_percent_lower_are_worded_as_found(study):
+    r = pd.read_parquet(study / "wsd" / "runs.parquet")
+    wsd = r["cfg.optim.schedule"] == "wsd"
+    r.loc[wsd, "final_val_loss"] *= 0.97
+    atomic_parquet(r, study / "wsd" / "runs.parquet")
+    _, claims = _report(study, "--no-figures")
+    assert claims["C6"]["verdict"] == "not interchangeable"
+    assert "lower than cosine" in claims["C6"]["why"]
+    for p in claims["C6"]["numbers"]["paired"].values():  # the paired interval over (budget, seed) excludes 0
+        assert p["hi"] < 0 and p["mean"] == pytest.approx(-0.03, abs=0.01)
+
+
 def test_readings_effect_matters_and_null_does_not(reported):
     _, _, claims = reported
     v = {r["variant"]: r for r in claims["C7"]["numbers"]["readings"]}
