@@ -24,6 +24,7 @@ from ant.analysis.study_common import UNDETERMINED, Claim, Study, table
 from ant.analysis.study_figures import draw_all
 from ant.analysis.study_measures import c5_noise_scale, c6_wsd
 from ant.analysis.study_readings import c7_readings
+from ant.analysis.study_v2 import extrapolation_claim
 from ant.fsio import atomic_write_text
 
 CLAIMS = (
@@ -34,8 +35,9 @@ CLAIMS = (
     ("C5", c5_noise_scale),
     ("C6", c6_wsd),
     ("C7", c7_readings),
+    ("X", extrapolation_claim),  # study v2's preregistered extrapolation (issue 24)
 )
-GROUPS = ("main", "noise", "wsd", "readings")
+GROUPS = ("main", "noise", "wsd", "readings", "v2")  # v2: issue 24's study
 
 
 def build(st: Study, strict: bool = False) -> dict[str, Claim]:
@@ -68,10 +70,12 @@ def data_lines(st: Study) -> list[str]:
     parts = st.root / "parts.json"
     if parts.is_file():
         log = json.loads(parts.read_text())
-        prow = [[k, v.get("runs"), v.get("ran"), f"{v.get('est_wall_s', 0) / 60:.1f}", f"{v.get('wall_s', 0) / 60:.1f}",
-                 v.get("finished", "")] for k, v in log.items()]  # fmt: skip
-        lines += ["Parts as run on this machine (`results/study/parts.json`):", "",
-                  *table(["part", "runs", "trained", "estimated min", "measured min", "finished"], prow)]  # fmt: skip
+        prow = [[k, v.get("runs"), v.get("ran"), v.get("extensions", "—"), f"{v.get('est_wall_s', 0) / 60:.1f}",
+                 f"{v.get('wall_s', 0) / 60:.1f}", v.get("finished", "")] for k, v in log.items()]  # fmt: skip
+        lines += ["Parts as run on this machine (`results/study/parts.json`; extensions: runs that edge extension "
+                  "added, ant.sweep.extend):", "",
+                  *table(["part", "runs", "trained", "extensions", "estimated min", "measured min", "finished"],
+                         prow)]  # fmt: skip
     return lines
 
 

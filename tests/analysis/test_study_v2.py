@@ -89,3 +89,41 @@ def test_the_isoflop_grid_is_the_design_and_has_four_sizes_per_level(tmp_path):
         per_level.setdefault(lvl, set()).add(c.model.size)
     assert set(per_level) == set(study_v2.LEVELS)
     assert all(len(s) >= 4 for s in per_level.values())
+
+
+def test_the_extrapolation_row_reads_the_prediction_against_the_held_out_runs(tmp_path):
+    import json
+
+    from ant.analysis.study_common import Study
+    from ant.laws.collect import atomic_parquet
+
+    pred = {"held_out": "tiny3", "tokens_per_param": 20, "fit_sizes": list(study_v2.FIT_SIZES),
+            "fitting_code_commit": "0123456789abcdef", "per_arch": {
+                a: {"num_params": HELD, "lr": 0.01, "batch_size": 32, "loss": {"value": 1.50, "interval": [1.45, 1.55]}}
+                for a in study_v2.ARCHS}}  # fmt: skip
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "prediction.json").write_text(json.dumps(pred))
+    st = Study(tmp_path)
+    assert study_v2.extrapolation_claim(st).verdict == "predicted, not yet measured"
+    runs = pd.DataFrame(
+        [
+            {
+                "run_id": f"{a}-{s}",
+                "arch": a,
+                "size": "tiny3",
+                "num_params": HELD,
+                "tokens": 20 * HELD,
+                "lr": 0.01,
+                "batch_size": 32,
+                "seed": s,
+                "status": "completed",
+                "final_val_loss": 1.52 if a == "gptplus" else 1.60,
+            }
+            for a in study_v2.ARCHS
+            for s in (0, 1)
+        ]
+    )
+    atomic_parquet(runs, tmp_path / "v2" / "runs.parquet")
+    c = study_v2.extrapolation_claim(Study(tmp_path))
+    assert c.verdict == "outside its interval" and "1 of 2" in c.why  # anGPT's 1.60 lies above [1.45, 1.55]
+    assert "0123456789ab" in c.scale
