@@ -394,7 +394,9 @@ def c4_compute_scaling(st: Study) -> Claim:
     ea, eg = (per.get(a, {}).get("methods", {}).get("envelope", {}) for a in ("angpt", "gptplus"))
     if ea.get("loss_determined") and eg.get("loss_determined"):
         same = overlap(ea["alpha_ci"], eg["alpha_ci"])
-        parts.append((AGREE, "L(C) exponents' CIs overlap (same exponent)") if same else
+        # overlapping intervals are consistent with the paper's "nearly identical", not evidence of it (the
+        # header's rule: 'agrees' only where an interval excludes the null); apart, they do contradict it
+        parts.append((UNDETERMINED, "L(C) exponents' CIs overlap (consistent with 'nearly identical')") if same else
                      (DISAGREE, "L(C) exponents differ (CIs apart)"))  # fmt: skip
     else:
         parts.append((UNDETERMINED, "L(C) not determined for both"))
