@@ -335,7 +335,7 @@ def test_missing_groups_say_not_measured_yet(study):
 def test_report_writes_without_any_data(tmp_path, capsys):
     study = tmp_path / "study"
     text, claims = _report(study)
-    assert len(_headline_rows(text)) == 7
+    assert len(_headline_rows(text)) == 8  # C1-C7 and the extrapolation row X
     assert all(c["verdict"] == "not measured yet" for c in claims.values())
     assert text.count("not measured yet: run `ant study run --part") >= 7
     assert not (study / "figures").exists() or not any((study / "figures").iterdir())
