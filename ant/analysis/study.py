@@ -250,7 +250,7 @@ def print_plan(p: list[dict]) -> None:
 
 def extensions(part: Part) -> list[dict]:
     """The runs edge extension added to a part (results/sweeps/<grid name>/extensions.json)."""
-    from ant.sweep.extend import read_log
+    from ant.sweep.extend import read_log  # late: only parts with edge extension read its log
 
     grid = Grid.from_dict(yaml.safe_load((ROOT / part.grid).read_text()), path=ROOT / part.grid)
     return read_log(Path(grid.out_dir).parent / "sweeps" / grid.name / "extensions.json")

@@ -48,8 +48,9 @@ LADDER = FIT_SIZES  # the sizes with a v2 optimum (tuned.yaml); tiny3 stays held
 
 # ---------------------------------------------------------------------------------------------- IsoFLOP grid
 def isoflop_design(arch: str = "gptplus") -> list:
+    # late: the design needs the model counts, which `predict` and the report row do not
     from ant.laws.isoflop_design import design_isoflop
-    from ant.models.counts import flops_per_token, num_params
+    from ant.models.counts import flops_per_token, num_params  # late: as above
 
     ladder = {s: float(num_params(arch, s, 256)) for s in LADDER}
     return design_isoflop(list(LEVELS), ladder, lambda s: flops_per_token(arch, s, 256, SEQ_LEN))
@@ -108,7 +109,7 @@ def _loglog_prediction(n: np.ndarray, y: np.ndarray, n_new: float, level: float 
 
 def predict(runs: pd.DataFrame, n_heldout: dict[str, float]) -> dict:
     """The preregistered numbers from the v2-hp runs (`runs`: the v2 group's runs table)."""
-    from ant.laws.hp import hp_trends
+    from ant.laws.hp import hp_trends  # late: scipy, for the prediction only
 
     r = runs[runs["status"].eq("completed") & runs["size"].isin(FIT_SIZES) & runs["final_val_loss"].notna()]
     r = r[(r["tokens"] / r["num_params"]).between(TPP * 0.95, TPP * 1.1)]
@@ -149,8 +150,9 @@ def git_commit() -> str:
 
 
 def write_prediction() -> dict:
+    # late: ant.analysis.study imports this module (its parts call write_prediction)
     from ant.analysis.study import committed
-    from ant.models.counts import num_params
+    from ant.models.counts import num_params  # late: as above (the ladder counts)
 
     runs, _ = committed("v2")
     if runs.empty:
@@ -205,7 +207,7 @@ if __name__ == "__main__":
 def extrapolation_claim(st):
     """The headline row "X: a preregistered extrapolation" (issue 24 item 6): the prediction file against the held-out
     tiny3 runs (mean over seeds), each error against its interval. Missing data say which parts make them."""
-    from ant.analysis.study_common import Claim, pct, table
+    from ant.analysis.study_common import Claim, pct, table  # late: the report row only
 
     c = Claim("X", "preregistered extrapolation to a held-out size (beyond the paper; OLMo's model ladder)",
               "— (the paper fits laws; it does not predict a held-out size)")  # fmt: skip

@@ -176,7 +176,7 @@ def c1_verdict(per: dict, paper: float) -> tuple[str | None, str]:
 
 def c1_lines(per: dict, paper: float) -> list[str]:
     """The per-budget table of the C1 section (markdown)."""
-    from ant.analysis.study_common import human, table
+    from ant.analysis.study_common import human, table  # late: the markdown table only; the rules need none
 
     rows = []
     for size, d in per.items():

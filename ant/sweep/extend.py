@@ -208,7 +208,7 @@ def _finished(cfgs: list[RunConfig]) -> dict[str, float | None]:
 
 def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=print) -> int:
     from ant.sweep.executors import ExecutorSettings, run_local  # late: multiprocessing set-up
-    from ant.sweep.grid import Grid
+    from ant.sweep.grid import Grid  # late: the planner (next_points) must import without the grid machinery
 
     grid = Grid.from_yaml(grid_file)
     settings = ExecutorSettings.from_dict(dict(grid.executor))
