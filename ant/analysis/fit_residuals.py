@@ -98,6 +98,9 @@ def _data_panels(axes, name: str, d: dict) -> None:
 def plot(ctx: Context, numbers: dict) -> None:
     per = numbers["per_fit"]
     names = [n for n in sort_archs(per) if n != "reference"] + (["reference"] if "reference" in per else [])
+    # where some fits exist, the under-determined ones are a footnote, not a row of placeholder boxes (issue 24)
+    unfit = [n for n in names if "residual" not in per[n]] if any("residual" in per[n] for n in names) else []
+    names = [n for n in names if n not in unfit]
     fig, axes = plt.subplots(max(1, len(names)), 3, figsize=(13, 3.4 * max(1, len(names))), squeeze=False)
     if not names:
         for ax in axes[0]:
@@ -116,7 +119,11 @@ def plot(ctx: Context, numbers: dict) -> None:
         for ax in row[1:]:
             ax.set_ylim(-scale, scale)
     fig.suptitle(f"Chinchilla approach 3 fits: goodness of fit ({numbers['source']})", fontsize=10)
-    fig.tight_layout()
+    if unfit:
+        note = "; ".join(f"{label(n)}: {per[n]['reasons'][0].split(':')[0]}" for n in unfit if per[n].get("reasons"))
+        fig.text(0.5, 0.003, textwrap.fill(f"Not fitted (too few sizes or budgets): {note}", 160), ha="center",
+                 va="bottom", fontsize=8, color="0.25")  # fmt: skip
+    fig.tight_layout(rect=(0, 0.04 if unfit else 0, 1, 1))
     ctx.save_figure(fig, NAME)
 
 
