@@ -111,8 +111,18 @@ def _y_range(picked: dict) -> tuple[float, float]:
 def plot(ctx: Context, numbers: dict) -> None:
     picked = pick_runs(ctx)
     archs = sort_archs(picked) or list(DEFAULT_ARCHS)
-    fig, axes = plt.subplots(1, len(archs) + 1, figsize=(3.2 * (len(archs) + 1) + 0.8, 3.4), sharey=True,
-                             layout="constrained")  # fmt: skip
+    # two rows of architecture panels and the depth profile spanning both: one row of five panels was ~5:1
+    n = len(archs)
+    rows = 2 if n > 1 else 1
+    cols = -(-n // rows)
+    fig = plt.figure(figsize=(3.4 * cols + 4.6, 2.9 * rows + 0.5), layout="constrained")
+    gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [1.3])
+    axes: list = []
+    for i in range(n):  # created in order, then the depth profile: fig.axes keeps the arch panels first
+        r, c = divmod(i, cols)
+        axes.append(fig.add_subplot(gs[r, c], sharey=axes[0] if axes else None))
+        axes[-1].tick_params(labelleft=c == 0)
+    axes.append(fig.add_subplot(gs[:, cols], sharey=axes[0]))
     n_layers = max((len(_layer_cols(r)) for r in picked.values()), default=1)
     cmap = plt.get_cmap("viridis")
     shade = plt.Normalize(0, max(1, n_layers - 1))
