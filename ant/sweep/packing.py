@@ -14,6 +14,7 @@ from typing import Any
 
 from ant.config import RunConfig
 from ant.status import FINISHED
+from ant.sweep.locks import RunLock, lock_dir, record_attempt
 
 MIN_PACK = 2
 
@@ -26,7 +27,7 @@ def pack_groups(cfgs: list[RunConfig], max_runs: int) -> list[list[RunConfig]]:
     """The packable runs among the resolved `cfgs` in groups of 2..max_runs that may share a process, in
     first-seen order; a group larger than max_runs is cut into near-equal chunks."""
     from ant.train.branches import find_families  # late: ant.train modules load torch
-    from ant.train.packed_run import group_key, packable
+    from ant.train.packed_run import group_key, packable  # late: as above
 
     singles = [f[0] for f in find_families(cfgs) if len(f) == 1]
     groups: dict[str, list[RunConfig]] = {}
@@ -69,10 +70,9 @@ def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[s
     """The packed worker: each run's sweep lock, then ant.train.packed_run.train_packed over the runs still to
     do. A run locked elsewhere is reported "locked", a finished one "skipped"; one with single-run checkpoints
     (started alone before) resumes alone through run_one after the pack."""
-    from ant.sweep.executors import run_one, run_state
-    from ant.sweep.locks import RunLock, lock_dir, record_attempt
-    from ant.train import io
-    from ant.train.packed_run import train_packed
+    from ant.sweep.executors import run_one, run_state  # late: executors imports this module at its top
+    from ant.train import io  # late: ant.train loads torch, which planning (this module's other user) never needs
+    from ant.train.packed_run import train_packed  # late: as above
 
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
     results: list[dict[str, Any]] = []
