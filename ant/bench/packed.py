@@ -2,6 +2,7 @@
 another, and the loss curves of both, on the study's shapes (bytes, seq 128, one thread).
 
     python -m ant.bench.packed --sizes tiny0 tiny1 tiny2 --batches 1 4 --runs 4 8 16 --steps 20 --out b.json
+    python -m ant.bench.packed --sizes tiny1 --batches 4 --runs 4 --steps 200 --end-to-end /tmp/e2e --out e.json
 
 Both sides are bare loops over the project's own pieces (build_model, the optimizer recipe, the LR schedule, clip,
 project_weights), the single side in LMModule.training_step's order, so the ratio is the packing's alone (no
@@ -128,6 +129,31 @@ def measure(arch: str, size: str, batch: int, runs: int, steps: int, reps: int, 
     }  # fmt: skip
 
 
+def end_to_end(arch: str, size: str, batch: int, runs: int, steps: int, out: Path) -> dict:
+    """Wall time of `runs` whole runs (evaluation, checkpoints, run folders included) trained by
+    ant.train.train one after another and by ant.train.packed_run.train_packed at once, in this process."""
+    from ant.train.packed_run import train_packed
+    from ant.train.run import train
+
+    def cfgs(where: str) -> list[RunConfig]:
+        return [RunConfig.from_dict({
+            "model": {"arch": arch, "size": size}, "out_dir": str(out / where),
+            "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": 32768},
+            "optim": {"lr": 3e-3 * 1.5**k},
+            "train": {"device": "cpu", "batch_size": batch, "seed": k, "tokens": steps * batch * 128, "num_threads": 1},
+        }) for k in range(runs)]  # fmt: skip
+
+    t0 = time.perf_counter()
+    for c in cfgs("single"):
+        train(c, progress=False)
+    t_single = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    train_packed(cfgs("packed"), progress=False)
+    t_packed = time.perf_counter() - t0
+    return {"arch": arch, "size": size, "batch": batch, "runs": runs, "steps": steps,
+            "sequential_s": t_single, "packed_s": t_packed, "speedup": t_single / t_packed}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archs", nargs="+", default=["gptplus"])
@@ -137,9 +163,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per round")
     ap.add_argument("--reps", type=int, default=2, help="interleaved rounds")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--end-to-end", type=Path, metavar="DIR",
+                    help="instead: whole runs (ant train vs packed worker) with run folders under DIR")  # fmt: skip
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
+    if a.end_to_end:
+        for arch in a.archs:
+            for size in a.sizes:
+                for batch in a.batches:
+                    for k in a.runs:
+                        r = end_to_end(arch, size, batch, k, a.steps, a.end_to_end)
+                        rows.append(r)
+                        print(f"{arch:8s} {size} b{batch} K={k:2d} {a.steps} steps: {k} runs one after another "
+                              f"{r['sequential_s']:.1f} s, packed {r['packed_s']:.1f} s -> {r['speedup']:.2f}x",
+                              flush=True)  # fmt: skip
+        if a.out:
+            atomic_write_json(a.out, {"what": "whole runs: ant train one after another vs one packed worker",
+                                      "torch": torch.__version__, "host": platform.node(), "rows": rows})  # fmt: skip
+        return 0
     for arch in a.archs:
         for size in a.sizes:
             for batch in a.batches:
