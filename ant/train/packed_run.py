@@ -58,13 +58,21 @@ from ant.train.run import (
 PACKED_DIR = "packed"  # under checkpoints/: the packed worker's own checkpoint format
 
 
-def group_key(cfg: RunConfig) -> str:
-    """What runs must share to train packed: the resolved config without optim.lr, train.seed and out_dir."""
+def _shared(cfg: RunConfig) -> dict[str, Any]:
+    """The resolved config without optim.lr, train.seed and out_dir, flattened to "section.field" keys."""
     d = cfg.to_dict()
     d.pop("out_dir")
     d["optim"].pop("lr")
     d["train"].pop("seed")
-    return json.dumps(d, sort_keys=True, default=str)
+    flat = {}
+    for k, sec in d.items():
+        flat.update({f"{k}.{f}": v for f, v in sec.items()} if isinstance(sec, dict) else {k: sec})
+    return flat
+
+
+def group_key(cfg: RunConfig) -> str:
+    """What runs must share to train packed: everything but optim.lr, train.seed and out_dir."""
+    return json.dumps(_shared(cfg), sort_keys=True, default=str)
 
 
 def packable(cfg: RunConfig) -> str | None:
@@ -85,11 +93,14 @@ def check_group(cfgs: list[RunConfig]) -> None:
     for cfg in cfgs:
         if why := packable(cfg):
             raise ConfigError("packed", f"{cfg.run_id()} cannot train packed: {why}")
-    key = group_key(cfgs[0])
+    first = _shared(cfgs[0])
     for cfg in cfgs[1:]:
-        if group_key(cfg) != key:
-            raise ConfigError("packed", f"{cfg.run_id()} differs from {cfgs[0].run_id()} in more than optim.lr "
-                              "and train.seed; packed runs share everything else")  # fmt: skip
+        other = _shared(cfg)
+        for name in list(first) + [n for n in other if n not in first]:  # config order: the cause before steps
+            if first.get(name) != other.get(name):
+                raise ConfigError(name, f"{first.get(name)!r} in {cfgs[0].run_id()} but {other.get(name)!r} in "
+                                  f"{cfg.run_id()}: packed runs differ only in optim.lr and train.seed",
+                                  [first.get(name)])  # fmt: skip
     ids = [c.run_id() for c in cfgs]
     if len(set(ids)) != len(ids):
         raise ConfigError("packed", "the same run twice in one pack", sorted(set(ids)))
