@@ -89,7 +89,8 @@ def test_readme_recipe_beta2_by_size_grad_clip_and_gpu_defaults():
         r = _cfg(model={"size": size}, data={"seq_len": 64}).resolve(vocab_size=50304)
         assert (r.num_params >= 100e6) == (beta2 == 0.95) and r.optim.beta2 == beta2, (size, r.num_params)
     small = _cfg().resolve(vocab_size=300)
-    assert small.optim.grad_clip == 1.0 and _cfg(optim={"grad_clip": 0.5}).resolve(vocab_size=300).optim.grad_clip == 0.5
+    assert small.optim.grad_clip == 1.0
+    assert _cfg(optim={"grad_clip": 0.5}).resolve(vocab_size=300).optim.grad_clip == 0.5
     gpu = _cfg(train={"device": "cuda"}).resolve(vocab_size=300)
     assert (gpu.train.precision, gpu.train.compile) == ("bf16-mixed", "true")
     cpu = _cfg(train={"device": "cpu"}).resolve(vocab_size=300)
