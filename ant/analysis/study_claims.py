@@ -32,7 +32,7 @@ from ant.analysis.study_common import (
     vs_paper,
     with_ci,
 )
-from ant.analysis.study_verdicts import c1_lines, c1_per_regime, c1_verdict
+from ant.analysis.study_verdicts import c1_lines, c1_per_regime, c1_verdict, compare_sensitivity, sens_mean, spread
 from ant.laws.fits import FitError
 from ant.laws.plotting import label, sort_archs
 from ant.laws.reference import PAPER_FRONTIER, PAPER_HP, PAPER_SPEEDUP
@@ -182,11 +182,6 @@ def pick_regime(per_arch: dict, want: str = REGIME) -> str | None:
                                           for d in per_arch.values()), default=None)  # fmt: skip
 
 
-def _sens(s: dict, sides: list[str]) -> float | None:
-    vals = [s[k] for k in sides if s.get(k) is not None]
-    return sum(vals) / len(vals) if vals and len(vals) == len(sides) else None
-
-
 def c2_lr_sensitivity(st: Study) -> Claim:
     c = Claim("C2", "LR sensitivity (Fig. G.1)", "anGPT robust to the LR: loss flat around lr*, lr* ≈ 2e-3 at "
               "every size; GPT+'s lr* moves 1e-2 → 2.7e-3 (no sensitivity number given)")  # fmt: skip
@@ -208,12 +203,13 @@ def c2_lr_sensitivity(st: Study) -> Claim:
         for arch in sort_archs(a for a in sizes if size in sizes[a]):
             s = sizes[arch][size]["sensitivity"]
             seeds = s.get("per_seed", [])
-            spread = _spread([_sens(p, ["up_rel", "down_rel"]) for p in seeds])
+            seed_spread = spread([sens_mean(p, ["up_rel", "down_rel"]) for p in seeds])
             rows.append([size, label(arch), f"{s['batch_size']:g}", num(s.get("lr_best")),
                          "edge" if s.get("lr_at_edge") else pct(s.get("up_rel")),
-                         "edge" if s.get("lr_at_edge") else pct(s.get("down_rel")), len(seeds), spread])  # fmt: skip
+                         "edge" if s.get("lr_at_edge") else pct(s.get("down_rel")), len(seeds),
+                         seed_spread])  # fmt: skip
         if {"angpt", "gptplus"} <= {a for a in sizes if size in sizes[a]}:
-            v, why, num_d = _compare_sensitivity(sizes["angpt"][size]["sensitivity"],
+            v, why, num_d = compare_sensitivity(sizes["angpt"][size]["sensitivity"],
                                                  sizes["gptplus"][size]["sensitivity"])  # fmt: skip
             verdicts.append(v)
             numbers[size] = num_d
@@ -236,35 +232,6 @@ def c2_lr_sensitivity(st: Study) -> Claim:
         "Figure: `main/figures/figG1_lr_sensitivity.png`.",
     ]
     return c
-
-
-def _spread(vals: list) -> str:
-    v = [x for x in vals if x is not None]
-    return f"{100 * min(v):.2f}–{100 * max(v):.2f} %" if len(v) >= 2 else "—"
-
-
-def _compare_sensitivity(a: dict, g: dict) -> tuple[str, str, dict]:
-    """anGPT (a) vs GPT+ (g) sensitivity at one size: the sides (3x, 1/3x) inside the LR grid for both."""
-    sides = [k for k in ("up_rel", "down_rel") if a.get(k) is not None and g.get(k) is not None]
-    if not sides:
-        return UNDETERMINED, "not determined (an optimum on the LR grid edge, or 3x lr* outside the grid)", {}
-    va, vg = _sens(a, sides), _sens(g, sides)
-    sa = [x for x in (_sens(p, sides) for p in a.get("per_seed", [])) if x is not None]
-    sg = [x for x in (_sens(p, sides) for p in g.get("per_seed", [])) if x is not None]
-    d = {"sides": sides, "angpt": va, "gptplus": vg, "angpt_seeds": sa, "gptplus_seeds": sg}
-    txt = f"{pct(va)} vs {pct(vg)}"
-    if len(sa) < 2 or len(sg) < 2:
-        na, ng = len(a.get("per_seed", [])), len(g.get("per_seed", []))
-        if na >= 2 and ng >= 2:  # the seeds exist; their own optima do not give both sides (issue 24: tiny1)
-            why = (f"{len(sa)} of {na} anGPT and {len(sg)} of {ng} GPT+ seeds give a sensitivity: the others' own "
-                   f"optimum lies on the LR grid's edge, or {d['sides'] and '3x'} lr* outside it")  # fmt: skip
-            return UNDETERMINED, f"{txt} (not determined: {why})", d
-        return UNDETERMINED, f"{txt} (not determined: < 2 seeds, no spread)", d
-    if max(sa) < min(sg):
-        return AGREE, f"{txt} (anGPT less sensitive; seed spreads apart)", d
-    if min(sa) > max(sg):
-        return DISAGREE, f"{txt} (GPT+ less sensitive; seed spreads apart)", d
-    return UNDETERMINED, f"{txt} (within the seed spread)", d
 
 
 def _scan_runs(st: Study):

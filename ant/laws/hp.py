@@ -43,27 +43,25 @@ def akima_curve(x, y, n: int = FINE) -> tuple[np.ndarray, np.ndarray]:
     return grid, Akima1DInterpolator(x, y)(grid)
 
 
-UNDERSHOOT = 0.25  # allowed dip of the interpolant below the lowest measured loss, as a share of its larger gap
+UNDERSHOOT = 1.0  # allowed dip of the interpolant below the lowest measured loss, in units of its larger gap
 
 
 def _akima_argmin(x: np.ndarray, y: np.ndarray) -> tuple[float, float, bool]:
     """Minimum of the Akima interpolant of y(x) on [min x, max x] -> (x*, y*, at_edge).
 
-    The interpolant may only refine a measured minimum, never move it (issue 24: at tiny3 the committed study's
-    anGPT curve measured 1.450 / 1.456 / 1.604 and its Akima minimum was 1.433 between the first two points, set
-    by the steep rise to the third): a lowest measured loss on the grid's edge is an edge optimum whatever the
-    interpolant does, and a dip below the lowest measured loss by more than UNDERSHOOT x the larger of its two
-    neighbours' gaps (a parabola through three points dips at most 1/8 of it) falls back to the measured point."""
+    The interpolant may refine a measured minimum, not invent one (issue 24: the committed study's tiny3 anGPT curve
+    measured 1.450 / 1.456 / 1.604 and its Akima minimum was 1.433, below every measured loss, set by the steep rise
+    to the third point). Where the interpolant dips below the lowest measured loss by more than UNDERSHOOT x the
+    larger gap to that point's grid neighbours (a parabola through three points dips at most 1/8 of it), the
+    measured point stands instead — an edge optimum if it is the grid's first or last point."""
     order = np.argsort(x)
     xs, ys = np.asarray(x, dtype=float)[order], np.asarray(y, dtype=float)[order]
-    k = int(np.nanargmin(ys))
-    if k in (0, len(ys) - 1):
-        return float(xs[k]), float(ys[k]), True
     grid, vals = akima_curve(xs, ys)
     i = int(np.nanargmin(vals))
-    gap = max(ys[k - 1] - ys[k], ys[k + 1] - ys[k])
+    k = int(np.nanargmin(ys))
+    gap = max(ys[j] - ys[k] for j in (k - 1, k + 1) if 0 <= j < len(ys))
     if ys[k] - vals[i] > UNDERSHOOT * gap:
-        return float(xs[k]), float(ys[k]), False
+        return float(xs[k]), float(ys[k]), k in (0, len(ys) - 1)
     return float(grid[i]), float(vals[i]), i in (0, len(grid) - 1)
 
 
