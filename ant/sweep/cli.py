@@ -22,7 +22,7 @@ from typing import Any
 
 from ant.config import assign, parse_assignment
 from ant.data import load_tokens
-from ant.errors import ConfigError
+from ant.errors import ConfigError, int_in
 from ant.fsio import atomic_write_text
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, work_units
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--status", action="store_true", help="per-run state from run folders and the SLURM queue")
     p.add_argument("--json", action="store_true", help="with --dry-run or --status: the plan as JSON, for scripts")
     p.add_argument("--executor", choices=EXECUTORS, help="override the grid file's executor.name")
-    p.add_argument("--concurrency", type=int, help="local: runs in parallel (overrides executor.concurrency)")
+    p.add_argument("--concurrency", type=int_in(1, 4096), help="local: runs in parallel (overrides executor.concurrency)")
     p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has finished")
     p.add_argument("--out-dir", help="override the grid's out_dir (where run folders go)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
