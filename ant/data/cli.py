@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     if args.fetch_fallback:
         fetch_fallback_archives(cache_dir_of(cfg), progress=not args.quiet)
-    data = load_tokens(cfg, progress=not args.quiet, force=args.force)
+    data = _load_leaving_nothing(cfg, load_tokens, progress=not args.quiet, force=args.force)
     m = data.meta
     print(f"corpus     {m['corpus']}  (sha256 {m['corpus_sha256'][:16]}, cache {cache_dir_of(cfg)})")
     manifest = _manifest(cfg)
@@ -99,6 +99,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"non-UTF-8  {m['non_utf8_bytes']:,} bytes of the corpus files replaced by U+FFFD")
     print(f"files      {data.path}  ({time.time() - t0:.1f} s)")
     return 0
+
+
+def _load_leaving_nothing(cfg: DataConfig, load_tokens, **kwargs):
+    """load_tokens(cfg), except that bad input (an empty corpus, found under the cache lock) leaves no cache folder
+    that was not there before: `--cache-dir X` with an empty corpus left X/.lock (issue 26)."""
+    from ant.data import cache_dir_of
+
+    root = Path(cache_dir_of(cfg))
+    made = [p for p in [root, *root.parents] if not p.exists()]
+    try:
+        return load_tokens(cfg, **kwargs)
+    except ConfigError:
+        for folder in made:  # deepest first; only what holds nothing but lock files
+            if folder.is_dir() and all(f.is_file() and f.name.endswith(".lock") for f in folder.rglob("*")):
+                for f in sorted(folder.rglob("*"), reverse=True):
+                    f.unlink()
+                folder.rmdir()
+        raise
 
 
 def verify(cfg: DataConfig) -> int:

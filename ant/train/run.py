@@ -243,7 +243,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
             base["replica_sha256"] = replicas.digest
         if rank == 0 and (monitor.diverged_step is not None or state.trainer.global_step >= cfg.steps):
             # a finished run keeps its final weights (the model's state dict alone; ant.train.sample.load_run)
-            fsio.atomic_write_with(run_dir / WEIGHTS, lambda tmp: torch.save(state.model.state_dict(), tmp))
+            fsio.atomic_torch_save(run_dir / WEIGHTS, state.model.state_dict())  # same tensors, same sha256
             base["weights_sha256"] = io.sha256_file(run_dir / WEIGHTS)
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
