@@ -132,7 +132,7 @@ CASES = [(f"train-{i}", ["train", "{run}", *a], 2, f) for i, a, f in TRAIN] + [
     ("bench-arch", ["bench", "--archs", "foo"], 2, "--archs"),
     ("bench-steps", ["bench", "--steps", "0"], 2, "--steps"),
     ("bench-seq-len", ["bench", "--seq-len", "0"], 2, "--seq-len"),
-    ("params-vocab", ["params", "--arch", "gpt", "--size", "tiny1", "--vocab", "0"], 2, "model.vocab_size"),
+    ("params-vocab", ["params", "--arch", "gpt", "--size", "tiny1", "--vocab", "0"], 2, "--vocab"),
     ("params-arch", ["params", "--arch", "foo", "--size", "tiny1"], 2, "model.arch"),
     ("params-option-yaml", ["params", "--arch", "gpt", "--size", "tiny1", "-o", "x={a:"], 2, "--option x"),
     (

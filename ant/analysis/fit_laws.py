@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int_in(1, 1024), default=2, help="processes for the bootstrap")
     ap.add_argument("--no-reference", action="store_true", help="skip the fit on Hoffmann et al.'s points")
     args = ap.parse_args(argv)
-    ctx = Context(Path(args.results))
+    ctx = Context(Path(args.results), select=args.select)
+    ctx.require_runs()  # and the runs are comparable (Context): nothing below writes before this
     runs = ctx.runs
     print(f"{len(runs)} runs in {ctx.results} ({len(ctx.done)} completed)")
     for m in MODULES:

@@ -190,10 +190,13 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
             "world_size": distributed.world_size(t)}  # fmt: skip
     rank = distributed.rank(t)
     state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base, writes=rank == 0)
-    skipped: list[str] = []
+    # an earlier attempt's skipped checkpoints stay on record when a later attempt finishes the run (issue 26)
+    skipped: list[str] = list((io.read_json(run_dir / "summary.json") or {}).get("skipped_checkpoints") or [])
     found = io.newest_valid_checkpoint(run_dir / "checkpoints", skipped=skipped)
     if skipped:
-        base["skipped_checkpoints"] = skipped
+        base["skipped_checkpoints"] = list(dict.fromkeys(skipped))
+    if rank == 0:
+        io.remove_dead_tmp(run_dir)  # a killed attempt's half-written metrics/summary temp file
     if found:  # never resume from another run's checkpoint, except as an explicit wsd branch (ConfigError)
         branches.check_checkpoint_origin(found[1], cfg, run_dir)
     base["resumed_from_step"] = found[0] if found else None
