@@ -242,8 +242,10 @@ def test_analysis_on_a_folder_it_cannot_write_is_one_line_exit_1(tmp_path, capsy
     """A read-only results folder (a file where fits/ should be when root ignores permissions) -> one line."""
     from ant.analysis import fit_laws, report
 
+    from tests.test_bad_inputs_hostile import fake_run
+
     res = tmp_path / "results"
-    (res / "runs").mkdir(parents=True)
+    fake_run(res / "runs", "gptplus", 3.0)  # an empty folder is refused before any write (exit 2)
     if os.geteuid() != 0:
         res.chmod(0o555)
     else:
