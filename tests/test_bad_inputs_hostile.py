@@ -232,3 +232,33 @@ def test_sixty_new_cases_cover_every_class():
     assert len(CASES) >= 60
     prefixes = {c[0].split("-")[0] for c in CASES}
     assert {"mixed", "hang", "num", "fit", "dup", "grid", "name"} <= prefixes
+
+
+def test_the_run_limit_is_a_flag_and_a_long_plan_shows_progress(files, tmp_path, monkeypatch, capsys):
+    """A grid over the limit is refused naming the flag that allows it; with the flag it plans, and a plan that
+    takes longer than PLAN_QUIET_S prints progress lines on stderr (0 s here, so that any plan does)."""
+    from ant.sweep import cli as sweep_cli
+    from ant.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    g = yaml.safe_load(Path(files["grid"]).read_text())
+    g["grid"]["seed"] = list(range(12))
+    Path("g12.yaml").write_text(yaml.safe_dump(g))
+    assert main(["sweep", "g12.yaml", "--dry-run", "--max-runs", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ant sweep: error: grid: plans up to 12 runs") and "--max-runs 12" in err, err
+    monkeypatch.setattr(sweep_cli, "PLAN_QUIET_S", 0.0)
+    monkeypatch.setattr(sweep_cli, "PLAN_EVERY_S", 0.0)
+    assert main(["sweep", "g12.yaml", "--dry-run", "--max-runs", "12"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(ln.startswith("planning: ") for ln in err) and "of up to 12 runs" in err[-1], err
+    assert _listing(tmp_path) == ["g12.yaml"]
+
+
+def test_a_seed_in_base_or_set_is_used_when_the_grid_has_no_seed_axis(files, tmp_path, monkeypatch):
+    """`ant sweep --set train.seed=7` on a grid without a seed axis was silently replaced by seed 0."""
+    from ant.sweep.grid import Grid
+
+    g = yaml.safe_load(Path(files["grid"]).read_text())
+    g["base"]["train"]["seed"] = 7
+    assert [c.train.seed for c in Grid.from_dict(g).expand()] == [7]
