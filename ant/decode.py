@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 from ant.errors import ConfigError, check_choice, parse_yaml_value
 
-
 # No integer of any field is larger: each field has its own, tighter, bound (its section's validate()); this one
 # stops a 400-digit number before float() or torch sees it (OverflowError tracebacks, issue 26).
 MAX_INT = 2**63 - 1

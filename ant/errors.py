@@ -107,8 +107,9 @@ def _strict_loader():
                     continue
                 if key in seen:
                     first, again = seen[key].start_mark, key_node.start_mark
-                    raise _DuplicateKey(f"duplicate key {key!r} at line {first.line + 1}, column {first.column + 1} "
-                                        f"and line {again.line + 1}, column {again.column + 1} (give it once)")  # fmt: skip
+                    where = f"line {first.line + 1}, column {first.column + 1}"
+                    again_at = f"line {again.line + 1}, column {again.column + 1}"
+                    raise _DuplicateKey(f"duplicate key {key!r} at {where} and {again_at} (give it once)")
                 seen[key] = key_node
             return super().construct_mapping(node, deep=deep)
 
@@ -136,7 +137,9 @@ def _check_expanded_size(root) -> None:
             [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])  # fmt: skip
         sizes[id(node)] = 1 + sum(max(sizes[id(k)], 1) for k in kids)
         if sizes[id(node)] > MAX_YAML_VALUES:
-            raise _TooLarge(f"expands to more than {MAX_YAML_VALUES:,} values (YAML aliases repeated inside each other)")
+            raise _TooLarge(
+                f"expands to more than {MAX_YAML_VALUES:,} values (YAML aliases repeated inside each other)"
+            )
 
 
 def parse_yaml_value(raw: str, field: str) -> Any:

@@ -241,7 +241,6 @@ def test_sweep_warns_about_runs_longer_than_the_limit(inputs, tmp_path, monkeypa
 def test_analysis_on_a_folder_it_cannot_write_is_one_line_exit_1(tmp_path, capsys):
     """A read-only results folder (a file where fits/ should be when root ignores permissions) -> one line."""
     from ant.analysis import fit_laws, report
-
     from tests.test_bad_inputs_hostile import fake_run
 
     res = tmp_path / "results"

@@ -23,12 +23,12 @@ HANG_GUARD_S = 5.0  # a refused hang must be refused within this (the red team's
 
 
 def fake_run(rdir: Path, arch: str, loss: float, *, tokenizer: str = "bytes", vocab: int = 256, seq_len: int = 32,
-             corpus: str = "default", sha: str | None = None, val_tokens: int = 2048, lr: float = 3e-3) -> None:  # fmt: skip
+             corpus: str = "default", sha: str | None = None, val_tokens: int = 2048) -> None:  # fmt: skip
     """A completed run folder as ant.train writes one (config.yaml, summary.json), without training."""
     data = {"tokenizer": tokenizer, "seq_len": seq_len, "corpus": corpus, "val_tokens": val_tokens}
     if tokenizer == "bpe":
         data["bpe_vocab_size"] = vocab
-    cfg = RunConfig.from_dict({"model": {"arch": arch, "size": "tiny1"}, "data": data, "optim": {"lr": lr},
+    cfg = RunConfig.from_dict({"model": {"arch": arch, "size": "tiny1"}, "data": data, "optim": {"lr": 3e-3},
                                "train": {"tokens": 4096, "batch_size": 8, "device": "cpu"}}).resolve(vocab)  # fmt: skip
     d = rdir / cfg.run_id()
     d.mkdir(parents=True)
@@ -52,7 +52,9 @@ def files(inputs) -> dict[str, str]:  # noqa: F811
     d = Path(inputs["dir"])
     out = dict(inputs)
     for name, (_, other) in MIXED.items():
-        other = {k: (v.replace("{corpus}", str(d / "corpus.txt")) if isinstance(v, str) else v) for k, v in other.items()}
+        other = {
+            k: (v.replace("{corpus}", str(d / "corpus.txt")) if isinstance(v, str) else v) for k, v in other.items()
+        }
         fake_run(d / name / "runs", "gptplus", 3.0, sha="a" * 64)
         fake_run(d / name / "runs", "angpt", 2.5, **{"sha": "a" * 64, **other})
     (d / "empty_results").mkdir()
@@ -81,10 +83,18 @@ def files(inputs) -> dict[str, str]:  # noqa: F811
     grid("g_name_abs", name="/etc/x")
     grid("g_seed_big", grid__seed=[int(BIG)])
     grid("g_bs_big", grid__batch_size=[int(BIG)])
-    grid("g_runs", grid__lr=[i * 1e-4 for i in range(1, 101)], grid__seed=list(range(100)),
-         grid__set={"optim.beta2": [0.9 + i / 1000 for i in range(10)]})  # 10^5 runs
-    grid("g_runs_big", grid__lr=[i * 1e-4 for i in range(1, 101)], grid__seed=list(range(1000)),
-         grid__set={"optim.beta2": [0.9 + i / 10000 for i in range(100)]})  # 10^7 runs
+    grid(
+        "g_runs",
+        grid__lr=[i * 1e-4 for i in range(1, 101)],
+        grid__seed=list(range(100)),
+        grid__set={"optim.beta2": [0.9 + i / 1000 for i in range(10)]},
+    )  # 10^5 runs
+    grid(
+        "g_runs_big",
+        grid__lr=[i * 1e-4 for i in range(1, 101)],
+        grid__seed=list(range(1000)),
+        grid__set={"optim.beta2": [0.9 + i / 10000 for i in range(100)]},
+    )  # 10^7 runs
     grid("g_dup", text=Path(inputs["grid"]).read_text() + "name: again\n")
     bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
@@ -127,9 +137,19 @@ CASES = [
     ("hang-alias-bomb-config", ["train", "{bomb}"], 2, "config"),
     ("hang-alias-bomb-options", ["train", "{bomb_options}"], 2, "config"),
     ("hang-alias-bomb-grid", ["sweep", "{g_bomb}", "--dry-run"], 2, "sweep"),
-    ("hang-alias-bomb-set", ["train", "{run}", "--set", "model.options={a: &a [1,1,1,1,1,1,1,1,1,1], "
-                             + ", ".join(f"b{i}: &b{i} [{', '.join(['*a' if i == 0 else f'*b{i - 1}'] * 10)}]"
-                                         for i in range(6)) + "}"], 2, "model.options"),  # fmt: skip
+    (
+        "hang-alias-bomb-set",
+        [
+            "train",
+            "{run}",
+            "--set",
+            "model.options={a: &a [1,1,1,1,1,1,1,1,1,1], "
+            + ", ".join(f"b{i}: &b{i} [{', '.join(['*a' if i == 0 else f'*b{i - 1}'] * 10)}]" for i in range(6))
+            + "}",
+        ],
+        2,
+        "model.options",
+    ),  # fmt: skip
     ("hang-grid-1e5-runs", ["sweep", "{g_runs}", "--dry-run"], 2, "grid"),
     ("hang-grid-1e7-runs", ["sweep", "{g_runs_big}", "--dry-run"], 2, "grid"),
     ("hang-grid-1e7-runs-tune", ["tune", "{g_runs_big}"], 2, "grid"),
@@ -164,8 +184,12 @@ CASES = [
     ("num-tune-trials", ["tune", "{grid}", "--trials", BIG], 2, "--trials"),
     ("num-grid-seed", ["sweep", "{g_seed_big}", "--dry-run"], 2, "train.seed"),
     ("num-grid-batch", ["sweep", "{g_bs_big}", "--dry-run"], 2, "grid.batch_size"),
-    ("num-sweep-set-seed-max", ["sweep", "{grid}", "--dry-run", "--set", "train.device=cpu", "--set",
-                                f"train.eval_interval={BIG}"], 2, "train.eval_interval"),  # fmt: skip
+    (
+        "num-sweep-set-seed-max",
+        ["sweep", "{grid}", "--dry-run", "--set", "train.device=cpu", "--set", f"train.eval_interval={BIG}"],
+        2,
+        "train.eval_interval",
+    ),  # fmt: skip
     # 4: damaged or empty results folders, bad fit flags: refused before fits/ is written
     ("fit-boot-negative", ["fit", "--results", "{mixed_tok}", "--boot", "-5"], 2, "argument --boot"),
     ("fit-boot-400-digits", ["fit", "--results", "{mixed_tok}", "--boot", BIG], 2, "argument --boot"),
@@ -201,8 +225,12 @@ CASES = [
     ("sweep-out-dir-below-file", ["sweep", "{grid}", "--out-dir", "{a_file}/runs"], 2, "--out-dir"),
     ("train-out-dir-file", ["train", "{run}", "--out-dir", "{a_file}"], 2, "--out-dir"),
     ("tune-study-dir-file", ["tune", "{grid}", "--study-dir", "{a_file}"], 2, "--study-dir"),
-    ("data-empty-corpus", ["data", "prepare", "--corpus", "{empty}", "--tokenizer", "bytes", "--cache-dir", "X"], 2,
-     "data.corpus"),  # fmt: skip
+    (
+        "data-empty-corpus",
+        ["data", "prepare", "--corpus", "{empty}", "--tokenizer", "bytes", "--cache-dir", "X"],
+        2,
+        "data.corpus",
+    ),  # fmt: skip
 ]
 
 
@@ -237,8 +265,8 @@ def test_sixty_new_cases_cover_every_class():
 def test_the_run_limit_is_a_flag_and_a_long_plan_shows_progress(files, tmp_path, monkeypatch, capsys):
     """A grid over the limit is refused naming the flag that allows it; with the flag it plans, and a plan that
     takes longer than PLAN_QUIET_S prints progress lines on stderr (0 s here, so that any plan does)."""
-    from ant.sweep import cli as sweep_cli
     from ant.cli import main
+    from ant.sweep import cli as sweep_cli
 
     monkeypatch.chdir(tmp_path)
     g = yaml.safe_load(Path(files["grid"]).read_text())

@@ -23,8 +23,8 @@ import pandas as pd
 
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
-from ant.laws.comparable import check_comparable, select
 from ant.laws.collect import completed, load
+from ant.laws.comparable import check_comparable, select
 from ant.laws.plotting import save_figure
 
 

@@ -35,10 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         q.add_argument("--tokenizer", default=d.tokenizer, help="bytes, bpe, gpt2 or hf:NAME_OR_PATH (default: bpe)")
         q.add_argument("--bpe-vocab-size", type=int_in(1, 2**24), default=d.bpe_vocab_size)
         q.add_argument("--val-tokens", type=int_in(0, 10**15), default=d.val_tokens)
-        q.add_argument("--max-tokens", type=int_in(1, 10**15), default=d.max_tokens, help="hf: corpora: training tokens to keep")
+        q.add_argument(
+            "--max-tokens", type=int_in(1, 10**15), default=d.max_tokens, help="hf: corpora: training tokens to keep"
+        )
         q.add_argument("--cache-dir", default=d.cache_dir, help="default: $ANT_CACHE, else ~/.cache/ant (XDG)")
-    p.add_argument("--num-proc", type=int_in(1, 1024), default=d.num_proc, help="tokenising processes (same files for any)")
-    p.add_argument("--seq-len", type=int_in(2, 2**16), default=d.seq_len, help="only for the window count in the summary")
+    p.add_argument(
+        "--num-proc", type=int_in(1, 1024), default=d.num_proc, help="tokenising processes (same files for any)"
+    )
+    p.add_argument(
+        "--seq-len", type=int_in(2, 2**16), default=d.seq_len, help="only for the window count in the summary"
+    )
     p.add_argument("--force", action="store_true", help="rebuild the token files even if they are cached")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument(

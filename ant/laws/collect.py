@@ -233,7 +233,7 @@ def collect(
 
 def _runs_table(rows: list[dict]) -> pd.DataFrame:
     runs = pd.DataFrame(rows)
-    for c in runs.columns[runs.dtypes == object]:  # an extra key that is text in one summary, a number in another
+    for c in [c for c in runs.columns if pd.api.types.is_object_dtype(runs[c])]:  # text here, a number there
         kinds = {type(v) for v in runs[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}
         if len(kinds) > 1 and not kinds <= {int, float}:
             runs[c] = runs[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))

@@ -85,6 +85,7 @@ MAX_VOCAB = 2**24
 # Upper bounds of the integer options (others: 2**16): 1024 layers is 10x the deepest published GPT
 MAX_INT_OPTION = {"n_layers": 1024, "n_heads": 4096, "mlp_mult": 64}
 
+
 def _check_type(name: str, value: Any, hint: Any) -> None:
     args = typing.get_args(hint)
     if value is None:

@@ -23,7 +23,9 @@ from ant.models import ARCHS, PAPER_VOCAB, SIZES, build_model
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (or --set model.arch=...)")
     parser.add_argument("--size", help=f"one of {', '.join(SIZES)} (or --set model.size=...)")
-    parser.add_argument("--vocab", type=int_in(2, 2**24), default=PAPER_VOCAB, help="vocabulary size (default %(default)s)")
+    parser.add_argument(
+        "--vocab", type=int_in(2, 2**24), default=PAPER_VOCAB, help="vocabulary size (default %(default)s)"
+    )
     parser.add_argument(
         "--seq-len", type=int_in(1, 2**16), default=2048, help="context for the attention FLOPs (default %(default)s)"
     )

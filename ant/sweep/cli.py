@@ -40,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--status", action="store_true", help="per-run state from run folders and the SLURM queue")
     p.add_argument("--json", action="store_true", help="with --dry-run or --status: the plan as JSON, for scripts")
     p.add_argument("--executor", choices=EXECUTORS, help="override the grid file's executor.name")
-    p.add_argument("--concurrency", type=int_in(1, 4096), help="local: runs in parallel (overrides executor.concurrency)")
+    p.add_argument(
+        "--concurrency", type=int_in(1, 4096), help="local: runs in parallel (overrides executor.concurrency)"
+    )
     p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has finished")
     p.add_argument("--out-dir", help="override the grid's out_dir (where run folders go)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
