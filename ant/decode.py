@@ -181,4 +181,5 @@ def check_int(name: str, value: Any, minimum: int, maximum: int = MAX_INT) -> No
     ok = isinstance(value, int) and not isinstance(value, bool)
     if not ok or not minimum <= value <= maximum:
         shown = value if not ok or abs(value) < 10**20 else f"a {len(str(abs(value)))}-digit integer"
-        raise ConfigError(name, f"must be an integer in [{minimum}, {maximum:.6g}], got {shown!r}")
+        top = str(maximum) if maximum < 10**12 else f"{maximum:.3g}"
+        raise ConfigError(name, f"must be an integer in [{minimum}, {top}], got {shown!r}")
