@@ -66,17 +66,13 @@ def _node_state() -> str:
     return _sh("sinfo", "-h", "-n", NODE, "-o", "%T").strip()
 
 
-def _set_down(timeout: float = 60) -> None:
-    """scontrol update state=down, repeated until sinfo shows it (a just-restarted slurmctld may refuse it)."""
-    t0, said = time.time(), ""
-    while time.time() - t0 < timeout:
-        p = subprocess.run(["scontrol", "update", f"nodename={NODE}", "state=down", "reason=ant-test"],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
-        said = (p.stdout + p.stderr).strip()
-        time.sleep(1)
-        if "down" in _node_state():
-            return
-    raise AssertionError(f"the node is not down after {timeout:.0f} s: state {_node_state()!r}, scontrol: {said!r}")
+def _set_down() -> None:
+    """The node DOWN: slurmctld requeues (or kills) its jobs at once. With ReturnToService=2
+    (scripts/slurm_local.sh) the node comes back by itself as soon as slurmd answers, within a second, so the
+    DOWN state is seen in slurmctld's log, not reliably in sinfo; the RESUME below is then a no-op."""
+    p = subprocess.run(["scontrol", "update", f"nodename={NODE}", "state=down", "reason=ant-test"],
+                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def _check_status_is_true(grid: Path, runs_dir: Path, array: str) -> dict[str, int]:
@@ -145,7 +141,7 @@ def test_restarts_and_a_down_node_leave_every_run_identical(tmp_path, corpus):
         _set_down()
         time.sleep(2)
         _check_status_is_true(grid, runs_dir, array)
-        _sh("scontrol", "update", f"nodename={NODE}", "state=resume")
+        _sh("scontrol", "update", f"nodename={NODE}", "state=resume")  # refused when it is back already
         survived.append("node down")
     finally:  # leave the cluster healthy whatever happened above
         if "down" in _node_state() or "drain" in _node_state():
