@@ -60,7 +60,7 @@ def atomic_torch_save(path: str | Path, obj: Any) -> None:
 def check_out_dir(field: str, path: str | Path) -> None:
     """An output folder that can be made and written, checked before any process starts: `--out-dir /etc/passwd`
     was an exit 1 from a worker, after the plan had begun. A ConfigError (exit 2) naming `field` otherwise."""
-    from ant.errors import ConfigError
+    from ant.errors import ConfigError  # a sibling primitive: only this check needs it, not every atomic write
 
     p = Path(path)
     probe = p
