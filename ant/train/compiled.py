@@ -8,8 +8,11 @@ while compiled (`tensor_lr`), so the schedule changes a value, not a guard: no r
 
 When (`use_compile`): train.compile "true" anywhere (GPU: the recipe's default). On CPU train.compile resolves
 to "false" and is part of the run id, so the CPU decision is train.cpu_compile's, taken when the run starts:
-"auto" compiles when the run's estimated eager training time is at least PAYBACK x the warm-up, i.e. when the
-measured speed-up repays the compilation with room to spare (the rule and its numbers: docs/study.md).
+"auto" compiles when this process already holds the graphs of the run's shape (free), or when the run's
+estimated eager training time is at least MIN_EAGER_S. Why that low a bar: the warm-up (13-37 s per shape on the
+quiet machine, issue 23) is paid once per worker and shape, and a study worker trains several runs of each shape
+(the grids' learning rates and seeds), each 1.4-2.2x faster compiled (docs/study.md, "Compiled steps"); a lone
+short run loses at most one warm-up.
 """
 
 from __future__ import annotations
@@ -23,10 +26,17 @@ import torch.nn.functional as F
 from ant.config import RunConfig
 from ant.models.layers import NORM_EPS
 
-# Measured at one thread on the study shapes (bytes, seq 128, tiny0-tiny3, batch 1-16; docs/study.md):
-WARMUP_S = 40.0  # the first compilation of a shape in a process (loss + update), with room for a loaded machine
-PAYBACK = 3.0  # compile when eager training would take >= PAYBACK x WARMUP_S: the 1.2-1.7x speed-up then repays it
-CPU_FLOPS = 6e9  # eager single-thread training FLOP/s (6 N D) on this class of CPU, for the estimate only
+MIN_EAGER_S = 8.0  # a study tiny1 run (10 tokens/param) trains ~10 s eager; tiny0's ~1 s runs stay eager
+# Eager single-thread training rate, 6 N FLOPs a token: the quiet machine's Lightning step at batch 4 gives
+# 0.5e10 (tiny0) to 2.3e10 (tiny3) FLOP/s (docs/study.md's table); for the estimate only.
+CPU_FLOPS = 1.5e10
+_shapes: set[tuple] = set()  # the shapes whose graphs this process holds
+
+
+def shape_key(cfg: RunConfig) -> tuple:
+    m, t = cfg.model, cfg.train
+    return (m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())), t.micro_batch_size or t.batch_size,
+            cfg.data.seq_len)  # fmt: skip
 
 
 def use_compile(cfg: RunConfig, threads: int = 1) -> bool:
@@ -36,10 +46,15 @@ def use_compile(cfg: RunConfig, threads: int = 1) -> bool:
         return True
     if t.device != "cpu" or t.cpu_compile == "false":
         return False
-    if t.cpu_compile == "true":
+    if t.cpu_compile == "true" or shape_key(cfg) in _shapes:
         return True
     flops = 6 * (cfg.num_params or 0) * (cfg.steps or 0) * t.batch_size * cfg.data.seq_len
-    return flops / (CPU_FLOPS * max(1, threads)) >= PAYBACK * WARMUP_S
+    return flops / (CPU_FLOPS * max(1, threads)) >= MIN_EAGER_S
+
+
+def note_compiled(cfg: RunConfig) -> None:
+    """Record that this process now holds the graphs of the run's shape (use_compile: free from now on)."""
+    _shapes.add(shape_key(cfg))
 
 
 def token_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,8 @@ class LMModule(L.LightningModule):
             return
         if t.device == "cpu" and distributed.world_size(t) == 1:
             self.compiled = compiled.use_compile(self.cfg, t.num_threads or torch.get_num_threads())
+            if self.compiled:
+                compiled.note_compiled(self.cfg)
         elif t.compile == "true":  # in place: the state dict keeps its `model.*` keys whatever the compile setting
             self.model.compile()
 
