@@ -42,8 +42,11 @@ STUDY_VAL_TOKENS = 32768
 # (name, train.* settings, checkpoints a run or None for the default). "current": what the code before issue 23
 # did (every window at the training batch, about 20 evaluations, 10 checkpoints a run, eager), in today's fields.
 VARIANTS: list[tuple[str, dict[str, Any], int | None]] = [
-    ("current", {"eval_spacing": "every", "eval_tokens": STUDY_VAL_TOKENS, "eval_batch_size": 4,
-                 "cpu_compile": "false"}, 10),  # fmt: skip
+    (
+        "current",
+        {"eval_spacing": "every", "eval_tokens": STUDY_VAL_TOKENS, "eval_batch_size": 4, "cpu_compile": "false"},
+        10,
+    ),  # fmt: skip
     ("cheap-eval", {"cpu_compile": "false"}, None),
     ("cheap-eval+compile", {"cpu_compile": "true"}, None),
 ]
@@ -55,8 +58,13 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
              **settings}  # fmt: skip
     if settings.get("eval_tokens"):
         train["eval_tokens"] = settings["eval_tokens"] // cut
-    d = {"model": {"arch": "angpt", "size": size}, "optim": {"lr": 1e-2}, "train": train, "out_dir": str(out_dir),
-         "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": STUDY_VAL_TOKENS // cut}}
+    d = {
+        "model": {"arch": "angpt", "size": size},
+        "optim": {"lr": 1e-2},
+        "train": train,
+        "out_dir": str(out_dir),
+        "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": STUDY_VAL_TOKENS // cut},
+    }
     cfg = RunConfig.from_dict(d)
     if ckpts:
         cfg.train.ckpt_interval = max(1, cfg.resolve().steps // ckpts)
@@ -73,7 +81,7 @@ def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="ant-study-mix-"))
     try:
         for i, size in enumerate(TIME_SHARES):
-            order = VARIANTS[i % len(VARIANTS):] + VARIANTS[: i % len(VARIANTS)]  # rotate per size
+            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]  # rotate per size
             for name, settings, ckpts in order:
                 for seed in range(runs_per_shape):
                     cfg = run_config(size, seed, root / name, settings, ckpts)
@@ -104,8 +112,12 @@ def summarize(wall, losses, runs_per_shape: int) -> dict[str, Any]:
     return {
         "what": "study-mix benchmark (ant.bench.study_mix): runs/hour of the CPU study's mix per variant",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                    "threads_per_run": 1, "python": sys.version.split()[0]},  # fmt: skip
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads_per_run": 1,
+            "python": sys.version.split()[0],
+        },  # fmt: skip
         "time_shares": TIME_SHARES,
         "cut": CUT,
         "runs_per_shape": runs_per_shape,

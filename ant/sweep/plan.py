@@ -28,7 +28,6 @@ give the FLOPs actually trained next to the FLOPs of the budgets.
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import time

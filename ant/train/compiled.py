@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.optim.adam as adam_functional
 import torch.nn.functional as F
+import torch.optim.adam as adam_functional
 
 from ant.config import RunConfig
 from ant.models.layers import NORM_EPS
