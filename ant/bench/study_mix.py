@@ -72,13 +72,16 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
 
 
 def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
-    from ant.train import train  # late: the module docstring and --help load no torch.compile machinery
+    from ant.train import prepare, train  # late: the module docstring and --help load no torch.compile machinery
+    from ant.train import module  # noqa: F401 - loads Lightning now, not inside the first timed run
 
     torch.set_num_threads(1)
     names = [v[0] for v in VARIANTS]
     wall: dict[str, dict[str, list[float]]] = {n: {s: [] for s in TIME_SHARES} for n in names}
     losses: dict[str, dict[str, list[float]]] = {n: {s: [] for s in TIME_SHARES} for n in names}
     root = Path(tempfile.mkdtemp(prefix="ant-study-mix-"))
+    for size in TIME_SHARES:  # the token files of every cut validation set, built before anything is timed
+        prepare(run_config(size, 0, root, {}, None), progress=False)
     try:
         for i, size in enumerate(TIME_SHARES):
             order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]  # rotate per size
