@@ -72,8 +72,8 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
 
 
 def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
-    from ant.train import prepare, train  # late: the module docstring and --help load no torch.compile machinery
-    from ant.train import module  # noqa: F401 - loads Lightning now, not inside the first timed run
+    # late: --help loads no torch; `module` loads Lightning here, not inside the first timed run
+    from ant.train import module, prepare, train  # noqa: F401
 
     torch.set_num_threads(1)
     names = [v[0] for v in VARIANTS]

@@ -6,8 +6,9 @@ inline_inbuilt_nn_modules), so a second model of the same shape in the same proc
 instead of compiling again (measured: docs/study.md, "Compiled steps"). The optimizer's LR is a 0-dim tensor
 while compiled (`tensor_lr`), so the schedule changes a value, not a guard: no recompilation per step.
 
-When (`use_compile`): train.compile "true" anywhere (GPU: the recipe's default). On CPU train.compile resolves
-to "false" and is part of the run id, so the CPU decision is train.cpu_compile's, taken when the run starts:
+When (`use_compile`): train.compile "true" (GPU: the recipe's default) compiles the model itself, as before
+(ant.train.module). On CPU train.compile resolves to "false" and is part of the run id, so this path is
+train.cpu_compile's, decided when a single-process CPU run starts:
 "auto" compiles when this process already holds the graphs of the run's shape (free), or when the run's
 estimated eager training time is at least MIN_EAGER_S. Why that low a bar: the warm-up (13-37 s per shape on the
 quiet machine, issue 23) is paid once per worker and shape, and a study worker trains several runs of each shape

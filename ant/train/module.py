@@ -58,12 +58,12 @@ class LMModule(L.LightningModule):
         t = self.cfg.train
         if self.train_forward is not None:
             return
-        if t.device == "cpu" and distributed.world_size(t) == 1:
+        if t.compile == "true":  # in place: the state dict keeps its `model.*` keys whatever the compile setting
+            self.model.compile()
+        elif t.device == "cpu" and distributed.world_size(t) == 1:  # the CPU study's rule (train.cpu_compile)
             self.compiled = compiled.use_compile(self.cfg, t.num_threads or torch.get_num_threads())
             if self.compiled:
                 compiled.note_compiled(self.cfg)
-        elif t.compile == "true":  # in place: the state dict keeps its `model.*` keys whatever the compile setting
-            self.model.compile()
 
     def configure_optimizers(self):
         opt = build_optimizer(self.model, self.cfg.optim, fused=self.cfg.train.device == "cuda")
