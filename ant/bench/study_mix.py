@@ -72,7 +72,7 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
 
 
 def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
-    # late: --help loads no torch; `module` loads Lightning here, not inside the first timed run
+    # late: --help and the table helpers load no Lightning; `module` loads it here, not in the first timed run
     from ant.train import module, prepare, train  # noqa: F401
 
     torch.set_num_threads(1)
