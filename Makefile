@@ -37,12 +37,17 @@ data: install
 OFFLINE := http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 \
 	HTTPS_PROXY=http://127.0.0.1:9 PIP_INDEX_URL=http://127.0.0.1:9/simple/ no_proxy=localhost,127.0.0.1
 
-test: install data slurm-start
-	env $(OFFLINE) $(BIN)/python -m pytest tests; rc=$$?; $(MAKE) --no-print-directory slurm-stop; exit $$rc
+# Two pytest-xdist workers, one torch thread each (tests/conftest.py); --dist loadgroup keeps the SLURM tests on one
+# worker (one 2-CPU cluster) and the 2-process data-parallel tests on one (xdist_group marks).
+XDIST := -n 2 --dist loadgroup
 
-# Unit tests only: no SLURM, no slow end-to-end runs.
-test-fast: install
-	env $(OFFLINE) $(BIN)/python -m pytest tests -m "not slow and not slurm"
+test: install data slurm-start
+	env $(OFFLINE) $(BIN)/python -m pytest tests $(XDIST); rc=$$?; $(MAKE) --no-print-directory slurm-stop; exit $$rc
+
+# Unit tests only: no SLURM, no slow end-to-end runs. They train on the default corpus (as bytes), which `make data`
+# builds (downloads, once): the target depends on it, since the tests themselves run offline.
+test-fast: install data
+	env $(OFFLINE) $(BIN)/python -m pytest tests $(XDIST) -m "not slow and not slurm"
 
 lint: install
 	$(BIN)/ruff check ant tests scripts

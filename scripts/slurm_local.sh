@@ -146,6 +146,13 @@ do_start() {
     say "already running: $(sinfo -h -o '%P %D %T %c CPUs' | head -1)"; return 0
   fi
   write_configs
+  # The daemons must not inherit the caller's descriptors: under `flock LOCK bash slurm_local.sh start` munged,
+  # mariadbd and slurmdbd kept the lock's descriptor open, and so held the lock for as long as they ran.
+  local fd
+  for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    ((fd > 2 && fd < 255)) && eval "exec ${fd}>&-" 2>/dev/null
+  done
   local SU=(runuser -u munge --)
   command -v runuser >/dev/null 2>&1 || SU=()
   chown munge:munge /run/munge 2>/dev/null || true

@@ -11,7 +11,26 @@ import pytest
 # ANT_CACHE), not the user's ~/.cache/ant default; subprocesses inherit it. Set before any test builds data.
 os.environ.setdefault("ANT_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "ant"))
 
+# TorchInductor's cache (compiled kernels, FX graphs) outlives a CI run in the user's cache, not the fresh clone:
+# its keys hold the torch version and the generated source, so a hit is the same kernel. The fusion test counts
+# kernels with a fresh cache of its own (tests/bench/test_fusion.py).
+os.environ.setdefault(
+    "TORCHINDUCTOR_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ant" / "torchinductor"),
+)
+
 SLOW_TIMEOUT_S = 1200  # pyproject's 300 s is for unit tests; end-to-end runs on a loaded 2-core CI take minutes
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test`: -n 2) each worker is one process of two on two cores: one torch thread
+    each (and for the subprocesses they start), as the tests that compare losses bit for bit assume anyway."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -82,6 +82,21 @@ def test_resolve_applies_the_paper_recipe_per_architecture():
     assert an.train.device == "cpu" and an.train.precision == "32" and an.train.compile == "false"
 
 
+def test_readme_recipe_beta2_by_size_grad_clip_and_gpu_defaults():
+    """README (One run): beta2 0.99 below 100M parameters and 0.95 at or above; grad-clip 1.0 by default;
+    bf16-mixed + torch.compile on GPU, fp32 eager on CPU. Resolving needs no GPU (only `auto` asks torch)."""
+    for size, beta2 in (("62M", 0.99), ("125M", 0.95), ("0.5B", 0.95)):
+        r = _cfg(model={"size": size}, data={"seq_len": 64}).resolve(vocab_size=50304)
+        assert (r.num_params >= 100e6) == (beta2 == 0.95) and r.optim.beta2 == beta2, (size, r.num_params)
+    small = _cfg().resolve(vocab_size=300)
+    assert small.optim.grad_clip == 1.0
+    assert _cfg(optim={"grad_clip": 0.5}).resolve(vocab_size=300).optim.grad_clip == 0.5
+    gpu = _cfg(train={"device": "cuda"}).resolve(vocab_size=300)
+    assert (gpu.train.precision, gpu.train.compile) == ("bf16-mixed", "true")
+    cpu = _cfg(train={"device": "cpu"}).resolve(vocab_size=300)
+    assert (cpu.train.precision, cpu.train.compile) == ("32", "false")
+
+
 def test_tokens_per_param_resolves_against_the_counted_parameters():
     cfg = RunConfig.from_dict({"model": {"size": "tiny1"}, "train": {"tokens_per_param": 20}}).resolve(vocab_size=256)
     assert cfg.train.tokens == round(20 * cfg.num_params)

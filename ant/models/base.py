@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ant.models.constraints import Constraint
-from ant.models.layers import Rotary, Scale
+from ant.models.layers import Embedding, Linear, Rotary, Scale, linear
 
 
 @dataclass
@@ -53,10 +52,10 @@ class Block(nn.Module):
         super().__init__()
         d, f = cfg.d_model, cfg.d_mlp
         self.n_heads = cfg.n_heads
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
-        self.proj = nn.Linear(d, d, bias=False)
-        self.fc = nn.Linear(d, 2 * f, bias=False)
-        self.down = nn.Linear(f, d, bias=False)
+        self.qkv = Linear(d, 3 * d, bias=False)
+        self.proj = Linear(d, d, bias=False)
+        self.fc = Linear(d, 2 * f, bias=False)
+        self.down = Linear(f, d, bias=False)
 
     def alphas(self) -> dict[str, torch.Tensor]:
         """Effective eigen learning rates (nGPT/anGPT); empty for blocks without them."""
@@ -67,11 +66,11 @@ class Transformer(nn.Module):
     def __init__(self, cfg: ModelArgs):
         super().__init__()
         self.cfg = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.wte = Embedding(cfg.vocab_size, cfg.d_model)
         self.rope = Rotary(cfg.head_dim, cfg.rope_fraction, cfg.rope_base)
         self.blocks = nn.ModuleList([self.make_block(i) for i in range(cfg.n_layers)])
         self.make_head_params()
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if not self.lm_head.weight.is_meta:  # meta models only count parameters: skip the (slow) init
             self.init_weights()
 
@@ -97,7 +96,7 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx [B, T] token ids -> fp32 logits [B, T, V] (the caller computes the loss)."""
         h = self.wte(idx)
-        rope = self.rope(idx.shape[1], idx.device)
+        rope = self.rope(idx.shape[-1], idx.device)
         for block in self.blocks:
             h = block(h, rope)
         return self.head(h).float()
@@ -107,7 +106,7 @@ class Transformer(nn.Module):
         """Mean L2 norm (over batch and positions) of the residual stream entering each block and leaving the
         last one: a Tensor[n_layers + 1] (paper Fig. 1)."""
         h = self.wte(idx)
-        rope = self.rope(idx.shape[1], idx.device)
+        rope = self.rope(idx.shape[-1], idx.device)
         norms = [h.float().norm(dim=-1).mean()]
         for block in self.blocks:
             h = block(h, rope)
@@ -182,4 +181,5 @@ class ScaledLogitsTransformer(Transformer):
         self.sz = Scale(c.vocab_size, c.sz_init, c.sz_scale)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        return F.linear(h, self.lm_head.weight * self.sz()[:, None]).float()
+        w = self.lm_head.weight  # [V, d]; s_z [V] scales its rows (a packed model: [K, V, d] and one s_z per run)
+        return linear(h, w * self.sz().reshape(*w.shape[:-1], 1)).float()

@@ -40,31 +40,39 @@ class Constraint:
     dim: int  # dimension the L2 norm is taken over
     mode: str  # "renorm": ||w|| = 1 ; "clip": ||w|| <= 1
 
+    @property
+    def param_dim(self) -> int:
+        """`dim` in the stored tensor: one more in a packed model, whose matrices carry a leading run dim."""
+        return self.dim + self.param.ndim - 2
+
     def norms(self) -> torch.Tensor:
-        return self.param.detach().float().norm(dim=self.dim)
+        return self.param.detach().float().norm(dim=self.param_dim)
 
     @torch.no_grad()
     def apply_(self, mode: str | None = None) -> None:
         mode = mode or self.mode
         w = self.param
-        norm = w.float().norm(dim=self.dim, keepdim=True)
+        norm = w.float().norm(dim=self.param_dim, keepdim=True)
         # clip: divide only rows longer than one; renorm: divide every row by its norm
         div = norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)
         w.div_(div.to(w.dtype))
 
 
 def matrix_constraints(model: nn.Module, dims: dict[str, int], mode: str, skip=()) -> list[Constraint]:
-    """One Constraint per 2-D parameter of `model`, its dim looked up by the owning module's attribute name.
+    """One Constraint per matrix of `model` (the weight of a Linear or Embedding, in parameter order), its dim
+    looked up by the owning module's attribute name. Found by module type rather than by ndim, because a packed
+    model's (ant.models.packed) matrices and vectors all carry a leading run dimension.
 
     A matrix whose name is not in `dims` raises: a new matrix must be placed in the table on purpose, never left
     silently unconstrained."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     out = []
-    for name, p in model.named_parameters():
-        if p.ndim != 2:
+    for mod_name, mod in model.named_modules():
+        if not isinstance(mod, (nn.Linear, nn.Embedding)):
             continue
-        key = name.split(".")[-2]
+        name, p = f"{mod_name}.weight", mod.weight
+        key = mod_name.split(".")[-1]
         if key not in dims:
             raise KeyError(f"matrix {name} has no constraint dimension (known: {sorted(dims)})")
         if key in skip:

@@ -29,6 +29,33 @@ def rms_norm(x: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
+def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x W^T. A packed model (ant.models.packed) stores K runs' matrices as one [K, out, in] tensor and its
+    activations as [K, ...]: then one batched matmul over the K runs."""
+    if weight.ndim == 2:
+        return F.linear(x, weight)
+    return torch.bmm(x.flatten(1, -2), weight.mT).unflatten(1, x.shape[1:-1])
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters and state dict) whose weight may carry a leading run dimension (see `linear`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight)
+
+
+class Embedding(nn.Embedding):
+    """nn.Embedding whose table may carry a leading run dimension: [K, V, d] looked up with ids [K, B, T]."""
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if w.ndim == 2:
+            return super().forward(idx)
+        K, V, d = w.shape  # run k's ids index rows k*V .. k*V + V - 1 of the flattened tables: one lookup
+        offset = torch.arange(K, device=idx.device).view(K, *[1] * (idx.ndim - 1)) * V
+        return F.embedding(idx + offset, w.reshape(K * V, d))
+
+
 class RMSNorm(nn.Module):
     """Pre-norm of GPT/GPT+: rms(h) * gamma, gamma learnable and initialised to one."""
 
@@ -93,18 +120,22 @@ def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> to
 
 
 def split_heads(qkv: torch.Tensor, n_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[B, T, 3d] -> q, k, v each [B, H, T, head_dim]."""
-    B, T, three_d = qkv.shape
+    """[B, T, 3d] -> q, k, v each [B, H, T, head_dim] (a packed model's [K, B, T, 3d] -> [K, B, H, T, head_dim])."""
+    *lead, T, three_d = qkv.shape
     hd = three_d // (3 * n_heads)
-    q, k, v = qkv.view(B, T, 3, n_heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+    n = len(lead)  # the view is [*lead, T, 3, H, hd]: q/k/v first, then the lead dims, H, T, hd
+    order = (n + 1, *range(n), n + 2, n, n + 3)
+    q, k, v = qkv.view(*lead, T, 3, n_heads, hd).permute(order).unbind(0)
     return q, k, v
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """Causal softmax(q k^T * scale) v with [B, H, T, hd] inputs; returns the heads concatenated, [B, T, d]."""
+    """Causal softmax(q k^T * scale) v with [B, H, T, hd] inputs; returns the heads concatenated, [B, T, d].
+    A packed model's [K, B, H, T, hd] runs as K * B sequences (CPU flash attention takes 4-D inputs)."""
+    *lead, H, T, hd = q.shape
+    q, k, v = (t.flatten(0, -4) for t in (q, k, v))  # a no-op view for 4-D inputs
     y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-    B, H, T, hd = y.shape
-    return y.transpose(1, 2).reshape(B, T, H * hd)
+    return y.transpose(1, 2).reshape(*lead, T, H * hd)
 
 
 def swiglu(uz: torch.Tensor, gate_scale: torch.Tensor | float = 1.0) -> torch.Tensor:

@@ -82,7 +82,7 @@ class NGPTBlock(Block):
         alpha = self.alphas()
         q, k, v = split_heads(self.qkv(h), self.n_heads)
         q, k = apply_rotary(q, rope), apply_rotary(k, rope)
-        sqk = self.sqk().view(self.n_heads, 1, -1).to(q.dtype)  # [H, 1, hd], broadcasts over B and T
+        sqk = self.sqk().unflatten(-1, (self.n_heads, 1, -1)).to(q.dtype)  # [H, 1, hd]: over B and T
         q, k = l2norm(q) * sqk, l2norm(k) * sqk
         h_a = l2norm(self.proj(attend(q, k, v, self.softmax_scale)))
         h = self.lerp(h, h_a, alpha["alpha_a"])

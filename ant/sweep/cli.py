@@ -27,6 +27,7 @@ from ant.fsio import atomic_write_text
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, work_units
 from ant.sweep.grid import Grid
+from ant.sweep.packing import packing_line
 from ant.sweep.plan import build_plan
 from ant.sweep.plan_table import format_plan, plan_json
 from ant.sweep.slurm import submit_slurm
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run or args.status:
         print(format_plan(rows, tp, concurrency=workers, show_jobs=bool(jobs)))
+        if args.dry_run:
+            print(packing_line(cfgs, settings.pack))
         return 0
     busy = ("done", "diverged", "running", "queued")
     todo = [c for c, r in zip(cfgs, rows) if r.state not in busy]

@@ -30,9 +30,10 @@ from typing import Any
 
 from ant.config import RunConfig
 from ant.decode import build, check_int
-from ant.errors import check_choice
+from ant.errors import ConfigError, check_choice
 from ant.status import FINISHED  # states a re-run leaves alone
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
+from ant.sweep.packing import PackedUnit, pack_units, run_packed
 from ant.sweep.progress import SweepMonitor
 
 EXECUTORS = ("local", "slurm")
@@ -46,6 +47,9 @@ class ExecutorSettings:
     # local: parallel runs. 0 -> one per GPU, else 1. threads_per_run 0 -> CPU cores // concurrency.
     concurrency: int = 0
     threads_per_run: int = 0
+    # local: train up to `pack` runs of one shape (differing only in LR/seed) in one worker (ant.sweep.packing);
+    # 0: every run alone. Off by default: a new path, and a win only at the smallest sizes/batches (docs/study.md)
+    pack: int = 0
     # slurm (submitit parameter names in brackets)
     partition: str | None = None  # [slurm_partition]
     account: str | None = None  # [slurm_account]
@@ -67,10 +71,12 @@ class ExecutorSettings:
         """The section through the config's decoder (unknown keys and types name the field), then the ranges."""
         s = build(cls, dict(d or {}), prefix="executor.")
         check_choice("executor.name", s.name, EXECUTORS)
-        for k in ("concurrency", "threads_per_run", "gpus_per_node", "max_num_timeout", "signal_delay_s"):
+        for k in ("concurrency", "threads_per_run", "pack", "gpus_per_node", "max_num_timeout", "signal_delay_s"):
             check_int(f"executor.{k}", getattr(s, k), minimum=0)
         for k in ("timeout_min", "cpus_per_task", "array_parallelism"):
             check_int(f"executor.{k}", getattr(s, k), minimum=1)
+        if s.pack and s.name != "local":
+            raise ConfigError("executor.pack", "packed workers are a local-executor option", [0])
         return s
 
 
@@ -231,12 +237,16 @@ def run_local(
     if not cfgs:
         return []
     units = work_units(cfgs, all_cfgs)
+    if settings.pack >= 2:
+        units = pack_units(units, settings.pack)
     n_runs = sum(len(u) for u in units)
     workers, threads, gpus = local_layout(settings, len(units))
     ctx = mp.get_context("spawn")
     where = f"GPUs {','.join(gpus[:workers])}" if gpus else f"{threads} CPU thread(s) each"
-    fams = sum(len(u) > 1 for u in units)
+    fams = sum(len(u) > 1 and not isinstance(u, PackedUnit) for u in units)
+    packs = sum(isinstance(u, PackedUnit) for u in units)
     log(f"local executor: {n_runs} run(s)" + (f" ({fams} wsd families)" if fams else "")
+        + (f" ({packs} packed workers)" if packs else "")
         + f", {workers} at a time, {where}")  # fmt: skip
     results: list[dict[str, Any]] = []
     t0 = time.time()
@@ -254,7 +264,9 @@ def run_local(
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
             futs = {}
             for unit in pending:
-                if len(unit) == 1:
+                if isinstance(unit, PackedUnit):
+                    futs[pool.submit(run_packed, [c.to_dict() for c in unit], threads)] = unit
+                elif len(unit) == 1:
                     futs[pool.submit(run_one, unit[0].to_dict(), threads)] = unit
                 else:
                     futs[pool.submit(run_family, [c.to_dict() for c in unit], threads)] = unit

@@ -394,6 +394,8 @@ def make_loggers(names: list[str], run_dir: Path, run_id: str) -> list:
     from lightning.pytorch import loggers as pl
 
     logs = Path(run_dir) / "logs"
+    if "mlflow" in names:  # its SQLite file's folder must exist before MLflow opens it
+        logs.mkdir(parents=True, exist_ok=True)
     made = {
         "csv": lambda: pl.CSVLogger(logs, name="", version="csv"),
         "tensorboard": lambda: pl.TensorBoardLogger(logs, name="", version="tensorboard", default_hp_metric=False),
@@ -405,8 +407,12 @@ def make_loggers(names: list[str], run_dir: Path, run_id: str) -> list:
             project="ant",
             offline=os.environ.get("WANDB_MODE", "offline") != "online",
         ),  # fmt: skip
+        # the user's MLFLOW_TRACKING_URI, else SQLite in logs/ (MLflow 3 refuses `file:` stores: "maintenance mode")
         "mlflow": lambda: pl.MLFlowLogger(
-            experiment_name="ant", run_name=run_id, tracking_uri=(logs / "mlruns").resolve().as_uri()
+            experiment_name="ant",
+            run_name=run_id,
+            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(logs / 'mlflow.db').resolve()}",
+            artifact_location=(logs / "mlflow-artifacts").resolve().as_uri(),
         ),  # fmt: skip
     }
     return [made[name]() for name in dict.fromkeys(names)]

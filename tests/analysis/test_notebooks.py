@@ -1,9 +1,14 @@
-"""Both notebooks run headlessly (nbclient) with the kernel started in the repository root and in notebooks/, with
-ANT_RESULTS absolute and relative; scaling_laws.ipynb shows exactly the numbers that `ant fit` writes
-to results/fits/ (which REPORT.md is built from) and uses synthetic data only when asked for."""
+"""Both notebooks run headlessly (nbclient); scaling_laws.ipynb shows exactly the numbers that `ant fit` writes
+to results/fits/ (which REPORT.md is built from) and uses synthetic data only when asked for.
+
+Where the results are: each notebook's own `resolve_results` (taken from the notebook, not copied) is unit-tested
+with the kernel's directory in the repository root and in notebooks/, ANT_RESULTS absolute and relative: all four
+give one folder. Each notebook is then executed once per distinct folder, from notebooks/ with a relative
+ANT_RESULTS (the case that once fell back to synthetic data silently), not once per way of naming it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -96,18 +101,37 @@ def results_arg(results: Path, cwd: Path, how: str) -> str:
     return rel
 
 
-def cases(fast: set[tuple[str, str]]) -> list:
-    """(kernel cwd, ANT_RESULTS absolute or relative to the root): all four, the ones not in `fast` marked slow
-    (a notebook execution takes 10-30 s on the 2-core machine)."""
-    combos = [(w, h) for w in CWDS for h in ("absolute", "relative")]
-    return [pytest.param(w, h, marks=() if (w, h) in fast else pytest.mark.slow) for w, h in combos]
+def resolver(name: str):
+    """The notebook's own `resolve_results(value) -> Path` (scaling_laws: with its repo_root(cwd) as the root):
+    the functions are taken from the notebook's code cell that assigns its results folder."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    src = next(c.source for c in nb.cells if c.cell_type == "code" and "def resolve_results" in c.source)
+    tree = ast.parse("\n".join(ln for ln in src.splitlines() if not ln.startswith("%")))
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("resolve_results", "repo_root")]
+    ns: dict = {"Path": Path}
+    exec(compile(ast.Module(body=defs, type_ignores=[]), name, "exec"), ns)  # noqa: S102 - the notebook's code
+    if "repo_root" in ns:
+        return lambda value: ns["resolve_results"](value, ns["repo_root"](Path.cwd().resolve()))
+    return ns["resolve_results"]
 
 
-# ("notebooks", "relative") is the case that used to fall back to synthetic data silently
-@pytest.mark.parametrize(("where", "how"), cases({("notebooks", "relative")}))
-def test_scaling_laws_shows_the_numbers_of_fits_and_report(fitted, where, how, monkeypatch):
+@pytest.mark.parametrize("name", ["scaling_laws.ipynb", "loss_curves.ipynb"])
+@pytest.mark.parametrize("where", CWDS)
+@pytest.mark.parametrize("how", ["absolute", "relative"])
+def test_results_folder_is_the_same_from_every_start(name, where, how, tmp_path, monkeypatch):
+    results = ROOT / "tests" / ".nb-resolve-probe" / "results" if how == "relative" else tmp_path / "results"
     cwd = CWDS[where]
-    nb = execute("scaling_laws.ipynb", cwd, results_arg(fitted, cwd, how), monkeypatch)
+    monkeypatch.chdir(cwd)
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert any("= resolve_results(" in c.source for c in nb.cells), name  # the folder the notebook reads
+    value = str(results) if how == "absolute" else results_arg(results, cwd, how)
+    assert resolver(name)(value) == results.resolve()
+    assert resolver(name)("results") == (ROOT / "results").resolve()  # the default, from either folder
+
+
+def test_scaling_laws_shows_the_numbers_of_fits_and_report(fitted, monkeypatch):
+    # from notebooks/, ANT_RESULTS relative to the root: the case that used to fall back to synthetic data
+    nb = execute("scaling_laws.ipynb", NOTEBOOKS, results_arg(fitted, NOTEBOOKS, "relative"), monkeypatch)
     out = text(nb)
     assert f"results folder: {fitted.resolve()}" in out
     assert "SYNTHETIC demo" not in out
@@ -126,10 +150,8 @@ def test_scaling_laws_shows_the_numbers_of_fits_and_report(fitted, where, how, m
     assert f"{rows['angpt']['rel_increase_pct']:+.2f}%" in (fitted / "REPORT.md").read_text()
 
 
-@pytest.mark.parametrize(("where", "how"), cases({("notebooks", "relative"), ("root", "absolute")}))
-def test_loss_curves_finds_the_runs(few_runs, where, how, monkeypatch):
-    cwd = CWDS[where]
-    nb = execute("loss_curves.ipynb", cwd, results_arg(few_runs, cwd, how), monkeypatch)
+def test_loss_curves_finds_the_runs(few_runs, monkeypatch):
+    nb = execute("loss_curves.ipynb", NOTEBOOKS, results_arg(few_runs, NOTEBOOKS, "relative"), monkeypatch)
     out = text(nb)
     n_runs = sum(1 for p in (few_runs / "runs").iterdir() if p.is_dir())
     assert n_runs >= 5

@@ -244,6 +244,52 @@ def test_full_report_has_seven_rows_verdicts_and_figures(reported):
     assert vs_gpt["summary"] == pytest.approx(2.0, rel=0.1)  # 1.4 / 0.7
 
 
+def test_c3_and_c4_verdicts_and_numbers_follow_the_constructed_laws(reported):
+    """C3 on the constructed grid: GPT+'s LR exponent recovers its law's -0.48; anGPT's optima are interior at 3
+    sizes only, so its CIs are wide and overlap GPT+'s: not determined, saying why. C4: both laws share their
+    exponents and anGPT is 1.4x as efficient, so the L(C) exponents' CIs overlap and anGPT is below GPT+ at every
+    shared compute level: agrees, with the numbers in the row."""
+    _, text, claims = reported
+    c3 = claims["C3"]
+    assert c3["verdict"] == "not determined", c3["why"]
+    assert c3["why"].startswith("BS: exponent CIs overlap; LR: exponent CIs overlap;"), c3["why"]
+    g_lr = c3["numbers"]["per_arch"]["gptplus"]["lr_fit"]
+    assert g_lr["exponent_ci"][0] < LAWS["gptplus"].lr_exp < g_lr["exponent_ci"][1], g_lr
+    assert g_lr["exponent"] == pytest.approx(LAWS["gptplus"].lr_exp, abs=0.05)
+    assert c3["numbers"]["per_arch"]["gptplus"]["n_interior"] == 4
+    row3 = next(r for r in _headline_rows(text) if r.startswith("| **C3**"))
+    assert f"GPT+ LR ∝ N^{g_lr['exponent']:.3g}" in row3 and "**not determined**" in row3, row3
+    c4 = claims["C4"]
+    assert c4["verdict"] == "agrees", c4["why"]
+    assert "anGPT below GPT+ at 12 of 12 shared compute levels" in c4["why"]
+    env = {a: c4["numbers"]["fig4"][a]["methods"]["envelope"] for a in ("angpt", "gptplus")}
+    assert all(e["loss_determined"] for e in env.values())
+    lo = max(e["alpha_ci"][0] for e in env.values())
+    assert lo <= min(e["alpha_ci"][1] for e in env.values())  # the CIs overlap: the same exponent
+    row4 = next(r for r in _headline_rows(text) if r.startswith("| **C4**"))
+    assert f"anGPT α {env['angpt']['alpha']:.3g}" in row4 and "**agrees**" in row4, row4
+
+
+@pytest.mark.parametrize(("angpt_bs", "angpt_lr", "verdict"), [
+    ((0.95, 0.85, 1.05), (-0.18, -0.25, -0.11), "agrees"),  # the paper's: anGPT's BS steeper, LR flatter
+    ((0.05, 0.0, 0.1), (-0.9, -1.0, -0.8), "disagrees"),  # the opposite, CIs apart
+])  # fmt: skip
+def test_c3_verdict_when_the_exponent_cis_are_apart(study, angpt_bs, angpt_lr, verdict):
+    """anGPT's HP fits replaced by tight ones (what a grid with interior optima at every size gives): the
+    verdict follows the direction of the exponents, and the row prints them."""
+    path = study / "main" / "fits" / "fig2_hp_trends.json"
+    f2 = json.loads(path.read_text())
+    (regime,) = f2["per_arch"]["angpt"]
+    for key, (e, lo, hi) in (("bs_fit", angpt_bs), ("lr_fit", angpt_lr)):
+        f2["per_arch"]["angpt"][regime][key].update(exponent=e, exponent_ci=[lo, hi])
+    path.write_text(json.dumps(f2))
+    text, claims = _report(study, "--no-figures")
+    assert claims["C3"]["verdict"] == verdict, claims["C3"]["why"]
+    row = next(r for r in _headline_rows(text) if r.startswith("| **C3**"))
+    assert f"anGPT BS ∝ N^{angpt_bs[0]:.3g} [{angpt_bs[1]:.3g}, {angpt_bs[2]:.3g}]" in row, row
+    assert f"**{verdict}**" in row, row
+
+
 def test_wsd_gap_of_five_percent_does_not_hold(study):
     r = pd.read_parquet(study / "wsd" / "runs.parquet")
     wsd = r["cfg.optim.schedule"] == "wsd"

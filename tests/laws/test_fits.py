@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,17 @@ def test_chinchilla_reproduces_the_refit(chinchilla_fit):
     assert f.objective == pytest.approx(0.00101827, rel=1e-5)
     for k, v in CHINCHILLA_REPRODUCED.items():  # the README's independent scipy reproduction, 4-5 digits
         assert f.params[k] == pytest.approx(v, rel=1e-3), k
+
+
+def test_chinchilla_refit_equals_the_readme_to_its_printed_digits(chinchilla_fit):
+    """README (Analysis): "E=1.8172, A=477.83, B=2143.42, α=0.34731, β=0.36717": each fitted value, rounded to
+    the digits the README prints, is the README's number (read from the README, so the two cannot drift)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    m = re.search(r"E=([\d.]+), A=([\d.]+), B=([\d.]+), α=([\d.]+), β=([\d.]+) \(objective", readme)
+    assert m, "the README's Chinchilla refit line"
+    for k, printed in zip(("E", "A", "B", "alpha", "beta"), m.groups()):
+        digits = len(printed.split(".")[1])
+        assert f"{chinchilla_fit.params[k]:.{digits}f}" == printed, (k, chinchilla_fit.params[k], printed)
 
 
 def test_chinchilla_matches_epoch_published_values(chinchilla_fit):

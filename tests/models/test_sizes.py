@@ -44,9 +44,19 @@ def test_counts_match_closed_forms():
         assert got["angpt"] == core + L * (2 * d + 1) + V  # alpha_A, alpha_M, g; s_z
 
 
+def test_readme_exact_counts_at_0p5b():
+    """README (Architectures): 0.5B: GPT+ 505,725,976; nGPT 505,996,416; anGPT 505,775,256 (vocab 50304)."""
+    want = {"gptplus": 505_725_976, "ngpt": 505_996_416, "angpt": 505_775_256}
+    got = {a: build_model(a, "0.5B", vocab_size=PAPER_VOCAB, device="meta").num_params() for a in want}
+    assert got == want
+
+
 def test_meta_build_is_fast():
     t0 = time.perf_counter()
     m = build_model("ngpt", "1B", device="meta")
     dt = time.perf_counter() - t0
     assert all(p.is_meta for p in m.parameters())
+    # no weight is allocated or initialised (the 1B model in fp32 would be 4.3 GB to fill): well under a second
+    # on the 2-core machine; 5 s leaves room for a loaded CI machine
+    assert dt < 5.0, f"meta build of ngpt 1B took {dt:.1f} s"
     print(f"\nmeta build of ngpt 1B: {dt * 1000:.0f} ms")

@@ -31,6 +31,36 @@ def corpus(tmp_path_factory) -> pathlib.Path:
     return p
 
 
+@pytest.fixture
+def slurm_commands(tmp_path, monkeypatch) -> pathlib.Path:
+    """A folder put first on PATH holding an `srun` that only says it is not a cluster: submitit's SLURM executor
+    refuses to be built without `srun` on PATH, and the tests that build one (the submission script, sbatch
+    refusing) need no cluster. A test adds its own commands (e.g. an sbatch) to the folder."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    srun = bin_dir / "srun"
+    srun.write_text("#!/bin/sh\necho 'srun: no cluster in this test' >&2\nexit 1\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def requeue_reference(tmp_path_factory, corpus) -> pathlib.Path:
+    """The requeue tests' run trained without interruption, once, in this process (one device, one thread as
+    the SLURM job runs): the run folder whose metrics table a requeued run must equal."""
+    from ant.sweep.grid import Grid
+    from ant.train import train
+    from tests.sweep.slurm_support import requeue_grid
+
+    root = tmp_path_factory.mktemp("requeue-reference")
+    cfg = Grid.from_yaml(requeue_grid(root / "g.yaml", corpus, root)).expand()[0]
+    cfg.train.num_threads = 1
+    result = train(cfg, progress=False)
+    assert result.status == "completed" and result.summary["resumed_from_step"] is None
+    return result.run_dir
+
+
 def write_grid(path: pathlib.Path, corpus: pathlib.Path, out: pathlib.Path, **over) -> pathlib.Path:
     """A grid of tiny byte-level runs; keyword arguments replace top-level keys or grid axes."""
     g = {

@@ -1,17 +1,11 @@
 """Against the real local SLURM cluster (scripts/slurm_local.sh start; `make test` starts it): job arrays, a
-failing run, requeue after a real time limit with an exact resume, and optuna workers as array tasks."""
+failing run, a time-limit requeue with an exact resume (the whole metrics table), and optuna workers as array tasks."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,43 +14,21 @@ from ant.sweep.grid import Grid
 from ant.sweep.locks import read_attempts
 from ant.sweep.plan import build_plan
 from tests.sweep.conftest import write_grid
+from tests.sweep.slurm_support import (
+    SLURM,
+    ant,
+    assert_same_curve,
+    assert_same_weights,
+    assert_signal_directives,
+    job_states,
+    requeue_grid,
+    sacct_states,
+    slurm_marks,
+    submission_script,
+    sweep_releasing_requeue_holds,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cluster_up() -> str | None:
-    if shutil.which("sinfo") is None:
-        return "sinfo not found: no SLURM here (bash scripts/slurm_local.sh start installs and starts one)"
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"sinfo failed: {e}"
-    if not any(s in out for s in ("idle", "mixed", "allocated")):
-        return f"no SLURM node is up (sinfo: {out.strip() or 'nothing'}); run bash scripts/slurm_local.sh start"
-    return None
-
-
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-if (_why := _cluster_up()) is not None:
-    # CI (.ci/run) sets ANT_REQUIRE_SLURM=1: a cluster that cannot start is then a collection error naming the
-    # cause, not a quietly skipped module behind a green run. Outside CI the module skips with the reason (-rs).
-    if os.environ.get("ANT_REQUIRE_SLURM") == "1":
-        raise RuntimeError(f"ANT_REQUIRE_SLURM=1 but the SLURM tests cannot run: {_why}")
-    pytestmark.append(pytest.mark.skip(reason=_why))
-
-SLURM = {"name": "slurm", "timeout_min": 5, "cpus_per_task": 1, "mem_gb": 1, "signal_delay_s": 30}
-
-
-def ant(*args: str, timeout: int = 600) -> tuple[int, str]:
-    p = subprocess.run([sys.executable, "-m", "ant.cli", *args], cwd=ROOT, text=True, capture_output=True,
-                       timeout=timeout)  # fmt: skip
-    return p.returncode, p.stdout + p.stderr
-
-
-def sacct_states(job_ids: list[str]) -> dict[str, str]:
-    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
-                         capture_output=True, text=True).stdout  # fmt: skip
-    return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+pytestmark = slurm_marks()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the failing runs are cuda runs on a machine without CUDA")
@@ -98,68 +70,26 @@ def test_array_completes_and_a_failing_run_is_reported(tmp_path, corpus):
     assert sum(1 for text in logs if len(step_line.findall(text)) >= 2) >= 2, logs
 
 
-def sweep_releasing_requeue_holds(grid: Path) -> tuple[int, str]:
-    """`ant sweep GRID --wait` while a thread releases requeued jobs: SLURM holds a requeued job for ~2 minutes
-    (reason BeginTime), and releasing it keeps the test short; the requeue itself (signal, checkpoint,
-    scontrol requeue, resume) is untouched."""
-    stop = threading.Event()
-    releaser = threading.Thread(target=_release_requeue_holds, args=(stop,), daemon=True)
-    releaser.start()
-    try:
-        return ant("sweep", str(grid), "--wait", timeout=900)
-    finally:
-        stop.set()
-
-
-def _release_requeue_holds(stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        out = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            jid, _, reason = line.partition(" ")
-            if reason.strip() == "BeginTime":
-                subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], capture_output=True)
-
-
-def _tokens_for_seconds(tmp_path, corpus, seconds: float) -> int:
-    """A token budget that trains for about `seconds` on this machine now, measured with a short run of the
-    same shape (one thread, as the SLURM job runs): the requeue test must outlast the time limit whether the
-    machine is idle or loaded."""
-    from ant.train import train
-
-    g = write_grid(tmp_path / "cal.yaml", corpus, tmp_path / "cal", arch=["angpt"], tokens=[40_960])
+def test_time_limit_requeues_and_resumes_exactly(tmp_path, corpus, requeue_reference):
+    # the time-limit signal arrives after the first checkpoint (sent by the test: slurm_support): the job
+    # checkpoints at the next step, submitit requeues it, the requeued job resumes and finishes the run
+    ex = {**SLURM, "timeout_min": 5, "signal_delay_s": 15}
+    g = requeue_grid(tmp_path / "g.yaml", corpus, tmp_path, executor=ex)
     cfg = Grid.from_yaml(g).expand()[0]
-    cfg.train.num_threads = 1
-    tps = train(cfg, progress=False).summary["tokens_per_s"]
-    return int(min(max(tps * seconds, 200_000), 5_000_000)) // 256 * 256
-
-
-def test_time_limit_requeues_and_resumes_exactly(tmp_path, corpus):
-    # ~70 s of training against a 1-minute limit with USR2 15 s before it: each job trains ~35-40 s, so the run
-    # is interrupted at least once and needs 2-3 jobs (max_num_timeout 20 leaves room for a loaded machine)
-    tokens = _tokens_for_seconds(tmp_path, corpus, 70)
-    ex = {**SLURM, "timeout_min": 1, "signal_delay_s": 15}
-    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["angpt"], tokens=[tokens], executor=ex)
-    rc, out = sweep_releasing_requeue_holds(g)
+    rc, out = sweep_releasing_requeue_holds(g, interrupt=cfg.run_dir())
     assert rc == 0, out
-    cfg = Grid.from_yaml(g).expand()[0]
+    assert_signal_directives(submission_script(tmp_path / "sweeps"), ex)
     summary = json.loads((cfg.run_dir() / "summary.json").read_text())
     assert summary["status"] == "completed"
+    assert 0 < summary["resumed_from_step"] < summary["steps"], summary  # the last job continued a checkpoint
     attempts = read_attempts(cfg.run_dir().parent / ".locks", cfg.run_id())
     assert any(a.get("status") == "interrupted" for a in attempts), attempts  # stopped by the USR2 signal
-    assert summary["resumed_from_step"], summary  # the last job continued from a checkpoint
-    job = json.loads((tmp_path / "sweeps" / "t" / "jobs.json").read_text())[cfg.run_id()]["job_id"]
-    acct = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-o", "State", "-j", job], capture_output=True,
-                          text=True).stdout.split()  # fmt: skip
-    assert "REQUEUED" in acct, acct
-    # the same run trained without interruption, in this process, reaches the same loss
-    from ant.train import train
-
-    cfg.out_dir = str(tmp_path / "reference")
-    cfg.train.num_threads = 1
-    ref = train(cfg, progress=False).summary
-    assert ref["resumed_from_step"] is None
-    assert summary["final_val_loss"] == ref["final_val_loss"]  # bit for bit, as the README says
-    assert summary["steps"] == ref["steps"]
+    assert "REQUEUED" in job_states(tmp_path / "sweeps" / "t", cfg.run_id())
+    # the whole curve equals the same run trained without interruption, bit for bit (README)
+    assert_same_curve(cfg.run_dir(), requeue_reference)
+    ref = json.loads((requeue_reference / "summary.json").read_text())
+    assert (summary["final_val_loss"], summary["steps"]) == (ref["final_val_loss"], ref["steps"])
+    assert_same_weights(cfg.run_dir(), requeue_reference)
 
 
 def test_tune_workers_as_array_tasks_share_one_journal_and_resume(tmp_path, corpus):

@@ -5,7 +5,6 @@ reached (its message on stderr, exit 1), and submitit calls it exactly as it cal
 
 from __future__ import annotations
 
-import os
 import stat
 
 import pytest
@@ -17,14 +16,11 @@ MESSAGE = "sbatch: error: Batch job submission failed: Unable to contact slurm c
 
 
 @pytest.fixture
-def controller_down(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sbatch = bin_dir / "sbatch"
+def controller_down(slurm_commands):
+    sbatch = slurm_commands / "sbatch"
     sbatch.write_text(f"#!/bin/sh\necho '{MESSAGE}' >&2\nexit 1\n")
     sbatch.chmod(sbatch.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return bin_dir
+    return slurm_commands
 
 
 @pytest.mark.parametrize("tokens", [[4096], [4096, 8192]], ids=["one-job", "job-array"])

@@ -52,8 +52,11 @@ def test_status_of_a_running_run_then_kill_leaves_partial_metrics(tmp_path, corp
         assert row["step"] >= live.step and 0 < row["step"] < cfg.steps
         assert row["final_val_loss"] is not None and 0 < row["final_val_loss"] < 10
         assert row["tokens_per_s"] > 0 and 0 <= row["age_s"] < 120
-        if (run_dir / "env.json").is_file():  # written by ant.train (issue 13); the commit column reads it
-            assert row["commit"] == env_commit(run_dir)
+        # env.json is written by ant.train at every start; the commit column reads it: this checkout's HEAD
+        head_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                                     text=True).stdout.strip()  # fmt: skip
+        assert (run_dir / "env.json").is_file(), sorted(p.name for p in run_dir.iterdir())
+        assert row["commit"] == env_commit(run_dir) and row["commit"].rstrip("+") == head_commit[:10], row
         table = subprocess.run([sys.executable, "-m", "ant.cli", "sweep", str(g), "--status"], cwd=ROOT,
                                capture_output=True, text=True, timeout=120).stdout  # fmt: skip
         head = next(ln for ln in table.splitlines() if ln.startswith("run_id"))

@@ -10,7 +10,7 @@ import torch
 
 from ant.cli import main
 from ant.train import io
-from tests.train.conftest import tiny_dict, write_yaml
+from tests.train.conftest import tiny_cfg, tiny_dict, write_yaml
 
 # (--set assignments, the field the one-line error must name)
 BAD = [
@@ -70,6 +70,34 @@ def test_divergence_is_a_result_exit_0(tmp_path, capsys, byte_tokens):
     # Rerunning a diverged run returns its result instead of diverging again.
     assert main(["train", str(config), "--out-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     assert io.read_json(run_dir / "summary.json") == s
+
+
+def test_a_nan_loss_is_divergence_at_its_step(tmp_path, byte_tokens, monkeypatch):
+    """The non-finite branch of the divergence guard: the forward pass of step 12 gives a NaN loss (the
+    loss-factor branch cannot see it: every comparison with NaN is false, so without the branch the run would
+    train on to the end with NaN weights and call itself completed)."""
+    from ant.train import module
+    from ant.train.run import train
+
+    nan_step, inject = 12, {"on": False}
+    token_loss, training_step = module.token_loss, module.LMModule.training_step
+
+    def loss_of_step(forward, x, y):
+        loss = token_loss(forward, x, y)
+        return loss * float("nan") if inject["on"] else loss
+
+    def step(self, batch, batch_idx):
+        inject["on"] = self.trainer.global_step + 1 == nan_step  # the monitor counts steps from 1
+        try:
+            return training_step(self, batch, batch_idx)
+        finally:
+            inject["on"] = False
+
+    monkeypatch.setattr(module, "token_loss", loss_of_step)
+    monkeypatch.setattr(module.LMModule, "training_step", step)
+    s = train(tiny_cfg(tmp_path / "runs", model={"arch": "gptplus"}), progress=False).summary
+    assert s["status"] == "diverged" and s["diverged_step"] == nan_step, s
+    assert s["steps"] < s["planned_steps"], s  # the run stopped there, at the end of its log interval
 
 
 def test_crash_is_recorded_as_failed_exit_1(tmp_path, capsys, byte_tokens, monkeypatch):

@@ -26,7 +26,8 @@ from ant.errors import ConfigError
 from ant.train import distributed, io, load_run, train
 from tests.train.conftest import REPO, tiny_cfg, tiny_dict, write_yaml
 
-pytestmark = pytest.mark.slow
+# one xdist group: its 2-process runs take both cores; bit-exact comparisons need the same thread counts
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp")]
 
 STEPS = 100
 SMALL = {"tokens": STEPS * 8 * 64, "batch_size": 8, "log_interval": 1, "eval_interval": 25, "diag_interval": 50,

@@ -116,9 +116,14 @@ def test_finished_run_is_returned_not_retrained(learned_runs):
 def test_num_threads_is_applied_and_restored(tmp_path, byte_tokens, monkeypatch):
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", lambda n, _f=torch.set_num_threads: (seen.append(n), _f(n)))
-    before = torch.get_num_threads()
-    train(tiny_cfg(tmp_path, train={"tokens": 4 * 8 * 64, "eval_interval": 4}), progress=False)
-    assert seen[0] == 1 and seen[-1] == before and torch.get_num_threads() == before
+    outer = torch.get_num_threads()
+    torch.set_num_threads(2)  # not the run's 1 (an xdist worker runs at 1 thread), so a missed restore shows
+    try:
+        seen.clear()
+        train(tiny_cfg(tmp_path, train={"tokens": 4 * 8 * 64, "eval_interval": 4}), progress=False)
+        assert seen[0] == 1 and seen[-1] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(outer)
     assert os.listdir(tmp_path)
 
 
