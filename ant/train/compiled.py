@@ -10,10 +10,9 @@ When (`use_compile`): train.compile "true" (GPU: the recipe's default) compiles 
 (ant.train.module). On CPU train.compile resolves to "false" and is part of the run id, so this path is
 train.cpu_compile's, decided when a single-process CPU run starts:
 "auto" compiles when this process already holds the graphs of the run's shape (free), or when the run's
-estimated eager training time is at least MIN_EAGER_S. Why that low a bar: the warm-up (13-37 s per shape on the
-quiet machine, issue 23) is paid once per worker and shape, and a study worker trains several runs of each shape
-(the grids' learning rates and seeds), each 1.4-2.2x faster compiled (docs/study.md, "Compiled steps"); a lone
-short run loses at most one warm-up.
+estimated eager training time is at least MIN_EAGER_S: long enough that one warm-up (13-37 s per shape on the
+quiet machine, issue 23; 50-85 s loaded) is repaid by a 1.2-1.7x faster step within the run itself. Shorter
+runs stay eager: the study-mix benchmark showed the warm-up dominating 2-18 s runs (docs/study.md).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import torch.optim.adam as adam_functional
 from ant.config import RunConfig
 from ant.models.layers import NORM_EPS
 
-MIN_EAGER_S = 8.0  # a study tiny1 run (10 tokens/param) trains ~10 s eager; tiny0's ~1 s runs stay eager
+MIN_EAGER_S = 120.0  # at 10 tokens/param: tiny3 (~350 s estimated) compiles, tiny0-tiny2 (1-75 s) stay eager
 # Eager single-thread training rate, 6 N FLOPs a token: the quiet machine's Lightning step at batch 4 gives
 # 0.5e10 (tiny0) to 2.3e10 (tiny3) FLOP/s (docs/study.md's table); for the estimate only.
 CPU_FLOPS = 1.5e10

@@ -68,12 +68,12 @@ def test_the_cpu_rule_compiles_runs_long_enough_to_repay_the_warm_up(monkeypatch
         return RunConfig.from_dict(d).resolve()
 
     monkeypatch.setattr(compiled, "_shapes", set())
-    short, long = cfg(2e4), cfg(2e6)  # ~1 s and ~110 s of eager training
+    short, long = cfg(2e4), cfg(5e6)  # ~1 s and ~270 s of eager training (estimated)
     assert short.train.compile == long.train.compile == "false"  # the hashed field keeps its CPU default
     assert not compiled.use_compile(short) and compiled.use_compile(long)
     assert not compiled.use_compile(long, threads=64)  # more threads: eager is faster, the warm-up is not
     assert compiled.use_compile(cfg(2e4, cpu_compile="true"))
-    assert not compiled.use_compile(cfg(2e6, cpu_compile="false"))
+    assert not compiled.use_compile(cfg(5e6, cpu_compile="false"))
     assert compiled.use_compile(cfg(2e4, compile="true"))
     compiled.note_compiled(long)  # this process holds the shape's graphs: a short run of it uses them for free
     assert compiled.use_compile(short)
