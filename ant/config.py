@@ -69,6 +69,9 @@ FLOAT_BOUNDS = {
 }
 MAX_TOKENS = 10**15  # more than any model has been trained on; train.tokens=1e30 is a typo, not a plan
 MAX_SEQ_LEN = 2**16  # 32x the paper's 2048; a larger window is a typo at these model sizes
+MAX_BATCH = 2**24  # sequences per step: 16M sequences is beyond any published batch
+MAX_STEPS = 10**12  # intervals and warm-up steps: more steps than any run can take
+MAX_OPTION = 10**12  # |value| of a numeric model.options entry; the model bounds each shape option tighter
 
 
 @dataclass
@@ -88,6 +91,11 @@ class ModelConfig:
         for k, v in self.options.items():  # the model checks names and ranges; no option may be .inf or .nan
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"model.options.{k}", f"must be a finite number, got {v!r}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) > MAX_OPTION:
+                shown = v if abs(v) < 10**20 else f"a {len(str(int(abs(v))))}-digit number"
+                raise ConfigError(f"model.options.{k}", f"out of range, got {shown}", f"|value| <= {MAX_OPTION:.0e}")
+            if not isinstance(v, (int, float, str, bool, type(None))):  # a list or mapping: no option takes one
+                raise ConfigError(f"model.options.{k}", f"expected a number, string or true/false, got {v!r}"[:200])
 
 
 @dataclass
@@ -159,7 +167,7 @@ class OptimConfig:
             if v is not None and v >= 1:
                 raise ConfigError(f"optim.{name}", f"must be in [0, 1), got {v!r}")
         if self.warmup_steps is not None:
-            check_int("optim.warmup_steps", self.warmup_steps, minimum=0)
+            check_int("optim.warmup_steps", self.warmup_steps, minimum=0, maximum=MAX_STEPS)
 
 
 @dataclass
@@ -214,17 +222,19 @@ class TrainConfig:
             check_int("train.tokens", self.tokens, minimum=1, maximum=MAX_TOKENS)
         _check_bounds(self, "train")
         bs, mbs = self.batch_size, self.micro_batch_size
-        check_int("train.batch_size", bs, minimum=1)
-        check_int("train.micro_batch_size", mbs, minimum=0)
+        check_int("train.batch_size", bs, minimum=1, maximum=MAX_BATCH)
+        check_int("train.micro_batch_size", mbs, minimum=0, maximum=MAX_BATCH)
         if mbs and bs % mbs:
             divisors = [n for n in range(1, bs + 1) if bs % n == 0]
             raise ConfigError("train.micro_batch_size", f"{mbs} does not divide batch_size {bs}", divisors)
         check_int("train.seed", self.seed, minimum=0, maximum=2**32 - 1)
         check_choices(self, "train")
-        for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval", "num_threads", "eval_tokens"):
-            check_int(f"train.{name}", getattr(self, name), minimum=0)
+        for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval"):
+            check_int(f"train.{name}", getattr(self, name), minimum=0, maximum=MAX_STEPS)
+        check_int("train.eval_tokens", self.eval_tokens, minimum=0, maximum=MAX_TOKENS)
+        check_int("train.log_interval", self.log_interval, minimum=1, maximum=MAX_STEPS)
+        check_int("train.num_threads", self.num_threads, minimum=0, maximum=4096)
         check_int("train.eval_batch_size", self.eval_batch_size, minimum=0, maximum=4096)
-        check_int("train.log_interval", self.log_interval, minimum=1)
         check_int("train.devices", self.devices, minimum=1, maximum=4096)
         check_int("train.num_nodes", self.num_nodes, minimum=1, maximum=4096)
         if self.noise_scale and not 0 < mbs < bs:

@@ -28,6 +28,10 @@ from typing import Any, Literal
 
 from ant.errors import ConfigError, check_choice, parse_yaml_value
 
+# No integer of any field is larger: each field has its own, tighter, bound (its section's validate()); this one
+# stops a 400-digit number before float() or torch sees it (OverflowError tracebacks, issue 26).
+MAX_INT = 2**63 - 1
+
 
 def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
@@ -52,8 +56,8 @@ def build(cls: type, d: dict[str, Any], prefix: str = ""):
         if key not in names:
             raise ConfigError(f"{prefix}{key}", "unknown config key", names)
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = build(hint, value or {}, prefix=f"{prefix}{key}.")
+        if dataclasses.is_dataclass(hint):  # only an empty section means the defaults: `model: []` is a mistake
+            kwargs[key] = build(hint, {} if value is None else value, prefix=f"{prefix}{key}.")
         else:
             kwargs[key] = decode(f"{prefix}{key}", value, hint)
     return cls(**kwargs)
@@ -94,6 +98,8 @@ def decode(name: str, value: Any, hint: Any) -> Any:
     if origin in (int, float):
         if isinstance(value, bool):
             raise ConfigError(name, f"expected a number, got {value!r}")
+        if isinstance(value, int) and abs(value) > MAX_INT:  # float(10**400) and math.isnan would raise
+            raise ConfigError(name, f"{len(str(abs(value)))}-digit integer out of range", f"|value| <= {MAX_INT:.3g}")
         if isinstance(value, str):
             try:
                 value = float(value.replace("_", ""))
@@ -170,8 +176,10 @@ def check_choices(section: Any, name: str) -> None:
             check_choice(f"{name}.{f.name}", value, typing.get_args(hint))
 
 
-def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(name, f"must be an integer in [{minimum}, {maximum:.6g}], got {value!r}")
+def check_int(name: str, value: Any, minimum: int, maximum: int = MAX_INT) -> None:
+    """`value` is an integer in [minimum, maximum]: every integer field has finite bounds (README)."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or not minimum <= value <= maximum:
+        shown = value if not ok or abs(value) < 10**20 else f"a {len(str(abs(value)))}-digit integer"
+        top = str(maximum) if maximum < 10**12 else f"{maximum:.3g}"
+        raise ConfigError(name, f"must be an integer in [{minimum}, {top}], got {shown!r}")

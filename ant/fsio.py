@@ -45,6 +45,36 @@ def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    """torch.save(obj) atomically, through an open file: torch names the zip's root folder after a path it is given
+    (the random temp name here), so bit-identical tensors hashed differently; through a file it is "archive"."""
+    import torch
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    atomic_write_with(path, write)
+
+
+def check_out_dir(field: str, path: str | Path) -> None:
+    """An output folder that can be made and written, checked before any process starts: `--out-dir /etc/passwd`
+    was an exit 1 from a worker, after the plan had begun. A ConfigError (exit 2) naming `field` otherwise."""
+    from ant.errors import ConfigError  # a sibling primitive: only this check needs it, not every atomic write
+
+    p = Path(path)
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == p else f"is below the file {probe}"
+        raise ConfigError(field, f"{p} {what}, not a folder", "a folder that exists or can be made")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(field, f"{p}: {probe} is not writable", "a folder that exists or can be made")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
 

@@ -132,7 +132,7 @@ CASES = [(f"train-{i}", ["train", "{run}", *a], 2, f) for i, a, f in TRAIN] + [
     ("bench-arch", ["bench", "--archs", "foo"], 2, "--archs"),
     ("bench-steps", ["bench", "--steps", "0"], 2, "--steps"),
     ("bench-seq-len", ["bench", "--seq-len", "0"], 2, "--seq-len"),
-    ("params-vocab", ["params", "--arch", "gpt", "--size", "tiny1", "--vocab", "0"], 2, "model.vocab_size"),
+    ("params-vocab", ["params", "--arch", "gpt", "--size", "tiny1", "--vocab", "0"], 2, "--vocab"),
     ("params-arch", ["params", "--arch", "foo", "--size", "tiny1"], 2, "model.arch"),
     ("params-option-yaml", ["params", "--arch", "gpt", "--size", "tiny1", "-o", "x={a:"], 2, "--option x"),
     (
@@ -241,9 +241,10 @@ def test_sweep_warns_about_runs_longer_than_the_limit(inputs, tmp_path, monkeypa
 def test_analysis_on_a_folder_it_cannot_write_is_one_line_exit_1(tmp_path, capsys):
     """A read-only results folder (a file where fits/ should be when root ignores permissions) -> one line."""
     from ant.analysis import fit_laws, report
+    from tests.test_bad_inputs_hostile import fake_run
 
     res = tmp_path / "results"
-    (res / "runs").mkdir(parents=True)
+    fake_run(res / "runs", "gptplus", 3.0)  # an empty folder is refused before any write (exit 2)
     if os.geteuid() != 0:
         res.chmod(0o555)
     else:

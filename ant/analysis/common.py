@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import completed, load
+from ant.laws.comparable import check_comparable, select
 from ant.laws.plotting import save_figure
 
 
@@ -51,7 +53,15 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap = _Parser(description=description)
     ap.add_argument("--results", type=results_folder, default=default_results(),
                     help="results folder (default: $ANT_RESULTS or results)")  # fmt: skip
+    ap.add_argument("--select", action="append", default=[], metavar="KEY=VALUE",
+                    help="only the runs with this tokenizer, vocab_size, corpus, data_sha256, val_tokens, seq_len "
+                         "(or any runs-table column); repeatable")  # fmt: skip
     return ap
+
+
+def select_args(args: argparse.Namespace) -> list[str]:
+    """--select, as the scripts pass it on to each other (make_figures -> each script, report -> fit_laws)."""
+    return [x for s in getattr(args, "select", []) for x in ("--select", s)]
 
 
 def one_line_errors(main):
@@ -62,23 +72,30 @@ def one_line_errors(main):
     def wrapped(*args, **kwargs) -> int:
         try:
             return main(*args, **kwargs)
+        except ConfigError as e:  # bad input found once the runs are read: a mixed folder, an empty one
+            print(f"{_script(args, main)}: error: {e}", file=sys.stderr)
+            return 2
         except OSError as e:
             where = f": {e.filename}" if e.filename else ""
-            # the command as the user ran it (`ant fit`, `python -m ant.analysis.x`); in-process (tests), the
-            # module whose main this is
-            owner = args[0].__name__ if args and hasattr(args[0], "NAME") else main.__module__
-            run_as = Path(sys.argv[0])
-            by_name = run_as.parent.name == "analysis" or run_as.name.startswith("ant ")
-            script = run_as.name if by_name else f"{owner.rsplit('.', 1)[-1]}.py"
-            print(f"{script}: error: {e.strerror or e}{where}", file=sys.stderr)
+            print(f"{_script(args, main)}: error: {e.strerror or e}{where}", file=sys.stderr)
             return 1
 
     return wrapped
 
 
+def _script(args: tuple, main) -> str:
+    """The command as the user ran it (`ant fit`, `python -m ant.analysis.x`); in-process (tests), the module whose
+    main this is."""
+    owner = args[0].__name__ if args and hasattr(args[0], "NAME") else main.__module__
+    run_as = Path(sys.argv[0])
+    by_name = run_as.parent.name == "analysis" or run_as.name.startswith("ant ")
+    return run_as.name if by_name else f"{owner.rsplit('.', 1)[-1]}.py"
+
+
 @dataclass
 class Context:
     results: Path
+    select: list[str] = field(default_factory=list)  # --select KEY=VALUE (ant.laws.comparable)
     _runs: pd.DataFrame | None = None
     _curves: pd.DataFrame | None = None
     missing: list[str] = field(default_factory=list)
@@ -87,9 +104,23 @@ class Context:
         if self._runs is None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                self._runs, self._curves = load(self.results)
+                self._runs, self._curves = load(self.results, check=self._check)
             for w in caught:
                 print(f"warning: {w.message}")
+            # refused before anything is computed or written: a comparison across tokenizers (or corpora, ...)
+            self._runs = select(self._runs, self.select)
+            if self.select and self._curves is not None and "run_id" in self._curves:
+                self._curves = self._curves[self._curves["run_id"].isin(self._runs["run_id"])]
+            check_comparable(self._runs, str(self.results))
+
+    def _check(self, runs: pd.DataFrame) -> None:
+        check_comparable(select(runs, self.select), str(self.results))
+
+    def require_runs(self) -> None:
+        """No run at all (no run folders, no runs.parquet): the wrong folder, refused before fits/ is written."""
+        if self.runs.empty:
+            where = f"{self.results}/runs/<run_id>/config.yaml or {self.results}/runs.parquet"
+            raise ConfigError("--results", f"no runs in {self.results} (looked for {where})", "a folder a sweep wrote")
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -156,7 +187,7 @@ def run_script(module, argv: list[str] | None = None, *, do_plot: bool = True) -
     """Standard main(): compute, save numbers, plot. Missing data is reported, never an error."""
     doc = (module.__doc__ or module.NAME).strip().splitlines()[0]
     args = parser(doc).parse_args(argv)
-    ctx = Context(Path(args.results))
+    ctx = Context(Path(args.results), select=args.select)
     numbers = module.compute(ctx)
     numbers["missing"] = list(ctx.missing)
     print(f"wrote {ctx.save_json(module.NAME, numbers)}")

@@ -21,6 +21,7 @@ from ant.analysis import (
     table2_overhead,
 )
 from ant.analysis.common import Context, best_hp_runs, one_line_errors, parser
+from ant.errors import int_in
 from ant.laws.fits import FitError, fit_chinchilla
 from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chinchilla_points
 
@@ -71,11 +72,12 @@ def chinchilla(ctx: Context, boot: int, workers: int, reference: bool) -> dict:
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = parser("run every fit and write results/fits/*.json")
-    ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the Chinchilla fits")
-    ap.add_argument("--workers", type=int, default=2, help="processes for the bootstrap")
+    ap.add_argument("--boot", type=int_in(0, 100_000), default=200, help="bootstrap resamples for the Chinchilla fits")
+    ap.add_argument("--workers", type=int_in(1, 1024), default=2, help="processes for the bootstrap")
     ap.add_argument("--no-reference", action="store_true", help="skip the fit on Hoffmann et al.'s points")
     args = ap.parse_args(argv)
-    ctx = Context(Path(args.results))
+    ctx = Context(Path(args.results), select=args.select)
+    ctx.require_runs()  # and the runs are comparable (Context): nothing below writes before this
     runs = ctx.runs
     print(f"{len(runs)} runs in {ctx.results} ({len(ctx.done)} completed)")
     for m in MODULES:

@@ -31,6 +31,7 @@ import yaml
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
+from ant.laws.comparable import check_comparable
 from ant.status import FINISHED
 from ant.sweep.grid import Grid
 from ant.sweep.plan import build_plan
@@ -91,6 +92,7 @@ def merge_group(group: str) -> int:
         old_curves = old_curves[~old_curves["run_id"].isin(new_runs["run_id"])]
     curves = pd.concat([old_curves, new_curves], ignore_index=True) if len(old_curves) else new_curves
     runs = runs.sort_values(["arch", "num_params", "tokens", "batch_size", "lr", "seed"], kind="stable")
+    check_comparable(runs, str(group_dir(group)))  # a group is compared within itself: one tokenizer, corpus, ...
     atomic_parquet(runs.reset_index(drop=True), group_dir(group) / "runs.parquet")
     atomic_parquet(curves.reset_index(drop=True), group_dir(group) / "curves.parquet")
     return len(runs)

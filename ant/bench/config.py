@@ -69,9 +69,12 @@ class BenchConfig:
         check_choice("--device", self.device, DEVICES)
         check_choice("--dtype", self.dtype, DTYPES)
         check_choice("--compile-mode", self.compile_mode, COMPILE_MODES)
-        for name, minimum in (("steps", 1), ("warmup", 1), ("reps", 1), ("seq_len", 2), ("batch", 1), ("threads", 0)):
+        # finite bounds on every count: `--steps 10**12` would time steps for ever (issue 26)
+        bounds = {"steps": (1, 10**6), "warmup": (1, 10**6), "reps": (1, 10**4), "seq_len": (2, 2**16),
+                  "batch": (1, 2**20), "threads": (0, 4096), "seed": (0, 2**32 - 1)}  # fmt: skip
+        for name, (lo, hi) in bounds.items():
             if getattr(self, name) is not None:
-                check_int(f"--{name.replace('_', '-')}", getattr(self, name), minimum)
+                check_int(f"--{name.replace('_', '-')}", getattr(self, name), lo, hi)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 10:
             raise ConfigError("--lr", f"must be a number in (0, 10], got {self.lr!r}")  # also refuses nan, inf
         if self.steps < self.reps:

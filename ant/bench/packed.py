@@ -132,8 +132,8 @@ def measure(arch: str, size: str, batch: int, runs: int, steps: int, reps: int, 
 def end_to_end(arch: str, size: str, batch: int, runs: int, steps: int, out: Path) -> dict:
     """Wall time of `runs` whole runs (evaluation, checkpoints, run folders included) trained by
     ant.train.train one after another and by ant.train.packed_run.train_packed at once, in this process."""
-    from ant.train.packed_run import train_packed
-    from ant.train.run import train
+    from ant.train.packed_run import train_packed  # late: loads Lightning, which the bare-step bench never needs
+    from ant.train.run import train  # late: as above
 
     def cfgs(where: str) -> list[RunConfig]:
         return [RunConfig.from_dict({

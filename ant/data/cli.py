@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ant.config import DataConfig
-from ant.errors import ConfigError
+from ant.errors import ConfigError, int_in
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help="'default', a .txt/.jsonl file or folder, hf:NAME[:CONFIG] or hf:json|text|csv|parquet:FILES",
         )
         q.add_argument("--tokenizer", default=d.tokenizer, help="bytes, bpe, gpt2 or hf:NAME_OR_PATH (default: bpe)")
-        q.add_argument("--bpe-vocab-size", type=int, default=d.bpe_vocab_size)
-        q.add_argument("--val-tokens", type=int, default=d.val_tokens)
-        q.add_argument("--max-tokens", type=int, default=d.max_tokens, help="hf: corpora: training tokens to keep")
+        q.add_argument("--bpe-vocab-size", type=int_in(1, 2**24), default=d.bpe_vocab_size)
+        q.add_argument("--val-tokens", type=int_in(0, 10**15), default=d.val_tokens)
+        q.add_argument(
+            "--max-tokens", type=int_in(1, 10**15), default=d.max_tokens, help="hf: corpora: training tokens to keep"
+        )
         q.add_argument("--cache-dir", default=d.cache_dir, help="default: $ANT_CACHE, else ~/.cache/ant (XDG)")
-    p.add_argument("--num-proc", type=int, default=d.num_proc, help="tokenising processes (same files for any)")
-    p.add_argument("--seq-len", type=int, default=d.seq_len, help="only for the window count in the summary")
+    p.add_argument(
+        "--num-proc", type=int_in(1, 1024), default=d.num_proc, help="tokenising processes (same files for any)"
+    )
+    p.add_argument(
+        "--seq-len", type=int_in(2, 2**16), default=d.seq_len, help="only for the window count in the summary"
+    )
     p.add_argument("--force", action="store_true", help="rebuild the token files even if they are cached")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument(
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     if args.fetch_fallback:
         fetch_fallback_archives(cache_dir_of(cfg), progress=not args.quiet)
-    data = load_tokens(cfg, progress=not args.quiet, force=args.force)
+    data = _load_leaving_nothing(cfg, load_tokens, progress=not args.quiet, force=args.force)
     m = data.meta
     print(f"corpus     {m['corpus']}  (sha256 {m['corpus_sha256'][:16]}, cache {cache_dir_of(cfg)})")
     manifest = _manifest(cfg)
@@ -99,6 +105,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"non-UTF-8  {m['non_utf8_bytes']:,} bytes of the corpus files replaced by U+FFFD")
     print(f"files      {data.path}  ({time.time() - t0:.1f} s)")
     return 0
+
+
+def _load_leaving_nothing(cfg: DataConfig, load_tokens, **kwargs):
+    """load_tokens(cfg), except that bad input (an empty corpus, found under the cache lock) leaves no cache folder
+    that was not there before: `--cache-dir X` with an empty corpus left X/.lock (issue 26)."""
+    from ant.data import cache_dir_of  # late, as in run(): ant.data loads torch
+
+    root = Path(cache_dir_of(cfg))
+    made = [p for p in [root, *root.parents] if not p.exists()]
+    try:
+        return load_tokens(cfg, **kwargs)
+    except ConfigError:
+        for folder in made:  # deepest first; only what holds nothing but lock files
+            if folder.is_dir() and all(f.is_file() and f.name.endswith(".lock") for f in folder.rglob("*")):
+                for f in sorted(folder.rglob("*"), reverse=True):
+                    f.unlink()
+                folder.rmdir()
+        raise
 
 
 def verify(cfg: DataConfig) -> int:

@@ -118,8 +118,9 @@ def _read_row(run_dir: Path) -> dict:
     if summary_path.is_file():
         try:
             summary = json.loads(summary_path.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"summary.json is not valid JSON: {e}") from None
+        _check_summary(summary)
         # every scalar the summary holds (the contract's keys and any extras such as flops_per_token)
         row.update({k: v for k, v in summary.items() if v is None or isinstance(v, (str, int, float, bool))})
         row["run_id"] = run_dir.name  # the folder name is the identity, whatever the summary says
@@ -131,6 +132,26 @@ def _read_row(run_dir: Path) -> dict:
     if _missing(row.get("flops")) and row.get("num_params") and row.get("tokens"):
         row["flops"] = 6.0 * row["num_params"] * row["tokens"]  # fallback: the 6ND convention
     return row
+
+
+# summary.json keys that must hold numbers (or null): a hand-edited "abc" would break the parquet table or a fit
+NUMERIC_KEYS = ("num_params", "tokens", "steps", "batch_size", "seq_len", "lr", "seed", "final_val_loss",
+                "final_train_loss", "diverged_step", "flops", "wall_time_s", "tokens_per_s")  # fmt: skip
+
+
+def _check_summary(summary) -> None:
+    """A summary.json a run could have written, or ValueError saying what is wrong (the folder is skipped)."""
+    if not isinstance(summary, dict):
+        raise ValueError(f"summary.json holds a {type(summary).__name__}, not a mapping")
+    for k in NUMERIC_KEYS:
+        v = summary.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"summary.json: {k} is {str(v)[:40]!r}, not a number")
+        if isinstance(v, int) and abs(v) > 2**63 - 1:
+            raise ValueError(f"summary.json: {k} is out of range")
+    for k in ("status", "run_id", "arch", "size"):
+        if summary.get(k) is not None and not isinstance(summary[k], str):
+            raise ValueError(f"summary.json: {k} is {str(summary[k])[:40]!r}, not text")
 
 
 def _env_commit(run_dir: Path) -> dict:
@@ -154,11 +175,12 @@ CHUNK_ROWS = 250_000  # curves.parquet is written this many rows at a time (atom
 
 
 def collect(
-    results_dir: str | Path = "results", *, write: bool = True, full: bool = False
+    results_dir: str | Path = "results", *, write: bool = True, full: bool = False, check=None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All run folders under `results_dir` -> (runs, curves). Writes results/runs.parquet and
     results/curves.parquet atomically when `write` (and there is at least one run), and the manifest that lets
-    the next call re-read only the folders that changed; `full` ignores that manifest and reads every folder."""
+    the next call re-read only the folders that changed; `full` ignores that manifest and reads every folder.
+    `check(runs)`, when given, may raise before anything is written (ant.laws.comparable)."""
     results_dir = Path(results_dir)
     rdir = runs_dir(results_dir)
     # Dot-folders are bookkeeping (the sweep's .locks), not runs.
@@ -195,6 +217,8 @@ def collect(
     if skipped:
         warnings.warn(f"skipped {len(skipped)} run folder(s): " + "; ".join(skipped), stacklevel=2)
     runs = _runs_table([entries[n]["row"] for n in names if entries[n]["row"] is not None])
+    if check is not None:
+        check(runs)
     with_curve = [n for n in names if entries[n]["n"]]
     curves_df, curves_file = curves_table(results_dir, rdir, with_curve, entries, pieces, fresh, read_now, cache)
     if write and len(runs):
@@ -209,6 +233,10 @@ def collect(
 
 def _runs_table(rows: list[dict]) -> pd.DataFrame:
     runs = pd.DataFrame(rows)
+    for c in [c for c in runs.columns if pd.api.types.is_object_dtype(runs[c])]:  # text here, a number there
+        kinds = {type(v) for v in runs[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            runs[c] = runs[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))
     if len(runs):
         lead = ["run_id", *[k for k in SUMMARY_KEYS if k != "run_id"], "tokens_per_param"]
         runs = runs[[c for c in lead if c in runs] + sorted(c for c in runs if c not in lead)]
@@ -276,13 +304,13 @@ def _scandir(path: Path) -> list[os.DirEntry]:
         return []
 
 
-def load(results_dir: str | Path = "results") -> tuple[pd.DataFrame, pd.DataFrame]:
+def load(results_dir: str | Path = "results", check=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fresh tables from the run folders when there are any, else the saved parquet files (e.g. a results/
-    folder shipped without its runs)."""
+    folder shipped without its runs). `check`: as in collect."""
     results_dir = Path(results_dir)
     rdir = runs_dir(results_dir)
     if rdir.is_dir() and any((p / "config.yaml").is_file() for p in rdir.iterdir()):
-        return collect(results_dir)
+        return collect(results_dir, check=check)
     rp, cp = results_dir / "runs.parquet", results_dir / "curves.parquet"
     runs = pd.read_parquet(rp) if rp.is_file() else pd.DataFrame()
     curves = pd.read_parquet(cp) if cp.is_file() else pd.DataFrame()

@@ -50,8 +50,9 @@ def make_config(arch: str, size: str, vocab_size: int = PAPER_VOCAB, **overrides
     """The resolved, validated config dataclass of `arch` at `size` with `overrides` applied."""
     allowed = option_names(arch)
     spec = get_size(size)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
-        raise ConfigError("model.vocab_size", f"must be an integer >= 2, got {vocab_size!r}")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 2 <= vocab_size <= MAX_VOCAB:
+        shown = vocab_size if not isinstance(vocab_size, int) or vocab_size < 10**20 else "a huge integer"
+        raise ConfigError("model.vocab_size", f"must be an integer in [2, {MAX_VOCAB}], got {shown!r}")
     _, cfg_cls, fixed = REGISTRY[arch]
     hints = typing.get_type_hints(cfg_cls)
     for name, value in overrides.items():
@@ -80,6 +81,11 @@ def build_model(
 
 
 # ---------------------------------------------------------------------- validation
+MAX_VOCAB = 2**24
+# Upper bounds of the integer options (others: 2**16): 1024 layers is 10x the deepest published GPT
+MAX_INT_OPTION = {"n_layers": 1024, "n_heads": 4096, "mlp_mult": 64}
+
+
 def _check_type(name: str, value: Any, hint: Any) -> None:
     args = typing.get_args(hint)
     if value is None:
@@ -91,10 +97,15 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
         if not isinstance(value, bool):
             raise ConfigError(name, f"expected true/false, got {value!r}", [True, False])
     elif base is int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(name, f"expected a positive integer, got {value!r}")
+        # finite bounds before any layer is built: n_layers=10**30 would otherwise build layers until memory ends
+        top = MAX_INT_OPTION.get(name.rsplit(".", 1)[-1], 2**16)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            shown = value if not isinstance(value, int) or abs(value) < 10**20 else "a huge integer"
+            raise ConfigError(name, f"expected an integer in [1, {top}], got {shown!r}")
     elif base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e12:
+            raise ConfigError(name, f"expected a finite number, |value| <= 1e12, got {value!r}")
+        if not math.isfinite(value):
             raise ConfigError(name, f"expected a number, got {value!r}")
         # scales divide (init/scale), multipliers and factors must keep their sign: all must be positive
         positive = name.endswith(("_scale", "_mult")) or name.split(".")[-1].startswith("nu_")

@@ -16,16 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from ant.errors import ConfigError, parse_yaml_value
+from ant.errors import ConfigError, int_in, parse_yaml_value
 from ant.models import ARCHS, PAPER_VOCAB, SIZES, build_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", help=f"one of {', '.join(ARCHS)} (or --set model.arch=...)")
     parser.add_argument("--size", help=f"one of {', '.join(SIZES)} (or --set model.size=...)")
-    parser.add_argument("--vocab", type=int, default=PAPER_VOCAB, help="vocabulary size (default %(default)s)")
     parser.add_argument(
-        "--seq-len", type=int, default=2048, help="context for the attention FLOPs (default %(default)s)"
+        "--vocab", type=int_in(2, 2**24), default=PAPER_VOCAB, help="vocabulary size (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seq-len", type=int_in(1, 2**16), default=2048, help="context for the attention FLOPs (default %(default)s)"
     )
     parser.add_argument(
         "-o", "--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)"
@@ -51,8 +53,11 @@ def apply_overrides(args: argparse.Namespace) -> None:
             setattr(args, SET_KEYS[key], parse_yaml_value(raw, key))
         else:
             raise ConfigError(key, "not a key ant params uses", [*SET_KEYS, "model.options.KEY"])
-    if isinstance(args.vocab, bool) or not isinstance(args.vocab, int) or args.vocab < 2:
-        raise ConfigError("model.vocab_size", f"must be an integer >= 2, got {args.vocab!r}")
+    if isinstance(args.vocab, bool) or not isinstance(args.vocab, int) or not 2 <= args.vocab <= 2**24:
+        shown = args.vocab if not isinstance(args.vocab, int) or args.vocab < 10**20 else "a huge integer"
+        raise ConfigError("model.vocab_size", f"must be an integer in [2, {2**24}], got {shown!r}")
+    if isinstance(args.seq_len, bool) or not isinstance(args.seq_len, int) or not 1 <= args.seq_len <= 2**16:
+        raise ConfigError("data.seq_len", f"must be an integer in [1, {2**16}], got {args.seq_len!r}"[:120])
     for flag in ("arch", "size"):
         if getattr(args, flag) is None:
             raise ConfigError(f"--{flag}", f"required (or --set model.{flag}=...)")

@@ -16,17 +16,18 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ant.config import assign, parse_assignment
 from ant.data import load_tokens
-from ant.errors import ConfigError
-from ant.fsio import atomic_write_text
+from ant.errors import ConfigError, int_in
+from ant.fsio import atomic_write_text, check_out_dir
 from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_long_runs
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, work_units
-from ant.sweep.grid import Grid
+from ant.sweep.grid import MAX_RUNS, Grid, axis_of
 from ant.sweep.packing import packing_line
 from ant.sweep.plan import build_plan
 from ant.sweep.plan_table import format_plan, plan_json
@@ -40,11 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--status", action="store_true", help="per-run state from run folders and the SLURM queue")
     p.add_argument("--json", action="store_true", help="with --dry-run or --status: the plan as JSON, for scripts")
     p.add_argument("--executor", choices=EXECUTORS, help="override the grid file's executor.name")
-    p.add_argument("--concurrency", type=int, help="local: runs in parallel (overrides executor.concurrency)")
+    p.add_argument(
+        "--concurrency", type=int_in(1, 4096), help="local: runs in parallel (overrides executor.concurrency)"
+    )
     p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has finished")
     p.add_argument("--out-dir", help="override the grid's out_dir (where run folders go)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field for every run, e.g. --set train.device=cpu")  # fmt: skip
+    p.add_argument("--max-runs", type=int_in(1, 10**9), default=MAX_RUNS,
+                   help="refuse a grid that plans more runs than this (default %(default)s)")  # fmt: skip
     p.add_argument("--max-run-hours", type=float, default=MAX_RUN_HOURS,
                    help="warn about runs estimated to take longer than this (default %(default)g)")  # fmt: skip
 
@@ -52,9 +57,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace) -> tuple[Grid, ExecutorSettings]:
     grid = Grid.from_yaml(args.file)
     for a in args.set:
-        assign(grid.base, *parse_assignment(a))
+        key, value = parse_assignment(a)
+        axis = axis_of(grid, key)
+        if axis is not None:  # --set changes the base, which the axis overrides for every run: it would do nothing
+            msg = f"{key} is the grid axis {axis} in {args.file}; --set would be ignored: edit the axis"
+            raise ConfigError(f"--set {key}", msg, "--set on a config field that is not an axis")
+        assign(grid.base, key, value)
     if args.out_dir:
         grid.out_dir = args.out_dir
+    check_out_dir("--out-dir" if args.out_dir else "out_dir", grid.out_dir)
     ex = dict(grid.executor)
     if args.executor:
         ex["name"] = args.executor
@@ -73,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--json", "only with --dry-run or --status", ["--dry-run --json", "--status --json"])
     grid, settings = load(args)
     t0 = time.time()
-    cfgs = grid.expand()
+    cfgs = grid.expand(max_runs=getattr(args, "max_runs", MAX_RUNS), progress=None if as_json else _Progress(t0))
     if not as_json:  # stdout is the JSON document alone
         print(f"sweep {grid.name}: {len(cfgs)} runs from {args.file} (planned in {time.time() - t0:.1f} s)")
     jobs = load_jobs(grid)
@@ -102,6 +113,23 @@ def run(args: argparse.Namespace) -> int:
         results = run_local(todo, settings, all_cfgs=cfgs)  # all_cfgs: a wsd family's finished trunk
         return _report(results, grid)
     return _submit(work_units(todo, cfgs), settings, grid, wait=args.wait)
+
+
+class _Progress:
+    """Planning a large grid takes a while (each run is resolved): after PLAN_QUIET_S without output, one line on
+    stderr every few seconds says how far it is, so a long plan is not mistaken for a hang."""
+
+    def __init__(self, t0: float):
+        self.t0, self.last = t0, t0 + PLAN_QUIET_S - PLAN_EVERY_S
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.time()
+        if now - self.last >= PLAN_EVERY_S:
+            self.last = now
+            print(f"planning: {done:,} of up to {total:,} runs resolved ({now - self.t0:.0f} s)", file=sys.stderr)
+
+
+PLAN_QUIET_S, PLAN_EVERY_S = 3.0, 5.0
 
 
 def prepare_data(cfgs: list) -> dict[str, Any]:

@@ -52,6 +52,15 @@ BUDGET_KEYS = ("tokens", "tokens_per_param", "budgets")
 TOP_KEYS = ("name", "out_dir", "base", "grid", "grids", "executor", "tune", "estimate")
 RULES = ("paper", "porian")
 RULE_KEYS = ("rule", "scale", "min", "max", "round", "from_study")
+# The config field each axis sets. A `set:` entry or `ant sweep --set` on one of these would be overridden by (or
+# override) the axis in silence (`seed: [0, 1, 2]` + `set: {train.seed: [5]}` planned 1 run): an error instead.
+AXIS_FIELDS = {"arch": "model.arch", "size": "model.size", "tokens": "train.tokens", "budgets": "train.tokens",
+               "tokens_per_param": "train.tokens_per_param", "batch_size": "train.batch_size", "lr": "optim.lr",
+               "seed": "train.seed", "schedule": "optim.schedule"}  # fmt: skip
+# Runs one grid may plan unless the caller raises it (`ant sweep --max-runs`): 10^5 runs took a minute to plan and
+# 10^7 would take hours; the largest grid in sweeps/ has 528. A typo (`seed: range`) rather than a plan.
+MAX_RUNS = 20_000
+NAME_CHARS = "letters, digits, '.', '_' and '-' (it names a folder: no '/', no '..')"
 
 
 # ---------------------------------------------------------------------- the parsed file
@@ -92,6 +101,7 @@ class Grid:
             raise ConfigError("base", "must be a mapping of RunConfig sections", ["model", "data", "optim", "train"])
         RunConfig.from_dict(base)  # unknown sections/keys fail here, named
         name = str(d.get("name") or (path.stem if path else "sweep"))
+        check_name("name", name)
         for key in ("executor", "tune", "estimate"):
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise ConfigError(key, "must be a mapping")
@@ -99,9 +109,11 @@ class Grid:
         ex, tune, est = (d.get(k) or {} for k in ("executor", "tune", "estimate"))
         return cls(name, path, out_dir, base, products, ex, tune, est)
 
-    def expand(self, vocab_size: int | None = None) -> list[RunConfig]:
-        """Every run of the grid, resolved, in a stable order, without duplicates (same run_id -> one run)."""
-        return expand(self, vocab_size=vocab_size)
+    def expand(self, vocab_size: int | None = None, max_runs: int = MAX_RUNS, progress=None) -> list[RunConfig]:
+        """Every run of the grid, resolved, in a stable order, without duplicates (same run_id -> one run); a
+        ConfigError before any work when the axes plan more than `max_runs`. `progress(done, total)`, when given,
+        is called after each run is resolved."""
+        return expand(self, vocab_size=vocab_size, max_runs=max_runs, progress=progress)
 
 
 def _check_product(g: Any, where: str) -> None:
@@ -115,6 +127,12 @@ def _check_product(g: Any, where: str) -> None:
             raise ConfigError(f"{where}.{k}", "missing (every grid names its architectures and sizes)")
     if sum(k in g for k in BUDGET_KEYS) != 1:
         raise ConfigError(f"{where}.tokens", "give exactly one of tokens, tokens_per_param and budgets")
+    if isinstance(g.get("set"), dict):
+        for k in g["set"]:
+            axis = next((a for a, f in AXIS_FIELDS.items() if f == k and a in g), None)
+            if axis is not None:
+                msg = f"collides with the grid axis {where}.{axis} (both set {k}); give its values in one place"
+                raise ConfigError(f"{where}.set.{k}", msg, [f"{where}.{axis}", f"{where}.set.{k}"])
     for a in _as_list(g["arch"]):
         if a not in ARCHS:
             raise ConfigError(f"{where}.arch", f"unknown value {a!r}", ARCHS)
@@ -128,8 +146,45 @@ def _check_product(g: Any, where: str) -> None:
             raise ConfigError(name, "is an empty list: the product would plan no run", "a non-empty list or a value")
 
 
+def check_name(field: str, name: str) -> None:
+    """A sweep or study name becomes a folder (results/sweeps/NAME, a tune journal): a name, never a path."""
+    ok = 0 < len(name) <= 100 and name[0] not in ".-" and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)
+    if not ok:
+        raise ConfigError(field, f"{name[:60]!r} is not a name", NAME_CHARS)
+
+
+def axis_of(grid: Grid, key: str) -> str | None:
+    """The axis of `grid` that sets the config field `key` in some product (ant sweep --set checks it)."""
+    for i, g in enumerate(grid.products):
+        for axis, f in AXIS_FIELDS.items():
+            if f == key and axis in g:
+                return ("grid" if len(grid.products) == 1 else f"grids[{i}]") + f".{axis}"
+    return None
+
+
+def count_runs(grid: Grid) -> int:
+    """An upper bound of the runs `expand` plans (before duplicates merge), from the axes' lengths alone."""
+    total = 0
+    for g in grid.products:
+        n = 1
+        for axis in ("arch", "size", *BUDGET_KEYS, "seed", "schedule", "batch_size", "lr"):
+            if axis in g:
+                v = g[axis]
+                if isinstance(v, dict) and v and all(k in ARCHS for k in v):  # per arch: the longest
+                    v = max((_as_list(x) for x in v.values() if not isinstance(x, dict)), key=len, default=[1])
+                n *= len(v) if isinstance(v, (list, tuple)) else 1
+        for v in (g.get("set") or {}).values() if isinstance(g.get("set"), dict) else []:
+            n *= len(v) if isinstance(v, (list, tuple)) else 1
+        total += n
+    return total
+
+
 # ---------------------------------------------------------------------- expansion
-def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
+def expand(grid: Grid, vocab_size: int | None = None, max_runs: int = MAX_RUNS, progress=None) -> list[RunConfig]:
+    n_max = count_runs(grid)
+    if n_max > max_runs:
+        msg = f"plans up to {n_max:,} runs, more than the limit {max_runs:,} (a typo in an axis?)"
+        raise ConfigError("grid", msg, f"fewer runs, or `ant sweep --max-runs {n_max}` if it is meant")
     # In order: resolved runs, and the keys of wsd families (made once all their budgets are known).
     ordered: list[RunConfig | tuple] = []
     families: dict[tuple, tuple[dict[str, Any], list[Any], int]] = {}  # key -> (config dict, budgets, vocab)
@@ -149,7 +204,7 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
             _as_list(g["arch"]),
             _as_list(g["size"]),
             _as_list(g[budget_key]),
-            _as_list(g.get("seed", [0])),
+            _as_list(g.get("seed", [_base_seed(grid)])),  # no axis: the base (or --set) seed, not 0
             _as_list(g.get("schedule", [None])),
             *set_values,
         ):
@@ -192,6 +247,8 @@ def expand(grid: Grid, vocab_size: int | None = None) -> list[RunConfig]:
                         families[key][1].append(dd["train"]["tokens"])
                         continue
                     ordered.append(recipe.resolve(RunConfig.from_dict(dd), vocab_size=vocab))
+                    if progress is not None:
+                        progress(len(ordered), n_max)
         if budget_key == "budgets" and len(families) == n_families:
             msg = "budgets make wsd families, but no run of this product has schedule wsd (tokens: for others)"
             raise ConfigError(f"{where}.budgets", msg, ["schedule: wsd", "base optim.schedule: wsd"])
@@ -291,3 +348,8 @@ def _tokenizer_vocab(cfg: RunConfig) -> int:
 
 def load_grid(path: str | Path) -> Grid:
     return Grid.from_yaml(path)
+
+
+def _base_seed(grid: Grid) -> Any:
+    train = grid.base.get("train")
+    return train.get("seed", 0) if isinstance(train, dict) else 0

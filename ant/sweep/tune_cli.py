@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from ant.errors import int_in
+from ant.fsio import check_out_dir
 from ant.sweep.executors import EXECUTORS, ExecutorSettings
 from ant.sweep.grid import Grid
 from ant.sweep.tune import TuneSettings, tune_grid
@@ -18,8 +20,9 @@ from ant.sweep.tune import TuneSettings, tune_grid
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="grid YAML; its archs x sizes are tuned at its first token budget")
-    p.add_argument("--trials", type=int, help="trials per (arch, size) (overrides tune.trials)")
-    p.add_argument("--workers", type=int, help="parallel workers sharing each study (overrides tune.workers)")
+    p.add_argument("--trials", type=int_in(0, 10**6), help="trials per (arch, size) (overrides tune.trials)")
+    p.add_argument("--workers", type=int_in(-(2**20), 4096),
+                   help="parallel workers sharing each study (overrides tune.workers)")  # fmt: skip
     p.add_argument("--executor", choices=EXECUTORS, help="where workers run (default: local processes)")
     p.add_argument("--study-dir", help="where journals and best.yaml go (default results/studies)")
 
@@ -31,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             t[key] = getattr(args, key)
     settings = TuneSettings.from_dict(t)
+    check_out_dir("--study-dir" if args.study_dir else "tune.study_dir", settings.study_dir)
     ex = dict(grid.executor)
     ex["name"] = args.executor or "local"
     best = tune_grid(grid, settings, executor=ExecutorSettings.from_dict(ex))

@@ -20,6 +20,7 @@ import sys
 
 from ant.config import RunConfig
 from ant.errors import ConfigError, FaultError
+from ant.fsio import check_out_dir
 
 EXIT_INTERRUPTED = 3
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig.from_yaml(args.config).with_overrides(args.overrides)
     if args.out_dir is not None:
         cfg.out_dir = args.out_dir
+    check_out_dir("--out-dir" if args.out_dir is not None else "out_dir", cfg.out_dir)
     if args.print_config:
         # resolve() needs only the tokenizer's vocabulary size (ant.data.tokenizer_vocab_size), not the corpus
         resolved = cfg.resolve()

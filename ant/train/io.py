@@ -129,7 +129,13 @@ def prune_checkpoints(ckpt_dir: Path, keep: int = 2) -> None:
     for _, p in list_checkpoints(ckpt_dir)[keep:]:
         p.unlink(missing_ok=True)
         checksum_path(p).unlink(missing_ok=True)
-    for tmp in Path(ckpt_dir).glob(".*.tmp"):  # left by a process killed while writing
+    remove_dead_tmp(Path(ckpt_dir))
+
+
+def remove_dead_tmp(folder: Path) -> None:
+    """Remove the `.<name>.<random>.<pid>.tmp` files (ant.fsio's atomic writes) of processes that are gone: a
+    killed writer leaves one, and a completed run folder must not keep it."""
+    for tmp in Path(folder).glob(".*.tmp"):  # left by a process killed while writing
         if not _pid_alive(tmp):
             tmp.unlink(missing_ok=True)
 

@@ -190,10 +190,13 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
             "world_size": distributed.world_size(t)}  # fmt: skip
     rank = distributed.rank(t)
     state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base, writes=rank == 0)
-    skipped: list[str] = []
+    # an earlier attempt's skipped checkpoints stay on record when a later attempt finishes the run (issue 26)
+    skipped: list[str] = list((io.read_json(run_dir / "summary.json") or {}).get("skipped_checkpoints") or [])
     found = io.newest_valid_checkpoint(run_dir / "checkpoints", skipped=skipped)
     if skipped:
-        base["skipped_checkpoints"] = skipped
+        base["skipped_checkpoints"] = list(dict.fromkeys(skipped))
+    if rank == 0:
+        io.remove_dead_tmp(run_dir)  # a killed attempt's half-written metrics/summary temp file
     if found:  # never resume from another run's checkpoint, except as an explicit wsd branch (ConfigError)
         branches.check_checkpoint_origin(found[1], cfg, run_dir)
     base["resumed_from_step"] = found[0] if found else None
@@ -243,7 +246,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
             base["replica_sha256"] = replicas.digest
         if rank == 0 and (monitor.diverged_step is not None or state.trainer.global_step >= cfg.steps):
             # a finished run keeps its final weights (the model's state dict alone; ant.train.sample.load_run)
-            fsio.atomic_write_with(run_dir / WEIGHTS, lambda tmp: torch.save(state.model.state_dict(), tmp))
+            fsio.atomic_torch_save(run_dir / WEIGHTS, state.model.state_dict())  # same tensors, same sha256
             base["weights_sha256"] = io.sha256_file(run_dir / WEIGHTS)
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))

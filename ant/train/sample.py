@@ -20,7 +20,7 @@ from torch import nn
 from ant import fsio
 from ant.config import RunConfig
 from ant.data import load_tokens
-from ant.errors import ConfigError, FaultError
+from ant.errors import ConfigError, FaultError, int_in
 from ant.models import build_model
 from ant.train import io
 from ant.train.run import WEIGHTS
@@ -65,13 +65,21 @@ def generate(model: nn.Module, prompt: list[int], *, tokens: int, seq_len: int, 
     return ids[0, len(prompt) :].tolist()
 
 
+# One token at a time on a small model: 10^5 tokens is minutes; --tokens 10**12 would run silently for ever
+MAX_NEW_TOKENS = 100_000
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a finished run's folder (results/runs/<run_id>)")
     p.add_argument("--prompt", required=True, help="text the model continues")
-    p.add_argument("--tokens", type=int, default=200, help="how many tokens to generate (default 200)")
+    p.add_argument(
+        "--tokens", type=int_in(1, MAX_NEW_TOKENS), default=200, help="how many tokens to generate (default 200)"
+    )
     p.add_argument("--temperature", type=float, default=0.8, help="0 = always the most likely token (default 0.8)")
-    p.add_argument("--top-k", type=int, default=40, help="sample among the k most likely tokens; 0 = all (default 40)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    p.add_argument(
+        "--top-k", type=int_in(0, 2**24), default=40, help="sample among the k most likely tokens; 0 = all (default 40)"
+    )
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="random seed of the sampling (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

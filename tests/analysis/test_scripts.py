@@ -76,6 +76,13 @@ def test_report_puts_claims_next_to_measurements(made):
 
 
 def test_empty_results_say_what_is_missing(tmp_path, capsys):
+    """A results folder whose one run failed: every panel says what it needs (a folder with no run at all is
+    refused instead, exit 2: tests/test_bad_inputs_hostile.py)."""
+    from tests.test_bad_inputs_hostile import fake_run
+
+    fake_run(tmp_path / "runs", "gptplus", 3.0)
+    (summary,) = (tmp_path / "runs").glob("*/summary.json")
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "failed", "final_val_loss": None}))
     assert fit_laws.main(["--results", str(tmp_path), "--no-reference"]) == 0
     assert make_figures.main(["--results", str(tmp_path)]) == 0
     assert report.main(["--results", str(tmp_path)]) == 0
