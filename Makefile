@@ -13,7 +13,7 @@ SLURM    := scripts/slurm_local.sh
 export ANT_CACHE ?= $(CURDIR)/.cache/ant
 
 .PHONY: install data test test-fast lint sweep-small sweep-gpu gpu-check fit-laws figures report bench slurm-start slurm-stop clean \
-	study study-plan study-report calibrate
+	study study-plan study-report calibrate bench-study
 
 install: $(STAMP)
 
@@ -78,6 +78,11 @@ study-plan: install
 
 study-report: install
 	$(ANT) study report
+
+# Runs per CPU-hour of the study's mix, per variant of the training code (ant.bench.study_mix; quiet machine,
+# ~5 min): the JSON goes to results/bench/study-mix-<date>.json.
+bench-study: install data
+	$(BIN)/python -m ant.bench.study_mix
 
 # Single-thread step times of the study's run shapes, for the planner's estimates (quiet machine, ~3 min).
 calibrate: install

@@ -48,6 +48,7 @@ DecayShape = Literal["1-sqrt", "linear"]  # of the wsd decay (ant.train.optim)
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "32", "bf16-mixed"]
 Compile = Literal["auto", "true", "false"]
+EvalSpacing = Literal["log", "every"]  # which multiples of train.eval_interval evaluate (ant.train.evaluation)
 Logger = Literal["csv", "tensorboard", "wandb", "mlflow"]  # Lightning's logger classes (ant.train)
 Strategy = Literal["auto", "ddp", "fsdp"]  # Lightning strategies for train.devices x train.num_nodes > 1
 
@@ -185,10 +186,23 @@ class TrainConfig:
     device: Device = "auto"
     precision: Precision = "auto"  # auto -> bf16-mixed on cuda, 32 on cpu
     compile: Compile = "auto"  # auto -> true on cuda, false on cpu
-    eval_interval: int = 0  # steps between validations; 0 -> about 20 evaluations per run
+    # torch.compile of the training step (model and optimizer step) on CPU, decided when the run starts
+    # (ant.train.compiled): "auto" -> when the run is long enough to repay the warm-up. train.compile keeps its
+    # resolved value (it is part of the run id; "true" compiles anywhere). The result is the same up to float
+    # summation order: not part of the run id.
+    cpu_compile: Compile = "auto"
+    eval_interval: int = 0  # steps between validations; 0 -> about steps / 20 (the spacing below thins them)
+    # Evaluation (ant.train.evaluation): measurement settings, not part of the run id; the final val loss is the
+    # same (up to float summation order) whatever they are. The intermediate evaluations (step 0 and the chosen
+    # multiples of eval_interval) use an evenly spread eval_tokens subset of the validation windows, the final one
+    # all of them. "log": the multiples k = round(sqrt(2)^j) (1, 2, 3, 4, 6, 8, 11, 16, 23 ...), dense where the
+    # curve moves on its log-tokens axes, 10 evaluations in all at the default interval; "every": each multiple.
+    eval_spacing: EvalSpacing = "log"
+    eval_tokens: int = 0  # 0 -> a quarter of data.val_tokens (whole seq_len windows; at least one)
+    eval_batch_size: int = 0  # sequences per validation forward; 0 -> 16 on cpu (measured), the micro-batch on cuda
     log_interval: int = 10  # steps between train-loss rows in metrics.parquet
     diag_interval: int = 0  # steps between residual-norm / alpha diagnostics; 0 -> about 5 per run
-    ckpt_interval: int = 0  # steps between checkpoints; 0 -> about 10 per run
+    ckpt_interval: int = 0  # steps between checkpoints; 0 -> 3 per run (a stop request also saves one)
     divergence_factor: float = 3.0  # diverged if the smoothed loss exceeds factor x its running minimum
     num_threads: int = 0  # torch CPU threads; 0 -> torch's default
     # Log the gradient noise scale (gns_* columns; ant.train.noise_scale) from the micro-batch gradients: needs
@@ -220,8 +234,10 @@ class TrainConfig:
         check_choices(self, "train")
         for name in ("eval_interval", "log_interval", "diag_interval", "ckpt_interval"):
             check_int(f"train.{name}", getattr(self, name), minimum=0, maximum=MAX_STEPS)
+        check_int("train.eval_tokens", self.eval_tokens, minimum=0, maximum=MAX_TOKENS)
         check_int("train.log_interval", self.log_interval, minimum=1, maximum=MAX_STEPS)
         check_int("train.num_threads", self.num_threads, minimum=0, maximum=4096)
+        check_int("train.eval_batch_size", self.eval_batch_size, minimum=0, maximum=4096)
         check_int("train.devices", self.devices, minimum=1, maximum=4096)
         check_int("train.num_nodes", self.num_nodes, minimum=1, maximum=4096)
         if self.noise_scale and not 0 < mbs < bs:
@@ -301,6 +317,10 @@ class RunConfig:
             "ckpt_interval",
             "num_threads",
             "micro_batch_size",
+            "eval_spacing",
+            "eval_tokens",
+            "eval_batch_size",
+            "cpu_compile",
             "noise_scale",
             "loggers",
             "devices",

@@ -28,7 +28,6 @@ give the FLOPs actually trained next to the FLOPs of the budgets.
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import time
@@ -367,19 +366,23 @@ def _add_live(row: PlanRow, scan: FolderScan, now: float) -> None:
 
 
 # Per-run costs a benchmarked step time leaves out, measured for the CPU study (docs/study.md): building the
-# model, data and Trainer, checkpoints and the final summary (START_S), and the forward passes of validation,
-# which cost this fraction of a training step's time per batch (EVAL_FRACTION: forward only, no optimizer).
+# model, data and Trainer, checkpoints and the final summary (START_S), and the forward passes of validation
+# (ant.train.evaluation: a subset at the intermediate steps, every window at the end), which cost EVAL_FRACTION of
+# a training step's time per token at the training batch (forward only, no optimizer). Evaluating at a larger
+# batch than the training one is cheaper per token, by about (train batch / eval batch)^0.5 at one CPU thread
+# (tiny0-tiny2, batch 1 and 4 against 16: 0.18-0.54, measured for issue 23).
 START_S = 2.5
 EVAL_FRACTION = 0.4
 
 
 def overheads_s(cfg: RunConfig, train_s: float, start_step: int = 0) -> float:
-    """Start-up plus validation time of a run whose training steps take `train_s` in all."""
+    """Start-up plus validation time of a run whose training steps from `start_step` on take `train_s` in all."""
+    from ant.train.evaluation import eval_batch_size, evaluated_tokens  # torch and ant.data, no Lightning
+
     steps = max(1, cfg.steps - start_step)
-    every = max(1, cfg.train.eval_interval or cfg.steps // 20)
-    n_evals = steps // every + 1
-    val_batches = math.ceil(cfg.data.val_tokens / (cfg.data.seq_len * cfg.train.batch_size))
-    return START_S + n_evals * val_batches * EVAL_FRACTION * train_s / steps
+    per_token = train_s / (steps * cfg.train.batch_size * cfg.data.seq_len)
+    gain = min(1.0, cfg.train.batch_size / eval_batch_size(cfg.train)) ** 0.5
+    return START_S + evaluated_tokens(cfg, start_step) * per_token * EVAL_FRACTION * gain
 
 
 def family_roles(cfgs: list[RunConfig]) -> dict[str, tuple[str, int]]:

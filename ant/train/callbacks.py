@@ -3,7 +3,8 @@ the step's numbers arrive in `outputs` (ant.train.module.LMModule.training_step)
 
   TrainMonitor   train loss (mean over each log interval), lr, grad norm, tokens/s and MFU; the divergence guard
                  (stops the trainer); with train.noise_scale the gradient noise scale gns_* (ant.train.noise_scale)
-  Evaluator      val loss on the fixed validation set, then metrics.parquet rewritten; residual norms and α
+  Evaluator      val loss on the validation subset / full set (ant.train.evaluation), then metrics.parquet
+                 rewritten; residual norms and α
   RunCheckpoint  checkpoint + checksum every ckpt_interval steps and when a stop is requested; never-pruned ones
                  at a wsd trunk's branch points (ant.train.branches)
   Progress       a tqdm bar on a terminal, else one plain line per log interval (sweep workers, SLURM .out files)
@@ -33,6 +34,7 @@ from ant import perf
 from ant.config import RunConfig
 from ant.train import distributed, io
 from ant.train.branches import KEEP_DIR, link_or_copy
+from ant.train.evaluation import ValSets, is_intermediate
 from ant.train.noise_scale import NoiseScaleEMA
 from ant.train.optim import lr_at
 
@@ -220,26 +222,34 @@ def _float_pairs(values: list[Any]) -> list[list[float]]:
 
 
 class Evaluator(Callback):
-    """Val loss every eval_interval steps, at step 0, at the last step and when the run stops (then the metrics
-    file is rewritten, so curves can be watched while a run trains); diagnostics every diag_interval."""
+    """Val loss at step 0 and the intermediate steps on the validation subset, at the last step and when the run
+    stops by divergence on the full set (ant.train.evaluation); then metrics.parquet is rewritten, so curves can
+    be watched while a run trains. Diagnostics every diag_interval. Each val row's `val_tokens` says how many
+    validation tokens it scored; the final row also has `val_loss_subset`, the subset's loss there."""
 
-    def __init__(self, cfg: RunConfig, table: MetricsTable, val_batches: list, metrics_path: Path):
-        self.cfg, self.table, self.val, self.path = cfg, table, val_batches, metrics_path
+    def __init__(self, cfg: RunConfig, table: MetricsTable, val: ValSets, metrics_path: Path):
+        self.cfg, self.table, self.val, self.path = cfg, table, val, metrics_path
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.global_step == 0:
-            self.measure(pl_module, 0, val=True, diag=True)
+            self.measure(pl_module, 0, val=self.val.subset, diag=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # should_stop here is the divergence guard's (TrainMonitor runs first; a stop request is seen later)
         step, t = trainer.global_step, self.cfg.train
-        val = step >= self.cfg.steps or trainer.should_stop or step % t.eval_interval == 0
+        final = step >= self.cfg.steps or trainer.should_stop
+        val = self.val.full if final else self.val.subset if is_intermediate(self.cfg, step) else None
         self.measure(pl_module, step, val=val, diag=step % t.diag_interval == 0)
 
-    def measure(self, pl_module, step: int, *, val: bool, diag: bool) -> None:
+    def measure(self, pl_module, step: int, *, val: list | None, diag: bool) -> None:
         if diag:
-            self.table.add(step, **diagnostics(pl_module, self.val[0][0]))
-        if val:
-            self.table.add(step, val_loss=pl_module.evaluate(self.val))
+            self.table.add(step, **diagnostics(pl_module, self.val.diag_x))
+        if val is not None:
+            self.table.add(step, val_loss=pl_module.evaluate(val), val_tokens=ValSets.tokens(val))
+            if val is self.val.full and self.val.subset is not self.val.full:
+                # the subset's loss at the same step: the offset between a curve's subset points and its final
+                # full point, for readers that need one set throughout (a quarter of a full pass more)
+                self.table.add(step, val_loss_subset=pl_module.evaluate(self.val.subset))
             if pl_module.trainer.is_global_zero:  # every rank measures (same replicas); rank 0 writes
                 self.table.write(self.path)
 

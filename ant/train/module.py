@@ -19,17 +19,12 @@ from collections.abc import Callable
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ant.config import RunConfig
-from ant.train import distributed
+from ant.train import compiled, distributed
+from ant.train.compiled import token_loss
 from ant.train.optim import build_optimizer, set_lr
-
-
-def token_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    logits = forward(x)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
 
 
 @torch.no_grad()
@@ -56,18 +51,40 @@ class LMModule(L.LightningModule):
         self.cfg = cfg
         self.model = model
         self.train_forward = forward
+        self.compiled = False  # CPU: the compiled loss and update of ant.train.compiled (configure_model)
+        self._raw_opt, self._norm = None, None
 
     def configure_model(self) -> None:
-        # In place: the state dict keeps its `model.*` keys whatever the compile setting.
-        if self.cfg.train.compile == "true" and self.train_forward is None:
+        t = self.cfg.train
+        if self.train_forward is not None:
+            return
+        if t.compile == "true":  # in place: the state dict keeps its `model.*` keys whatever the compile setting
             self.model.compile()
+        elif t.device == "cpu" and distributed.world_size(t) == 1:  # the CPU study's rule (train.cpu_compile)
+            self.compiled = compiled.use_compile(self.cfg, t.num_threads or torch.get_num_threads())
+            if self.compiled:
+                compiled.note_compiled(self.cfg)
 
     def configure_optimizers(self):
-        return build_optimizer(self.model, self.cfg.optim, fused=self.cfg.train.device == "cuda")
+        opt = build_optimizer(self.model, self.cfg.optim, fused=self.cfg.train.device == "cuda")
+        if self.compiled:
+            # Lightning's opt.step() (it counts the steps) reaches this optimizer's step, which runs the compiled
+            # update: clip + Adam + projection in one graph, shared by the runs of this process
+            compiled.tensor_lr(opt)
+            self._raw_opt, opt.step = opt, self._compiled_step
+        return opt
+
+    def _compiled_step(self, closure=None):
+        if closure is not None:  # Lightning's (hooks only, under manual optimization): eager, outside the graph
+            closure()
+        groups = compiled.adam_groups(self._raw_opt)
+        self._norm = compiled.update_fn()(groups, compiled.constraints(self.model), self.cfg.optim.grad_clip)
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         t, step = self.cfg.train, self.trainer.global_step
         opt = self.optimizers()
+        if self.compiled:  # a resumed optimizer state brings its LRs back as floats
+            compiled.tensor_lr(opt.optimizer)
         set_lr(opt.optimizer, step, self.cfg.optim, self.cfg.steps)
         x, y = batch
         k = distributed.micro_batches(t)  # of this rank's share of the global batch (ant.train.distributed)
@@ -76,7 +93,7 @@ class LMModule(L.LightningModule):
         # `is None`, not `or`: a compiled module's truth value calls len() on the model, which raises
         forward = self.model if self.train_forward is None else self.train_forward
         for j, (xm, ym) in enumerate(zip(x.chunk(k), y.chunk(k))):
-            loss = token_loss(forward, xm, ym)
+            loss = compiled.loss_fn()(self.model, xm, ym) if self.compiled else token_loss(forward, xm, ym)
             # several devices: one gradient all-reduce a step, after the last micro-batch (after each one with the
             # noise scale, which measures every micro-batch's gradient: then W micro-batches, one per rank)
             with distributed.backward_sync(self, sync=noise or j == k - 1):
@@ -95,15 +112,18 @@ class LMModule(L.LightningModule):
         # The update runs outside the precision plugin's autocast (as Lightning's automatic optimization ran it).
         with torch.autocast(self.device.type, enabled=False):
             params = [p for p in self.model.parameters() if p.grad is not None]
-            grad_norm = None
-            if self.cfg.optim.grad_clip:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
-            elif noise or (step + 1) % t.log_interval == 0 or step + 1 == self.cfg.steps:
+            grad_norm, clip = None, self.cfg.optim.grad_clip
+            if clip and not self.compiled:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            elif not clip and (noise or (step + 1) % t.log_interval == 0 or step + 1 == self.cfg.steps):
                 norms = [torch.linalg.vector_norm(p.grad.float()) for p in params]
                 grad_norm = torch.linalg.vector_norm(torch.stack(norms))
-            opt.step()
+            opt.step()  # compiled: clip, step and projection (_compiled_step)
+            if self.compiled and clip:
+                grad_norm = self._norm
             opt.zero_grad()
-            self.model.project_weights()
+            if not self.compiled:
+                self.model.project_weights()
         loss = losses[0] if k == 1 else torch.stack(losses).mean()
         out = {"loss": distributed.global_mean(self, loss), "grad_norm": grad_norm}  # grads are synced: norm too
         if noise:  # [mean over micro-batches of |g_micro|², |G_batch|²]; |G_batch| is the pre-clip norm

@@ -128,5 +128,8 @@ def set_lr(optimizer: torch.optim.Optimizer, step: int, optim: OptimConfig, step
     """Set every group's LR for the 0-based optimizer step `step`; returns the peak-relative factor."""
     factor = schedule_factor(step, optim, steps)
     for g in optimizer.param_groups:
-        g["lr"] = g["peak_lr"] * factor
+        if isinstance(g["lr"], torch.Tensor):  # the compiled update's (ant.train.compiled): a value, not a guard
+            g["lr"].fill_(g["peak_lr"] * factor)
+        else:
+            g["lr"] = g["peak_lr"] * factor
     return factor

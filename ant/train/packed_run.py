@@ -34,13 +34,14 @@ import torch
 
 from ant import fsio
 from ant.config import RunConfig
-from ant.data import TrainSampler, val_batches
+from ant.data import TrainSampler
 from ant.errors import ConfigError
 from ant.models import build_model
 from ant.models.packed import load_run_, pack, unpack
 from ant.status import FINISHED
-from ant.train import io
+from ant.train import evaluation, io
 from ant.train.env import record_start
+from ant.train.evaluation import ValSets, is_intermediate
 from ant.train.packed import PackedAdam, run_losses, select_runs, train_step
 from ant.train.run import (
     STOP_REQUESTED,
@@ -177,7 +178,7 @@ def _fit(members: list[Member], data, progress: bool) -> None:
     scratch = singles[0]  # a single model to compute one run's diagnostics and FLOPs with
     if start:
         _load(members, model, opt, start)
-    val = list(val_batches(data.val, T, t.micro_batch_size or t.batch_size))
+    val = evaluation.val_sets(cfg0, data.val)  # the single-run scheme (ant.train.evaluation)
     now = time.perf_counter()
     for m in members:
         m.monitor._t_session, m.monitor._wall_at_start, m.monitor._step_last = now, m.monitor.wall_time_s, start
@@ -187,7 +188,7 @@ def _fit(members: list[Member], data, progress: bool) -> None:
     live, step = list(members), start
     try:
         if start == 0:
-            _measure(live, model, scratch, val, 0, val_for=list(range(len(live))), diag=True)
+            _measure(live, model, scratch, val, 0, subset_for=list(range(len(live))), full_for=[], diag=True)
         for m in live:
             _write(m, scratch, start, "running")
         while live and step < steps:
@@ -208,9 +209,11 @@ def _fit(members: list[Member], data, progress: bool) -> None:
                     m.monitor.flush(trainer, step, list(m.monitor.pending), norms[k])
                 if m.monitor.diverged_step is not None:
                     gone.append(k)
-            # the Evaluator's rule per run: every eval_interval, at the end, and when the run stops (diverges)
-            due = step >= steps or step % t.eval_interval == 0
-            _measure(live, model, scratch, val, step, val_for=[k for k in range(len(live)) if due or k in gone],
+            # the Evaluator's rule per run: the full set at the end and when the run stops (diverges), the subset
+            # at the intermediate steps (ant.train.evaluation)
+            full = [k for k in range(len(live)) if step >= steps or k in gone]
+            subset = [k for k in range(len(live)) if k not in full] if is_intermediate(cfg0, step) else []
+            _measure(live, model, scratch, val, step, subset_for=subset, full_for=full,
                      diag=step % t.diag_interval == 0)  # fmt: skip
             if progress and log:
                 print(f"[ant packed] step {step}/{steps} train_loss "
@@ -245,16 +248,23 @@ def _fit(members: list[Member], data, progress: bool) -> None:
         raise
 
 
-def _measure(live, model, scratch, val, step: int, *, val_for: list[int], diag: bool) -> None:
+def _measure(live, model, scratch, val, step: int, *, subset_for: list[int], full_for: list[int], diag: bool):
     """The Evaluator's work: residual norms and alpha every diag_interval (on a single model holding the run's
-    weights), then the val loss of the runs `val_for` and their metrics.parquet."""
-    losses = _evaluate(model, val) if val_for else None
+    weights), then the val loss of the runs `subset_for` (subset) and `full_for` (every window, and the subset's
+    loss beside it) and their metrics.parquet."""
+    sub = _evaluate(model, val.subset) if subset_for or (full_for and val.subset is not val.full) else None
+    full = _evaluate(model, val.full) if full_for else None
     for k, m in enumerate(live):
         if diag:
             scratch.load_state_dict(unpack(model, k))
-            m.table.add(step, **_diagnostics(scratch, val[0][0]))
-        if k in val_for:
-            m.table.add(step, val_loss=losses[k])
+            m.table.add(step, **_diagnostics(scratch, val.diag_x))
+        if k in full_for:
+            m.table.add(step, val_loss=full[k], val_tokens=ValSets.tokens(val.full))
+            if val.subset is not val.full:
+                m.table.add(step, val_loss_subset=sub[k])
+        elif k in subset_for:
+            m.table.add(step, val_loss=sub[k], val_tokens=ValSets.tokens(val.subset))
+        if k in full_for or k in subset_for:
             m.table.write(m.run_dir / "metrics.parquet")
 
 

@@ -46,7 +46,7 @@ from ant.data import TrainSampler, load_tokens, val_batches
 from ant.errors import ConfigError
 from ant.models import build_model
 from ant.status import FINISHED
-from ant.train import branches, distributed, io
+from ant.train import branches, distributed, evaluation, io
 from ant.train.env import record_start
 
 # Set by request_checkpoint(), typically from a signal handler that knows nothing of the running trainer (the
@@ -205,7 +205,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
             record_start(run_dir, t.device)
         _seed_everything(t.seed)
         state.model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
-        val = list(val_batches(data.val, cfg.data.seq_len, t.micro_batch_size or t.batch_size))
+        val = evaluation.val_sets(cfg, data.val)
         keep = branches.read_keep_steps(run_dir)
         callbacks = [
             monitor,

@@ -1,0 +1,132 @@
+"""torch.compile of the training step on CPU: the loss (forward + fp32 cross-entropy) and the update (clip,
+optimizer step, weight projection), each one compiled function shared by every run of a worker process.
+
+Why functions of (model, ...) and not `model.compile()`: Dynamo treats a module's parameters as inputs (torch's
+inline_inbuilt_nn_modules), so a second model of the same shape in the same process hits the first one's graph
+instead of compiling again (measured: docs/study.md, "Compiled steps"). The optimizer's LR is a 0-dim tensor
+while compiled (`tensor_lr`), so the schedule changes a value, not a guard: no recompilation per step.
+
+When (`use_compile`): train.compile "true" (GPU: the recipe's default) compiles the model itself, as before
+(ant.train.module). On CPU train.compile resolves to "false" and is part of the run id, so this path is
+train.cpu_compile's, decided when a single-process CPU run starts:
+"auto" compiles when this process already holds the graphs of the run's shape (free), or when the run's
+estimated eager training time is at least MIN_EAGER_S: long enough that one warm-up (13-37 s per shape on the
+quiet machine, issue 23; 50-85 s loaded) is repaid by a 1.2-1.7x faster step within the run itself. Shorter
+runs stay eager: the study-mix benchmark showed the warm-up dominating 2-18 s runs (docs/study.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import torch.optim.adam as adam_functional
+
+from ant.config import RunConfig
+from ant.models.layers import NORM_EPS
+
+MIN_EAGER_S = 120.0  # at 10 tokens/param: tiny3 (~350 s estimated) compiles, tiny0-tiny2 (1-75 s) stay eager
+# Eager single-thread training rate, 6 N FLOPs a token: the quiet machine's Lightning step at batch 4 gives
+# 0.5e10 (tiny0) to 2.3e10 (tiny3) FLOP/s (docs/study.md's table); for the estimate only.
+CPU_FLOPS = 1.5e10
+_shapes: set[tuple] = set()  # the shapes whose graphs this process holds
+
+
+def shape_key(cfg: RunConfig) -> tuple:
+    m, t = cfg.model, cfg.train
+    return (m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())), t.micro_batch_size or t.batch_size,
+            cfg.data.seq_len)  # fmt: skip
+
+
+def use_compile(cfg: RunConfig, threads: int = 1) -> bool:
+    """Whether the run trains through the compiled step (see the module docstring)."""
+    t = cfg.train
+    if t.compile == "true":
+        return True
+    if t.device != "cpu" or t.cpu_compile == "false":
+        return False
+    if t.cpu_compile == "true" or shape_key(cfg) in _shapes:
+        return True
+    flops = 6 * (cfg.num_params or 0) * (cfg.steps or 0) * t.batch_size * cfg.data.seq_len
+    return flops / (CPU_FLOPS * max(1, threads)) >= MIN_EAGER_S
+
+
+def note_compiled(cfg: RunConfig) -> None:
+    """Record that this process now holds the graphs of the run's shape (use_compile: free from now on)."""
+    _shapes.add(shape_key(cfg))
+
+
+def token_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy in fp32 (here, not in ant.train.module, so this module loads no Lightning)."""
+    logits = forward(x)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+
+
+def _loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return token_loss(model, x, y)
+
+
+@torch.no_grad()
+def _update(groups: list, constraints: list, clip: float):
+    params = [p for g in groups for p in g[0]]
+    norm = torch.nn.utils.clip_grad_norm_(params, clip) if clip else None
+    for p, grads, avgs, sqs, steps, lr, beta1, beta2, wd, eps, decoupled in groups:
+        adam_functional.adam(p, grads, avgs, sqs, [], steps, foreach=False, decoupled_weight_decay=decoupled,
+                             amsgrad=False, beta1=beta1, beta2=beta2, lr=lr, weight_decay=wd, eps=eps,
+                             maximize=False)  # fmt: skip
+    for p, dim, mode in constraints:  # model.project_weights(), in the graph (as ant.perf.compiled_projection)
+        norm_p = p.float().norm(dim=dim, keepdim=True)
+        p.div_((norm_p.clamp_min(1.0) if mode == "clip" else norm_p.clamp_min(NORM_EPS)).to(p.dtype))
+    return norm
+
+
+def constraints(model: torch.nn.Module) -> list:
+    """(param, dim, mode) of every weight constraint of the model (none for gpt/gptplus)."""
+    return [(c.param, c.dim, c.mode) for c in model.constraints()]
+
+
+def adam_groups(opt: torch.optim.Optimizer) -> list:
+    """The optimizer's groups as lists of tensors (its state initialised as its own step would): what `_update`
+    takes, so that the compiled graph sees tensors, not this optimizer object (a guard on it would compile the
+    update again for every run)."""
+    out = []
+    for g in opt.param_groups:
+        params, grads, avgs, sqs, maxs, steps = [], [], [], [], [], []
+        opt._init_group(g, params, grads, avgs, sqs, maxs, steps)
+        decoupled = bool(g.get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW)))
+        out.append((params, grads, avgs, sqs, steps, g["lr"], *g["betas"], g["weight_decay"], g["eps"], decoupled))
+    return out
+
+
+_compiled: dict[str, object] = {}
+# Graphs kept per function: one per (size, batch) shape a worker trains (static shapes, dynamic=False: Dynamo's
+# automatic dynamic shapes would turn the second shape into a slower symbolic graph). Torch's default of 8 would
+# send a worker's ninth shape back to eager.
+SHAPES_PER_PROCESS = 64
+
+
+def _compile(name: str, fn: Callable) -> Callable:
+    if name not in _compiled:
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, SHAPES_PER_PROCESS)
+        _compiled[name] = torch.compile(fn, dynamic=False)
+    return _compiled[name]
+
+
+def loss_fn() -> Callable:
+    """The compiled (model, x, y) -> loss, one per process."""
+    return _compile("loss", _loss)
+
+
+def update_fn() -> Callable:
+    """The compiled (adam_groups(opt), constraints(model), clip) -> pre-clip norm (or None), one per process."""
+    return _compile("update", _update)
+
+
+def tensor_lr(opt: torch.optim.Optimizer) -> None:
+    """Every group's LR as a 0-dim tensor (ant.train.optim.set_lr then fills it in place)."""
+    for g in opt.param_groups:
+        if not isinstance(g["lr"], torch.Tensor):
+            g["lr"] = torch.tensor(float(g["lr"]))
