@@ -194,11 +194,11 @@ class TrainConfig:
     eval_interval: int = 0  # steps between validations; 0 -> about steps / 20 (the spacing below thins them)
     # Evaluation (ant.train.evaluation): measurement settings, not part of the run id; the final val loss is the
     # same (up to float summation order) whatever they are. The intermediate evaluations (step 0 and the chosen
-    # multiples of eval_interval) use an evenly spread eval_tokens subset of the validation windows, the final one
-    # all of them. "log": the multiples k = round(sqrt(2)^j) (1, 2, 3, 4, 6, 8, 11, 16, 23 ...), dense where the
-    # curve moves on its log-tokens axes, 10 evaluations in all at the default interval; "every": each multiple.
+    # multiples of eval_interval) use eval_tokens of the validation windows (default all; a subset is evenly spread),
+    # the final one all of them. "log": the multiples k = round(sqrt(2)^j) (1, 2, 3, 4, 6, 8, 11, 16, 23 ...),
+    # dense where the curve moves on its log-tokens axes, 10 evaluations at the default interval; "every": each.
     eval_spacing: EvalSpacing = "log"
-    eval_tokens: int = 0  # 0 -> a quarter of data.val_tokens (whole seq_len windows; at least one)
+    eval_tokens: int = 0  # intermediate evaluations' tokens; 0 -> all of data.val_tokens (no subset)
     eval_batch_size: int = 0  # sequences per validation forward; 0 -> 16 on cpu (measured), the micro-batch on cuda
     log_interval: int = 10  # steps between train-loss rows in metrics.parquet
     diag_interval: int = 0  # steps between residual-norm / alpha diagnostics; 0 -> about 5 per run

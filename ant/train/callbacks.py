@@ -248,7 +248,7 @@ class Evaluator(Callback):
             self.table.add(step, val_loss=pl_module.evaluate(val), val_tokens=ValSets.tokens(val))
             if val is self.val.full and self.val.subset is not self.val.full:
                 # the subset's loss at the same step: the offset between a curve's subset points and its final
-                # full point, for readers that need one set throughout (a quarter of a full pass more)
+                # full point, for readers that need one set throughout (one subset pass more)
                 self.table.add(step, val_loss_subset=pl_module.evaluate(self.val.subset))
             if pl_module.trainer.is_global_zero:  # every rank measures (same replicas); rank 0 writes
                 self.table.write(self.path)

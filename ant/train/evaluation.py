@@ -3,15 +3,17 @@
 The CPU study's runs spent more time in validation than in training at tiny0 (21 full passes over 32,768 tokens
 at the training batch, 4.1x the training tokens). The scheme:
 
-  - step 0 and the chosen multiples of train.eval_interval are *intermediate* evaluations, on an evenly spread
-    subset of the validation windows (train.eval_tokens, default a quarter): every held-out document is sampled,
-    so the subset's loss estimates the full set's without the bias of its first quarter;
+  - step 0 and the chosen multiples of train.eval_interval are *intermediate* evaluations. By default they use
+    every validation window too: the compute frontier, IsoFLOP and Fig. 4 read every val row of a curve, and a
+    subset's loss sits a fixed offset (up to a few %) from the full set's, so a curve of subset points ending in
+    one full point would mix two estimators in one fit. train.eval_tokens opts into an evenly spread subset
+    (every held-out document sampled) for runs whose curves are only watched, not fitted;
   - the run's last step (and the step a run diverges at) is the *final* evaluation, on every window: the run's
     final val loss, the number every law is fitted to, is the one a full evaluation gives;
   - "log" spacing keeps the multiples k = round(sqrt(2)^j) of eval_interval: 1, 2, 3, 4, 6, 8, 11, 16, 23, 32 ...
     Loss curves are read on log-token axes (compute frontier, curve fits), where a curve moves early and flattens
     late; evenly spaced points spent most evaluations on the flat tail. At the default interval (steps / 20)
-    that is step 0, 8 multiples and the final step: 10 evaluations, 8 of them on the subset. The set depends on
+    that is step 0, 8 multiples and the final step: 10 evaluations. The set depends on
     eval_interval alone, not on the run's length, so a wsd trunk and its branches (one interval per family)
     evaluate at the same steps as the same runs trained alone;
   - train.eval_batch_size sequences per forward (16 on CPU: 3-6x faster a token than batch 1 at tiny0-tiny2,
@@ -33,7 +35,6 @@ from ant.config import RunConfig, TrainConfig
 from ant.data import val_batches
 
 CPU_EVAL_BATCH = 16  # sequences; measured at one thread on tiny0-tiny3 (docs/study.md)
-SUBSET_FRACTION = 4  # intermediate evaluations use 1/4 of the validation tokens by default
 
 
 def eval_batch_size(t: TrainConfig) -> int:
@@ -46,7 +47,7 @@ def eval_batch_size(t: TrainConfig) -> int:
 
 def subset_windows(cfg: RunConfig, num_windows: int) -> int:
     """Validation windows of an intermediate evaluation (at least one, at most all)."""
-    tokens = cfg.train.eval_tokens or cfg.data.val_tokens // SUBSET_FRACTION
+    tokens = cfg.train.eval_tokens or cfg.data.val_tokens  # 0: all of them (see the module docstring)
     return max(1, min(num_windows, tokens // cfg.data.seq_len))
 
 

@@ -71,10 +71,10 @@ def test_bench_step_time_of_the_same_shape_gives_steps_times_step_plus_overheads
     [r], tp = build_plan([cfg], concurrency=2, bench_dir=bench)
     train = cfg.steps * 0.025  # the Lightning step, not the bare loop's
     # validation (ant.train.evaluation): step 0 and the log-spaced multiples of eval_interval (10, 20, 30 of 32
-    # steps) on a quarter of the tokens (16 of the 63 windows), the last step on all of them; at eval batch 16
+    # steps) and the last step, each on all 63 windows (the default evaluates every window); at eval batch 16
     # against the training batch 8, (8 / 16)^0.5 of the cost a token
     assert (cfg.steps, cfg.train.eval_interval) == (32, 10)
-    val_tokens = (4 * 16 + 63) * 32
+    val_tokens = (4 * 63 + 63) * 32
     val = val_tokens * 0.025 / (8 * 32) * EVAL_FRACTION * 0.5**0.5
     assert r.est_s == pytest.approx(train + START_S + val)
     assert any("same arch, size and batch" in s for s in tp.sources)

@@ -20,11 +20,12 @@ SHORT = {"tokens": 120 * 8 * 64, "eval_interval": 20, "diag_interval": 60, "ckpt
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, byte_tokens):
     """The same run under the old scheme (every window, at the training batch 8, at every multiple of
-    eval_interval) and the new defaults."""
+    eval_interval) and the new defaults with a quarter of the windows at the intermediate evaluations."""
     tmp = tmp_path_factory.mktemp("evaluation")
     old = train(tiny_cfg(tmp / "old", train={**SHORT, "eval_spacing": "every", "eval_tokens": 131072,
                                                "eval_batch_size": 8}), progress=False)  # fmt: skip
-    return old, train(tiny_cfg(tmp / "new", train=SHORT), progress=False)
+    subset = {**SHORT, "eval_tokens": 131072 // 4}  # opted into: the default evaluates every window
+    return old, train(tiny_cfg(tmp / "new", train=subset), progress=False)
 
 
 def test_subset_and_batch_leave_the_final_val_loss_unchanged(runs):
@@ -47,6 +48,16 @@ def test_subset_and_batch_leave_the_final_val_loss_unchanged(runs):
     # intermediate subset points estimate the full set's: within a few % of the old run's full evaluations
     both = vo.set_index("step")["val_loss"].reindex(vn["step"]).to_numpy()
     assert vn["val_loss"].to_numpy() == pytest.approx(both, rel=0.05)
+
+
+def test_intermediate_evaluations_use_every_window_by_default():
+    # the frontier, IsoFLOP and Fig. 4 fit every val row of a curve: one estimator throughout unless opted out
+    cfg = RunConfig.from_dict({"model": {"arch": "gptplus", "size": "tiny0"}, "train": {"tokens": 4096}})
+    assert cfg.train.eval_tokens == 0
+    assert evaluation.subset_windows(cfg, 1000) == min(1000, cfg.data.val_tokens // cfg.data.seq_len)
+    assert evaluation.subset_windows(cfg, 10) == 10
+    cfg.train.eval_tokens = 4 * cfg.data.seq_len
+    assert evaluation.subset_windows(cfg, 1000) == 4
 
 
 def test_final_weights_evaluate_the_same_at_any_eval_batch(runs, byte_tokens):
