@@ -13,8 +13,9 @@ shape and process, as in the study (the on-disk Inductor cache is whatever the m
 Per variant: wall seconds per size (all its runs), the ratio to the first variant per size, and the mix: study
 time shares (TIME_SHARES, where the study's CPU-hours go: tiny0 3 %, tiny1 26 %, tiny2 45 %, tiny3 26 %) weight
 the per-size ratios, speed-up = 1 / sum_s share_s x (t_variant,s / t_base,s), and runs/hour = the set's run count
-per hour at the base variant's measured pace x that speed-up. VARIANTS is a list of named settings: a packed
-variant (several runs of one shape in one process) adds one entry.
+per hour at the base variant's measured pace x that speed-up. VARIANTS is a list of named settings; the packed
+variant trains a shape's runs (seeds) as one packed model (ant.train.packed_run.train_packed), as a sweep with
+`executor.pack` does: each run's wall time is then the pack's divided by its run count.
 """
 
 from __future__ import annotations
@@ -39,16 +40,19 @@ TIME_SHARES = {"tiny0": 0.03, "tiny1": 0.26, "tiny2": 0.45, "tiny3": 0.26}
 # validation set with the budget, so evaluation keeps its share of a run's time).
 CUT = {"tiny0": 4, "tiny1": 8, "tiny2": 16, "tiny3": 32}
 STUDY_VAL_TOKENS = 32768
-# (name, train.* settings, checkpoints a run or None for the default). "current": what the code before issue 23
-# did (every window at the training batch, about 20 evaluations, 10 checkpoints a run, eager), in today's fields.
-VARIANTS: list[tuple[str, dict[str, Any], int | None]] = [
+# (name, train.* settings, checkpoints a run or None for the default, packed). "current": what the code before
+# issue 23 did (every window at the training batch, about 20 evaluations, 10 checkpoints a run, eager), in
+# today's fields. Packed runs are eager (packing refuses compile).
+VARIANTS: list[tuple[str, dict[str, Any], int | None, bool]] = [
     (
         "current",
         {"eval_spacing": "every", "eval_tokens": STUDY_VAL_TOKENS, "eval_batch_size": 4, "cpu_compile": "false"},
         10,
+        False,
     ),  # fmt: skip
-    ("cheap-eval", {"cpu_compile": "false"}, None),
-    ("cheap-eval+compile", {"cpu_compile": "true"}, None),
+    ("cheap-eval", {"cpu_compile": "false"}, None, False),
+    ("cheap-eval+compile", {"cpu_compile": "true"}, None, False),
+    ("cheap-eval+packed", {"cpu_compile": "false"}, None, True),
 ]
 
 
@@ -74,6 +78,7 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
 def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
     # late: --help and the table helpers load no Lightning; `module` loads it here, not in the first timed run
     from ant.train import module, prepare, train  # noqa: F401
+    from ant.train.packed_run import train_packed  # late: as above
 
     torch.set_num_threads(1)
     names = [v[0] for v in VARIANTS]
@@ -85,12 +90,19 @@ def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
     try:
         for i, size in enumerate(TIME_SHARES):
             order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]  # rotate per size
-            for name, settings, ckpts in order:
-                for seed in range(runs_per_shape):
-                    cfg = run_config(size, seed, root / name, settings, ckpts)
+            for name, settings, ckpts, packed in order:
+                cfgs = [run_config(size, seed, root / name, settings, ckpts) for seed in range(runs_per_shape)]
+                if packed:
                     t0 = time.perf_counter()
-                    r = train(cfg, progress=False)
-                    dt = time.perf_counter() - t0
+                    results = train_packed(cfgs, progress=False)
+                    times = [(time.perf_counter() - t0) / len(cfgs)] * len(cfgs)
+                else:
+                    results, times = [], []
+                    for cfg in cfgs:
+                        t0 = time.perf_counter()
+                        results.append(train(cfg, progress=False))
+                        times.append(time.perf_counter() - t0)
+                for seed, (r, dt) in enumerate(zip(results, times)):
                     wall[name][size].append(dt)
                     losses[name][size].append(r.summary["final_val_loss"])
                     log(f"{size} {name:20s} seed {seed}: {dt:6.1f} s  final val {r.summary['final_val_loss']:.4f}")
