@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import platform
 import time
 from dataclasses import dataclass
@@ -168,29 +169,24 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
+    shapes = list(itertools.product(a.archs, a.sizes, a.batches, a.runs))
     if a.end_to_end:
-        for arch in a.archs:
-            for size in a.sizes:
-                for batch in a.batches:
-                    for k in a.runs:
-                        r = end_to_end(arch, size, batch, k, a.steps, a.end_to_end)
-                        rows.append(r)
-                        print(f"{arch:8s} {size} b{batch} K={k:2d} {a.steps} steps: {k} runs one after another "
-                              f"{r['sequential_s']:.1f} s, packed {r['packed_s']:.1f} s -> {r['speedup']:.2f}x",
-                              flush=True)  # fmt: skip
+        for arch, size, batch, k in shapes:
+            r = end_to_end(arch, size, batch, k, a.steps, a.end_to_end)
+            rows.append(r)
+            print(f"{arch:8s} {size} b{batch} K={k:2d} {a.steps} steps: {k} runs one after another "
+                  f"{r['sequential_s']:.1f} s, packed {r['packed_s']:.1f} s -> {r['speedup']:.2f}x",
+                  flush=True)  # fmt: skip
         if a.out:
             atomic_write_json(a.out, {"what": "whole runs: ant train one after another vs one packed worker",
                                       "torch": torch.__version__, "host": platform.node(), "rows": rows})  # fmt: skip
         return 0
-    for arch in a.archs:
-        for size in a.sizes:
-            for batch in a.batches:
-                for k in a.runs:
-                    r = measure(arch, size, batch, k, a.steps, a.reps)
-                    rows.append(r)
-                    print(f"{arch:8s} {size} b{batch} K={k:2d}: one run {r['single_step_s'] * 1e3:7.2f} ms/step, "
-                          f"{k} packed {r['packed_step_s'] * 1e3:7.2f} ms/step -> {r['speedup']:.2f}x runs/hour",
-                          flush=True)  # fmt: skip
+    for arch, size, batch, k in shapes:
+        r = measure(arch, size, batch, k, a.steps, a.reps)
+        rows.append(r)
+        print(f"{arch:8s} {size} b{batch} K={k:2d}: one run {r['single_step_s'] * 1e3:7.2f} ms/step, "
+              f"{k} packed {r['packed_step_s'] * 1e3:7.2f} ms/step -> {r['speedup']:.2f}x runs/hour",
+              flush=True)  # fmt: skip
     doc = {"what": "runs/hour of K packed runs over K sequential runs (bare loops, interleaved, 1 thread)",
            "torch": torch.__version__, "host": platform.node(), "threads": 1, "rows": rows}  # fmt: skip
     if a.out:
