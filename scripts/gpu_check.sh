@@ -199,14 +199,16 @@ for i, cfg in enumerate(cfgs):
           f"tok/s {s.get('tokens_per_s')} | {time.time() - t0:.0f}s", flush=True)
 EOF
 fi
-# collect() writes runs.parquet and curves.parquet beside runs/; the run table also goes to OUT_DIR.
+# collect() writes runs.parquet and curves.parquet beside runs/; the run table also goes to OUT_DIR. No runs after
+# the sweep step is a failed step: the check exists to show GPU runs finishing.
 step collect 60 "$PYTHON" -c "
 import shutil, sys
 from ant.laws.collect import collect
 runs, curves = collect(sys.argv[1])
-print(runs.to_string(max_cols=12) if len(runs) else 'no runs')
-if len(runs):
-    shutil.copyfile(sys.argv[1] + '/runs.parquet', sys.argv[2])
+if not len(runs):
+    sys.exit('no runs under ' + sys.argv[1])
+print(runs.to_string(max_cols=12))
+shutil.copyfile(sys.argv[1] + '/runs.parquet', sys.argv[2])
 " "$DETAIL" "$OUT_DIR/runs.parquet"
 
 # ------------------------------------------------------------------------------------------ 4. other sizes

@@ -9,10 +9,14 @@ while compiled (`tensor_lr`), so the schedule changes a value, not a guard: no r
 When (`use_compile`): train.compile "true" (GPU: the recipe's default) compiles the model itself, as before
 (ant.train.module). On CPU train.compile resolves to "false" and is part of the run id, so this path is
 train.cpu_compile's, decided when a single-process CPU run starts:
-"auto" compiles when this process already holds the graphs of the run's shape (free), or when the run's
-estimated eager training time is at least MIN_EAGER_S: long enough that one warm-up (13-37 s per shape on the
-quiet machine, issue 23; 50-85 s loaded) is repaid by a 1.2-1.7x faster step within the run itself. Shorter
-runs stay eager: the study-mix benchmark showed the warm-up dominating 2-18 s runs (docs/study.md).
+"auto" compiles when the run's estimated eager training time is at least MIN_EAGER_S: long enough that one warm-up
+(13-37 s per shape on the quiet machine, issue 23; 50-85 s loaded) is repaid by a 1.2-1.7x faster step within the
+run itself. Shorter runs stay eager: the study-mix benchmark showed the warm-up dominating 2-18 s runs
+(docs/study.md).
+The decision is a function of the config alone (train.num_threads, or 1 when it is 0), never of what the process
+or the machine happens to hold: compiled and eager steps differ in float summation order, so a run and its resume
+in a fresh process (kill -9, SIGTERM, SLURM requeue) must decide the same way to continue bit for bit. (A rule
+that also compiled shapes whose graphs the process already held broke exactly that under pytest-xdist.)
 """
 
 from __future__ import annotations
@@ -30,31 +34,20 @@ MIN_EAGER_S = 120.0  # at 10 tokens/param: tiny3 (~350 s estimated) compiles, ti
 # Eager single-thread training rate, 6 N FLOPs a token: the quiet machine's Lightning step at batch 4 gives
 # 0.5e10 (tiny0) to 2.3e10 (tiny3) FLOP/s (docs/study.md's table); for the estimate only.
 CPU_FLOPS = 1.5e10
-_shapes: set[tuple] = set()  # the shapes whose graphs this process holds
 
 
-def shape_key(cfg: RunConfig) -> tuple:
-    m, t = cfg.model, cfg.train
-    return (m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())), t.micro_batch_size or t.batch_size,
-            cfg.data.seq_len)  # fmt: skip
-
-
-def use_compile(cfg: RunConfig, threads: int = 1) -> bool:
+def use_compile(cfg: RunConfig) -> bool:
     """Whether the run trains through the compiled step (see the module docstring)."""
     t = cfg.train
+    threads = t.num_threads or 1
     if t.compile == "true":
         return True
     if t.device != "cpu" or t.cpu_compile == "false":
         return False
-    if t.cpu_compile == "true" or shape_key(cfg) in _shapes:
+    if t.cpu_compile == "true":
         return True
     flops = 6 * (cfg.num_params or 0) * (cfg.steps or 0) * t.batch_size * cfg.data.seq_len
-    return flops / (CPU_FLOPS * max(1, threads)) >= MIN_EAGER_S
-
-
-def note_compiled(cfg: RunConfig) -> None:
-    """Record that this process now holds the graphs of the run's shape (use_compile: free from now on)."""
-    _shapes.add(shape_key(cfg))
+    return flops / (CPU_FLOPS * threads) >= MIN_EAGER_S
 
 
 def token_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

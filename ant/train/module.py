@@ -61,9 +61,7 @@ class LMModule(L.LightningModule):
         if t.compile == "true":  # in place: the state dict keeps its `model.*` keys whatever the compile setting
             self.model.compile()
         elif t.device == "cpu" and distributed.world_size(t) == 1:  # the CPU study's rule (train.cpu_compile)
-            self.compiled = compiled.use_compile(self.cfg, t.num_threads or torch.get_num_threads())
-            if self.compiled:
-                compiled.note_compiled(self.cfg)
+            self.compiled = compiled.use_compile(self.cfg)
 
     def configure_optimizers(self):
         opt = build_optimizer(self.model, self.cfg.optim, fused=self.cfg.train.device == "cuda")

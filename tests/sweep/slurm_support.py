@@ -112,11 +112,16 @@ def _requeue_helper(stop: threading.Event, grid: Path, interrupt: Path | None, s
             job = next(iter(json.loads(jobs.read_text()).values()))["job_id"]
             subprocess.run(["scancel", f"--signal={REQUEUE_SIGNAL}", job], check=True, capture_output=True)
             sent.append(job)
-        out = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            jid, _, reason = line.partition(" ")
-            if reason.strip() == "BeginTime":
-                subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], capture_output=True)
+        release_requeue_holds()
+
+
+def release_requeue_holds() -> None:
+    """Start now every job SLURM holds after a requeue (reason BeginTime, ~2 minutes otherwise)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        jid, _, reason = line.partition(" ")
+        if reason.strip() == "BeginTime":
+            subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], capture_output=True)
 
 
 def _has_checkpoint(run_dir: Path) -> bool:

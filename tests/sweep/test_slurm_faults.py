@@ -25,11 +25,9 @@ import yaml
 from ant.sweep.grid import Grid
 from ant.sweep.locks import is_locked
 from tests.sweep.conftest import write_grid
-from tests.sweep.test_slurm import SLURM, _cluster_up, _release_requeue_holds, ant
+from tests.sweep.slurm_support import SLURM, ant, release_requeue_holds, slurm_marks
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(600)]
-if (_why := _cluster_up()) is not None:
-    pytestmark.append(pytest.mark.skip(reason=_why))
+pytestmark = [*slurm_marks(), pytest.mark.timeout(600)]
 
 NODE = "localhost"  # scripts/slurm_local.sh names the node so
 
@@ -151,7 +149,7 @@ def test_restarts_and_a_down_node_leave_every_run_identical(tmp_path, corpus):
     # what the faults left in the queue finishes: SLURM holds a job requeued by the down node for ~2 minutes
     # (reason BeginTime); releasing it keeps the test short (as in test_slurm.py). Then a plain rerun does the rest.
     stop = threading.Event()
-    releaser = threading.Thread(target=_release_requeue_holds, args=(stop,), daemon=True)
+    releaser = threading.Thread(target=_release_holds_until, args=(stop,), daemon=True)
     releaser.start()
     try:
         _wait("the array to leave the queue", lambda: not _queue(array), timeout=240, every=2)
@@ -176,3 +174,8 @@ def test_restarts_and_a_down_node_leave_every_run_identical(tmp_path, corpus):
         f"the local sweep ({resumed} resumed from a checkpoint); {time.time() - t_start:.0f} s (reference "
         f"{t_ref - t_start:.0f} s, faults {t_faults - t_ref:.0f} s, rerun {time.time() - t_faults:.0f} s)"
     )
+
+
+def _release_holds_until(stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        release_requeue_holds()

@@ -61,20 +61,16 @@ def test_a_compiled_run_resumes_exactly(eager_and_compiled, tmp_path, monkeypatc
     assert done.summary["final_val_loss"] == ref.summary["final_val_loss"]
 
 
-def test_the_cpu_rule_compiles_runs_long_enough_to_repay_the_warm_up(monkeypatch):
+def test_the_cpu_rule_compiles_runs_long_enough_to_repay_the_warm_up():
     def cfg(tokens: float, **train) -> RunConfig:
         d = {"model": {"arch": "angpt", "size": "tiny2", "vocab_size": 256}, "data": {"tokenizer": "bytes"},
              "train": {"tokens": int(tokens), "batch_size": 4, "device": "cpu", **train}}  # fmt: skip
         return RunConfig.from_dict(d).resolve()
 
-    monkeypatch.setattr(compiled, "_shapes", set())
     short, long = cfg(2e4), cfg(5e6)  # ~1 s and ~270 s of eager training (estimated)
     assert short.train.compile == long.train.compile == "false"  # the hashed field keeps its CPU default
     assert not compiled.use_compile(short) and compiled.use_compile(long)
-    assert not compiled.use_compile(long, threads=64)  # more threads: eager is faster, the warm-up is not
+    assert not compiled.use_compile(cfg(5e6, num_threads=64))  # more threads: eager is faster, the warm-up is not
     assert compiled.use_compile(cfg(2e4, cpu_compile="true"))
     assert not compiled.use_compile(cfg(5e6, cpu_compile="false"))
     assert compiled.use_compile(cfg(2e4, compile="true"))
-    compiled.note_compiled(long)  # this process holds the shape's graphs: a short run of it uses them for free
-    assert compiled.use_compile(short)
-    assert not compiled.use_compile(cfg(2e4, batch_size=8))  # another shape
