@@ -84,8 +84,13 @@ def _check_status_is_true(grid: Path, runs_dir: Path, array: str) -> dict[str, i
         locked = is_locked(runs_dir / ".locks", r["run_id"])
         summary = runs_dir / r["run_id"] / "summary.json"
         finished = summary.is_file() and json.loads(summary.read_text()).get("status") == "completed"
-        if r["state"] == "running":
-            assert locked or finished or queue.get(r.get("job_id") or "") == "RUNNING", r
+        if r["state"] == "running" and not (locked or finished or queue.get(r.get("job_id") or "") == "RUNNING"):
+            # the run may have ended (finished, or been killed by the fault) between the status call and this
+            # probe: the status was true when taken; ask again, and the run must no longer be shown running
+            _, again = ant("sweep", str(grid), "--status", "--json", timeout=120)
+            row = next(x for x in json.loads(again.strip().splitlines()[-1])["runs"] if x["run_id"] == r["run_id"])
+            alive = is_locked(runs_dir / ".locks", r["run_id"]) or _queue(array).get(row.get("job_id") or "")
+            assert row["state"] != "running" or alive, row
         if r["state"] == "done":
             assert finished, r
         if r["state"] in ("missing", "interrupted", "failed") and locked:
