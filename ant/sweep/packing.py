@@ -1,7 +1,7 @@
 """Which runs of a sweep may share a process as one packed worker (ant.train.packed_run); the worker itself,
 run_packed, is in ant.sweep.executors beside run_one (it falls back to run_one for runs that must train alone).
 
-Runs may be packed when their resolved configs differ only in optim.lr and train.seed (ant.train.packed_run.
+Runs may be packed when their resolved configs differ only in optim.lr and train.seed (ant.train.pack_rules.
 group_key: same arch, size, options, batch, sequence length, tokens, schedule ...), they are CPU fp32 runs
 (`packable`), and they are not members of a wsd family (those train as trunk + branches, ant.train.branches).
 `ant sweep --dry-run` says how many groups the grid has; the local executor trains them packed when the grid's
@@ -11,6 +11,8 @@ group_key: same arch, size, options, batch, sequence length, tokens, schedule ..
 from __future__ import annotations
 
 from ant.config import RunConfig
+from ant.train.branches import find_families
+from ant.train.pack_rules import group_key, packable
 
 MIN_PACK = 2
 
@@ -22,8 +24,6 @@ class PackedUnit(list):
 def pack_groups(cfgs: list[RunConfig], max_runs: int) -> list[list[RunConfig]]:
     """The packable runs among the resolved `cfgs` in groups of 2..max_runs that may share a process, in
     first-seen order; a group larger than max_runs is cut into near-equal chunks."""
-    from ant.train.branches import find_families  # late: ant.train modules load torch
-    from ant.train.packed_run import group_key, packable  # late: as above
 
     singles = [f[0] for f in find_families(cfgs) if len(f) == 1]
     groups: dict[str, list[RunConfig]] = {}
