@@ -199,7 +199,7 @@ def circles(graph: dict[str, set[str]]) -> list[str]:
         where.setdefault((s, d), []).append(f"{p.relative_to(ROOT)}:{line}" + (" (late)" if in_function else ""))
     out = []
     for c in (c for c in _strongly_connected(graph) if len(c) > 1):
-        inside = [f"{s} -> {d} ({', '.join(where.get((s, d), ['changed source']))})"
+        inside = [f"{s} -> {d} ({', '.join(sorted(set(where.get((s, d), ['changed source']))))})"
                   for s in c for d in sorted(graph.get(s, ())) if d in c]  # fmt: skip
         out.append(f"circle {c}: " + "; ".join(inside))
     return out
