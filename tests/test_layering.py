@@ -26,7 +26,8 @@ ANT = ROOT / "ant"
 # Low -> high. Each rank holds one or more groups (tuples of module prefixes); a group may import itself and any
 # group of a lower rank, but no higher rank and no other group of its own rank.
 RANKS: list[list[tuple[str, ...]]] = [
-    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status")],  # `ant`: the package's __init__ (version)
+    # `ant`: the package's __init__ (version); ant.schedule: the LR schedule, pure (train and laws read it)
+    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status", "ant.schedule")],
     [("ant.config",)],
     [("ant.models",), ("ant.data",), ("ant.laws",)],
     [("ant.perf",), ("ant.recipe",)],
