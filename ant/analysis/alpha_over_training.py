@@ -11,7 +11,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ant.analysis.common import Context, largest_run_curves, run_script
+from ant.analysis.common import Context, Section, largest_run_curves, run_script
 from ant.laws.plotting import label, placeholder, sort_archs
 
 NAME = "alpha_over_training"
@@ -78,6 +78,11 @@ def plot(ctx: Context, numbers: dict) -> None:
                 ax.legend(ncol=2)
     fig.tight_layout()
     ctx.save_figure(fig, NAME)
+
+
+SECTION = Section(
+    NAME, "effective alpha per layer over training (largest run)", compute, plot
+)  # reported in fig1's section
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """What every analysis script shares: arguments, loading results/ once, JSON/figure output, and the
 "no data for panel X: need ..." messages that replace failures when a sweep has not produced that data yet.
 
-Each script module defines `NAME`, `compute(ctx) -> dict` (numbers, written to results/fits/NAME.json) and
-`plot(ctx, numbers)` (PDF + PNG in results/figures/). fit_laws.py runs every compute, make_figures.py every
-script.
+Each script module defines `NAME`, `compute(ctx) -> dict` (numbers, written to results/fits/NAME.json),
+`plot(ctx, numbers)` (PDF + PNG in results/figures/) and `SECTION` (a `Section`: what it fits, its figure, its
+part of REPORT.md), listed once in ant.analysis.sections: fit_laws.py runs every compute, make_figures.py every
+plot, report.py every report section, in that list's order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,10 +94,20 @@ def _script(args: tuple, main) -> str:
     return run_as.name if by_name else f"{owner.rsplit('.', 1)[-1]}.py"
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """The settings of the fits that take any (the Chinchilla fit): `ant fit`'s flags."""
+
+    boot: int = 200  # bootstrap resamples
+    workers: int = 2  # processes for the bootstrap
+    reference: bool = True  # also fit Hoffmann et al.'s points (the check that the fitter reproduces Epoch's refit)
+
+
 @dataclass
 class Context:
     results: Path
     select: list[str] = field(default_factory=list)  # --select KEY=VALUE (ant.laws.comparable)
+    options: FitOptions = field(default_factory=FitOptions)
     _runs: pd.DataFrame | None = None
     _curves: pd.DataFrame | None = None
     missing: list[str] = field(default_factory=list)
@@ -161,6 +173,28 @@ class Context:
     def save_figure(self, fig, name: str) -> None:
         for p in save_figure(fig, self.figures, name):
             print(f"wrote {p}")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One analysis module's share of the suite, registered once in ant.analysis.sections.SECTIONS (whose order is
+    REPORT.md's): its fit, its figure and its part of the report travel together, so that adding a figure touches
+    its own module and one line of that list."""
+
+    name: str  # fits/NAME.json, figures/NAME.{png,pdf}
+    fits: str  # what it fits, in a few words (docs/design.md's table)
+    compute: Callable[[Context], dict]  # numbers -> fits/NAME.json
+    plot: Callable[[Context, dict], None] | None = None  # None: numbers only (no figure)
+    # REPORT.md lines from the fits named in `reads` (default: its own), one dict each in that order; None: no
+    # section of its own (another section reports its numbers, or it is a figure only)
+    report: Callable[..., list[str]] | None = None
+    reads: tuple[str, ...] = ()
+    # computed when the figures are drawn, not by `ant fit`: it reads another section's fits (fit_residuals)
+    after_fits: bool = False
+
+    @property
+    def report_reads(self) -> tuple[str, ...]:
+        return self.reads or (self.name,)
 
 
 def jsonable(o):
@@ -244,6 +278,18 @@ def largest_run_curves(curves: pd.DataFrame, cols: list[str]) -> dict[str, pd.Da
         best = last.sort_values(["num_params", "tokens", "seed"], ascending=[False, False, True]).iloc[0]
         out[arch] = g[g["run_id"] == best["run_id"]].sort_values("tokens")
     return out
+
+
+def md_row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def md_header(cols) -> list[str]:
+    return [md_row(cols), md_row(["---"] * len(cols))]
+
+
+def md_sizes(xs) -> str:
+    return ", ".join(f"{x:.3g}" for x in xs) if xs else "-"
 
 
 def fmt_ci(v, ci, digits: int = 3) -> str:

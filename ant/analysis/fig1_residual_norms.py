@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
-from ant.analysis.common import Context, largest_run_curves, run_script
+from ant.analysis.common import Context, Section, largest_run_curves, run_script
 from ant.laws.plotting import color, label, sort_archs
+from ant.laws.reference import PAPER_ALPHA
 
 NAME = "fig1_residual_norms"
 PREFIX = "resid_norm_"
@@ -164,6 +165,52 @@ def plot(ctx: Context, numbers: dict) -> None:
     if picked:
         _plain_y(axes[0], *_y_range(picked))  # sharey: one set of limits and ticks for the whole row
     ctx.save_figure(fig, NAME)
+
+
+# ---------------------------------------------------------------------------------------------- REPORT.md
+
+
+def diag_section(f1: dict, fa: dict) -> list[str]:
+    out = ["## Residual norms (Fig. 1) and α over training (App. M)", ""]
+    per = f1.get("per_arch", {})
+    if per:
+        for arch, d in per.items():
+            out.append(f"- {label(arch)} ({d['num_params']:.3g} params, {d['tokens']:.3g} tokens): final residual norm "
+                       f"last/first layer = {d['last_over_first']:.2f}, max {d['max_norm']:.3g}")  # fmt: skip
+        g, a = per.get("gptplus"), per.get("angpt")
+        if g and a:
+            agree = g["last_over_first"] > a["last_over_first"]
+            out.append(f"- Claim: GPT+'s residual norm grows with depth, anGPT's far less. Measured growth "
+                       f"{g['last_over_first']:.2f}x vs {a['last_over_first']:.2f}x: "
+                       f"**{'agrees' if agree else 'disagrees'}**.")  # fmt: skip
+    else:
+        out.append("Residual norms not measured: " + "; ".join(f1.get("missing", [])))
+    pa = fa.get("per_arch", {})
+    for arch, d in pa.items():
+        for kind in ("alpha_a", "alpha_m"):
+            if kind in d:
+                k = d[kind]
+                lo, hi = PAPER_ALPHA["final_range"]
+                inside = lo <= k["final_mean"] <= hi
+                if arch == "angpt":  # the paper's claim is about anGPT; other archs are shown for comparison
+                    verdict = f"paper 0.05 -> 0.12-0.25: **{'agrees' if inside else 'outside the paper range'}**"
+                else:
+                    verdict = "for comparison"
+                out.append(f"- {label(arch)} {kind}: {k['initial_mean']:.3f} -> {k['final_mean']:.3f} (layers "
+                           f"{k['final_min']:.3f}-{k['final_max']:.3f}); {verdict}.")  # fmt: skip
+    if not pa:
+        out.append("α not measured: " + "; ".join(fa.get("missing", [])))
+    return [*out, ""]
+
+
+SECTION = Section(
+    NAME,
+    "residual norms per layer (largest run)",
+    compute,
+    plot,
+    report=diag_section,
+    reads=("fig1_residual_norms", "alpha_over_training"),
+)
 
 
 if __name__ == "__main__":

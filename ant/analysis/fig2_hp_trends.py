@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ant.analysis.common import Context, run_script
+from ant.analysis.common import Context, Section, fmt_ci, md_header, md_row, md_sizes, run_script
 from ant.laws.fits import FitError
 from ant.laws.hp import hp_trends
 from ant.laws.plotting import color, label, sort_archs
@@ -154,6 +154,69 @@ def plot(ctx: Context, numbers: dict) -> None:
                  "the edge of the searched grid or a single batch size;\ndotted: the paper's exponent, drawn through "
                  "our optima (only the slopes compare))", fontsize=9)  # fmt: skip
     ctx.save_figure(fig, NAME)
+
+
+# ---------------------------------------------------------------------------------------------- REPORT.md
+
+
+def hp_section(f: dict) -> list[str]:
+    """One table per budget regime (fig2_hp_trends.json: per_arch[arch][regime]); sizes whose optimum is on the
+    edge of the searched grid are excluded from the power laws and counted; no fit reads 'not determined'."""
+    per, regimes = f.get("per_arch", {}), f.get("regimes", [])
+    out = ["## Hyper-parameter trends (Fig. 2, §5.1)", ""]
+    if any("bs_fit" in d for d in per.values()):  # a pooled-budget JSON from before per-regime trends
+        return [*out, "Not shown: fits/fig2_hp_trends.json predates per-regime trends; rerun `ant fit`.", ""]
+    if not regimes:
+        return [*out, "Not measured: " + ("; ".join(f.get("missing", [])) or "no HP sweep with >= 3 sizes."), ""]
+    out += [
+        "One trend per token budget (tokens per parameter; the paper's sweep is at 20). Optima on the edge of the "
+        "searched LR or batch grid are bounds, not optima: they are excluded from the power laws and counted.",
+        "",
+    ]
+    cols = ["arch", "paper BS(N)", "measured BS(N) exponent [95% CI], R²", "paper LR(N)",
+            "measured LR(N) exponent [95% CI], R²", "sizes in the fit", "excluded from the fit (why)"]  # fmt: skip
+    for regime in regimes:
+        out += [f"### {regime}", "", *md_header(cols)]
+        for arch in ("gptplus", "angpt", "ngpt", *sorted(set(per) - {"gptplus", "angpt", "ngpt"})):
+            d, p = (per.get(arch) or {}).get(regime), PAPER_HP.get(arch)
+            if not d:
+                continue
+            pb = f"{p['bs'][0]:.2g} N^{p['bs'][1]} (R² {p['bs'][2]})" if p else "-"
+            pl = f"{p['lr'][0]:.2g} N^{p['lr'][1]} (R² {p['lr'][2]})" if p else "-"
+            bs, lr = d["bs_fit"], d["lr_fit"]
+            if bs and lr:
+                mb = f"{fmt_ci(bs['exponent'], bs['exponent_ci'])}, {bs['r2']:.2f}"
+                ml = f"{fmt_ci(lr['exponent'], lr['exponent_ci'])}, {lr['r2']:.2f}"
+            else:
+                mb = ml = f"not determined ({d['n_interior']} sizes with an interior optimum, need 3)"
+            inside = [r["N"] for r in d["per_size"] if r["in_fit"]]
+            ex = "; ".join(f"{e['N']:.3g} ({e['reason']})" for e in d["excluded"]) or "-"
+            out.append(md_row([label(arch), pb, mb, pl, ml, md_sizes(inside), ex]))
+        out += ["", *_hp_claims(per, regime), ""]
+    return out
+
+
+def _hp_claims(per: dict, regime: str) -> list[str]:
+    a, g = (per.get("angpt") or {}).get(regime), (per.get("gptplus") or {}).get(regime)
+    if not (a and g and a["bs_fit"] and g["bs_fit"]):
+        return ["Claims not tested at this budget: both anGPT and GPT+ need >= 3 sizes with interior optima."]
+    where = "" if regime.startswith("20 tokens/param") else " (the paper measured at 20 tokens/param)"
+    out = []
+    for key, claim, paper in (("bs_fit", "anGPT's optimal batch grows faster with N than GPT+'s", "0.984 vs 0.729"),
+                              ("lr_fit", "anGPT's optimal LR depends less on N", "-0.178 vs -0.482")):  # fmt: skip
+        fa, fg = a[key], g[key]
+        agree = fa["exponent"] > fg["exponent"]
+        (lo_a, hi_a), (lo_g, hi_g) = fa["exponent_ci"], fg["exponent_ci"]
+        sep = None not in (lo_a, hi_a, lo_g, hi_g) and (lo_a > hi_g or hi_a < lo_g)
+        caveat = "" if sep else " in the point estimates, but the 95% CIs overlap, so the data cannot separate them"
+        out.append(f"Claim{where}: {claim} ({paper}). Measured {fa['exponent']:.3f} vs {fg['exponent']:.3f}: "
+                   f"small scale **{'agrees' if agree else 'disagrees'}**{caveat}.")  # fmt: skip
+    return out
+
+
+SECTION = Section(
+    NAME, "optimal LR and batch per size and budget; their power laws in N", compute, plot, report=hp_section
+)
 
 
 if __name__ == "__main__":

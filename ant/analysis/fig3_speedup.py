@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ant.analysis.common import Context, best_hp_runs, run_script
+from ant.analysis.common import Context, Section, best_hp_runs, md_header, run_script
 from ant.laws.fits import FitError
 from ant.laws.plotting import color, label, placeholder, sort_archs
 from ant.laws.reference import PAPER_SPEEDUP
@@ -27,6 +27,12 @@ from ant.laws.speedup import convergence_speedup
 NAME = "fig3_speedup"
 MIN_BUDGET_SPAN = 1.5  # a budget sweep's largest reference budget over its smallest
 REF = "gptplus"
+
+
+def candidate_speedup(ref, cand) -> dict:
+    """One candidate's runs against the reference's runs of one size (each at its best (lr, batch) per budget):
+    convergence_speedup's numbers and the candidate's seeds. The study's C1 reads GPT (no QK-norm) through it too."""
+    return {**convergence_speedup(ref, cand).to_dict(), "seeds": sorted(int(x) for x in cand["seed"].unique())}
 
 
 def compute(ctx: Context) -> dict:
@@ -45,11 +51,9 @@ def compute(ctx: Context) -> dict:
         for arch in sort_archs(set(g["arch"]) - {REF}):
             cand = g[g["arch"] == arch]
             try:
-                s = convergence_speedup(ref, cand)
+                res[arch] = candidate_speedup(ref, cand)
             except FitError as e:  # e.g. no finite loss: say so in the JSON instead of failing the whole figure
                 ctx.no_data(f"fig3 (speedup {arch} at {size})", str(e))
-                continue
-            res[arch] = {**s.to_dict(), "seeds": sorted(int(x) for x in cand["seed"].unique())}
         if res:
             pts = g[g["arch"].isin([REF, *res])]
             out[str(size)] = {
@@ -96,13 +100,16 @@ def _token_ticks(ax, budgets: list[float]) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def _fmt_summary(r: dict) -> str:
-    s, (lo, hi) = r["summary"], r["ci"]
-    if s is None:
+def fmt_ratio(r: dict, unit: str = "") -> str:
+    """'≥ 1.41 [1.32, 1.52]': a speedup summary (a convergence_speedup to_dict(), or its interpolation / fit part),
+    its interval ('∞' = unbounded) and '≥'/'≤' when it is a bound; one spelling for the legend (unit '×') and
+    REPORT.md's table."""
+    if r.get("summary") is None:
         return "not determined"
-    ci = "" if lo is None and hi is None else f" [{lo:.2f}, {'∞' if hi is None else f'{hi:.2f}'}]"
-    sign = {"lower": "≥ ", "upper": "≤ "}.get(r["bound"], "")
-    return f"{sign}{s:.2f}×{ci}"
+    sign = {"lower": "≥ ", "upper": "≤ "}.get(r.get("bound"), "")
+    lo, hi = r["ci"]
+    ci = "" if lo is None else f" [{lo:.2f}, {'∞' if hi is None else f'{hi:.2f}'}]"
+    return f"{sign}{r['summary']:.2f}{unit}{ci}"
 
 
 def _loss_panel(ax, d: dict, fit: dict | None) -> None:
@@ -149,8 +156,8 @@ def _ratio_panel(ax, d: dict) -> list:
         ip = r["interpolation"]
         how = r["estimator"] if not r["censored"] else (f"interpolation, {ip['n_ok']} of {len(rows)} budgets "
                                                         f"inside the {label(REF)} range")  # fmt: skip
-        handles.append(Line2D([], [], color=c, ls=":" if r["censored"] else "-",
-                              label=textwrap.fill(f"{label(arch)}: {_fmt_summary(r)} ({how}{paper})", 60)))  # fmt: skip
+        text = textwrap.fill(f"{label(arch)}: {fmt_ratio(r, '×')} ({how}{paper})", 60)
+        handles.append(Line2D([], [], color=c, ls=":" if r["censored"] else "-", label=text))
     fit = next(iter(d["candidates"].values()))["fit"]
     if not fit["determined"]:  # said under the panel, not over the data
         why = textwrap.fill(f"{label(REF)} curve fit not determined: {fit['reason']}", 60)
@@ -209,6 +216,78 @@ def plot(ctx: Context, numbers: dict) -> None:
     fig.legend(handles=key, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, 1 + len(sizes)), fontsize=8)
     fig.tight_layout()
     ctx.save_figure(fig, NAME)
+
+
+# ---------------------------------------------------------------------------------------------- REPORT.md
+
+
+def speedup_section(f: dict) -> list[str]:
+    def _speedup_verdict(r: dict, paper: float | None) -> str:
+        """A sentence that follows the data: the interval decides, a bound is only read in its own direction, and
+        agree/disagree is said only where the paper makes a claim (PAPER_SPEEDUP)."""
+        s, (lo, hi), bound = r["summary"], r["ci"], r["bound"]
+        if s is None:
+            return f"no summary ({r['interpolation']['reason'] or r['fit']['reason']})"
+        if lo is None:
+            return f"{fmt_ratio(r)}x without an interval ({r['ci_reason']}): **not tested**"
+        hi = float("inf") if hi is None else hi
+        faster = "**agrees that it converges faster**" if paper else "**converges faster**"
+        slower = "**disagrees**: converges slower" if paper else "**converges slower**"
+        pap = f" (paper {paper:.2f}x)" if paper else ""
+        if bound == "lower":
+            if lo <= 1:
+                return f"a lower bound of {s:.2f}x whose interval reaches {lo:.2f}: **no significant speedup**{pap}"
+            cmp = "" if not paper else (f"; it exceeds the paper's {paper:.2f}x" if lo > paper else
+                                        f"; too low a bound to test the paper's {paper:.2f}x")  # fmt: skip
+            return f"{faster}: at least {s:.2f}x (lower bound, interval from {lo:.2f}){cmp}"
+        if bound == "upper":
+            if hi < 1:
+                return f"{slower}: at most {s:.2f}x (upper bound, interval up to {hi:.2f}){pap}"
+            return f"an upper bound of {s:.2f}x: **no significant speedup**{pap}"
+        if hi < 1:
+            return f"{slower}: {fmt_ratio(r)}x{pap}"
+        if lo <= 1:
+            return f"{fmt_ratio(r)}x: **no significant speedup**{pap}"
+        cmp = ""
+        if paper:
+            cmp = (
+                "; consistent with the paper's"
+                if lo <= paper <= hi
+                else "; smaller than the paper's"
+                if hi < paper
+                else "; larger than the paper's"
+            ) + f" {paper:.2f}x"
+        return f"{faster}: {fmt_ratio(r)}x{cmp}"
+
+    out = ["## Convergence speedup over GPT+ (Fig. 3, §5.2)", ""]
+    per = f.get("per_size", {})
+    if not per:
+        return [*out, "Not measured: " + ("; ".join(f.get("missing", [])) or "no budget sweep."), ""]
+    out += ["Ratio = GPT+ tokens needed to reach the candidate's final loss / candidate tokens (1.40 = 40 % faster), "
+            "on the best (lr, batch) per budget. Summary = geometric mean of the ratios over every candidate budget: "
+            "from the fitted GPT+ curve L(D) = E + B·D^-b when that fit is determined (extrapolated budgets "
+            "included), else by interpolation between GPT+ budgets, where a budget whose loss is below every GPT+ "
+            "run enters at its bound (largest GPT+ budget / budget) and makes the summary a lower bound (≥). "
+            "Interval: parametric bootstrap, noise from the seed spread and the GPT+ fit residuals.", ""]  # fmt: skip
+    out += md_header(["size", "arch", "paper", "summary [95% CI]", "estimator", "interpolation (budgets)",
+                    "fitted GPT+ curve", "seeds"])  # fmt: skip
+    verdicts = []
+    for size, d in per.items():
+        for arch, r in d["candidates"].items():
+            ip, ft = r["interpolation"], r["fit"]
+            counts = ", ".join(f"{n} {k}" for k, n in (("inside", ip["n_ok"]), ("lower bound", ip["n_lower_bound"]),
+                                                      ("upper bound", ip["n_upper_bound"])) if n)  # fmt: skip
+            budgets = ", ".join(f"{x['tokens']:.3g}" for x in r["per_budget"])
+            fit = (fmt_ratio(ft) + (f" ({ft['n_extrapolated']} extrapolated)" if ft["n_extrapolated"] else "")
+                   if ft["determined"] else f"not determined ({ft['reason']})")  # fmt: skip
+            out.append(f"| {size} ({d['num_params']:.3g}) | {label(arch)} | {PAPER_SPEEDUP.get(arch, '-')} | "
+                       f"{fmt_ratio(r)} | {r['estimator']} | {fmt_ratio(ip)} ({counts}; {budgets}) | {fit} | "
+                       f"{len(r['seeds'])} |")  # fmt: skip
+            verdicts.append(f"{label(arch)} at {size}: {_speedup_verdict(r, PAPER_SPEEDUP.get(arch))}.")
+    return [*out, "", *[f"- {v}" for v in verdicts], ""]
+
+
+SECTION = Section(NAME, "tokens-to-target-loss ratios vs GPT+ per size", compute, plot, report=speedup_section)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
-from ant.analysis.common import Context, best_hp_runs, run_script
+from ant.analysis.common import Context, Section, best_hp_runs, fmt_ci, md_header, md_row, md_sizes, run_script
 from ant.laws.allocation import frontier_three_ways
 from ant.laws.frontier import compare_fronts
 from ant.laws.plotting import color, label, sort_archs
+from ant.laws.reference import PAPER_FRONTIER
 
 NAME = "fig4_compute_scaling"
 LEVEL = 0.95  # the paper's Table J.1 intervals
@@ -235,6 +236,92 @@ def _plain_loss_ticks(ax) -> None:
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter(""))
+
+
+# ---------------------------------------------------------------------------------------------- REPORT.md
+
+
+def frontier_section(f: dict) -> list[str]:
+    """Fig. 4 / Table J.1 (fig4_compute_scaling.json): the N_opt exponent a three ways side by side, numbers only
+    where determined (else "not determined (reason)"), and the below-at-every-compute claim read off the measured
+    Pareto fronts at shared compute levels, not off fitted lines."""
+
+    def first_reason(reasons: list[str]) -> str:
+        r = (reasons[0] if reasons else "no reason recorded").replace("|", "/")
+        return r if len(r) <= 100 else r[:97].rsplit(" ", 1)[0] + " …"
+
+    def claims(per: dict, comp: dict | None) -> list[str]:
+        out = []
+        fall = {x: (per.get(x) or {}).get("methods", {}).get("envelope", {}).get("curves_fall") for x in per}
+        if comp and not all(fall.get(x) for x in comp["archs"]):
+            bad = ", ".join(label(x) for x in comp["archs"] if not fall.get(x))
+            out.append(f"Claim not tested: anGPT's loss below GPT+'s at every compute budget — {bad}'s losses do not "
+                       "fall as the runs train, so its front is noise.")  # fmt: skip
+        elif comp:
+            a, b, k, n = *(label(x) for x in comp["archs"]), comp["n_below"], comp["n"]
+            above = comp.get("n_above", n - k)
+            verdict = "agrees" if k == n else f"disagrees ({b} lower at {above}, equal at {n - k - above} of {n})"
+            out.append(f"Claim: anGPT's loss is below GPT+'s at every compute budget. At {n} log-spaced computes "
+                       f"across the shared range {comp['range'][0]:.3g}-{comp['range'][1]:.3g} FLOPs, the measured "
+                       f"Pareto fronts (interpolated in log C) put {a} below {b} at {k} of {n} (gap {b} - {a} from "
+                       f"{comp['min_gap']:+.3g} to {comp['max_gap']:+.3g}): **{verdict}**.")  # fmt: skip
+        elif "angpt" in per and "gptplus" in per:
+            out.append("Claim not tested: anGPT's and GPT+'s fronts share no compute range.")
+        ea, eg = ((per.get(x) or {}).get("methods", {}).get("envelope", {}) for x in ("angpt", "gptplus"))
+        if ea.get("loss_determined") and eg.get("loss_determined"):
+            (la, ha), (lg, hg) = ea["alpha_ci"], eg["alpha_ci"]
+            same = la <= hg and lg <= ha
+            out.append(f"Claim: the L(C) exponents are nearly identical (0.053 vs 0.056). Measured α "
+                       f"{ea['alpha']:.3f} vs {eg['alpha']:.3f}, 95% CIs {'overlap' if same else 'do not overlap'}: "
+                       f"**{'agrees' if same else 'disagrees'}**.")  # fmt: skip
+        return out
+
+    out = ["## Compute scaling (Fig. 4, Table J.1, §5.4)", ""]
+    per = f.get("per_arch", {})
+    if not per:
+        return [*out, "Not measured: " + ("; ".join(f.get("missing", [])) or "no curves."), ""]
+    if any("methods" not in d for d in per.values()):  # a JSON from before the three-way frontier
+        return [*out, "Not shown: fits/fig4_compute_scaling.json predates the three-way frontier; rerun "
+                "`ant fit`.", ""]  # fmt: skip
+    names = {"envelope": "envelope", "isoflop": "IsoFLOP", "chinchilla": "Chinchilla fit"}
+    out += ["N_opt ∝ C^a and D_opt ∝ C^b three ways (ant/laws/frontier.py): the Pareto envelope of all training "
+            "curves (the paper's method; biased low by a few hundredths on synthetic data), IsoFLOP profiles "
+            "(Hoffmann et al. approach 2) and a Chinchilla fit of the best-HP runs' final losses (approach 3). "
+            "95% CIs; a method whose data do not determine a shows why instead of a number.", "",
+            *md_header(["arch", "paper (Table J.1)", *(f"{v}: a; b" for v in names.values()), "methods agree?",
+                      "runs, sizes"])]  # fmt: skip
+    why = []
+    for arch, d in per.items():
+        p = PAPER_FRONTIER.get(arch)
+        cells = []
+        for m, name in names.items():
+            r = d["methods"][m]
+            if r["determined"]:
+                cells.append(f"{fmt_ci(r['a'][0], r['a'][1:])}; {fmt_ci(r['b'][0], r['b'][1:])}")
+            else:
+                cells.append(f"not determined ({first_reason(r['reasons'])})")
+                why.append(f"- {label(arch)}, {name}: " + "; ".join(r["reasons"]))
+        agree = {True: "agree", False: "**disagree**", None: "-"}[d["agree"]]
+        out.append(md_row([label(arch), f"a {p['aN']:.3f}; b {p['aD']:.3f}" if p else "-", *cells, agree,
+                         f"{d['n_runs']}, {md_sizes(d['sizes'])}"]))  # fmt: skip
+    out += ["", *[f"- {label(a)}: {d['agreement']}." for a, d in per.items()]]
+    if why:
+        out += ["", "Not determined, and why:", *why]
+    out += ["", *md_header(["arch", "paper L(C)", "measured L(C) = A C^-α (envelope), α [95% CI]",
+                      "front points (used for N_opt / excluded)"])]  # fmt: skip
+    for arch, d in per.items():
+        env, p = d["methods"]["envelope"], PAPER_FRONTIER.get(arch)
+        if env.get("loss_determined"):
+            law = f"{env['A']:.3g} C^-{env['alpha']:.3f}, α {fmt_ci(env['alpha'], env['alpha_ci'])}"
+        else:
+            law = f"not determined ({first_reason(env.get('loss_reasons') or env['reasons'])})"
+        n_pts, n_ex = env.get("n_points"), env.get("n_excluded")
+        pts = "-" if n_pts is None else f"{n_pts} ({n_pts - n_ex} / {n_ex})"
+        out.append(md_row([label(arch), f"{p['A']} C^-{p['alpha']}" if p else "-", law, pts]))
+    return [*out, "", *claims(per, f.get("comparison")), ""]
+
+
+SECTION = Section(NAME, "L(C), N_opt(C), D_opt(C) three ways", compute, plot, report=frontier_section)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ant.analysis.common import Context, run_script
+from ant.analysis.common import Context, Section, md_header, md_row, run_script
 from ant.analysis.fig2_hp_trends import plain, plain_log_ticks
 from ant.laws.fits import FitError
 from ant.laws.hp import assign_regimes, hp_trends, lr_sensitivity, trusted_curve
@@ -152,6 +152,45 @@ def plot(ctx: Context, numbers: dict) -> None:
                  "1/3x and 3x lr* of the batch named in the panel title, where the sensitivity is read)",
                  fontsize=9)  # fmt: skip
     ctx.save_figure(fig, NAME)
+
+
+# ---------------------------------------------------------------------------------------------- REPORT.md
+
+
+def lr_sensitivity_section(f: dict) -> list[str]:
+    """Fig. G.1's numbers (figG1_lr_sensitivity.json): loss increase at 3x and 1/3x the optimal LR per size."""
+    out = ["## LR sensitivity (Fig. G.1, App. G)", ""]
+    per = f.get("per_arch", {})
+    if not per:
+        return [*out, "Not measured: " + ("; ".join(f.get("missing", [])) or "no LR sweep."), ""]
+    k = f.get("factor", 3.0)
+    out += [f"Loss increase (nats) at {k:g}x and 1/{k:g}x the optimal LR, read off the Akima curve (log LR) of the "
+            "batch size with the lowest minimum; 'outside' where that LR was not measured; per-seed range in brackets "
+            "when several seeds have >= 3 LRs there.", "",
+            *md_header(["arch", "budget", "size (N)", "batch", "optimal LR", "loss at optimum", f"+loss at {k:g}x",
+                      f"+loss at 1/{k:g}x"])]  # fmt: skip
+
+    def cell(s: dict, key: str) -> str:
+        if s["lr_at_edge"]:
+            return "optimum on the grid edge"
+        if s[key] is None:
+            return "outside"
+        seeds = [x[key] for x in s.get("per_seed", []) if x[key] is not None]
+        rng = f" [{min(seeds):.3g}, {max(seeds):.3g}]" if len(seeds) >= 2 else ""
+        return f"{s[key]:.3g} ({100 * s[key + '_rel']:.1f}%){rng}"
+
+    for arch in per:
+        for regime, d in per[arch].items():
+            for z in d["sizes"]:
+                s = z["sensitivity"]
+                bound = " (grid edge: a bound)" if s["lr_at_edge"] else ""
+                out.append(md_row([label(arch), regime, f"{z['size']} ({z['N']:.3g})", f"{s['batch_size']:g}",
+                                 f"{s['lr_best']:.3g}{bound}", f"{s['loss_best']:.4g}", cell(s, "up"),
+                                 cell(s, "down")]))  # fmt: skip
+    return [*out, ""]
+
+
+SECTION = Section(NAME, "loss increase at 3x and 1/3x the optimal LR", compute, plot, report=lr_sensitivity_section)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ant.analysis.common import Context, best_hp_runs, run_script
+from ant.analysis.common import Context, Section, best_hp_runs, run_script
 from ant.laws.chinchilla import ChinchillaFit, fit_chinchilla
 from ant.laws.fits import FitError
 from ant.laws.plotting import color, design_ticks, label, placeholder, residual_panels, sort_archs
@@ -125,6 +125,10 @@ def plot(ctx: Context, numbers: dict) -> None:
                  va="bottom", fontsize=8, color="0.25")  # fmt: skip
     fig.tight_layout(rect=(0, 0.04 if unfit else 0, 1, 1))
     ctx.save_figure(fig, NAME)
+
+
+# after_fits: it reads fits/chinchilla.json, so make_figures computes it, not `ant fit`
+SECTION = Section(NAME, "residuals of the Chinchilla fits", compute, plot, after_fits=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 
+from ant.analysis import chinchilla_fit, fig2_hp_trends, fig3_speedup, fig4_compute_scaling, figG1_lr_sensitivity
 from ant.analysis.common import best_hp_runs
+from ant.analysis.fig3_speedup import candidate_speedup
 from ant.analysis.study_common import (
     AGREE,
     DISAGREE,
@@ -21,6 +23,7 @@ from ant.analysis.study_common import (
     Study,
     combine,
     human,
+    main_figure,
     num,
     overlap,
     pct,
@@ -36,7 +39,6 @@ from ant.analysis.study_verdicts import c1_lines, c1_per_regime, c1_verdict, com
 from ant.laws.fits import FitError
 from ant.laws.plotting import label, sort_archs
 from ant.laws.reference import PAPER_FRONTIER, PAPER_HP, PAPER_SPEEDUP
-from ant.laws.speedup import convergence_speedup
 
 PAPER_VS_GPT = {"angpt": 2.0, "ngpt": 1.8}  # paper §5.2: vs GPT+ without QK-norm
 REGIME = "10 tokens/param"  # the hp part's budget (sweeps/study/hp.yaml)
@@ -95,10 +97,10 @@ def _vs_gpt(st: Study) -> dict:
             if cand.empty:
                 continue
             try:
-                r = convergence_speedup(ref, cand).to_dict()
+                r = candidate_speedup(ref, cand)  # Fig. 3's own estimate, with GPT as the reference
             except FitError as e:
-                r = {"summary": None, "ci": [None, None], "interpolation": {"reason": str(e)}}
-            r["seeds"] = sorted(int(s) for s in cand["seed"].unique())
+                r = {"summary": None, "ci": [None, None], "interpolation": {"reason": str(e)},
+                     "seeds": sorted(int(s) for s in cand["seed"].unique())}  # fmt: skip
             out.setdefault(str(size), {"num_params": float(ref["num_params"].iloc[0]), "candidates": {}})
             out[str(size)]["candidates"][arch] = r
     return out
@@ -109,7 +111,7 @@ def c1_speedup(st: Study) -> Claim:
               "(no QK-norm) anGPT 2.0x, nGPT 1.8x (0.5B, 5B–70B tokens, 1 seed)")  # fmt: skip
     if st.done("main").empty:
         return c.missing(PARTS_FOR["C1"])
-    f3 = st.fit("fig3_speedup")
+    f3 = st.fit(fig3_speedup.NAME)
     if f3 is None:
         c.verdict, c.why, c.ours, c.section = UNDETERMINED, FITS_HINT, FITS_HINT, [FITS_HINT + "."]
         return c
@@ -160,7 +162,7 @@ def c1_speedup(st: Study) -> Claim:
         c.verdict = f"{c.verdict}, {word}" if c.verdict in (AGREE, DISAGREE) else word
         c.why = f"{why}; {c.why}"
     c.numbers = {"vs_gptplus": per, "vs_gpt": vs_gpt, "per_regime": regimes}
-    c.figures = ["main/figures/fig3_speedup.png"]
+    c.figures = [main_figure(fig3_speedup.SECTION)]
     c.section = [
         "Tokens the reference needs to reach each candidate's final loss, over the candidate's budget: geometric "
         "mean over budgets with a 95 % parametric-bootstrap interval (`ant.laws.speedup`); each architecture at its "
@@ -168,7 +170,7 @@ def c1_speedup(st: Study) -> Claim:
         "",
         *table(["comparison", "size", "speedup [95 % CI]", "estimator", "seeds", "paper", "verdict"], rows),
         *c1_lines(regimes, paper),
-        "Figure: `main/figures/fig3_speedup.png` (loss vs tokens per size, and the per-budget ratios).",
+        f"Figure: `{main_figure(fig3_speedup.SECTION)}` (loss vs tokens per size, and the per-budget ratios).",
     ]
     return c
 
@@ -187,7 +189,7 @@ def c2_lr_sensitivity(st: Study) -> Claim:
               "every size; GPT+'s lr* moves 1e-2 → 2.7e-3 (no sensitivity number given)")  # fmt: skip
     if st.done("main").empty:
         return c.missing("hp")
-    g1 = st.fit("figG1_lr_sensitivity")
+    g1 = st.fit(figG1_lr_sensitivity.NAME)
     if g1 is None:
         c.verdict, c.why, c.ours, c.section = UNDETERMINED, FITS_HINT, FITS_HINT, [FITS_HINT + "."]
         return c
@@ -221,7 +223,7 @@ def c2_lr_sensitivity(st: Study) -> Claim:
     hp = _scan_runs(st)
     c.scale = f"{sizes_text(hp)}; {regime}; {hp['lr'].nunique()} LRs; {seeds_text(hp)}"
     c.numbers = {"regime": regime, "factor": f, "per_size": numbers, "per_arch": per}
-    c.figures = ["main/figures/figG1_lr_sensitivity.png"]
+    c.figures = [main_figure(figG1_lr_sensitivity.SECTION)]
     c.section = [
         f"Loss increase (relative to the optimum) at {f:g}x and 1/{f:g}x the Akima-interpolated optimal LR, at the "
         f"batch with the lowest loss among those with >= 2 seeds (else the lowest overall), regime {regime}; "
@@ -229,7 +231,7 @@ def c2_lr_sensitivity(st: Study) -> Claim:
         "spreads that do not overlap.",
         "",
         *table(["size", "arch", "batch", "lr*", f"at {f:g}x lr*", f"at 1/{f:g}x lr*", "seeds", "spread"], rows),
-        "Figure: `main/figures/figG1_lr_sensitivity.png`.",
+        f"Figure: `{main_figure(figG1_lr_sensitivity.SECTION)}`.",
     ]
     return c
 
@@ -251,7 +253,7 @@ def c3_hp_scaling(st: Study) -> Claim:
               f"LR ∝ N^{p['gptplus']['lr'][1]} (32M–1B, 20 tokens/param)")  # fmt: skip
     if st.done("main").empty:
         return c.missing("hp")
-    f2 = st.fit("fig2_hp_trends")
+    f2 = st.fit(fig2_hp_trends.NAME)
     if f2 is None:
         c.verdict, c.why, c.ours, c.section = UNDETERMINED, FITS_HINT, FITS_HINT, [FITS_HINT + "."]
         return c
@@ -299,7 +301,7 @@ def c3_hp_scaling(st: Study) -> Claim:
     c.scale = (f"{sizes_text(hp)}, embeddings included; {regime}; {hp['batch_size'].nunique()} batches x "
                f"{hp['lr'].nunique()} LRs")  # fmt: skip
     c.numbers = {"regime": regime, "per_arch": numbers}
-    c.figures = ["main/figures/fig2_hp_trends.png"]
+    c.figures = [main_figure(fig2_hp_trends.SECTION)]
     c.section = [
         f"Two-stage Akima optima (Porian et al.; `ant.laws.hp`) at {regime}, power laws over the sizes with interior "
         "optima (95 % CIs). N counts all parameters, embeddings included, as the paper does; batches are in "
@@ -307,7 +309,7 @@ def c3_hp_scaling(st: Study) -> Claim:
         "",
         *table(["arch", "law", "exponent [95 % CI]", "R²", "sizes in fit", "excluded (edge)", "paper"], rows),
         *_per_size_table(per, regime),
-        "Figure: `main/figures/fig2_hp_trends.png`.",
+        f"Figure: `{main_figure(fig2_hp_trends.SECTION)}`.",
     ]
     return c
 
@@ -330,7 +332,7 @@ def c4_compute_scaling(st: Study) -> Claim:
               "compute")  # fmt: skip
     if st.done("main").empty:
         return c.missing(PARTS_FOR["C4"])
-    f4, ch = st.fit("fig4_compute_scaling"), st.fit("chinchilla") or {}
+    f4, ch = st.fit(fig4_compute_scaling.NAME), st.fit(chinchilla_fit.NAME) or {}
     if f4 is None:
         c.verdict, c.why, c.ours, c.section = UNDETERMINED, FITS_HINT, FITS_HINT, [FITS_HINT + "."]
         return c
@@ -388,7 +390,7 @@ def c4_compute_scaling(st: Study) -> Claim:
     fr = main[main["arch"].isin(list(per))]
     c.scale = f"{sizes_text(fr)}; {tokens_text(fr)}; {seeds_text(fr)}"
     c.numbers = {"fig4": per, "comparison": comp, "chinchilla": ch.get("per_arch", {})}
-    c.figures = ["main/figures/fig4_compute_scaling.png"]
+    c.figures = [main_figure(fig4_compute_scaling.SECTION)]
     c.section = [
         "Compute frontier three ways (`ant.laws.frontier`): Pareto envelope (the paper's method), IsoFLOP "
         "profiles, Chinchilla approach 3; N_opt ∝ C^a with 95 % CIs.",
@@ -396,7 +398,7 @@ def c4_compute_scaling(st: Study) -> Claim:
         *table(["arch", "method", "a [95 % CI]", "why not determined"], rows),
         f"Same N_opt exponent for both architectures? {same_a or 'no method determined for both'}.",
         "",
-        "Figure: `main/figures/fig4_compute_scaling.png`.",
+        f"Figure: `{main_figure(fig4_compute_scaling.SECTION)}`.",
     ]
     return c
 

@@ -8,7 +8,6 @@ Everything here reads those files only, and a missing file is an empty table or 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ant.analysis.common import Context, Section
 from ant.laws.collect import completed
 from ant.laws.plotting import label
 
@@ -24,6 +24,12 @@ from ant.laws.plotting import label
 PARTS_FOR = {"C1": "hp baselines speedup", "C2": "hp", "C3": "hp", "C4": "hp speedup compute", "C5": "noise",
              "C6": "wsd", "C7": "readings"}  # fmt: skip
 AGREE, DISAGREE, UNDETERMINED, MIXED, MISSING = "agrees", "disagrees", "not determined", "mixed", "not measured yet"
+
+
+def main_figure(section: Section) -> str:
+    """A main-group section's figure, relative to the study folder: C1-C4 show the figures `ant study report`
+    draws for results/study/main through ant.analysis.sections."""
+    return f"main/figures/{section.name}.png"
 
 
 def run_hint(part: str) -> str:
@@ -85,8 +91,8 @@ class Study:
         return completed(self.runs(group))
 
     def fit(self, name: str) -> dict | None:
-        p = self.root / "main" / "fits" / f"{name}.json"
-        return json.loads(p.read_text()) if p.is_file() else None
+        """The main group's fits/NAME.json (a section's name: ant.analysis.sections), as `ant report` reads it."""
+        return Context(self.root / "main").read_json(name)
 
     @property
     def tuned(self) -> dict:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ant.analysis import fig2_hp_trends
 from ant.analysis.study_claims import pick_regime
 from ant.analysis.study_common import (
     UNDETERMINED,
@@ -139,7 +140,7 @@ def c5_noise_scale(st: Study) -> Claim:
     nt = noise_table(st)
     if nt.empty:
         return c.missing("noise")
-    f2 = st.fit("fig2_hp_trends") or {}
+    f2 = st.fit(fig2_hp_trends.NAME) or {}
     per = f2.get("per_arch", {})
     regime = pick_regime(per)
     bs_opt = {(a, float(r["N"])): r for a in per for r in per[a].get(regime, {}).get("per_size", [])} if regime else {}

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from ant.analysis import fig2_hp_trends, figG1_lr_sensitivity, report
+from ant.analysis import fig2_hp_trends, figG1_lr_sensitivity
 from ant.analysis.common import Context, run_script
 from ant.laws.synthetic import SynthLaw, write_hp_sweep
 
@@ -47,7 +47,7 @@ def test_figure_is_written_and_sensitivity_recovers_the_law(lr_sweep):
 
 def test_report_section_shows_the_numbers(lr_sweep):
     d = json.loads((lr_sweep / "fits" / "figG1_lr_sensitivity.json").read_text())
-    text = "\n".join(report.lr_sensitivity_section(d))
+    text = "\n".join(figG1_lr_sensitivity.lr_sensitivity_section(d))
     assert "LR sensitivity" in text and "optimum on the grid edge" in text
     assert "0.121 (" in text  # 0.1 ln(3)^2 at the interior sizes
 
@@ -56,7 +56,9 @@ def test_fig2_excludes_the_edge_size(lr_sweep):
     ctx = Context(lr_sweep)
     t = fig2_hp_trends.compute(ctx)["per_arch"]["angpt"]["20 tokens/param"]
     assert t["n_excluded"] == 1 and t["excluded"][0]["N"] == 6.2e7 and t["bs_fit"]["n"] == 3
-    text = "\n".join(report.hp_section({"regimes": ["20 tokens/param"], "per_arch": {"angpt": {"20 tokens/param": t}}}))
+    text = "\n".join(
+        fig2_hp_trends.hp_section({"regimes": ["20 tokens/param"], "per_arch": {"angpt": {"20 tokens/param": t}}})
+    )
     assert "6.2e+07 (best LR at the edge of the LR grid)" in text
 
 

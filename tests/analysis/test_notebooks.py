@@ -20,6 +20,7 @@ import pytest
 from nbclient import NotebookClient
 
 from ant.analysis import fit_laws, report
+from ant.analysis.sections import FITTED
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -138,13 +139,13 @@ def test_scaling_laws_shows_the_numbers_of_fits_and_report(fitted, monkeypatch):
     n_runs = sum(1 for p in (fitted / "runs").iterdir() if p.is_dir())
     assert f"{n_runs} runs" in out
     shown = shown_numbers(nb)
-    assert set(shown) >= {m.NAME for m in fit_laws.MODULES} | {"chinchilla"}
+    assert set(shown) >= {s.name for s in FITTED}
     for name, numbers in shown.items():
         diff = same(numbers, json.loads((fitted / "fits" / f"{name}.json").read_text()))
         assert not diff, (name, diff[:5])
     assert out.count("same numbers as fits/") == len(shown) and "DIFFERS" not in out
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= len(fit_laws.MODULES)  # every module's figure, shown inline
+    assert len(images) >= sum(s.plot is not None for s in FITTED)  # every fitted section's figure, shown inline
     # REPORT.md prints those same numbers, e.g. Table 2's overhead of anGPT (+3.00 % in the synthetic bench)
     rows = {r["arch"]: r for r in next(iter(shown["table2_overhead"]["per_file"].values()))["rows"]}
     assert f"{rows['angpt']['rel_increase_pct']:+.2f}%" in (fitted / "REPORT.md").read_text()

@@ -149,7 +149,7 @@ def test_the_search_is_bounded_where_the_old_fit_ran_off():
 
 # ------------------------------------------------------------------------------------------- consumers
 def test_the_report_prints_no_number_for_an_undetermined_fit():
-    from ant.analysis.report import chinchilla_section
+    from ant.analysis.chinchilla_fit import chinchilla_section
 
     ch = {
         "per_arch": {
@@ -168,9 +168,9 @@ def test_the_report_prints_no_number_for_an_undetermined_fit():
 
 
 def test_fit_laws_and_the_residual_figure_carry_the_verdict(tmp_path):
-    """fit_laws.chinchilla records an under-determined design with its reason (no numbers); fit_residuals draws
+    """chinchilla_fit.chinchilla records an under-determined design with its reason (no numbers); fit_residuals draws
     the residuals of the determined fit and the runs of the other."""
-    from ant.analysis import fit_laws, fit_residuals
+    from ant.analysis import chinchilla_fit, fit_residuals
     from ant.analysis.common import Context
     from ant.laws.synthetic import DEFAULT_LAWS, write_run
 
@@ -183,7 +183,7 @@ def test_fit_laws_and_the_residual_figure_carry_the_verdict(tmp_path):
             write_run(root / "runs", law, arch=arch, size=f"n{N:.0e}", num_params=N, tokens=int(tok), batch_size=bs,
                       lr=lr, seed=s, n_evals=2)  # fmt: skip
     ctx = Context(root)
-    ch = fit_laws.chinchilla(ctx, boot=0, workers=1, reference=False)
+    ch = chinchilla_fit.chinchilla(ctx, boot=0, workers=1, reference=False)
     bad, ok = ch["per_arch"]["angpt"], ch["per_arch"]["gptplus"]
     assert bad["determined"] is False and "2 distinct token budgets D" in bad["reasons"][0] and "alpha" not in bad
     assert ok["determined"] is True and ok["alpha"] == pytest.approx(DEFAULT_LAWS["gptplus"].alpha, rel=0.05)
