@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ant.analysis import fig4_compute_scaling, fit_laws, study_report
+from ant.analysis import chinchilla_fit, fig4_compute_scaling, fit_laws, study_report
 from ant.analysis.study_measures import EMA_BETA, late_rows, ratio_of_means
 from ant.config import RunConfig
 from ant.laws import allocation
@@ -194,7 +194,7 @@ def _build(tmp: Path) -> Path:
     atomic_parquet(c, study / "main" / "curves.parquet")
     with pytest.MonkeyPatch.context() as mp:  # no Chinchilla fits (~10 s): the fits are not under test here
         mp.setattr(allocation, "fit_chinchilla", _no_chinchilla)
-        mp.setattr(fit_laws, "fit_chinchilla", _no_chinchilla)
+        mp.setattr(chinchilla_fit, "fit_chinchilla", _no_chinchilla)
         mp.setattr(fig4_compute_scaling, "ISOFLOP_BOOT", 20)
         assert fit_laws.main(["--results", str(study / "main"), "--boot", "4", "--workers", "1", "--no-reference"]) == 0
     return study
