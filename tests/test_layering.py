@@ -24,7 +24,7 @@ ANT = ROOT / "ant"
 # Low -> high. Each rank holds one or more groups (tuples of module prefixes); a group may import itself and any
 # group of a lower rank, but no higher rank and no other group of its own rank.
 RANKS: list[list[tuple[str, ...]]] = [
-    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status")],  # `ant`: the package's __init__ (version)
+    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status", "ant.identity")],  # `ant`: the package's __init__ (version)
     [("ant.config",)],
     [("ant.models",), ("ant.data",), ("ant.laws",)],
     [("ant.perf",), ("ant.recipe",)],

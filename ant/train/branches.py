@@ -31,6 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ant import identity
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.train import io
@@ -42,8 +43,8 @@ KEEP_DIR = "keep"  # under checkpoints/: never pruned
 # Fields that may differ inside a family: the budget and what follows from it, and settings that never change
 # the result (where files go, how often to checkpoint, CPU threads). Everything else must be equal, including
 # the log/eval intervals (they shape the metrics table) and micro_batch_size (it changes float summation order).
-FREE_FIELDS = ("out_dir", "steps", "train.tokens", "train.tokens_per_param", "train.ckpt_interval",
-               "train.num_threads", "data.cache_dir")  # fmt: skip
+# Declared on the fields themselves (family_free=True in ant.config).
+FREE_FIELDS = identity.fields_where(RunConfig, identity.FAMILY_FREE)
 
 
 # ---------------------------------------------------------------------- families
