@@ -42,8 +42,6 @@ def prepare(capsys, tokenizer: str, vocab: str | None) -> str:
     args = ["data", "prepare", "-q", "--tokenizer", tokenizer]
     if vocab:
         args += ["--bpe-vocab-size", vocab]
-    if "ANT_CACHE" not in os.environ:  # the repo cache, whatever the working directory
-        args += ["--cache-dir", str(ROOT / ".cache" / "ant")]
     assert main(args) == 0
     return capsys.readouterr().out
 
