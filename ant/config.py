@@ -204,11 +204,14 @@ class TrainConfig:
     # the final one all of them. "log": the multiples k = round(sqrt(2)^j) (1, 2, 3, 4, 6, 8, 11, 16, 23 ...),
     # dense where the curve moves on its log-tokens axes, 10 evaluations at the default interval; "every": each.
     eval_spacing: EvalSpacing = meta("log", identity=False)
-    eval_tokens: int = meta(0, identity=False)  # intermediate evaluations' tokens; 0 -> all of data.val_tokens (no subset)
-    eval_batch_size: int = meta(0, identity=False)  # sequences per validation forward; 0 -> 16 on cpu (measured), the micro-batch on cuda
+    # eval_tokens: intermediate evaluations' tokens; 0 -> all of data.val_tokens (no subset). eval_batch_size:
+    # sequences per validation forward; 0 -> 16 on cpu (measured), the micro-batch on cuda.
+    eval_tokens: int = meta(0, identity=False)
+    eval_batch_size: int = meta(0, identity=False)
     log_interval: int = meta(10, identity=False)  # steps between train-loss rows in metrics.parquet
     diag_interval: int = 0  # steps between residual-norm / alpha diagnostics; 0 -> about 5 per run
-    ckpt_interval: int = meta(0, identity=False, family_free=True)  # steps between checkpoints; 0 -> 3 per run (a stop request also saves one)
+    # steps between checkpoints; 0 -> 3 per run (a stop request also saves one)
+    ckpt_interval: int = meta(0, identity=False, family_free=True)
     divergence_factor: float = 3.0  # diverged if the smoothed loss exceeds factor x its running minimum
     num_threads: int = meta(0, identity=False, family_free=True)  # torch CPU threads; 0 -> torch's default
     # Log the gradient noise scale (gns_* columns; ant.train.noise_scale) from the micro-batch gradients: needs

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ant import runfolder
+
 # Columns the curves table carries from its run, so a curve can be grouped without a join.
 CURVE_KEYS = ("run_id", "arch", "size", "num_params", "batch_size", "lr", "seed", "status")
 Schema = list[list[str]]
@@ -33,7 +35,7 @@ Schema = list[list[str]]
 def read_curve(run_dir: Path, row: dict) -> tuple[pd.DataFrame | None, str | None]:
     """The run's curve (None without metrics.parquet), and a warning when the file is unreadable."""
     curve = None
-    metrics_path = run_dir / "metrics.parquet"
+    metrics_path = run_dir / runfolder.METRICS
     if metrics_path.is_file():
         try:
             curve = pd.read_parquet(metrics_path)
@@ -59,7 +61,7 @@ def probe(run_dir: Path, row: dict):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = run_dir / "metrics.parquet"
+    path = run_dir / runfolder.METRICS
     if not path.is_file():
         return None, None, None, None
     try:

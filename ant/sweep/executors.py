@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ant import runfolder
 from ant.config import RunConfig
 from ant.decode import build, check_int
 from ant.errors import ConfigError, check_choice
@@ -176,7 +177,7 @@ def work_units(todo: list[RunConfig], all_cfgs: list[RunConfig] | None = None) -
 
 def run_state(run_dir: Path) -> str | None:
     """The status in summary.json, 'started' for a folder without one, None for no folder."""
-    s = Path(run_dir) / "summary.json"
+    s = Path(run_dir) / runfolder.SUMMARY
     if s.is_file():
         try:
             return json.loads(s.read_text()).get("status")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ant import runfolder
 from ant.config import RunConfig
 from ant.status import FINISHED
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
@@ -71,8 +72,7 @@ def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[s
     do. A run locked elsewhere is reported "locked", a finished one "skipped"; one with single-run checkpoints
     (started alone before) resumes alone through run_one after the pack."""
     from ant.sweep.executors import run_one, run_state  # late: executors imports this module at its top
-    from ant.train import io  # late: ant.train loads torch, which planning (this module's other user) never needs
-    from ant.train.packed_run import train_packed  # late: as above
+    from ant.train.packed_run import train_packed  # late: ant.train loads torch, which planning never needs
 
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
     results: list[dict[str, Any]] = []
@@ -87,7 +87,7 @@ def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[s
             state = run_state(cfg.run_dir())
             if state in FINISHED:
                 results.append({"run_id": cfg.run_id(), "status": "skipped", "state": state})
-            elif io.list_checkpoints(cfg.run_dir() / "checkpoints"):
+            elif runfolder.list_checkpoints(cfg.run_dir() / runfolder.CHECKPOINTS):
                 alone.append(cfg)
             else:
                 if threads:

@@ -8,6 +8,7 @@ import sys
 
 
 def test_import_ant_data_loads_no_torch():
-    code = "import sys, ant.data; print('torch' in sys.modules); from ant.data import TrainSampler; print('torch' in sys.modules)"
+    code = "import sys, ant.data; print('torch' in sys.modules)\n"
+    code += "from ant.data import TrainSampler; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]

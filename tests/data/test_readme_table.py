@@ -8,7 +8,6 @@ Slow: on a machine without the cache it builds the corpus and the BPE tokenizer 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
