@@ -209,7 +209,8 @@ def plan(parts: list[Part]) -> list[dict]:
                         "provisional": False, "reserve_s": 0.0})  # fmt: skip
             continue
         cfgs, provisional = expand(part)
-        rows, _ = build_plan(cfgs, concurrency=2)
+        executor = (yaml.safe_load((ROOT / part.grid).read_text()) or {}).get("executor") or {}
+        rows, _ = build_plan(cfgs, concurrency=2, pack=int(executor.get("pack") or 0))
         runs, _ = committed(part.group)
         have = set(runs.loc[runs["status"].isin(FINISHED), "run_id"]) if len(runs) else set()
         todo = [r for r in rows if r.run_id not in have and r.state not in ("done", "diverged")]
