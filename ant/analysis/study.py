@@ -33,9 +33,9 @@ from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
 from ant.laws.comparable import check_comparable
 from ant.status import FINISHED
+from ant.sweep.fmt import fmt_time
 from ant.sweep.grid import Grid
 from ant.sweep.plan import build_plan
-from ant.sweep.plan_table import fmt_time
 
 # The study is a workflow of this repository (make study*): its grid files and tables are read relative to the
 # working directory, the repository root.

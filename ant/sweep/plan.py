@@ -349,7 +349,7 @@ def build_plan(
     roles = family_roles(cfgs)
     packed: set[str] = set()
     if pack >= 2:
-        from ant.sweep.packing import pack_groups  # late: packability is decided in ant.train (torch)
+        from ant.sweep.packing import pack_groups  # late: only a packed sweep asks, and it loads ant.train modules
 
         packed = {c.run_id() for g in pack_groups(cfgs, pack) for c in g}
     rows = []

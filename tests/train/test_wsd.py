@@ -13,6 +13,7 @@ import torch
 
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.sweep.families import train_branch, train_family
 from ant.train import io, train
 from ant.train.branches import (
     BRANCH_FILE,
@@ -22,8 +23,6 @@ from ant.train.branches import (
     find_families,
     make_family,
     seed_branch,
-    train_branch,
-    train_family,
 )
 from ant.train.optim import decay_start, decay_steps, lr_at, lr_factor, warmup_steps
 from tests.train.conftest import tiny_cfg
