@@ -6,8 +6,8 @@ Life cycle:
     cfg = ant.recipe.resolve(cfg, vocab_size)        # fill every `None`/"auto" from the paper's recipe; validates
     cfg.run_id()                                      # readable prefix + hash of the resolved config
 
-This module sits just above the primitives: it imports nothing of `ant` but errors, the decoder (ant.decode) and ant.identity,
-and no torch, so anything may read a config. What depends on the model or the data (parameter count, the
+This module sits just above the primitives: it imports nothing of `ant` but errors, the decoder (ant.decode) and
+ant.identity, and no torch, so anything may read a config. What depends on the model or the data (parameter count, the
 optimiser recipe, beta2 below 100M, warm-up, derived steps and intervals) lives in ant.recipe;
 `RunConfig.resolve()` is a thin call into it.
 
