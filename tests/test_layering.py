@@ -26,8 +26,9 @@ ANT = ROOT / "ant"
 # Low -> high. Each rank holds one or more groups (tuples of module prefixes); a group may import itself and any
 # group of a lower rank, but no higher rank and no other group of its own rank.
 RANKS: list[list[tuple[str, ...]]] = [
-    # `ant`: the package's __init__ (version); runfolder: the run folder's format; identity: what a run id hashes
-    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status", "ant.identity", "ant.runfolder")],
+    # `ant`: the package's __init__ (version); ant.schedule: the LR schedule, pure (train and laws read it);
+    # runfolder: the run folder's format; identity: what a run id hashes
+    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status", "ant.schedule", "ant.identity", "ant.runfolder")],
     [("ant.config",)],
     [("ant.models",), ("ant.data",), ("ant.laws",)],
     [("ant.perf",), ("ant.recipe",)],

@@ -33,8 +33,8 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,7 +99,12 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
         "optim": {"lr": 1e-2},
         "train": train,
         "out_dir": str(out_dir),
-        "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": mix.seq_len, "val_tokens": STUDY_VAL_TOKENS // cut},
+        "data": {
+            "corpus": "default",
+            "tokenizer": "bytes",
+            "seq_len": mix.seq_len,
+            "val_tokens": STUDY_VAL_TOKENS // cut,
+        },
     }
     cfg = RunConfig.from_dict(d)
     if ckpts:
@@ -200,8 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="JSON file (default results/bench/study-mix-<date>.json)")
     p.add_argument("--runs-per-shape", type=int, default=2, help="runs (seeds) of each size per variant")
     p.add_argument("--mix", choices=list(MIXES), default="v1", help="which study's shapes and time shares")
-    p.add_argument("--variants", nargs="+", choices=[v[0] for v in VARIANTS], default=None,
-                   help="a subset of the variants (the first named is the base of the ratios; default: all)")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=[v[0] for v in VARIANTS],
+        default=None,
+        help="a subset of the variants (the first named is the base of the ratios; default: all)",
+    )
     args = p.parse_args(argv)
     if args.runs_per_shape < 1:
         print("error: --runs-per-shape: must be >= 1", file=sys.stderr)

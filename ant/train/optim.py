@@ -26,13 +26,11 @@ no scheduler state to continue exactly: `set_lr(optimizer, step, ...)` is called
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from ant.config import OptimConfig, wsd_decay_steps
-from ant.errors import ConfigError
+from ant.schedule import lr_factor  # the one definition (ant.laws reads it too); public here as before
 
 
 def warmup_steps(optim: OptimConfig, steps: int) -> int:
@@ -52,41 +50,6 @@ def decay_steps(optim: OptimConfig, steps: int) -> int:
 def decay_start(optim: OptimConfig, steps: int) -> int:
     """The first step of a wsd run's decay: the step at which a cool-down branch leaves its trunk."""
     return steps - decay_steps(optim, steps)
-
-
-def lr_factor(
-    step: int,
-    *,
-    steps: int,
-    warmup: int,
-    schedule: str,
-    final_lr_frac: float,
-    decay: int = 0,
-    decay_shape: str = "1-sqrt",
-) -> float:
-    """Multiplier of the peak LR for the 0-based optimizer step `step` of a run of `steps` steps
-    (`decay`: the number of decay steps of a wsd schedule)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    if schedule == "wsd":
-        start = steps - decay
-        if step < start:
-            return 1.0
-        q = min(1.0, (step - start + 1) / max(1, decay))
-        if decay_shape == "1-sqrt":
-            return final_lr_frac + (1.0 - final_lr_frac) * (1.0 - math.sqrt(q))
-        if decay_shape == "linear":
-            return 1.0 - (1.0 - final_lr_frac) * q
-        raise ConfigError("optim.decay_shape", f"unknown decay shape {decay_shape!r}", ("1-sqrt", "linear"))
-    # The last step gets exactly final_lr_frac x peak; a run shorter than its warm-up + 1 stays at the peak.
-    p = min(1.0, (step - warmup) / max(1, steps - 1 - warmup))
-    if schedule == "cosine":
-        return final_lr_frac + (1.0 - final_lr_frac) * 0.5 * (1.0 + math.cos(math.pi * p))
-    if schedule == "linear":
-        return 1.0 - (1.0 - final_lr_frac) * p
-    raise ConfigError("optim.schedule", f"unknown schedule {schedule!r}", ("cosine", "linear", "constant", "wsd"))
 
 
 def schedule_factor(step: int, optim: OptimConfig, steps: int) -> float:
