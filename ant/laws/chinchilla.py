@@ -27,6 +27,8 @@ log A, log B in [-10, 100] (A/N^alpha below e^-10 is invisible in a loss; e^100 
 N ~ 1e13), log E in [log(min loss) - 7, log(max loss)] (E is a floor below the losses; E < min loss / 1100 means
 the data show no floor). A fit is not determined when
   - any parameter ends within 1e-4 of the bound width of a search bound (the data push it out of the sane range);
+  - a term (A/N^alpha or B/D^beta) is below e^-10 at every data point: invisible, so its pair is unidentified
+    wherever on the flat ridge the optimizer stopped;
   - with a bootstrap (`ci_checked`): the CI of E, A or B spans more than a decade (hi/lo > 10), the CI of alpha
     or beta is wider than 0.5 (the exponent unknown to +-0.25, more than the spread between published fits, and
     the allocation exponent a = beta/(alpha+beta) then unknown to about +-0.2), or more than 10 % of the resamples
@@ -206,6 +208,21 @@ def _bound_reasons(x: np.ndarray, bounds) -> list[str]:
     return out
 
 
+def _invisible_terms(x: np.ndarray, N: np.ndarray, D: np.ndarray) -> list[str]:
+    """A term A/N^alpha (or B/D^beta) below e^-10 at every point of the data is invisible in the losses (the
+    reason log A's search bound sits at -10): A and alpha then slide along a flat ridge, and where on it the
+    optimizer stops depends on the scipy build (an alpha of 1.09 with A = 4.3 is as good a fit as A -> 0), so the
+    pair is not determined whether or not it reached a bound."""
+    log_a, log_b, _, alpha, beta = (float(v) for v in x)
+    out = []
+    for name, log_c, exp, v in (("A/N^alpha", log_a, alpha, N), ("B/D^beta", log_b, beta, D)):
+        largest = log_c - exp * float(np.log(np.min(v)))  # log of the term at the smallest N (or D) in the data
+        if largest < -10:
+            out.append(f"the {name} term is below e^-10 at every point of the data (largest e^{largest:.3g}): "
+                       "it is invisible in the losses, its parameters are not determined")  # fmt: skip
+    return out
+
+
 def _ci_reasons(fit: ChinchillaFit) -> list[str]:
     out = []
     n_failed = int((~np.isfinite(fit.samples).all(axis=1)).sum())
@@ -253,7 +270,7 @@ def fit_chinchilla(
         x, f, _ = minimise(prob, starts)
         fit = ChinchillaFit(*to_params(x), objective=f, n=prob.n, n_starts=len(starts), level=level)
         fit.bounds = dict(zip(COORDS, prob.bounds))
-        fit.reasons = _bound_reasons(x, prob.bounds)
+        fit.reasons = _bound_reasons(x, prob.bounds) + _invisible_terms(x, N, D)
         if bootstrap > 0:
             fit.samples = bootstrap_refits(
                 prob, x, bootstrap, boot_top_k, seed=seed, workers=workers, progress=progress
