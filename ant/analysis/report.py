@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ant.analysis import fit_laws
 from ant.analysis.common import Context, fmt_ci, one_line_errors, parser, select_args
+from ant.archs import PAPER_ORDER
 from ant.fsio import atomic_write_text
 from ant.laws.plotting import label
 from ant.laws.reference import PAPER_ALPHA, PAPER_FRONTIER, PAPER_HP, PAPER_SPEEDUP
@@ -67,7 +68,7 @@ def hp_section(f: dict) -> list[str]:
             "measured LR(N) exponent [95% CI], R²", "sizes in the fit", "excluded from the fit (why)"]  # fmt: skip
     for regime in regimes:
         out += [f"### {regime}", "", *_header(cols)]
-        for arch in ("gptplus", "angpt", "ngpt", *sorted(set(per) - {"gptplus", "angpt", "ngpt"})):
+        for arch in (*PAPER_ORDER, *sorted(set(per) - set(PAPER_ORDER))):
             d, p = (per.get(arch) or {}).get(regime), PAPER_HP.get(arch)
             if not d:
                 continue

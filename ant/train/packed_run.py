@@ -38,6 +38,7 @@ from ant.data import TrainSampler
 from ant.errors import ConfigError
 from ant.models import build_model
 from ant.models.packed import load_run_, pack, unpack
+from ant.optimizers import ADAM_FAMILY
 from ant.status import FINISHED
 from ant.train import evaluation, io
 from ant.train.env import record_start
@@ -86,6 +87,7 @@ def packable(cfg: RunConfig) -> str | None:
         (t.micro_batch_size not in (0, t.batch_size), "train.micro_batch_size: packed runs take whole batches"),
         (t.noise_scale, "train.noise_scale=true needs micro-batches"),
         (t.devices * t.num_nodes != 1, "train.devices/num_nodes: packing is one process"),
+        (cfg.optim.optimizer not in ADAM_FAMILY, f"optim.optimizer={cfg.optim.optimizer}: packed steps are Adam(W)"),
     ]
     return next((why for bad, why in checks if bad), None)
 
@@ -206,7 +208,7 @@ def _fit(members: list[Member], data, progress: bool) -> None:
                 m.monitor.interval_s += dt
                 if log:
                     trainer = types.SimpleNamespace(should_stop=False)
-                    m.monitor.flush(trainer, step, list(m.monitor.pending), norms[k])
+                    m.monitor.flush(trainer, step, list(m.monitor.pending), norms[k], opt.lr(k))
                 if m.monitor.diverged_step is not None:
                     gone.append(k)
             # the Evaluator's rule per run: the full set at the end and when the run stops (diverges), the subset
