@@ -11,22 +11,28 @@ needs no scheduler state. What the recipe fills in (which optimizer, betas, deca
 Adding an optimizer: a torch.optim class needs nothing here; anything else is a factory under `@optimizer("name")`.
 The compiled CPU update (ant.train.compiled) and packed runs (ant.train.packed) are Adam(W)'s own: other optimizers
 train eager and alone (`ADAM_FAMILY`).
+
+torch loads when an optimizer is built or a torch.optim name is checked, not on import: the recipe checks every
+planned run's optim.optimizer, and planning the paper's adam/adamw runs needs no torch (tests/test_layering.py's
+dry run of sweeps/paper.yaml).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ant.config import OptimConfig
 from ant.errors import ConfigError
 from ant.schedules import schedule_factor
 
-Factory = Callable[[list[dict], OptimConfig, dict[str, Any]], torch.optim.Optimizer]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Factory = Callable[[list[dict], OptimConfig, dict[str, Any]], "torch.optim.Optimizer"]
 OPTIMIZERS: dict[str, Factory] = {}
 ADAM_FAMILY = ("adam", "adamw")  # what the compiled update and PackedAdam implement
 
@@ -44,23 +50,29 @@ def optimizer(name: str) -> Callable[[Factory], Factory]:
 @optimizer("adam")
 def adam(groups: list[dict], o: OptimConfig, kw: dict[str, Any]) -> torch.optim.Optimizer:
     # with plain Adam a non-zero weight decay is the coupled L2 penalty, as in torch
-    return torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, **kw)
+    return _optim().Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, **kw)
 
 
 @optimizer("adamw")
 def adamw(groups: list[dict], o: OptimConfig, kw: dict[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, **kw)
+    return _optim().AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, **kw)
+
+
+def _optim():
+    """torch.optim, imported on first use (see the module docstring)."""
+    return importlib.import_module("torch.optim")
 
 
 def torch_class(name: str) -> type[torch.optim.Optimizer] | None:
-    cls = getattr(torch.optim, name, None)
-    ok = isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer
+    optim = _optim()
+    cls = getattr(optim, name, None)
+    ok = isinstance(cls, type) and issubclass(cls, optim.Optimizer) and cls is not optim.Optimizer
     return cls if ok else None
 
 
 def allowed() -> list[str]:
     """Every name optim.optimizer accepts (besides "auto", which the recipe turns into one of them)."""
-    return [*OPTIMIZERS, *sorted(n for n in dir(torch.optim) if torch_class(n))]
+    return [*OPTIMIZERS, *sorted(n for n in dir(_optim()) if torch_class(n))]
 
 
 def check(o: OptimConfig) -> None:
@@ -110,7 +122,7 @@ def set_lr(optimizer: torch.optim.Optimizer, step: int, optim: OptimConfig, step
     """Set every group's LR for the 0-based optimizer step `step`; returns the peak-relative factor."""
     factor = schedule_factor(step, optim, steps)
     for g in optimizer.param_groups:
-        if isinstance(g["lr"], torch.Tensor):  # the compiled update's (ant.train.compiled): a value, not a guard
+        if hasattr(g["lr"], "fill_"):  # the compiled update's 0-dim tensor (ant.train.compiled): a value, not a guard
             g["lr"].fill_(g["peak_lr"] * factor)
         else:
             g["lr"] = g["peak_lr"] * factor

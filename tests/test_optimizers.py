@@ -13,7 +13,7 @@ from ant.models import build_model
 from ant.optimizers import build_optimizer, current_lr, set_lr
 from ant.schedules import lr_at, warmup_steps
 from ant.train.compiled import use_compile
-from ant.train.packed_run import packable
+from ant.train.pack_rules import packable
 
 
 def resolved(arch: str, **optim) -> RunConfig:

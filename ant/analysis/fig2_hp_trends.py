@@ -22,7 +22,6 @@ from ant.laws.reference import PAPER_HP
 
 NAME = "fig2_hp_trends"
 BY = "tokens_per_param"
-PAPER_SEQ = 2048  # the paper's batch sizes are in 2048-token sequences
 NEED = ("an HP sweep: >= 3 LRs x >= 3 batch sizes per model size at one token budget, at >= 3 sizes "
         "(e.g. the hp-sweep grid of sweeps/paper.yaml: `ant sweep sweeps/paper.yaml`)")  # fmt: skip
 
@@ -82,18 +81,34 @@ def plain(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _paper_line(ax, arch: str, key: str, N: np.ndarray, seq_len: int | None, budget: float) -> None:
-    """The paper's law (fitted at 20 tokens/param) over the plotted range, only in a 20 tokens/param regime; batch
-    converted from 2048-token sequences to this data's."""
+def _paper_line(ax, arch: str, key: str, N: np.ndarray, y: np.ndarray, span: np.ndarray) -> None:
+    """The paper's exponent (fitted at 32M-1B, 20 tokens/param) as a dotted slope through the geometric mean of
+    this architecture's optima (`N`, `y`), drawn over `span`'s sizes. Only the exponents compare (the paper's
+    coefficients are for 2048-token batches of BPE tokens at 10,000x the size, and its regime may not be this
+    one), so the line says how steep, not where."""
     p = PAPER_HP.get(arch)
-    if p is None or (key == "bs" and seq_len is None) or not 19 <= budget <= 21:
+    if p is None or not len(N):
         return
-    coef, exp, _ = p[key]
-    if key == "bs":
-        coef = coef * PAPER_SEQ / seq_len
-    xs = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
-    ax.plot(xs, coef * xs**exp, color=color(arch), ls=":", lw=1.2, alpha=0.8,
-            label=f"paper {label(arch)}: N^{exp} (fitted at 32M-1B)")  # fmt: skip
+    exp = p[key][1]
+    n0, y0 = np.exp(np.log(N).mean()), np.exp(np.log(y).mean())
+    xs = np.geomspace(span.min() / 1.3, span.max() * 1.3, 50)
+    ax.plot(xs, y0 * (xs / n0) ** exp, color=color(arch), ls=":", lw=1.2, alpha=0.8,
+            label=f"paper {label(arch)}: slope N^{exp} (32M-1B)")  # fmt: skip
+
+
+def excluded_text(per_size: list[dict]) -> str:
+    """Why sizes are out of the fit, counted by kind: ', 3 excluded: edge' or ', 1 excluded: one batch size' (a
+    baseline trained at a single batch has no batch optimum at all; calling that an edge optimum was wrong)."""
+    kinds: dict[str, int] = {}
+    for r in per_size:
+        if r["in_fit"]:
+            continue
+        why = r.get("exclude_reason") or ""
+        kind = "too few batch sizes" if "need >= 3" in why else "edge"
+        if kind != "edge" and int(r.get("n_batches") or 0) == 1:
+            kind = "one batch size"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return "".join(f", {n} excluded: {k}" for k, n in kinds.items())
 
 
 def plot(ctx: Context, numbers: dict) -> None:
@@ -103,7 +118,6 @@ def plot(ctx: Context, numbers: dict) -> None:
         return
     fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 4.6 * len(regimes)), squeeze=False, layout="constrained")
     for row, regime in zip(axes, regimes):
-        n_all = np.array([r["N"] for a in per for r in (per[a].get(regime) or {}).get("per_size", [])])
         for ax, key in zip(row, ("bs", "lr")):
             for arch in sort_archs(per):
                 d = per[arch].get(regime)
@@ -116,7 +130,7 @@ def plot(ctx: Context, numbers: dict) -> None:
                 ax.scatter(N[inside], y[inside], color=color(arch), s=30, zorder=3)
                 ax.scatter(N[~inside], y[~inside], facecolor="none", edgecolor=color(arch), s=30, zorder=3, lw=1.2)
                 f = d[f"{key}_fit"]
-                n_ex = f", {d['n_excluded']} excluded: edge" if d["n_excluded"] else ""
+                n_ex = excluded_text(ps)
                 if f:
                     xs = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
                     lo, hi = f["exponent_ci"]
@@ -127,7 +141,8 @@ def plot(ctx: Context, numbers: dict) -> None:
                 else:
                     why = f"no fit ({d['n_interior']} interior optima, need 3{n_ex})"
                     ax.plot([], [], "o", color=color(arch), label=f"{label(arch)}: {why}")
-                _paper_line(ax, arch, key, n_all, d.get("seq_len"), d["budget"])
+                pick = inside if inside.any() else np.ones_like(inside)
+                _paper_line(ax, arch, key, N[pick], y[pick], N)
             seq = {per[a][regime].get("seq_len") for a in per if regime in per[a]}
             unit = f"sequences of {seq.pop()} tokens" if len(seq) == 1 and None not in seq else "sequences"
             ylabel = f"optimal batch ({unit})" if key == "bs" else "optimal learning rate"
@@ -135,8 +150,9 @@ def plot(ctx: Context, numbers: dict) -> None:
                    title=f"{'batch size' if key == 'bs' else 'learning rate'} at {regime}")  # fmt: skip
             plain_log_ticks(ax)
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, fontsize=7)
-    fig.suptitle("Optimal HPs per model size (filled: interior optimum, in the fit; hollow: optimum on the edge of "
-                 "the searched grid, excluded; dotted: the paper's law)", fontsize=9)  # fmt: skip
+    fig.suptitle("Optimal HPs per model size (filled: interior optimum, in the fit; hollow: excluded, an optimum on "
+                 "the edge of the searched grid or a single batch size;\ndotted: the paper's exponent, drawn through "
+                 "our optima (only the slopes compare))", fontsize=9)  # fmt: skip
     ctx.save_figure(fig, NAME)
 
 

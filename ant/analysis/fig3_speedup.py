@@ -123,7 +123,7 @@ def _ratio_panel(ax, d: dict) -> list:
     handles, tops, n = [], [1.0], len(d["candidates"])
     for i, (arch, r) in enumerate(d["candidates"].items()):
         c, rows = color(arch), r["per_budget"]
-        dx = np.exp(0.035 * (i - (n - 1) / 2))  # architectures side by side: equal bounds must not hide each other
+        dx = np.exp(0.09 * (i - (n - 1) / 2))  # architectures side by side: equal bounds must not hide each other
         ok = [x for x in rows if x["status"] == "ok"]
         ax.plot([x["tokens"] * dx for x in ok], [x["ratio"] for x in ok], "o-", color=c, ms=5, lw=1.2)
         for x in rows:
@@ -135,20 +135,15 @@ def _ratio_panel(ax, d: dict) -> list:
                         textcoords="offset points", arrowprops={"arrowstyle": "<-", "color": c, "lw": 1.5})  # fmt: skip
         fitted = [x for x in rows if x["fit_ratio"] is not None]
         if fitted:
-            t = np.array([x["tokens"] for x in fitted]) * dx * 1.06
+            t = np.array([x["tokens"] for x in fitted]) * dx * 1.035
             v = np.array([x["fit_ratio"] for x in fitted])
             lo = np.array([x["fit_ratio_lo"] if x["fit_ratio_lo"] is not None else np.nan for x in fitted])
             hi = np.array([x["fit_ratio_hi"] if x["fit_ratio_hi"] is not None else np.inf for x in fitted])
             err = np.vstack([v - np.where(np.isnan(lo), v, lo), np.where(np.isnan(lo), 0, hi - v)])
             err[1][~np.isfinite(err[1])] = 1e3  # unbounded above: the bar leaves the panel
             ax.errorbar(t, v, yerr=err, fmt="s", mfc="white", color=c, ms=5, lw=0.9, capsize=2)
-        s, (clo, chi) = r["summary"], r["ci"]
-        if s is not None:
-            ax.axhline(s, color=c, lw=1.2, ls=":" if r["censored"] else "-", alpha=0.9)
-            if clo is not None:
-                ax.axhspan(clo, chi if chi is not None else 1e3, color=c, alpha=0.12, lw=0)
-                tops.append(chi if chi is not None else s)
-            tops.append(s)
+        # No summary line or band over the data: the per-budget ratios are the finding (they change with the
+        # budget, and the report gives no single number where they disagree); the summary is the legend's text.
         tops += [x["ratio"] for x in rows] + [x["fit_ratio"] for x in fitted]
         paper = f", paper {PAPER_SPEEDUP[arch]:.2f}×" if arch in PAPER_SPEEDUP else ""
         ip = r["interpolation"]
@@ -161,8 +156,9 @@ def _ratio_panel(ax, d: dict) -> list:
         why = textwrap.fill(f"{label(REF)} curve fit not determined: {fit['reason']}", 60)
         handles.append(Line2D([], [], ls="none", label=why))
     ax.axhline(1, color="0.3", lw=0.8)
-    top = min(max(tops) * 1.15, 3 * max(1.0, *[r["summary"] or 1 for r in d["candidates"].values()]))
-    bottom = min(0.9, min(x["ratio"] for r in d["candidates"].values() for x in r["per_budget"]) * 0.9)
+    # limits from the ratios themselves (error bars that reach further are cut at the frame, not the scale)
+    top = min(max(tops) * 1.12, 3.0)
+    bottom = min(0.9, min(tops) * 0.9)
     ax.set(xscale="log", ylim=(bottom, top), xlabel="candidate token budget",
            ylabel=f"{label(REF)} tokens / candidate tokens")  # fmt: skip
     ax.secondary_yaxis("right", functions=(lambda r: 100 * (r - 1), lambda p: 1 + p / 100)).set_ylabel(
@@ -173,15 +169,15 @@ def _ratio_panel(ax, d: dict) -> list:
 
 def plot(ctx: Context, numbers: dict) -> None:
     per = numbers["per_size"]
-    # at most 3 columns: the sizes with the most reference budgets (the budget sweeps), small to large
-    top = sorted(per, key=lambda s: (len(per[s]["ref_budgets"]), per[s]["num_params"]))[-3:]
+    # at most 4 columns (the study's four sizes): the sizes with the most reference budgets, small to large
+    top = sorted(per, key=lambda s: (len(per[s]["ref_budgets"]), per[s]["num_params"]))[-4:]
     sizes = sorted(top, key=lambda s: per[s]["num_params"])
     if not sizes:
         fig, ax = plt.subplots(figsize=(5, 3))
         placeholder(ax, f"no budget sweep yet: need {REF} at >= 2 token budgets of one size and another architecture")
         ctx.save_figure(fig, NAME)
         return
-    fig, axes = plt.subplots(2, len(sizes), figsize=(max(6.4, 4.8 * len(sizes)), 6.6), squeeze=False, sharex="col",
+    fig, axes = plt.subplots(2, len(sizes), figsize=(max(6.4, 4.6 * len(sizes)), 6.8), squeeze=False, sharex="col",
                              gridspec_kw={"height_ratios": [1, 1.15]})  # fmt: skip
     for j, size in enumerate(sizes):
         d = per[size]
@@ -193,7 +189,9 @@ def plot(ctx: Context, numbers: dict) -> None:
         _token_ticks(axes[1, j], [x["tokens"] for r in d["candidates"].values() for x in r["per_budget"]]
                      + [p[0] for v in d["points"].values() for p in v])  # fmt: skip
         axes[1, j].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7,
-                          title="summary: geometric mean over budgets [95% CI]", title_fontsize=7)  # fmt: skip
+                          title="geometric mean over budgets [95% CI] (not drawn: the per-budget\n"
+                                "ratios are the finding; REPORT.md gives none where they disagree)",
+                          title_fontsize=7)  # fmt: skip
     archs = sort_archs({a for s in sizes for a in per[s]["points"]})
     key = [Line2D([], [], color=color(a), marker="o", ms=4, label=f"{label(a)} (dots: seeds, line: mean)")
            for a in archs]  # fmt: skip

@@ -19,7 +19,7 @@ import numpy as np
 from ant.analysis.common import Context, run_script
 from ant.analysis.fig2_hp_trends import plain, plain_log_ticks
 from ant.laws.fits import FitError
-from ant.laws.hp import akima_curve, assign_regimes, hp_trends, lr_sensitivity
+from ant.laws.hp import assign_regimes, hp_trends, lr_sensitivity, trusted_curve
 from ant.laws.plotting import label, sort_archs
 
 NAME = "figG1_lr_sensitivity"
@@ -93,8 +93,11 @@ def _panel(ax, s: dict, factor: float) -> None:
     for i, b in enumerate(batches):
         c = cmap(i / max(1, len(batches) - 1) * 0.9)
         lr, loss = np.asarray(b["lr"]), np.asarray(b["loss"])
-        x, y = akima_curve(np.log(lr), loss)
-        ax.plot(np.exp(x), y, color=c, lw=1.3, label=f"batch {b['batch_size']:g}")
+        # where the Akima curve invents a minimum below every measured loss (the rule ant.laws.hp applies to lr*),
+        # the figure draws the shape-preserving PCHIP curve, dashed, instead of the undershoot
+        x, y, pchip = trusted_curve(np.log(lr), loss)
+        ax.plot(np.exp(x), y, color=c, lw=1.3, ls="--" if pchip else "-",
+                label=f"batch {b['batch_size']:g}" + (" (PCHIP: Akima undershot)" if pchip else ""))  # fmt: skip
         ax.plot(lr, loss, "o", color=c, ms=3.5)
         if b["lr_at_edge"]:
             ax.plot(b["lr_best"], b["loss_best"], "s", mfc="none", mec=c, ms=9, mew=1.5, zorder=4)
@@ -114,27 +117,40 @@ def _panel(ax, s: dict, factor: float) -> None:
     ax.legend(fontsize=7, loc="upper center")
 
 
+def layout(rows: list[tuple[str, str, int]], ncol: int) -> list[list[tuple[str, str, int]]]:
+    """Figure rows of (arch, regime, panel index): each (arch, regime) with >= 2 sizes gets a row of its own; the
+    single-size ones (the GPT and nGPT baselines: one size each) share rows, so no row is mostly empty panels."""
+    out, singles = [], []
+    for arch, regime, n in rows:
+        if n >= 2:
+            out.append([(arch, regime, j) for j in range(n)])
+        else:
+            singles.append((arch, regime, 0))
+    out += [singles[i : i + ncol] for i in range(0, len(singles), ncol)]
+    return out
+
+
 def plot(ctx: Context, numbers: dict) -> None:
     per = numbers["per_arch"]
-    rows = [(a, r) for a in sort_archs(per) for r in per[a]]
+    rows = [(a, r, len(per[a][r]["sizes"])) for a in sort_archs(per) for r in per[a]]
     if not rows:
         _message_figure(ctx, "; ".join(numbers.get("missing", [])) or f"need {NEED}")
         return
-    ncol = max(len(per[a][r]["sizes"]) for a, r in rows)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(3.6 * ncol, 3.4 * len(rows)), squeeze=False,
-                             layout="constrained")  # fmt: skip
-    for ax_row, (arch, regime) in zip(axes, rows):
-        sizes = sorted(per[arch][regime]["sizes"], key=lambda s: s["N"])
-        for j, ax in enumerate(ax_row):
-            if j >= len(sizes):
-                ax.set_visible(False)
-                continue
-            _panel(ax, sizes[j], numbers["factor"])
-            if j == 0:
+    ncol = max(n for *_, n in rows)
+    grid = layout(rows, ncol)
+    fig = plt.figure(figsize=(3.6 * ncol, 3.4 * len(grid)), layout="constrained")
+    gs = fig.add_gridspec(len(grid), 2 * ncol)  # half-columns: a short row is centred, not left-aligned
+    for i, panels in enumerate(grid):
+        off = ncol - len(panels)
+        for j, (arch, regime, k) in enumerate(panels):
+            ax = fig.add_subplot(gs[i, off + 2 * j : off + 2 * j + 2])
+            _panel(ax, sorted(per[arch][regime]["sizes"], key=lambda s: s["N"])[k], numbers["factor"])
+            if k == 0:
                 ax.set_ylabel(f"{label(arch)}, {regime}\nfinal val loss (mean over seeds)")
-    fig.suptitle("Loss vs learning rate (curves: Akima interpolation in log LR; ★ minimum; □ minimum on the edge "
-                 "of the LR grid, only a bound;\ndotted: 1/3x and 3x lr* of the batch named in the panel title, where "
-                 "the sensitivity is read)", fontsize=9)  # fmt: skip
+    fig.suptitle("Loss vs learning rate (curves: Akima interpolation in log LR, dashed PCHIP where Akima dips "
+                 "below every measured loss; ★ minimum; □ minimum on the edge\nof the LR grid, only a bound; dotted: "
+                 "1/3x and 3x lr* of the batch named in the panel title, where the sensitivity is read)",
+                 fontsize=9)  # fmt: skip
     ctx.save_figure(fig, NAME)
 
 

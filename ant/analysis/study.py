@@ -33,9 +33,9 @@ from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
 from ant.laws.comparable import check_comparable
 from ant.status import FINISHED
+from ant.sweep.fmt import fmt_time
 from ant.sweep.grid import Grid
 from ant.sweep.plan import build_plan
-from ant.sweep.plan_table import fmt_time
 
 # The study is a workflow of this repository (make study*): its grid files and tables are read relative to the
 # working directory, the repository root.
@@ -209,7 +209,8 @@ def plan(parts: list[Part]) -> list[dict]:
                         "provisional": False, "reserve_s": 0.0})  # fmt: skip
             continue
         cfgs, provisional = expand(part)
-        rows, _ = build_plan(cfgs, concurrency=2)
+        executor = (yaml.safe_load((ROOT / part.grid).read_text()) or {}).get("executor") or {}
+        rows, _ = build_plan(cfgs, concurrency=2, pack=int(executor.get("pack") or 0))
         runs, _ = committed(part.group)
         have = set(runs.loc[runs["status"].isin(FINISHED), "run_id"]) if len(runs) else set()
         todo = [r for r in rows if r.run_id not in have and r.state not in ("done", "diverged")]

@@ -25,6 +25,7 @@ from ant.analysis.study_figures import draw_all
 from ant.analysis.study_measures import c5_noise_scale, c6_wsd
 from ant.analysis.study_readings import c7_readings
 from ant.analysis.study_v2 import extrapolation_claim
+from ant.analysis.study_v2_claims import c1_v2, c3_v2, c4_v2
 from ant.fsio import atomic_write_text
 
 CLAIMS = (
@@ -38,6 +39,20 @@ CLAIMS = (
     ("X", extrapolation_claim),  # study v2's preregistered extrapolation (issue 24)
 )
 GROUPS = ("main", "noise", "wsd", "readings", "v2")  # v2: issue 24's study
+# Study v2's rows: where the v2 group has the runs, its row replaces the committed study's in the headline and the
+# committed (v1) section follows the v2 one (study_v2_claims; None while v2 has no runs of that part).
+V2_ROWS = {"C1": c1_v2, "C3": c3_v2, "C4": c4_v2}
+
+
+def with_v2(key: str, v1: Claim, st: Study) -> Claim:
+    fn = V2_ROWS.get(key)
+    v2 = fn(st) if fn else None
+    if v2 is None:
+        return v1
+    v2.section += ["", "### The committed study (v1: sequences of 128 bytes, 10 tokens/param)", "", *v1.section]
+    v2.figures = v1.figures
+    v2.numbers = {"v2": v2.numbers, "v1": v1.numbers}
+    return v2
 
 
 def build(st: Study, strict: bool = False) -> dict[str, Claim]:
@@ -45,7 +60,7 @@ def build(st: Study, strict: bool = False) -> dict[str, Claim]:
     out = {}
     for key, fn in CLAIMS:
         try:
-            out[key] = fn(st)
+            out[key] = with_v2(key, fn(st), st)
         except Exception as e:  # one claim's failure must not hide the other six
             if strict:
                 raise

@@ -150,11 +150,10 @@ def git_commit() -> str:
 
 
 def write_prediction() -> dict:
-    # late: ant.analysis.study imports this module (its parts call write_prediction)
-    from ant.analysis.study import committed
-    from ant.models.counts import num_params  # late: as above (the ladder counts)
+    from ant.models.counts import num_params  # late: the ladder counts, which `predict` does not need
 
-    runs, _ = committed("v2")
+    # the committed table, read here: ant.analysis.study (whose `committed` reads it too) imports this module
+    runs = pd.read_parquet(V2 / "runs.parquet") if (V2 / "runs.parquet").is_file() else pd.DataFrame()
     if runs.empty:
         raise ConfigError("results/study/v2/runs.parquet", "no v2 runs yet: run part v2-hp first")
     p = predict(runs, {a: float(num_params(a, HELD_OUT, 256)) for a in ARCHS})

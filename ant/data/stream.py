@@ -53,8 +53,8 @@ import numpy as np
 
 from ant.config import DataConfig
 from ant.data import cache as token_cache
+from ant.data.corpus import Corpus
 from ant.data.fetch import log
-from ant.data.sources import Corpus
 from ant.errors import ConfigError
 
 BUILDERS = ("json", "text", "csv", "parquet")

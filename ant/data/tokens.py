@@ -31,8 +31,9 @@ import numpy as np
 
 from ant.config import DataConfig
 from ant.data import cache as token_cache
+from ant.data.corpus import Corpus
 from ant.data.fetch import cache_lock, log, sha256_file
-from ant.data.sources import Corpus, default_corpus_dir, invalid_utf8_bytes, open_corpus
+from ant.data.sources import default_corpus_dir, invalid_utf8_bytes, open_corpus
 from ant.data.stream import VAL_EVERY, build_streamed, encode_chunks, progress_bar
 from ant.data.tokenizers import (
     GPT2_VOCAB,

@@ -169,7 +169,7 @@ def _missing(v) -> bool:
 
 
 MANIFEST = "collect_manifest.json"  # beside runs.parquet: what the last collect read (module docstring)
-MANIFEST_VERSION = 2  # 2: env.json joined the run files whose signatures are kept
+MANIFEST_VERSION = 3  # 2: env.json joined the run files whose signatures are kept; 3: curves' lr is the scheduled LR
 RUN_FILES = ("config.yaml", "summary.json", "metrics.parquet", "env.json")
 CHUNK_ROWS = 250_000  # curves.parquet is written this many rows at a time (atomic_parquet)
 

@@ -6,8 +6,12 @@ frames), so `fast_concat` builds the same table from the runs' Arrow tables in o
 per-run columns once, repeated. It applies only where the result is provably the same: numeric metrics (int64 or
 double, which pandas turns into int64/float64 alone and into float64 when a run lacks the column or has nulls,
 as Arrow's permissive concatenation does), no metrics column named flops, and per key one Python type across
-runs (a metrics column named like a key, as lr is, is overwritten by the key in both ways). Anything else goes
-through `read_curve`.
+runs (a metrics column named like a key is overwritten by the key in both ways). Anything else goes through
+`read_curve`.
+
+`lr` is not the run's peak LR (the runs table has that) but the SCHEDULED LR at the row's step: the LR of the last
+optimizer step before it (step s -> lr_at(s - 1), what ant.train's monitor logs), the first step's at step 0;
+computed from the run's config (`scheduled_lr`), so every row has it, the evaluation-only rows too.
 
 A curve's schema ([[column, dtype], ...], as read_curve's frame has it) is what the incremental collect compares:
 pandas gives each column of a concatenation the common dtype of the pieces that have it, so the table depends on
@@ -25,9 +29,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ant.schedules import Span, lr_factor, wsd_decay_steps
+
 # Columns the curves table carries from its run, so a curve can be grouped without a join.
 CURVE_KEYS = ("run_id", "arch", "size", "num_params", "batch_size", "lr", "seed", "status")
 Schema = list[list[str]]
+
+
+def scheduled_lr(step, row: dict) -> np.ndarray:
+    """The scheduled LR at each logged `step` of the run whose runs-table row (cfg.* columns) is `row`: the LR of
+    optimizer step max(step - 1, 0) (ant.schedules.lr_at). NaN where the
+    row lacks the config (a folder without config.yaml never reaches here)."""
+    step = np.asarray(step, dtype=float)
+    peak, total = _num(row.get("cfg.optim.lr", row.get("lr"))), _num(row.get("cfg.steps", row.get("steps")))
+    schedule = row.get("cfg.optim.schedule")
+    if not (math.isfinite(peak) and math.isfinite(total) and isinstance(schedule, str)):
+        return np.full(step.shape, math.nan)
+    total = int(total)
+    w = _num(row.get("cfg.optim.warmup_steps"))
+    warmup = int(w) if math.isfinite(w) else int(round(_num(row.get("cfg.optim.warmup_frac"), 0.0) * total))
+    decay = wsd_decay_steps(total, _num(row.get("cfg.optim.decay_frac"), 0.2)) if schedule == "wsd" else 0
+    span = Span(steps=total, warmup=warmup, decay=decay, final=_num(row.get("cfg.optim.final_lr_frac"), 0.0),
+                decay_shape=row.get("cfg.optim.decay_shape") or "1-sqrt")  # fmt: skip
+    factors = {s: lr_factor(max(int(s) - 1, 0), schedule, span) for s in np.unique(step[np.isfinite(step)])}
+    return np.array([peak * factors[s] if s in factors else math.nan for s in step.tolist()])
+
+
+def _num(v, default: float = math.nan) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) else default
 
 
 def read_curve(run_dir: Path, row: dict) -> tuple[pd.DataFrame | None, str | None]:
@@ -42,6 +75,8 @@ def read_curve(run_dir: Path, row: dict) -> tuple[pd.DataFrame | None, str | Non
         if curve is not None and len(curve):
             for k in CURVE_KEYS:
                 curve[k] = row.get(k)
+            if "step" in curve:
+                curve["lr"] = scheduled_lr(curve["step"], row)
             # FLOPs so far: the run's own FLOPs/token (summary) times tokens seen.
             fpt = row["flops"] / row["tokens"] if row.get("tokens") else math.nan
             if "tokens" in curve:
@@ -69,12 +104,15 @@ def probe(run_dir: Path, row: dict):
     if table is not None and table.num_rows and _fast_table(table, row):
         cols = []
         for f in table.schema:  # a metrics column named like a key (lr) is overwritten in place by the key
-            if f.name in CURVE_KEYS:
+            if f.name == "lr":
+                cols.append(["lr", "float64"])  # scheduled_lr's values
+            elif f.name in CURVE_KEYS:
                 cols.append([f.name, _scalar_dtype(type(row.get(f.name)))[0]])
             else:
                 ints = f.type == pa.int64() and not table.column(f.name).null_count
                 cols.append([f.name, "int64" if ints else "float64"])
-        cols += [[k, _scalar_dtype(type(row.get(k)))[0]] for k in CURVE_KEYS if k not in table.column_names]
+        cols += [[k, "float64" if k == "lr" else _scalar_dtype(type(row.get(k)))[0]]
+                 for k in CURVE_KEYS if k not in table.column_names]  # fmt: skip
         if "tokens" in table.column_names:
             cols.append(["flops", "float64"])
         return table, None, cols, None
@@ -90,6 +128,8 @@ def _fast_table(table, row: dict) -> bool:
     if b"PANDAS_ATTRS" in meta or any(f.type not in (pa.int64(), pa.float64()) for f in table.schema):
         return False
     if "flops" in table.column_names:  # read_curve overwrites it only where the run has tokens
+        return False
+    if "step" not in table.column_names:  # read_curve's lr is then the key's value, not the schedule's
         return False
     index = table.schema.pandas_metadata.get("index_columns", []) if b"pandas" in meta else []
     return all(isinstance(i, dict) for i in index)  # an index stored as a column would not be a metric
@@ -161,7 +201,11 @@ def fast_concat(pieces: Pieces, rows: list[dict], columns: list[str]) -> pd.Data
     index = pa.array(np.repeat(np.arange(len(rows)), lengths))
     arrays = []
     for c in columns:
-        if c in CURVE_KEYS:  # also where a metrics column has the key's name (lr): read_curve overwrites it
+        if c == "lr":  # the scheduled LR at each row's step (read_curve: scheduled_lr), whatever the metrics held
+            steps = np.split(big.column("step").to_numpy(zero_copy_only=False), np.cumsum(lengths)[:-1])
+            lr = [scheduled_lr(s, r) for s, r in zip(steps, rows)]
+            arrays.append((c, pa.array(np.concatenate(lr) if lr else np.zeros(0), pa.float64())))
+        elif c in CURVE_KEYS:  # also where a metrics column has a key's name: read_curve overwrites it
             kind = next(iter(kinds[c]))
             values = [r.get(c) for r in rows]
             if kind is str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.interpolate import Akima1DInterpolator
+from scipy.interpolate import Akima1DInterpolator, PchipInterpolator
 
 from ant.laws.fits import FitError, PowerLawFit, fit_power_law
 from ant.status import RunStatus
@@ -59,10 +59,30 @@ def _akima_argmin(x: np.ndarray, y: np.ndarray) -> tuple[float, float, bool]:
     grid, vals = akima_curve(xs, ys)
     i = int(np.nanargmin(vals))
     k = int(np.nanargmin(ys))
-    gap = max(ys[j] - ys[k] for j in (k - 1, k + 1) if 0 <= j < len(ys))
-    if ys[k] - vals[i] > UNDERSHOOT * gap:
+    if undershoots(ys, vals):
         return float(xs[k]), float(ys[k]), k in (0, len(ys) - 1)
     return float(grid[i]), float(vals[i]), i in (0, len(grid) - 1)
+
+
+def undershoots(ys: np.ndarray, vals: np.ndarray) -> bool:
+    """The Akima rule's test: does the interpolant (`vals`) dip below the lowest measured loss of `ys` (sorted by
+    x) by more than UNDERSHOOT x that point's larger gap to its grid neighbours?"""
+    k = int(np.nanargmin(ys))
+    gap = max(ys[j] - ys[k] for j in (k - 1, k + 1) if 0 <= j < len(ys))
+    return bool(ys[k] - np.nanmin(vals) > UNDERSHOOT * gap)
+
+
+def trusted_curve(x, y, n: int = FINE) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The curve a figure should draw through y(x): the Akima interpolant, or, where the Akima rule rejects it
+    (an invented minimum), the shape-preserving PCHIP interpolant, which never leaves the range of neighbouring
+    points. Returns (grid, values, fell_back)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    grid, vals = akima_curve(x, y, n)
+    if undershoots(y, vals):
+        return grid, PchipInterpolator(x, y)(grid), True
+    return grid, vals, False
 
 
 def lr_sensitivity(lr, loss, factor: float = 3.0) -> dict:

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if jobs:
         refresh_slurm_states(jobs)
     workers = local_layout(settings, len(cfgs))[0] if settings.name == "local" else settings.array_parallelism
-    rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs, live=args.status)
+    rows, tp = build_plan(cfgs, concurrency=workers, estimate=grid.estimate, jobs=jobs, live=args.status,
+                          pack=settings.pack)  # fmt: skip
     warn_long_runs(rows, args.max_run_hours)
     if as_json:
         print(json.dumps({"sweep": grid.name, "file": str(args.file), **plan_json(rows, tp, concurrency=workers)}))

@@ -34,7 +34,7 @@ from ant.decode import build, check_int
 from ant.errors import ConfigError, check_choice
 from ant.status import FINISHED  # states a re-run leaves alone
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
-from ant.sweep.packing import PackedUnit, pack_units, run_packed
+from ant.sweep.packing import PackedUnit, pack_units
 from ant.sweep.progress import SweepMonitor
 
 EXECUTORS = ("local", "slurm")
@@ -90,7 +90,7 @@ def run_one(
     callbacks: list | None = None,
 ) -> dict[str, Any]:
     """Train one run unless it is finished or being trained elsewhere. Returns {run_id, status, ...}.
-    `family`: the resolved wsd family this run belongs to, trunk first (ant.train.branches.train_member).
+    `family`: the resolved wsd family this run belongs to, trunk first (ant.sweep.families.train_member).
     `callbacks`: extra Lightning callbacks for the run's Trainer (the tune worker's pruning reporter)."""
     cfg = RunConfig.from_dict(cfg_dict)
     run_id = cfg.run_id()
@@ -117,7 +117,7 @@ def run_one(
         record_attempt(locks, run_id, event="start", job_id=job_id, resumed=state is not None)
         t0 = time.time()
         # late: ant.train imports Lightning, which planning and --status (this module's other users) never need
-        from ant.train.branches import train_member
+        from ant.sweep.families import train_member
         from ant.train.run import RunLockedError, train  # late: as above
 
         try:
@@ -156,6 +156,54 @@ def run_family(cfg_dicts: list[dict[str, Any]], threads: int = 0, raise_errors: 
             break
         results.append(run_one(d, threads, raise_errors, family=cfg_dicts))
     return results
+
+
+def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[str, Any]]:
+    """The packed worker: each run's sweep lock, then ant.train.packed_run.train_packed over the runs still to
+    do. A run locked elsewhere is reported "locked", a finished one "skipped"; one with single-run checkpoints
+    (started alone before) resumes alone through run_one after the pack."""
+    from ant.train import io  # late: ant.train loads torch, which planning and --status never need
+    from ant.train.packed_run import train_packed  # late: as above
+
+    cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
+    results: list[dict[str, Any]] = []
+    held, todo, alone = [], [], []
+    try:
+        for cfg in cfgs:
+            lock = RunLock(lock_dir(cfg.out_dir), cfg.run_id())
+            if not lock.acquire():
+                results.append({"run_id": cfg.run_id(), "status": "locked"})
+                continue
+            held.append(lock)
+            state = run_state(cfg.run_dir())
+            if state in FINISHED:
+                results.append({"run_id": cfg.run_id(), "status": "skipped", "state": state})
+            elif io.list_checkpoints(cfg.run_dir() / "checkpoints"):
+                alone.append(cfg)
+            else:
+                if threads:
+                    cfg.train.num_threads = threads
+                record_attempt(lock_dir(cfg.out_dir), cfg.run_id(), event="start", resumed=state is not None)
+                todo.append(cfg)
+        t0 = time.time()
+        try:
+            trained = train_packed(todo, progress=False) if todo else []
+        except Exception as e:  # recorded in each run's summary.json by train_packed; here for --status
+            err = f"{type(e).__name__}: {e}"
+            for cfg in todo:
+                record_attempt(lock_dir(cfg.out_dir), cfg.run_id(), event="end", status="failed", error=err)
+                results.append({"run_id": cfg.run_id(), "status": "failed", "error": err})
+            trained = []
+        for cfg, r in zip(todo, trained):
+            status = "interrupted" if r.status == "running" else r.status
+            record_attempt(lock_dir(cfg.out_dir), cfg.run_id(), event="end", status=status, wall_s=time.time() - t0)
+            s = r.summary
+            results.append({"run_id": cfg.run_id(), "status": status, "packed": len(todo),
+                            "final_val_loss": s.get("final_val_loss"), "tokens": s.get("tokens")})  # fmt: skip
+    finally:
+        for lock in held:
+            lock.release()
+    return results + [run_one(c.to_dict(), threads) for c in alone]
 
 
 def work_units(todo: list[RunConfig], all_cfgs: list[RunConfig] | None = None) -> list[list[RunConfig]]:

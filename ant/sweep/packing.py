@@ -1,6 +1,7 @@
-"""Which runs of a sweep may share a process as one packed worker (ant.train.packed_run), and that worker.
+"""Which runs of a sweep may share a process as one packed worker (ant.train.packed_run); the worker itself,
+run_packed, is in ant.sweep.executors beside run_one (it falls back to run_one for runs that must train alone).
 
-Runs may be packed when their resolved configs differ only in optim.lr and train.seed (ant.train.packed_run.
+Runs may be packed when their resolved configs differ only in optim.lr and train.seed (ant.train.pack_rules.
 group_key: same arch, size, options, batch, sequence length, tokens, schedule ...), they are CPU fp32 runs
 (`packable`), and they are not members of a wsd family (those train as trunk + branches, ant.train.branches).
 `ant sweep --dry-run` says how many groups the grid has; the local executor trains them packed when the grid's
@@ -9,12 +10,9 @@ group_key: same arch, size, options, batch, sequence length, tokens, schedule ..
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from ant.config import RunConfig
-from ant.status import FINISHED
-from ant.sweep.locks import RunLock, lock_dir, record_attempt
+from ant.train.branches import find_families
+from ant.train.pack_rules import group_key, packable
 
 MIN_PACK = 2
 
@@ -26,8 +24,6 @@ class PackedUnit(list):
 def pack_groups(cfgs: list[RunConfig], max_runs: int) -> list[list[RunConfig]]:
     """The packable runs among the resolved `cfgs` in groups of 2..max_runs that may share a process, in
     first-seen order; a group larger than max_runs is cut into near-equal chunks."""
-    from ant.train.branches import find_families  # late: ant.train modules load torch
-    from ant.train.packed_run import group_key, packable  # late: as above
 
     singles = [f[0] for f in find_families(cfgs) if len(f) == 1]
     groups: dict[str, list[RunConfig]] = {}
@@ -64,52 +60,3 @@ def packing_line(cfgs: list[RunConfig], max_runs: int) -> str:
     of = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
     return (f"packing: {n} runs in {len(groups)} groups of {of} could "
             f"share a process (same arch, size, batch, seq len, tokens, schedule; any LR and seed); {how}")  # fmt: skip
-
-
-def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[str, Any]]:
-    """The packed worker: each run's sweep lock, then ant.train.packed_run.train_packed over the runs still to
-    do. A run locked elsewhere is reported "locked", a finished one "skipped"; one with single-run checkpoints
-    (started alone before) resumes alone through run_one after the pack."""
-    from ant.sweep.executors import run_one, run_state  # late: executors imports this module at its top
-    from ant.train import io  # late: ant.train loads torch, which planning (this module's other user) never needs
-    from ant.train.packed_run import train_packed  # late: as above
-
-    cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
-    results: list[dict[str, Any]] = []
-    held, todo, alone = [], [], []
-    try:
-        for cfg in cfgs:
-            lock = RunLock(lock_dir(cfg.out_dir), cfg.run_id())
-            if not lock.acquire():
-                results.append({"run_id": cfg.run_id(), "status": "locked"})
-                continue
-            held.append(lock)
-            state = run_state(cfg.run_dir())
-            if state in FINISHED:
-                results.append({"run_id": cfg.run_id(), "status": "skipped", "state": state})
-            elif io.list_checkpoints(cfg.run_dir() / "checkpoints"):
-                alone.append(cfg)
-            else:
-                if threads:
-                    cfg.train.num_threads = threads
-                record_attempt(lock_dir(cfg.out_dir), cfg.run_id(), event="start", resumed=state is not None)
-                todo.append(cfg)
-        t0 = time.time()
-        try:
-            trained = train_packed(todo, progress=False) if todo else []
-        except Exception as e:  # recorded in each run's summary.json by train_packed; here for --status
-            err = f"{type(e).__name__}: {e}"
-            for cfg in todo:
-                record_attempt(lock_dir(cfg.out_dir), cfg.run_id(), event="end", status="failed", error=err)
-                results.append({"run_id": cfg.run_id(), "status": "failed", "error": err})
-            trained = []
-        for cfg, r in zip(todo, trained):
-            status = "interrupted" if r.status == "running" else r.status
-            record_attempt(lock_dir(cfg.out_dir), cfg.run_id(), event="end", status=status, wall_s=time.time() - t0)
-            s = r.summary
-            results.append({"run_id": cfg.run_id(), "status": status, "packed": len(todo),
-                            "final_val_loss": s.get("final_val_loss"), "tokens": s.get("tokens")})  # fmt: skip
-    finally:
-        for lock in held:
-            lock.release()
-    return results + [run_one(c.to_dict(), threads) for c in alone]

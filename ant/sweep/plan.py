@@ -181,14 +181,18 @@ class Throughput:
         summaries: list[dict[str, Any]] | None = None,  # out_dir's, when the caller has read them already
     ):
         self.estimate = estimate or {}
-        self.measured: dict[str, list[float]] = {}
-        self.same_shape: dict[tuple, list[float]] = {}  # (device, arch, size, batch, seq_len) -> tokens/s
+        # (packed?, device) -> FLOP/s; (packed?, device, arch, size, batch, seq_len) -> tokens/s. A packed run's
+        # wall_time_s is its worker's (K runs trained in that time): its share of the worker is wall / K, and
+        # its rate predicts only runs that will train packed too (ant.sweep.packing)
+        self.measured: dict[tuple, list[float]] = {}
+        self.same_shape: dict[tuple, list[float]] = {}
         for s in _summaries(out_dir) if summaries is None else summaries:
             if s.get("status") == "completed" and s.get("flops") and s.get("wall_time_s"):
                 kind = _device_kind(s.get("device"))
-                per_device = s["wall_time_s"] * (s.get("world_size") or 1)  # rates are per device
-                self.measured.setdefault(kind, []).append(s["flops"] / per_device)
-                key = (kind, s.get("arch"), s.get("size"), s.get("batch_size"), s.get("seq_len"))
+                k = len(s.get("packed_with") or []) or 1
+                per_device = s["wall_time_s"] * (s.get("world_size") or 1) / k  # rates are per device
+                self.measured.setdefault((k > 1, kind), []).append(s["flops"] / per_device)
+                key = (k > 1, kind, s.get("arch"), s.get("size"), s.get("batch_size"), s.get("seq_len"))
                 self.same_shape.setdefault(key, []).append(s["tokens"] / per_device)
         self.bench = _bench_rows(bench_dir) if bench_dir.is_dir() else []
         self.sources: set[str] = set()
@@ -214,29 +218,38 @@ class Throughput:
                 return b
         return None
 
-    def flops_per_s(self, cfg: RunConfig) -> float:
+    def flops_per_s(self, cfg: RunConfig, packed: bool = False) -> float:
         # the figure depends on the run's shape only: a 10,000-run grid has a few dozen (each lookup scans every
         # bench row); `sources` was filled the first time, the two flags are restored
         m = cfg.model
         shape = (cfg.train.device, m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())),
-                 cfg.train.batch_size, cfg.data.seq_len)  # fmt: skip
+                 cfg.train.batch_size, cfg.data.seq_len, packed)  # fmt: skip
         if shape not in self._memo:
-            rate = self._flops_per_s(cfg)
+            rate = self._flops_per_s(cfg, packed)
             self._memo[shape] = (rate, self.last_measured, self.last_exact_bench)
         rate, self.last_measured, self.last_exact_bench = self._memo[shape]
         return rate
 
-    def _flops_per_s(self, cfg: RunConfig) -> float:
+    def _flops_per_s(self, cfg: RunConfig, packed: bool = False) -> float:
         self.last_measured = self.last_exact_bench = False
         if "flops_per_s" in self.estimate:
             self.sources.add("grid file estimate.flops_per_s")
             return float(self.estimate["flops_per_s"])
         kind = _device_kind(self.estimate.get("device", cfg.train.device))
         key = (kind, cfg.model.arch, cfg.model.size, cfg.train.batch_size, cfg.data.seq_len)
-        if self.same_shape.get(key):  # small models are overhead-bound: same-shape runs predict best
+        if packed:  # a run that will train packed: packed runs of its shape, then packed runs of any shape
+            if self.same_shape.get((True, *key)):
+                self.sources.add(f"tokens/s of finished packed {kind} runs of the same arch, size and batch")
+                self.last_measured = True
+                return statistics.median(self.same_shape[(True, *key)]) * flops_per_token(cfg)
+            if self.measured.get((True, kind)):
+                self.sources.add(f"median of {len(self.measured[(True, kind)])} finished packed {kind} run(s)")
+                self.last_measured = True
+                return statistics.median(self.measured[(True, kind)])
+        if self.same_shape.get((False, *key)):  # small models are overhead-bound: same-shape runs predict best
             self.sources.add(f"tokens/s of finished {kind} runs of the same arch, size and batch")
             self.last_measured = True
-            return statistics.median(self.same_shape[key]) * flops_per_token(cfg)
+            return statistics.median(self.same_shape[(False, *key)]) * flops_per_token(cfg)
         # a step time of this very shape beats the average rate of other shapes (tiny models are overhead-bound)
         exact = self.exact_bench(cfg) if "device" not in self.estimate else None
         if exact is not None:
@@ -244,10 +257,10 @@ class Throughput:
             self.last_exact_bench = True
             ms = exact.get("lightning_step_time_ms") or exact["step_time_ms"]
             return cfg.train.batch_size * cfg.data.seq_len / (ms / 1e3) * flops_per_token(cfg)
-        if self.measured.get(kind):
-            self.sources.add(f"median of {len(self.measured[kind])} finished {kind} run(s)")
+        if self.measured.get((False, kind)):
+            self.sources.add(f"median of {len(self.measured[(False, kind)])} finished {kind} run(s)")
             self.last_measured = True
-            return statistics.median(self.measured[kind])
+            return statistics.median(self.measured[(False, kind)])
         bench = [b for b in self.bench if _device_kind(str(b.get("device", "cpu"))) == kind and b.get("tokens_per_s")]
         if bench:
             same = [b for b in bench if b.get("arch") == cfg.model.arch] or bench
@@ -319,9 +332,12 @@ def build_plan(
     jobs: dict[str, dict[str, str]] | None = None,
     bench_dir: Path = Path("results/bench"),
     live: bool = False,
+    pack: int = 0,
 ) -> tuple[list[PlanRow], Throughput]:
     """One row per run. The run folders are read in one pass per out_dir (FolderScan); no model is built.
-    `live` (--status) adds each run folder's step, last val loss, tokens/s, metric age and commit."""
+    `live` (--status) adds each run folder's step, last val loss, tokens/s, metric age and commit. `pack`: the
+    executor's pack setting; runs that will train packed are estimated from packed runs' rates where there are
+    some (a packed run's share of its worker), else as if alone (an upper bound)."""
     scans: dict[str, FolderScan] = {}
     for c in cfgs:
         if c.out_dir not in scans:
@@ -330,13 +346,18 @@ def build_plan(
     tp = Throughput(first.out_dir if first else Path("results/runs"), bench_dir, estimate,
                     summaries=list(first.summaries.values()) if first else None)  # fmt: skip
     roles = family_roles(cfgs)
+    packed: set[str] = set()
+    if pack >= 2:
+        from ant.sweep.packing import pack_groups  # late: only a packed sweep asks, and it loads ant.train modules
+
+        packed = {c.run_id() for g in pack_groups(cfgs, pack) for c in g}
     rows = []
     for c in cfgs:
         run_id = c.run_id()  # a hash of the whole config: computed once per run
         flops = flops_per_token(c) * c.train.tokens
         family, start = roles.get(run_id, (None, 0))
         trained = flops * (c.steps - start) / c.steps
-        rate = tp.flops_per_s(c)
+        rate = tp.flops_per_s(c, packed=run_id in packed)
         # a worker of a CPU pool gets 1/concurrency of the machine (GPUs: one per worker); measured runs already
         # ran under that sharing
         cpu = _device_kind(c.train.device) == "cpu" and not (estimate or {}).get("device")

@@ -3,27 +3,10 @@ prints plan_json's document. The rows come from ant.sweep.plan.build_plan."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # annotations only: plan imports progress, which imports this module
-    from ant.sweep.plan import PlanRow, Throughput
-
-
-def fmt_num(x: float) -> str:
-    for unit, div in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{unit}"
-    return f"{x:.3g}"
-
-
-def fmt_time(s: float) -> str:
-    if s >= 86400:
-        return f"{s / 86400:.1f}d"
-    if s >= 3600:
-        return f"{s / 3600:.1f}h"
-    if s >= 60:
-        return f"{s / 60:.1f}m"
-    return f"{s:.0f}s"
+from ant.sweep.fmt import fmt_num, fmt_time
+from ant.sweep.plan import PlanRow, Throughput
 
 
 def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_jobs: bool = False) -> str:

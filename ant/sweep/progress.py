@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ant.sweep.plan_table import fmt_num, fmt_time
+from ant.sweep.fmt import fmt_num, fmt_time
 
 LIVE_COLUMNS = ("step", "tokens", "val_loss", "tokens_per_s")
 

@@ -11,7 +11,10 @@ the one at D_b (`branch.json` says from where) and continues through the ordinar
 (tests/train/test_wsd.py), and the family costs the trunk plus the decays instead of the sum of the budgets.
 
     cfgs = make_family(cfg, budgets=[2e5, 4e5, 8e5])    # explicit, budget-free warm-up and eval steps
-    results = train_family(cfgs)                        # trunk first, then each branch
+    results = train_family(cfgs)                        # ant.sweep.families: trunk first, then each branch
+
+This module defines families and seeds a branch's folder; it never calls `train` (ant.train.run imports it for
+the keep steps and the checkpoint-origin check), so training a family lives above run.py, in ant.sweep.families.
 
 What a family shares must not depend on the budget, so `make_family` fixes what resolve() would otherwise derive
 from each run's own steps: `optim.warmup_steps` from the smallest budget (the warm-up must end before its decay),
@@ -118,26 +121,7 @@ def branch_steps(family: list[RunConfig]) -> dict[str, int]:
     return {c.run_id(): decay_start(c.optim, c.steps) for c in family[1:]}
 
 
-# ---------------------------------------------------------------------- training
-def train_family(cfgs: list[RunConfig], *, progress: bool = True) -> list:
-    """Train a family (configs differing only in train.tokens): the trunk first, keeping a checkpoint at each
-    shorter member's decay start, then each branch from it. Returns the RunResults, trunk first. Stops early
-    (returning what it has) when a run returns interrupted, so a requested checkpoint stops the whole family."""
-    from ant.train.run import prepare  # late: run.py imports this module at its top
-
-    resolved, data = [], None
-    for c in cfgs:
-        r, data = prepare(c, progress=progress)
-        resolved.append(r)
-    family = check_family(resolved)
-    results = []
-    for member in family:
-        results.append(train_member(member, family, data=data, progress=progress))
-        if results[-1].summary.get("interrupted"):
-            break
-    return results
-
-
+# ---------------------------------------------------------------------- seeding a branch
 def check_family(cfgs: list[RunConfig]) -> list[RunConfig]:
     """Resolved configs -> the family, trunk first; ConfigError naming the first field that breaks it."""
     if not cfgs:
@@ -151,30 +135,6 @@ def check_family(cfgs: list[RunConfig]) -> list[RunConfig]:
             rule = "the runs of a family may differ only in train.tokens (make_family(cfg, budgets) builds one)"
             raise ConfigError(diff[0], f"{c.run_id()} differs from {family[0].run_id()} in {', '.join(diff)}; {rule}")
     return family
-
-
-def train_member(cfg: RunConfig, family: list[RunConfig], *, data=None, progress: bool = True):
-    """Train one member of a resolved family (trunk first in `family`): the trunk with its branch points,
-    a branch from the trunk's checkpoint. Safe to call for a finished member (returns its summary)."""
-    from ant.train.run import train  # late: run.py imports this module at its top
-
-    trunk = family[0]
-    if cfg.run_id() == trunk.run_id():
-        return train(cfg, progress=progress, keep_checkpoints_at=sorted(set(branch_steps(family).values())))
-    return train_branch(cfg, trunk, data=data, progress=progress)
-
-
-def train_branch(cfg: RunConfig, trunk: RunConfig, *, data=None, progress: bool = True):
-    """Train `cfg` as a cool-down branch of `trunk`: seeded with the trunk's checkpoint at cfg's decay start
-    when the run folder holds nothing yet and that checkpoint exists, else trained (or resumed) as usual."""
-    from ant.train.run import prepare, train  # late: run.py imports this module at its top
-
-    if data is None or not cfg.is_resolved:
-        cfg, data = prepare(cfg, progress=progress)
-    if not trunk.is_resolved:
-        trunk = recipe.resolve(trunk, vocab_size=data.vocab_size)
-    seed_branch(cfg, trunk, data)
-    return train(cfg, progress=progress)
 
 
 def seed_branch(cfg: RunConfig, trunk: RunConfig, data=None) -> int | None:

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ant.config import RunConfig, TrainConfig
 from ant.data import val_batches
+
+if TYPE_CHECKING:
+    import torch
 
 CPU_EVAL_BATCH = 16  # sequences; measured at one thread on tiny0-tiny3 (docs/study.md)
 
@@ -66,6 +68,8 @@ def val_sets(cfg: RunConfig, val_tokens) -> ValSets:
     """The validation batches of a run: the subset is every (n / m)-th window, in batches of the same size.
     The diagnostics keep the batch they had before issue 23 (the first micro-batch of windows), so residual
     norms stay comparable with the committed study's."""
+    import torch  # late: the planner reads this module's step arithmetic (evaluated_tokens) without torch
+
     t, size = cfg.train, eval_batch_size(cfg.train)
     full = list(val_batches(val_tokens, cfg.data.seq_len, size))
     x, y = torch.cat([b[0] for b in full]), torch.cat([b[1] for b in full])

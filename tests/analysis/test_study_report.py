@@ -184,7 +184,9 @@ def _build(tmp: Path) -> Path:
     w.loc[w["cfg.optim.schedule"] == "wsd", "final_val_loss"] *= 1 + 0.001 * rng.standard_normal(24)
     atomic_parquet(w, study / "wsd" / "runs.parquet")
     c = pd.read_parquet(study / "main" / "curves.parquet")  # alpha falls below 0 at the highest LR (issue 11, C7)
-    hot = (c["arch"] == "angpt") & (c["lr"] == LRS[-1]) & (c["size"] == "tiny2")
+    m = pd.read_parquet(study / "main" / "runs.parquet")  # a curve row's lr is the scheduled LR: the runs' is peak
+    hot_ids = m.loc[(m["arch"] == "angpt") & (m["lr"] == LRS[-1]) & (m["size"] == "tiny2"), "run_id"]
+    hot = c["run_id"].isin(hot_ids)
     alpha = [x for x in c.columns if x.startswith("alpha_")]
     fall = 0.05 - 0.2 * c.loc[hot, "tokens"] / c.loc[hot, "tokens"].max()
     for col in alpha:

@@ -1,7 +1,7 @@
 """Bootstrap standard errors of the Chinchilla refit on Epoch's 240 Fig. 4 points: the README's numbers and
 Epoch's published ones.
 
-1000 resamples on 2 workers with seed 0, as `python -m ant.laws.bench` (which the README quotes) runs them; the
+1000 resamples on 2 workers with seed 0, as `python -m ant.laws.fit_bench` (which the README quotes) runs them; the
 bootstrap depends on (seed, workers) only, so the values are reproducible. Two checks:
 - the README's printed standard errors (0.026 / 124 / 1300 / 0.016 / 0.020) to their significant digits;
 - Epoch's published standard errors (/work/shared/data/README.md; `CHINCHILLA_EPOCH_SE`) within 5 %. Epoch's come

@@ -40,3 +40,16 @@ def test_the_edge_rule_excludes_the_size_from_the_power_laws():
     ]
     t = hp_trends(pd.DataFrame(rows))["angpt"]["10 tokens/param"]
     assert not t.per_size["in_fit"].iloc[0] and "best LR at the edge" in t.per_size["exclude_reason"].iloc[0]
+
+
+def test_figures_draw_the_shape_preserving_curve_where_akima_undershoots():
+    import numpy as np
+
+    from ant.laws.hp import akima_curve, trusted_curve
+
+    x = np.log(TINY3[0])
+    assert akima_curve(x, TINY3[1])[1].min() < 1.44  # the undershoot Fig. G.1 drew
+    grid, y, fell_back = trusted_curve(x, TINY3[1])
+    assert fell_back and y.min() == pytest.approx(min(TINY3[1])) and y[0] == pytest.approx(TINY3[1][0])
+    _, y2, fell_back2 = trusted_curve(np.log([1e-3, 3e-3, 1e-2, 3e-2]), [1.60, 1.47, 1.45, 1.52])
+    assert not fell_back2 and y2.min() < 1.45  # an interior minimum keeps its Akima refinement

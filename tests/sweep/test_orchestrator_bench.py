@@ -1,12 +1,12 @@
-"""The orchestrator benchmark (python -m ant.sweep.bench) at N = 200, so that it cannot rot: every command runs,
-the figures are sane, --status reports the states that were written, and the incremental collect equals a full
-rebuild."""
+"""The orchestrator benchmark (python -m ant.sweep.orchestrator_bench) at N = 200, so that it cannot rot: every
+command runs, the figures are sane, --status reports the states that were written, and the incremental collect
+equals a full rebuild."""
 
 from __future__ import annotations
 
 import json
 
-from ant.sweep import bench
+from ant.sweep import orchestrator_bench as bench
 
 
 def test_benchmark_at_200_runs(tmp_path, capsys):
@@ -15,7 +15,7 @@ def test_benchmark_at_200_runs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "sweep --dry-run" in text and "collect (full)" in text and "states match" in text
     doc = json.loads(out.read_text())
-    assert doc["command"].startswith("python -m ant.sweep.bench --runs 200") and doc["cpus"] >= 1
+    assert doc["command"].startswith("python -m ant.sweep.orchestrator_bench --runs 200") and doc["cpus"] >= 1
     [r] = doc["grids"]
     assert r["runs"] == 200 and r["states_match"] and r["incremental_equals_full"]
     commands = [t["command"] for t in r["timings"]]

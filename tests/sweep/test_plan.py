@@ -81,3 +81,31 @@ def test_bench_step_time_of_the_same_shape_gives_steps_times_step_plus_overheads
     (bench / "b.json").write_text(json.dumps({**doc, "config": {**conf, "batch": 16}}))  # another shape: not used
     [r2], _ = build_plan([cfg], concurrency=2, bench_dir=bench)
     assert r2.est_s != pytest.approx(r.est_s)
+
+
+def test_packed_runs_are_estimated_from_their_share_of_a_packed_worker(tmp_path, corpus):
+    """A packed run's summary holds its worker's wall time (K runs trained in it): the planner counts wall / K as
+    the run's share, and uses that rate only for runs that will train packed (executor.pack); a run that trains
+    alone is estimated from runs that trained alone."""
+    import json
+
+    from ant.sweep.grid import Grid
+    from ant.sweep.plan import build_plan
+
+    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, tokens=[8192], arch=["angpt"], lr=[1e-3, 3e-3, 1e-2])
+    cfgs = Grid.from_yaml(g).expand()
+    done, todo = cfgs[:2], cfgs[2]  # two finished runs trained together in 30 s; the third is still to run
+    for c in done:
+        folder = Path(c.out_dir) / c.run_id()
+        folder.mkdir(parents=True)
+        summary = {"status": "completed", "flops": 3e9, "wall_time_s": 30.0, "tokens": c.train.tokens,
+                   "device": "cpu", "arch": c.model.arch, "size": c.model.size, "batch_size": c.train.batch_size,
+                   "seq_len": c.data.seq_len, "packed_with": [x.run_id() for x in done]}  # fmt: skip
+        (folder / "summary.json").write_text(json.dumps(summary))
+    rows, tp = build_plan(cfgs, concurrency=2, pack=3)
+    [r] = [r for r in rows if r.run_id == todo.run_id()]
+    assert r.est_s == pytest.approx(15.0)  # its share of a packed worker: 30 s / 2 runs
+    assert any("packed" in s for s in tp.sources)
+    rows, tp = build_plan(cfgs, concurrency=2)  # packing off: no packed rate may predict it
+    [r] = [r for r in rows if r.run_id == todo.run_id()]
+    assert r.est_s != pytest.approx(15.0) and not any("packed" in s for s in tp.sources)

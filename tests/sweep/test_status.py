@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from ant.cli import main
-from ant.sweep.bench import Writer
 from ant.sweep.grid import Grid
 from ant.sweep.locks import RunLock, lock_dir, record_attempt
+from ant.sweep.orchestrator_bench import Writer
 from ant.sweep.plan import build_plan, run_state
 from tests.sweep.conftest import write_grid
 

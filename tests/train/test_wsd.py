@@ -15,6 +15,7 @@ from ant import recipe
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.schedules import Span, decay_start, decay_steps, lr_at, lr_factor, warmup_steps
+from ant.sweep.families import train_branch, train_family
 from ant.train import io, train
 from ant.train.branches import (
     BRANCH_FILE,
@@ -24,8 +25,6 @@ from ant.train.branches import (
     find_families,
     make_family,
     seed_branch,
-    train_branch,
-    train_family,
 )
 from tests.train.conftest import tiny_cfg
 

@@ -1,8 +1,8 @@
 """The orchestrator at scale: wall time, ms/run and peak memory of `ant sweep --dry-run`, `--status`, a full
 `collect` and an incremental one, on a synthetic grid of N runs with a results tree of realistic run folders.
 
-    python -m ant.sweep.bench --runs 1000 10000                 # prints a table per N
-    python -m ant.sweep.bench --runs 200 --verify --json out.json
+    python -m ant.sweep.orchestrator_bench --runs 1000 10000                 # prints a table per N
+    python -m ant.sweep.orchestrator_bench --runs 200 --verify --json out.json
 
 For each N a temporary folder gets a grid YAML that expands to exactly N runs (2 archs x 4 tiny sizes x 5 budgets x
 N/40 learning rates) and a results tree in the ant.train format: config.yaml (the run's resolved config),
@@ -305,7 +305,7 @@ def format_report(res: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ant.sweep.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ant.sweep.orchestrator_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, nargs="+", default=[1000], help=f"grid sizes (multiples of {PER_LR})")
     ap.add_argument("--verify", action="store_true", help="also check incremental collect == full rebuild")
     ap.add_argument("--json", help="write the figures to this JSON file")
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.runs:
             check_runs(n)
     except ConfigError as e:
-        print(f"ant.sweep.bench: error: {e}", file=sys.stderr)
+        print(f"ant.sweep.orchestrator_bench: error: {e}", file=sys.stderr)
         return 2
     load0 = os.getloadavg()
     res = []
@@ -329,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                 res.append(bench_one(n, Path(tmp), args.verify))
     print(format_report(res))
     if args.json:
-        doc = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python -m ant.sweep.bench " + " ".join(
-               argv if argv is not None else sys.argv[1:]), "cpus": os.cpu_count(),
+        command = "python -m ant.sweep.orchestrator_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        doc = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": command, "cpus": os.cpu_count(),
                "loadavg_before": load0, "loadavg_after": os.getloadavg(), "grids": res}  # fmt: skip
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(args.json), doc)

@@ -1,7 +1,7 @@
 """Benchmark of the Chinchilla approach-3 fit: point estimate + bootstrap on the published Fig. 4 points.
 
-    python -m ant.laws.bench                    # 1000 resamples on 2 worker processes
-    python -m ant.laws.bench --boot 200 --workers 1 --full-grid
+    python -m ant.laws.fit_bench                    # 1000 resamples on 2 worker processes
+    python -m ant.laws.fit_bench --boot 200 --workers 1 --full-grid
 
 Prints the fitted parameters, the bootstrap CIs and the wall times (the goal: 1000 resamples < 60 s on 2 cores).
 """
@@ -17,7 +17,7 @@ from ant.laws.reference import CHINCHILLA_EPOCH, CHINCHILLA_REPRODUCED, load_chi
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ant.laws.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ant.laws.fit_bench", description=__doc__.splitlines()[0])
     ap.add_argument("--csv", default=None, help="points CSV (default: ant/laws/assets, or $ANT_SHARED_DATA)")
     ap.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     ap.add_argument("--workers", type=int, default=2, help="processes for the bootstrap")

@@ -1,0 +1,40 @@
+"""The study-mix benchmark's arithmetic (ant.bench.study_mix.summarize) on constructed wall times: the mix
+speed-up weights per-size ratios by the study's time shares, and a packed variant's unpackable share counts at
+its unpacked twin's ratio."""
+
+import pytest
+
+from ant.bench.study_mix import MIXES, Mix, summarize, unpacked
+
+
+def _walls(per_run: dict[str, float], sizes, runs: int = 2) -> dict:
+    return {name: {s: [t] * runs for s in sizes} for name, t in per_run.items()}
+
+
+def test_mix_shares_sum_to_one_and_name_sizes_it_times():
+    for name, m in MIXES.items():
+        assert sum(m.time_shares.values()) + sum(m.unpackable.values()) == pytest.approx(1, abs=2e-3), name
+        assert set(m.unpackable) <= set(m.time_shares) == set(m.batch) == set(m.cut), name
+
+
+def test_packed_variant_counts_unpackable_share_at_its_unpacked_twin():
+    mix = Mix(32, 20, {"a": 4, "b": 8}, {"a": 0.3, "b": 0.5}, {"a": 1, "b": 1}, {"b": 0.2})
+    walls = _walls({"current": 10.0, "cheap-eval": 8.0, "cheap-eval+packed": 4.0}, ["a", "b"])
+    res = summarize(walls, {n: {} for n in walls}, 2, mix)
+    by = {v["name"]: v for v in res["variants"]}
+    assert by["current"]["speedup_mix"] == pytest.approx(1.0)
+    assert by["cheap-eval"]["speedup_mix"] == pytest.approx(1.25, abs=1e-3)
+    # packed: 80 % of the time at 2.5x, the unpackable 20 % at cheap-eval's 1.25x
+    assert by["cheap-eval+packed"]["speedup_mix"] == pytest.approx(1 / (0.8 / 2.5 + 0.2 / 1.25), abs=1e-3)
+    assert unpacked("cheap-eval+packed") == "cheap-eval"
+
+
+def test_per_size_ratios_are_weighted_by_time_share_not_averaged():
+    mix = MIXES["v1"]
+    sizes = list(mix.time_shares)
+    walls = {"current": {s: [10.0] for s in sizes}, "x": {s: [5.0 if s == "tiny0" else 10.0] for s in sizes}}
+    res = summarize(walls, {"current": {}, "x": {}}, 1, mix)
+    x = res["variants"][1]
+    assert x["ratio_by_size"]["tiny0"] == pytest.approx(2.0)
+    # tiny0 holds 3 % of the study's time: halving it gains 1.5 %, not the 1.25x a plain mean of ratios would say
+    assert x["speedup_mix"] == pytest.approx(1 / (0.97 + 0.03 / 2), abs=1e-3)
