@@ -8,9 +8,9 @@ STAMP    := $(VENV)/.installed
 ANT      := $(BIN)/ant
 RESULTS  ?= results
 SLURM    := scripts/slurm_local.sh
-# Corpus, tokenizers and token files in this checkout's .cache/ant (a plain `ant` uses ~/.cache/ant): CI and the
-# tests stay self-contained; `ANT_CACHE=~/.cache/ant make ...` shares one cache between checkouts.
-export ANT_CACHE ?= $(CURDIR)/.cache/ant
+# Corpus, tokenizers and token files go where a plain `ant` reads them (ant.data.cache_dir_of: $ANT_CACHE, else
+# $XDG_CACHE_HOME/ant, i.e. ~/.cache/ant), so that `make data` builds what `ant train configs/example.yaml` then
+# reuses; `ANT_CACHE=$PWD/.cache/ant make ...` keeps a cache of the checkout's own (.ci/run does, for a fresh build).
 
 .PHONY: install data test test-fast lint sweep-small sweep-gpu gpu-check fit-laws figures report bench slurm-start slurm-stop clean \
 	study study-plan study-report calibrate bench-study
@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 data: install
 	$(ANT) data prepare --fetch-fallback
 	$(ANT) data prepare --tokenizer gpt2 -q
+	@echo "make data: built in $$($(BIN)/python -c 'from ant.config import DataConfig; from ant.data import cache_dir_of; print(cache_dir_of(DataConfig()))') (ANT_CACHE=DIR to move it)"
 
 # Every download happens in the set-up above (install, data, slurm-start); the tests themselves run with the
 # package registries unreachable (proxies pointing at a closed port), which proves they need no network.

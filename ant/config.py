@@ -6,10 +6,17 @@ Life cycle:
     cfg = ant.recipe.resolve(cfg, vocab_size)        # fill every `None`/"auto" from the paper's recipe; validates
     cfg.run_id()                                      # readable prefix + hash of the resolved config
 
-This module sits just above the primitives: it imports nothing of `ant` but errors and the decoder (ant.decode),
-and no torch, so anything may read a config. What depends on the model or the data (parameter count, the
+This module sits just above the primitives: it imports nothing of `ant` but errors, the decoder (ant.decode) and
+ant.identity, archs and schedules (the registries some vocabularies are read from), and no torch, so anything may
+read a config. What depends on the model or the data (parameter count, the
 optimiser recipe, beta2 below 100M, warm-up, derived steps and intervals) lives in ant.recipe;
 config knows nothing of it (no upward import).
+
+Run identity is declared on the fields (ant.identity.meta): `identity=False` for a field that cannot change the
+result (threads, loggers, where files go), `when=` for one that matters only beside another value (the wsd decay
+fields), and `since=DATE` for every field added after run ids were first committed: such a field, with a default
+that reproduces the old behaviour, enters the run id only when a run sets it to something else, so adding it
+renames no existing run folder. A new field needs one of the two (tests/test_identity.py fails otherwise).
 
 Each section owns its rules (`validate()` per class); closed sets of values are `Literal` types, and the checks
 read the allowed values from them, so each vocabulary is written once. Decoding (ant.decode) is hand-written; its
@@ -20,8 +27,6 @@ ConfigError naming the field and the allowed values (exit code 2 at the CLI), be
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -30,10 +35,11 @@ from typing import Any, Literal
 
 import yaml
 
-from ant import archs, schedules
+from ant import archs, identity, schedules
 from ant import decode as decoder
 from ant.decode import build, check_choices, check_int, field_names, parse_assignment
 from ant.errors import ConfigError, check_choice, check_range, read_user_file
+from ant.identity import meta
 
 # Vocabularies that registries own are read from them (a new architecture or schedule is one row or function there):
 # Literal[<tuple>] at run time, as the decoder and check_choices read it.
@@ -115,12 +121,12 @@ class DataConfig:
     val_tokens: int = 131072
     # Where corpora, tokenizers and token files are cached (relative paths: to the working dir). None: $ANT_CACHE,
     # else $XDG_CACHE_HOME/ant, else ~/.cache/ant, so that checkouts share one corpus (ant.data.cache_dir_of).
-    cache_dir: str | None = None
+    cache_dir: str | None = meta(None, identity=False, family_free=True)
     # Streamed corpora (hf:NAME): stop after this many tokens (None: the whole corpus). Changes the data, so it
     # is part of the run id.
-    max_tokens: int | None = None
+    max_tokens: int | None = meta(None, since="2026-11-29")
     # Processes that tokenise the corpus in parallel (the token files are the same for any count): not in the id.
-    num_proc: int = 1
+    num_proc: int = meta(1, identity=False)
 
     def validate(self) -> None:
         tok = self.tokenizer
@@ -162,13 +168,13 @@ class OptimConfig:
     # with decay_shape; the warm-up is warmup_steps, an absolute count so that wsd runs differing only in their
     # budget share every step before the shorter one's decay (None -> warmup_frac x steps; a grid's `budgets:`
     # family sets it from its smallest budget). warmup_steps, when given, overrides warmup_frac for any schedule.
-    decay_frac: float = 0.2
-    decay_shape: DecayShape = "1-sqrt"
-    warmup_steps: int | None = None
+    decay_frac: float = meta(0.2, when={"optim.schedule": "wsd"})
+    decay_shape: DecayShape = meta("1-sqrt", when={"optim.schedule": "wsd"})
+    warmup_steps: int | None = meta(None, since="2026-11-29")
     grad_clip: float = 1.0  # 0 disables clipping
     # Keyword arguments of a torch.optim optimizer chosen by class name ({momentum: 0.9} for SGD); empty for adam
-    # and adamw, whose arguments are the fields above. Left out of the run id while empty.
-    optimizer_args: dict[str, Any] = field(default_factory=dict)
+    # and adamw, whose arguments are the fields above. In the run id only when set (since=, ant.identity).
+    optimizer_args: dict[str, Any] = meta(default_factory=dict, since="2026-12-07")
 
     def validate(self) -> None:
         check_choices(self, "optim")
@@ -191,12 +197,12 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     # The token budget is the unit: give exactly one of tokens / tokens_per_param. Steps are derived from it.
-    tokens: int | None = None
-    tokens_per_param: float | None = None
+    tokens: int | None = meta(None, family_free=True)
+    tokens_per_param: float | None = meta(None, family_free=True)
     batch_size: int = 16  # sequences per optimizer step
     # Sequences per forward/backward pass (gradient accumulation over batch_size / micro_batch_size passes, also
     # the evaluation batch); 0 -> the whole batch. A memory setting, not part of the run id.
-    micro_batch_size: int = 0
+    micro_batch_size: int = meta(0, identity=False)
     seed: int = 0
     device: Device = "auto"
     precision: Precision = "auto"  # auto -> bf16-mixed on cuda, 32 on cpu
@@ -205,33 +211,36 @@ class TrainConfig:
     # (ant.train.compiled): "auto" -> when the run is long enough to repay the warm-up. train.compile keeps its
     # resolved value (it is part of the run id; "true" compiles anywhere). The result is the same up to float
     # summation order: not part of the run id.
-    cpu_compile: Compile = "auto"
+    cpu_compile: Compile = meta("auto", identity=False)
     eval_interval: int = 0  # steps between validations; 0 -> about steps / 20 (the spacing below thins them)
     # Evaluation (ant.train.evaluation): measurement settings, not part of the run id; the final val loss is the
     # same (up to float summation order) whatever they are. The intermediate evaluations (step 0 and the chosen
     # multiples of eval_interval) use eval_tokens of the validation windows (default all; a subset is evenly spread),
     # the final one all of them. "log": the multiples k = round(sqrt(2)^j) (1, 2, 3, 4, 6, 8, 11, 16, 23 ...),
     # dense where the curve moves on its log-tokens axes, 10 evaluations at the default interval; "every": each.
-    eval_spacing: EvalSpacing = "log"
-    eval_tokens: int = 0  # intermediate evaluations' tokens; 0 -> all of data.val_tokens (no subset)
-    eval_batch_size: int = 0  # sequences per validation forward; 0 -> 16 on cpu (measured), the micro-batch on cuda
-    log_interval: int = 10  # steps between train-loss rows in metrics.parquet
+    eval_spacing: EvalSpacing = meta("log", identity=False)
+    # eval_tokens: intermediate evaluations' tokens; 0 -> all of data.val_tokens (no subset). eval_batch_size:
+    # sequences per validation forward; 0 -> 16 on cpu (measured), the micro-batch on cuda.
+    eval_tokens: int = meta(0, identity=False)
+    eval_batch_size: int = meta(0, identity=False)
+    log_interval: int = meta(10, identity=False)  # steps between train-loss rows in metrics.parquet
     diag_interval: int = 0  # steps between residual-norm / alpha diagnostics; 0 -> about 5 per run
-    ckpt_interval: int = 0  # steps between checkpoints; 0 -> 3 per run (a stop request also saves one)
+    # steps between checkpoints; 0 -> 3 per run (a stop request also saves one)
+    ckpt_interval: int = meta(0, identity=False, family_free=True)
     divergence_factor: float = 3.0  # diverged if the smoothed loss exceeds factor x its running minimum
-    num_threads: int = 0  # torch CPU threads; 0 -> torch's default
+    num_threads: int = meta(0, identity=False, family_free=True)  # torch CPU threads; 0 -> torch's default
     # Log the gradient noise scale (gns_* columns; ant.train.noise_scale) from the micro-batch gradients: needs
     # micro_batch_size < batch_size. Measurement only, the training result is the same: not part of the run id.
-    noise_scale: bool = False
+    noise_scale: bool = meta(False, identity=False)
     # Where the rows of metrics.parquet are also sent: Lightning's own loggers (csv, tensorboard, wandb, mlflow).
     # Watching a run does not change it: not part of the run id.
-    loggers: list[Logger] = field(default_factory=lambda: ["csv"])
+    loggers: list[Logger] = meta(default_factory=lambda: ["csv"], identity=False)
     # Data-parallel training (issue 15): processes per node (GPUs, or CPU processes with gloo), nodes, and the
     # Lightning strategy. The global batch is train.batch_size whatever the device count, so a run's result does
     # not depend on them (beyond reduction order): not part of the run id.
-    devices: int = 1
-    num_nodes: int = 1
-    strategy: Strategy = "auto"
+    devices: int = meta(1, identity=False)
+    num_nodes: int = meta(1, identity=False)
+    strategy: Strategy = meta("auto", identity=False)
 
     def validate(self) -> None:
         if (self.tokens is None) == (self.tokens_per_param is None):
@@ -271,10 +280,10 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out_dir: str = "results/runs"
+    out_dir: str = meta("results/runs", identity=False, family_free=True)
     # Filled by resolve(): parameter count and derived step count, kept in config.yaml for readers.
     num_params: int | None = None
-    steps: int | None = None
+    steps: int | None = meta(None, family_free=True)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -314,40 +323,10 @@ class RunConfig:
 
     # ------------------------------------------------------------------ identity
     def run_id(self) -> str:
-        """Readable prefix + hash of the resolved config, minus fields that do not change the result."""
+        """Readable prefix + hash of the resolved config's identity fields (ant.identity: declared on each field)."""
         if not self.is_resolved:
             raise ValueError("run_id() needs a resolved config (call ant.recipe.resolve(cfg) first)")
-        d = self.to_dict()
-        d.pop("out_dir")
-        for k in (
-            "log_interval",
-            "ckpt_interval",
-            "num_threads",
-            "micro_batch_size",
-            "eval_spacing",
-            "eval_tokens",
-            "eval_batch_size",
-            "cpu_compile",
-            "noise_scale",
-            "loggers",
-            "devices",
-            "num_nodes",
-            "strategy",
-        ):
-            d["train"].pop(k)
-        d["data"].pop("cache_dir")
-        d["data"].pop("num_proc")
-        if d["data"]["max_tokens"] is None:  # run ids from before the field existed stay the same
-            d["data"].pop("max_tokens")
-        # the wsd fields change nothing for other schedules: left out, run ids from before them stay the same
-        if d["optim"]["schedule"] != "wsd":
-            d["optim"].pop("decay_frac")
-            d["optim"].pop("decay_shape")
-        if d["optim"]["warmup_steps"] is None:
-            d["optim"].pop("warmup_steps")
-        if not d["optim"]["optimizer_args"]:  # run ids from before the field existed stay the same
-            d["optim"].pop("optimizer_args")
-        digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        digest = identity.digest(self)  # the fields' own metadata decide (ant.identity)
         m, t = self.model, self.train
         return f"{m.arch}-{m.size}-{_short(t.tokens)}tok-b{t.batch_size}-lr{self.optim.lr:.2g}-s{t.seed}-{digest}"
 

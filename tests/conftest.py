@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# The tests use this checkout's cache (.cache/ant, which `make data` fills: the Makefile exports the same
-# ANT_CACHE), not the user's ~/.cache/ant default; subprocesses inherit it. Set before any test builds data.
-os.environ.setdefault("ANT_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "ant"))
+# The tests read the cache that `make data` fills: the one default location (ant.data.cache_dir_of: $ANT_CACHE,
+# else ~/.cache/ant), which subprocesses inherit through the same environment.
 
 # TorchInductor's cache (compiled kernels, FX graphs) outlives a CI run in the user's cache, not the fresh clone:
 # its keys hold the torch version and the generated source, so a hit is the same kernel. The fusion test counts

@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
 import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ant.errors import ConfigError
@@ -26,6 +24,7 @@ from ant.fsio import atomic_write_text
 from ant.laws.collect import completed, load
 from ant.laws.comparable import check_comparable, select
 from ant.laws.plotting import save_figure
+from ant.runfolder import jsonable  # re-exported: analysis modules import it from here
 
 
 def default_results() -> str:
@@ -161,25 +160,6 @@ class Context:
     def save_figure(self, fig, name: str) -> None:
         for p in save_figure(fig, self.figures, name):
             print(f"wrote {p}")
-
-
-def jsonable(o):
-    """numpy / pandas scalars -> Python; NaN and inf -> None (strict JSON)."""
-    if isinstance(o, dict):
-        return {str(k): jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return jsonable(o.tolist())
-    if isinstance(o, (np.bool_, bool)):
-        return bool(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        return float(o) if math.isfinite(o) else None
-    if o is pd.NA or o is pd.NaT:
-        return None
-    return o
 
 
 @one_line_errors

@@ -13,8 +13,26 @@ stream.py for corpora larger than memory (hf:...). The cache is data.cache_dir, 
 $XDG_CACHE_HOME/ant (~/.cache/ant): cache_dir_of.
 """
 
-from ant.data.sampler import TrainSampler, ValBatches, val_batches
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ant.data.tokens import TokenData, cache_dir_of, load_tokens, split_documents, tokenizer_vocab_size
+
+if TYPE_CHECKING:
+    from ant.data.sampler import TrainSampler, ValBatches, val_batches
+
+# The sampler makes torch tensors; importing torch costs ~1 s, which the planner, `ant data` and `ant sweep
+# --dry-run` never need. Its names load on first use (PEP 562), so `import ant.data` imports no torch.
+_LAZY = {"TrainSampler": "ant.data.sampler", "ValBatches": "ant.data.sampler", "val_batches": "ant.data.sampler"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ant.data' has no attribute {name!r}")
+
 
 __all__ = [
     "TokenData",

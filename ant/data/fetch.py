@@ -7,7 +7,6 @@ site-packages, and a .deb's files are read straight from `dpkg-deb --fsys-tarfil
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from ant.errors import ConfigError
 from ant.fsio import file_lock
+from ant.runfolder import sha256_file  # re-exported: the data layer's callers import it from here
 
 
 def log(progress: bool, msg: str) -> None:
@@ -104,14 +104,6 @@ def archive_files(path: Path, prefixes: tuple[str, ...]) -> dict[str, bytes]:
     if not out:
         raise ValueError(f"{path.name}: none of {prefixes} found")
     return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_lock(cache_dir: Path):

@@ -73,8 +73,8 @@ class TokenData:
 def cache_dir_of(cfg: DataConfig) -> Path:
     """Where `cfg`'s corpora, tokenizers and token files live: data.cache_dir when set, else $ANT_CACHE, else the
     XDG user cache ($XDG_CACHE_HOME/ant, by default ~/.cache/ant). A per-user default rather than one per
-    checkout, so that two checkouts (or a pip-installed `ant`) share one built corpus; the Makefile and the tests
-    point ANT_CACHE at the checkout's .cache/ant to stay self-contained."""
+    checkout, so that two checkouts (or a pip-installed `ant`) share one built corpus; `make` and the tests use
+    the same default, and .ci/run points ANT_CACHE at the fresh clone's .cache/ant to build everything anew."""
     if cfg.cache_dir:
         return Path(cfg.cache_dir)
     if os.environ.get("ANT_CACHE"):

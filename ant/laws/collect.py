@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ant import fsio
+from ant import fsio, runfolder
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.laws.collect_curves import (  # noqa: F401 (CURVE_KEYS: public here)
@@ -91,7 +91,7 @@ def _load_config(path: Path) -> RunConfig:
 
 
 def _read_row(run_dir: Path) -> dict:
-    cfg_path = run_dir / "config.yaml"
+    cfg_path = run_dir / runfolder.CONFIG
     if not cfg_path.is_file():
         raise ValueError("no config.yaml")
     try:
@@ -114,7 +114,7 @@ def _read_row(run_dir: Path) -> dict:
         seed=t.seed,
         status="missing_summary",
     )
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / runfolder.SUMMARY
     if summary_path.is_file():
         try:
             summary = json.loads(summary_path.read_text())
@@ -157,7 +157,7 @@ def _check_summary(summary) -> None:
 def _env_commit(run_dir: Path) -> dict:
     """git_commit and git_dirty of the run's last start: env.json is a list with one entry per start (ant.train)."""
     try:
-        entries = json.loads((run_dir / "env.json").read_bytes())
+        entries = json.loads((run_dir / runfolder.ENV).read_bytes())
     except (OSError, ValueError):
         return {}
     last = entries[-1] if isinstance(entries, list) and entries and isinstance(entries[-1], dict) else {}
@@ -170,7 +170,7 @@ def _missing(v) -> bool:
 
 MANIFEST = "collect_manifest.json"  # beside runs.parquet: what the last collect read (module docstring)
 MANIFEST_VERSION = 3  # 2: env.json joined the run files whose signatures are kept; 3: curves' lr is the scheduled LR
-RUN_FILES = ("config.yaml", "summary.json", "metrics.parquet", "env.json")
+RUN_FILES = runfolder.FILES
 CHUNK_ROWS = 250_000  # curves.parquet is written this many rows at a time (atomic_parquet)
 
 
@@ -309,7 +309,7 @@ def load(results_dir: str | Path = "results", check=None) -> tuple[pd.DataFrame,
     folder shipped without its runs). `check`: as in collect."""
     results_dir = Path(results_dir)
     rdir = runs_dir(results_dir)
-    if rdir.is_dir() and any((p / "config.yaml").is_file() for p in rdir.iterdir()):
+    if rdir.is_dir() and any((p / runfolder.CONFIG).is_file() for p in rdir.iterdir()):
         return collect(results_dir, check=check)
     rp, cp = results_dir / "runs.parquet", results_dir / "curves.parquet"
     runs = pd.read_parquet(rp) if rp.is_file() else pd.DataFrame()

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ant import runfolder
 from ant.schedules import Span, lr_factor, wsd_decay_steps
 
 # Columns the curves table carries from its run, so a curve can be grouped without a join.
@@ -66,7 +67,7 @@ def _num(v, default: float = math.nan) -> float:
 def read_curve(run_dir: Path, row: dict) -> tuple[pd.DataFrame | None, str | None]:
     """The run's curve (None without metrics.parquet), and a warning when the file is unreadable."""
     curve = None
-    metrics_path = run_dir / "metrics.parquet"
+    metrics_path = run_dir / runfolder.METRICS
     if metrics_path.is_file():
         try:
             curve = pd.read_parquet(metrics_path)
@@ -94,7 +95,7 @@ def probe(run_dir: Path, row: dict):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = run_dir / "metrics.parquet"
+    path = run_dir / runfolder.METRICS
     if not path.is_file():
         return None, None, None, None
     try:

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ant.laws.fits import FitError, PowerLawFit, fit_power_law
+from ant.runfolder import jsonable as json_safe  # the one NaN-safe JSON cleaner; fits' JSON is strict too
 
 LEVEL = 0.95  # the paper's Table J.1 intervals
 MAX_CI_WIDTH = 0.4  # widest exponent CI (hi - lo) still reported as a result
@@ -66,21 +67,6 @@ def exponent_reasons(name: str, est: Estimate, max_ci_width: float = MAX_CI_WIDT
     if hi - lo > max_ci_width:
         out.append(f"{name} CI is {hi - lo:.2g} wide (limit {max_ci_width:g})")
     return out
-
-
-def json_safe(o):
-    """numpy scalars/arrays -> Python, NaN/inf -> None, tuples -> lists: what json.dumps(allow_nan=False) takes."""
-    if isinstance(o, dict):
-        return {str(k): json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in o]
-    if isinstance(o, (bool, np.bool_)):
-        return bool(o)
-    if isinstance(o, (int, np.integer)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        return float(o) if math.isfinite(o) else None
-    return o
 
 
 def _est(fit: PowerLawFit | None) -> Estimate:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ant.laws.fits import FitError
+from ant.runfolder import jsonable as _finite  # JSON-safe scalar: NaN / inf -> None, numpy -> Python
 
 OK, LOWER, UPPER = "ok", "lower bound", "upper bound"
 EXTRAPOLATED, NOT_DETERMINED = "extrapolated", "not determined"
@@ -123,17 +124,6 @@ def _geomean(r: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- result
-def _finite(v):
-    """JSON-safe scalar: NaN / inf -> None, numpy -> Python."""
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    return v
-
-
 @dataclass
 class Estimate:
     """One estimator's summary over the candidate budgets (see the module docstring)."""

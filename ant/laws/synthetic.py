@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ant import runfolder
 from ant.config import RunConfig
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet
@@ -138,9 +139,9 @@ def write_run(
         "finished_at": "2026-01-01T00:00:00Z",
         "error": None,
     }
-    atomic_write_text(rdir / "config.yaml", cfg.to_yaml())
-    atomic_parquet(pd.DataFrame(m), rdir / "metrics.parquet")
-    atomic_write_text(rdir / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_text(rdir / runfolder.CONFIG, cfg.to_yaml())
+    atomic_parquet(pd.DataFrame(m), rdir / runfolder.METRICS)
+    atomic_write_text(rdir / runfolder.SUMMARY, json.dumps(summary, indent=1))
     return rdir
 
 

@@ -12,7 +12,6 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from ant.data import TrainSampler, val_batches
 from ant.errors import ConfigError
 
 # Longer than a week for one run is almost always a typo in a budget (train.tokens=1e13 on a CPU); a flag raises
@@ -29,6 +28,9 @@ def check_against_data(cfgs: list, data: dict[str, Any]) -> None:
     """For every run, what needs the token data (`data`: data_key -> TokenData): the vocabulary, a batch that
     fits the training split, a window that fits at all. The device is left to the worker: a SLURM login node
     may have no GPU for a cuda run."""
+    # late: the sampler imports torch, which `ant sweep --dry-run` (this module's other reader) never needs
+    from ant.data import TrainSampler, val_batches
+
     for cfg in cfgs:
         tokens = data[data_key(cfg)]
         if cfg.model.vocab_size < tokens.vocab_size:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ant import recipe
+from ant import recipe, runfolder
 from ant.config import RunConfig
 from ant.decode import build, check_int
 from ant.errors import ConfigError, check_choice
@@ -162,8 +162,7 @@ def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[s
     """The packed worker: each run's sweep lock, then ant.train.packed_run.train_packed over the runs still to
     do. A run locked elsewhere is reported "locked", a finished one "skipped"; one with single-run checkpoints
     (started alone before) resumes alone through run_one after the pack."""
-    from ant.train import io  # late: ant.train loads torch, which planning and --status never need
-    from ant.train.packed_run import train_packed  # late: as above
+    from ant.train.packed_run import train_packed  # late: ant.train loads torch, which planning and --status never need
 
     cfgs = [RunConfig.from_dict(d) for d in cfg_dicts]
     results: list[dict[str, Any]] = []
@@ -178,7 +177,7 @@ def run_packed(cfg_dicts: list[dict[str, Any]], threads: int = 0) -> list[dict[s
             state = run_state(cfg.run_dir())
             if state in FINISHED:
                 results.append({"run_id": cfg.run_id(), "status": "skipped", "state": state})
-            elif io.list_checkpoints(cfg.run_dir() / "checkpoints"):
+            elif runfolder.list_checkpoints(cfg.run_dir() / runfolder.CHECKPOINTS):
                 alone.append(cfg)
             else:
                 if threads:
@@ -225,7 +224,7 @@ def work_units(todo: list[RunConfig], all_cfgs: list[RunConfig] | None = None) -
 
 def run_state(run_dir: Path) -> str | None:
     """The status in summary.json, 'started' for a folder without one, None for no folder."""
-    s = Path(run_dir) / "summary.json"
+    s = Path(run_dir) / runfolder.SUMMARY
     if s.is_file():
         try:
             return json.loads(s.read_text()).get("status")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ant import runfolder
 from ant.archs import arch as arch_row
 from ant.errors import ConfigError
 from ant.laws.collect import collect
@@ -149,11 +150,11 @@ class Writer:
             return
         d = cfg.run_dir()
         d.mkdir(parents=True)
-        (d / "checkpoints").mkdir()
-        (d / "config.yaml").write_text(yaml.dump(cfg.to_dict(), Dumper=_DUMPER, sort_keys=False))
+        (d / runfolder.CHECKPOINTS).mkdir()
+        (d / runfolder.CONFIG).write_text(yaml.dump(cfg.to_dict(), Dumper=_DUMPER, sort_keys=False))
         m, t = cfg.model, cfg.train
         rows = {"done": ROWS, "diverged": ROWS // 3}.get(state, ROWS // 2)
-        (d / "metrics.parquet").write_bytes(self.metrics(m.arch, _layers(m.size), rows))
+        (d / runfolder.METRICS).write_bytes(self.metrics(m.arch, _layers(m.size), rows))
         run_id = cfg.run_id()
         locks = lock_dir(cfg.out_dir)
         record_attempt(locks, run_id, event="start", job_id=None, resumed=False)
@@ -178,7 +179,7 @@ class Writer:
             "interrupted": False, "data_fingerprint": "0" * 64, "branched_from": None, "branch_step": None,
             "resumed_from_step": None, "trained_steps": cfg.steps, "trained_tokens": tokens,
         }  # fmt: skip
-        (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (d / runfolder.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         record_attempt(locks, run_id, event="end", job_id=None, status=status, wall_s=40.0)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ant import runfolder
 from ant.config import RunConfig
 from ant.sweep.locks import is_locked, lock_dir, read_attempts
 from ant.sweep.progress import live
@@ -103,7 +104,7 @@ class FolderScan:
                 continue
             self.folders.add(entry.name)
             try:
-                with open(os.path.join(entry.path, "summary.json"), "rb") as f:
+                with open(os.path.join(entry.path, runfolder.SUMMARY), "rb") as f:
                     summary = json.loads(f.read())
             except (OSError, ValueError):  # none yet, being written, or not JSON: the folder has no summary
                 continue
@@ -280,9 +281,9 @@ def run_state(cfg: RunConfig, jobs: dict[str, dict[str, str]] | None = None) -> 
     run_dir = cfg.run_dir()
     locks = lock_dir(cfg.out_dir)
     summary = None
-    if (run_dir / "summary.json").is_file():
+    if (run_dir / runfolder.SUMMARY).is_file():
         try:
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = json.loads((run_dir / runfolder.SUMMARY).read_text())
         except (OSError, json.JSONDecodeError):
             summary = None
     return _state(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ant import runfolder
 from ant.sweep.fmt import fmt_num, fmt_time
 
 LIVE_COLUMNS = ("step", "tokens", "val_loss", "tokens_per_s")
@@ -40,7 +41,7 @@ def last_metrics(run_dir: Path, now: float | None = None) -> Live | None:
     there is no readable file (not written yet, or not a parquet file)."""
     import pyarrow.parquet as pq
 
-    path = run_dir / "metrics.parquet"
+    path = run_dir / runfolder.METRICS
     try:
         mtime = os.stat(path).st_mtime
         f = pq.ParquetFile(path)
@@ -82,7 +83,7 @@ def from_summary(summary: dict[str, Any], now: float | None = None, mtime: float
 def env_commit(run_dir: Path) -> str | None:
     """The commit of the run's last start (env.json's last entry), "+" appended for a dirty tree; None without."""
     try:
-        entries = json.loads((run_dir / "env.json").read_bytes())
+        entries = json.loads((run_dir / runfolder.ENV).read_bytes())
     except (OSError, ValueError):
         return None
     last = entries[-1] if isinstance(entries, list) and entries else None
@@ -102,7 +103,7 @@ def live(run_dir: Path, summary: dict[str, Any] | None, finished: bool, now: flo
         mtime = None
         if not finished:
             try:
-                mtime = os.stat(run_dir / "summary.json").st_mtime
+                mtime = os.stat(run_dir / runfolder.SUMMARY).st_mtime
             except OSError:
                 mtime = None
         out = from_summary(summary, now, mtime)

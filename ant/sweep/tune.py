@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from ant import recipe
+from ant import recipe, runfolder
 from ant.config import RunConfig
 from ant.decode import build, check_int
 from ant.errors import ConfigError
@@ -196,7 +196,7 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
     import json
 
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        return json.loads((run_dir / runfolder.SUMMARY).read_text())
     except (OSError, ValueError):
         return {}
 

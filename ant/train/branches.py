@@ -34,20 +34,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ant import recipe
+from ant import identity, recipe, runfolder
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.schedules import decay_start
 from ant.train import io
 
-BRANCH_FILE = "branch.json"  # in a branch's run folder: the trunk and step it was seeded from
-KEEP_FILE = "branch_points.json"  # in a trunk's run folder: the steps whose checkpoints are kept
+BRANCH_FILE = runfolder.BRANCH  # in a branch's run folder: the trunk and step it was seeded from
+KEEP_FILE = runfolder.BRANCH_POINTS  # in a trunk's run folder: the steps whose checkpoints are kept
 KEEP_DIR = "keep"  # under checkpoints/: never pruned
 # Fields that may differ inside a family: the budget and what follows from it, and settings that never change
 # the result (where files go, how often to checkpoint, CPU threads). Everything else must be equal, including
 # the log/eval intervals (they shape the metrics table) and micro_batch_size (it changes float summation order).
-FREE_FIELDS = ("out_dir", "steps", "train.tokens", "train.tokens_per_param", "train.ckpt_interval",
-               "train.num_threads", "data.cache_dir")  # fmt: skip
+# Declared on the fields themselves (family_free=True in ant.config).
+FREE_FIELDS = identity.fields_where(RunConfig, identity.FAMILY_FREE)
 
 
 # ---------------------------------------------------------------------- families
@@ -148,21 +148,21 @@ def seed_branch(cfg: RunConfig, trunk: RunConfig, data=None) -> int | None:
     run_dir, trunk_dir = cfg.run_dir(), trunk.run_dir()
     if run_dir.resolve() == trunk_dir.resolve():
         return None
-    if io.read_json(run_dir / "summary.json") or io.newest_valid_checkpoint(run_dir / "checkpoints"):
+    if runfolder.read_summary(run_dir) or io.newest_valid_checkpoint(run_dir / runfolder.CHECKPOINTS):
         return None  # started already: the ordinary resume continues it
     step = decay_start(cfg.optim, cfg.steps)
-    src = io.ckpt_path(trunk_dir / "checkpoints" / KEEP_DIR, step)
+    src = io.ckpt_path(trunk_dir / runfolder.CHECKPOINTS / KEEP_DIR, step)
     if not io.is_valid(src):
         return None
-    before = (io.read_json(trunk_dir / "summary.json") or {}).get("data_fingerprint")
+    before = (runfolder.read_summary(trunk_dir) or {}).get("data_fingerprint")
     now = getattr(data, "fingerprint", None)
     if before and now and before != now:
         msg = f"the trunk {trunk.run_id()} was trained on token data {before[:12]}, but the data now resolves to "
         raise ConfigError("data.corpus", msg + f"{now[:12]}; a branch must continue on the same tokens")
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / runfolder.CHECKPOINTS
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.yaml").exists():
-        io.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    if not (run_dir / runfolder.CONFIG).exists():
+        io.atomic_write_text(run_dir / runfolder.CONFIG, cfg.to_yaml())
     io.write_json(run_dir / BRANCH_FILE, {"trunk_run_id": trunk.run_id(), "step": step, "trunk_dir": str(trunk_dir),
                                           "checkpoint_sha256": io.sha256_file(src)})  # fmt: skip
     dst = io.ckpt_path(ckpt_dir, step)

@@ -30,7 +30,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from tqdm.auto import tqdm
 
-from ant import perf
+from ant import perf, runfolder
 from ant.config import RunConfig
 from ant.optimizers import current_lr
 from ant.train import distributed, io
@@ -295,7 +295,8 @@ class RunCheckpoint(Checkpoint):
 
     def __init__(self, run_dir: Path, cfg: RunConfig, on_saved: Callable[[int], Any],
                  stop_requested: Callable[[], bool], keep: list[int] | None = None):  # fmt: skip
-        self.dir, self.keep_dir = Path(run_dir) / "checkpoints", Path(run_dir) / "checkpoints" / KEEP_DIR
+        self.dir = Path(run_dir) / runfolder.CHECKPOINTS
+        self.keep_dir = self.dir / KEEP_DIR
         self.cfg, self.on_saved, self.stop_requested, self.keep = cfg, on_saved, stop_requested, set(keep or [])
 
     def state_dict(self) -> dict[str, Any]:
@@ -395,7 +396,7 @@ def make_loggers(names: list[str], run_dir: Path, run_id: str) -> list:
 
     from lightning.pytorch import loggers as pl
 
-    logs = Path(run_dir) / "logs"
+    logs = Path(run_dir) / runfolder.LOGS
     if "mlflow" in names:  # its SQLite file's folder must exist before MLflow opens it
         logs.mkdir(parents=True, exist_ok=True)
     made = {

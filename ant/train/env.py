@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 import ant
-from ant import fsio
+from ant import fsio, runfolder
 
-ENV_FILE = "env.json"
+ENV_FILE = runfolder.ENV
 
 
 def _git(*args: str) -> str | None:

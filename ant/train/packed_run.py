@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ant import fsio
+from ant import fsio, runfolder
 from ant.config import RunConfig
 from ant.data import TrainSampler
 from ant.errors import ConfigError
@@ -82,21 +82,21 @@ def train_packed(cfgs: list[RunConfig], *, progress: bool = True, handle_signals
         with contextlib.ExitStack() as locks:
             todo = []
             for m in members:
-                summary = io.read_json(m.run_dir / "summary.json")
+                summary = runfolder.read_summary(m.run_dir)
                 if summary and summary.get("status") in FINISHED:
                     m.result = RunResult(m.run_dir, summary)
                     continue
                 m.run_dir.mkdir(parents=True, exist_ok=True)
                 locks.enter_context(_run_lock(m.run_dir))
-                summary = io.read_json(m.run_dir / "summary.json")
+                summary = runfolder.read_summary(m.run_dir)
                 if summary and summary.get("status") in FINISHED:
                     m.result = RunResult(m.run_dir, summary)
                     continue
-                if io.list_checkpoints(m.run_dir / "checkpoints") or (m.run_dir / "branch.json").exists():
+                if io.list_checkpoints(m.run_dir / runfolder.CHECKPOINTS) or (m.run_dir / runfolder.BRANCH).exists():
                     raise ConfigError("packed", f"{m.run_dir} has single-run checkpoints or is a wsd branch; "
                                       "resume it alone (ant train)")  # fmt: skip
-                if not (m.run_dir / "config.yaml").exists():
-                    io.atomic_write_text(m.run_dir / "config.yaml", m.cfg.to_yaml())
+                if not (m.run_dir / runfolder.CONFIG).exists():
+                    io.atomic_write_text(m.run_dir / runfolder.CONFIG, m.cfg.to_yaml())
                 todo.append(m)
             if todo:
                 with _signals(handle_signals), _threads(todo[0].cfg.train.num_threads), _quiet_lightning():
@@ -217,7 +217,7 @@ def _measure(live, model, scratch, val, step: int, *, subset_for: list[int], ful
         elif k in subset_for:
             m.table.add(step, val_loss=sub[k], val_tokens=ValSets.tokens(val.subset))
         if k in full_for or k in subset_for:
-            m.table.write(m.run_dir / "metrics.parquet")
+            m.table.write(m.run_dir / runfolder.METRICS)
 
 
 @torch.no_grad()
@@ -248,11 +248,11 @@ def _diagnostics(model, x: torch.Tensor) -> dict[str, float]:
 def _write(m: Member, scratch, step: int, status: str, **extra: Any) -> dict[str, Any]:
     """summary.json (and metrics.parquet) as ant.train.run._RunState.write makes them."""
     if m.table.rows:
-        m.table.write(m.run_dir / "metrics.parquet")
+        m.table.write(m.run_dir / runfolder.METRICS)
     tokens_per_step = m.cfg.train.batch_size * m.cfg.data.seq_len
     cost = {"trained_steps": step, "trained_tokens": step * tokens_per_step}
     s = _summary(m.cfg, scratch, m.table, m.monitor, step, status, **m.base, **cost, **extra)
-    io.write_json(m.run_dir / "summary.json", s)
+    runfolder.write_summary(m.run_dir, s)
     return s
 
 
@@ -264,7 +264,7 @@ def _finish(m: Member, model, k: int, scratch, step: int, status: str) -> None:
 
 
 def _checkpoint(m: Member, model, opt: PackedAdam, k: int, step: int) -> None:
-    folder = m.run_dir / "checkpoints" / PACKED_DIR
+    folder = m.run_dir / runfolder.CHECKPOINTS / PACKED_DIR
     folder.mkdir(parents=True, exist_ok=True)
     state = {"run_id": m.cfg.run_id(), "config": m.cfg.to_dict(), "step": step, "model": unpack(model, k),
              "adam": opt.run_state(k), "monitor": m.monitor.state_dict()}  # fmt: skip
@@ -278,14 +278,14 @@ def _resume_step(members: list[Member]) -> int:
     """The newest step at which every member has a valid packed checkpoint (0: start every run afresh)."""
     common = None
     for m in members:
-        steps = {s for s, p in io.list_checkpoints(m.run_dir / "checkpoints" / PACKED_DIR) if io.is_valid(p)}
+        steps = {s for s, p in io.list_checkpoints(m.run_dir / runfolder.CHECKPOINTS / PACKED_DIR) if io.is_valid(p)}
         common = steps if common is None else common & steps
     return max(common) if common else 0
 
 
 def _load(members: list[Member], model, opt: PackedAdam, step: int) -> None:
     for k, m in enumerate(members):
-        state = torch.load(io.ckpt_path(m.run_dir / "checkpoints" / PACKED_DIR, step), weights_only=True)
+        state = torch.load(io.ckpt_path(m.run_dir / runfolder.CHECKPOINTS / PACKED_DIR, step), weights_only=True)
         if state["run_id"] != m.cfg.run_id():
             raise ConfigError("packed", f"{m.run_dir}: checkpoint of run {state['run_id']}, not {m.cfg.run_id()}")
         load_run_(model, k, state["model"])

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ant import fsio, perf, recipe
+from ant import fsio, perf, recipe, runfolder
 from ant.config import RunConfig
 from ant.data import TrainSampler, load_tokens, val_batches
 from ant.errors import ConfigError
@@ -53,7 +53,7 @@ from ant.train.env import record_start
 # SLURM executor's USR2, optuna pruning): a process-wide flag is what such a caller can reach. RunCheckpoint gets
 # only its `is_set`.
 STOP_REQUESTED = threading.Event()
-WEIGHTS = "weights.pt"
+WEIGHTS = runfolder.WEIGHTS
 LOGGER_PACKAGES = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
@@ -129,19 +129,19 @@ def train(
     resolved, data = prepare(cfg, progress=progress)
     rank = distributed.launch_rank(resolved.train)  # 0 on one device; rank 0 alone locks and writes the folder
     run_dir = resolved.run_dir()
-    summary = io.read_json(run_dir / "summary.json")
+    summary = runfolder.read_summary(run_dir)
     if summary and summary.get("status") in FINISHED:
         return RunResult(run_dir, summary)
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir) if rank == 0 else contextlib.nullcontext():
-        summary = io.read_json(run_dir / "summary.json")  # another process may have finished meanwhile
+        summary = runfolder.read_summary(run_dir)  # another process may have finished meanwhile
         if summary and summary.get("status") in FINISHED:
             return RunResult(run_dir, summary)
         _check_same_data(run_dir, summary, data)
         if keep_checkpoints_at and rank == 0:
             branches.add_keep_steps(run_dir, [s for s in keep_checkpoints_at if 0 < s < resolved.steps])
-        if rank == 0 and not (run_dir / "config.yaml").exists():
-            io.atomic_write_text(run_dir / "config.yaml", resolved.to_yaml())
+        if rank == 0 and not (run_dir / runfolder.CONFIG).exists():
+            io.atomic_write_text(run_dir / runfolder.CONFIG, resolved.to_yaml())
         try:
             with _signals(handle_signals), _threads(resolved.train.num_threads), _quiet_lightning():
                 return _fit(resolved, data, run_dir, progress, callbacks or [])
@@ -191,8 +191,8 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
     rank = distributed.rank(t)
     state = _RunState(cfg, run_dir, table, monitor, int(origin.get("step") or 0), base, writes=rank == 0)
     # an earlier attempt's skipped checkpoints stay on record when a later attempt finishes the run (issue 26)
-    skipped: list[str] = list((io.read_json(run_dir / "summary.json") or {}).get("skipped_checkpoints") or [])
-    found = io.newest_valid_checkpoint(run_dir / "checkpoints", skipped=skipped)
+    skipped: list[str] = list((runfolder.read_summary(run_dir) or {}).get("skipped_checkpoints") or [])
+    found = io.newest_valid_checkpoint(run_dir / runfolder.CHECKPOINTS, skipped=skipped)
     if skipped:
         base["skipped_checkpoints"] = list(dict.fromkeys(skipped))
     if rank == 0:
@@ -209,7 +209,7 @@ def _fit(cfg: RunConfig, data, run_dir: Path, progress: bool, extra_callbacks: l
         keep = branches.read_keep_steps(run_dir)
         callbacks = [
             monitor,
-            cb.Evaluator(cfg, table, val, run_dir / "metrics.parquet"),
+            cb.Evaluator(cfg, table, val, run_dir / runfolder.METRICS),
             cb.RunCheckpoint(run_dir, cfg, lambda step: state.write("running"), STOP_REQUESTED.is_set, keep),
         ]
         tty = sys.stdout.isatty()
@@ -282,13 +282,13 @@ class _RunState:
     def write(self, status: str, in_place: bool = False, **extra: Any) -> dict[str, Any]:
         step = self.trainer.global_step if self.trainer is not None else 0
         if self.table.rows and not in_place and self.writes:
-            self.table.write(self.run_dir / "metrics.parquet")
+            self.table.write(self.run_dir / runfolder.METRICS)
         trained = max(0, step - self.start)  # the cost of this run folder: a branch trains only its decay
         tokens_per_step = self.cfg.train.batch_size * self.cfg.data.seq_len
         cost = {"trained_steps": trained, "trained_tokens": trained * tokens_per_step}
         s = _summary(self.cfg, self.model, self.table, self.monitor, step, status, **self.base, **cost, **extra)
         if self.writes:
-            (io.write_json_in_place if in_place else io.write_json)(self.run_dir / "summary.json", s)
+            runfolder.write_summary(self.run_dir, s, in_place=in_place)
         return s
 
 

