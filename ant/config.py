@@ -7,9 +7,10 @@ Life cycle:
     cfg.run_id()                                      # readable prefix + hash of the resolved config
 
 This module sits just above the primitives: it imports nothing of `ant` but errors, the decoder (ant.decode) and
-ant.identity, and no torch, so anything may read a config. What depends on the model or the data (parameter count, the
+ant.identity, archs and schedules (the registries some vocabularies are read from), and no torch, so anything may
+read a config. What depends on the model or the data (parameter count, the
 optimiser recipe, beta2 below 100M, warm-up, derived steps and intervals) lives in ant.recipe;
-`RunConfig.resolve()` is a thin call into it.
+config knows nothing of it (no upward import).
 
 Run identity is declared on the fields (ant.identity.meta): `identity=False` for a field that cannot change the
 result (threads, loggers, where files go), `when=` for one that matters only beside another value (the wsd decay
@@ -34,13 +35,15 @@ from typing import Any, Literal
 
 import yaml
 
+from ant import archs, identity, schedules
 from ant import decode as decoder
-from ant import identity
 from ant.decode import build, check_choices, check_int, field_names, parse_assignment
 from ant.errors import ConfigError, check_choice, check_range, read_user_file
 from ant.identity import meta
 
-Arch = Literal["gpt", "gptplus", "ngpt", "angpt"]
+# Vocabularies that registries own are read from them (a new architecture or schedule is one row or function there):
+# Literal[<tuple>] at run time, as the decoder and check_choices read it.
+Arch = Literal[archs.ARCHS]  # type: ignore[valid-type]  # ant.archs.TABLE
 # The model ladder's rung names (ant.models.sizes.SIZES holds their shapes; tests/models/test_sizes.py checks
 # that the two agree): tiny CPU rungs, then the paper's Table F.1.
 Size = Literal[
@@ -48,9 +51,8 @@ Size = Literal[
     "32M", "62M", "125M", "250M", "0.5B", "1B",
 ]  # fmt: skip
 Tokenizer = Literal["bytes", "bpe", "gpt2"]
-Optimizer = Literal["auto", "adamw", "adam"]
-Schedule = Literal["cosine", "linear", "constant", "wsd"]
-DecayShape = Literal["1-sqrt", "linear"]  # of the wsd decay (ant.train.optim)
+Schedule = Literal[tuple(schedules.SCHEDULES)]  # type: ignore[valid-type]  # ant.schedules
+DecayShape = Literal[schedules.DECAY_SHAPES]  # type: ignore[valid-type]  # of the wsd decay (ant.schedules)
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "32", "bf16-mixed"]
 Compile = Literal["auto", "true", "false"]
@@ -150,8 +152,11 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float | None = None  # peak LR; None -> ant.recipe.DEFAULT_LR[arch]
-    optimizer: Optimizer = "auto"  # auto -> adamw for gpt/gptplus, adam for ngpt/angpt
+    lr: float | None = None  # peak LR; None -> the architecture's default_lr (ant.archs)
+    # auto -> the architecture's (ant.archs: adamw for gpt/gptplus, adam for ngpt/angpt); or any name of
+    # ant.optimizers: adam, adamw, or a torch.optim class ("SGD") with optimizer_args as its extra arguments.
+    # Checked by ant.recipe.resolve (the names of torch.optim need torch).
+    optimizer: str = "auto"
     beta1: float = 0.9
     beta2: float | None = None  # None -> 0.99 below 100M parameters, else 0.95
     eps: float = 1e-9
@@ -159,7 +164,7 @@ class OptimConfig:
     warmup_frac: float | None = None  # None -> 0.1 (gpt/gptplus), 0 (ngpt/angpt)
     schedule: Schedule = "cosine"
     final_lr_frac: float = 0.01  # the LR decays to final_lr_frac x peak
-    # wsd (warmup-stable-decay, ant.train.optim): the last decay_frac of the steps decay to final_lr_frac x peak
+    # wsd (warmup-stable-decay, ant.schedules): the last decay_frac of the steps decay to final_lr_frac x peak
     # with decay_shape; the warm-up is warmup_steps, an absolute count so that wsd runs differing only in their
     # budget share every step before the shorter one's decay (None -> warmup_frac x steps; a grid's `budgets:`
     # family sets it from its smallest budget). warmup_steps, when given, overrides warmup_frac for any schedule.
@@ -167,9 +172,19 @@ class OptimConfig:
     decay_shape: DecayShape = meta("1-sqrt", when={"optim.schedule": "wsd"})
     warmup_steps: int | None = meta(None, since="2026-11-29")
     grad_clip: float = 1.0  # 0 disables clipping
+    # Keyword arguments of a torch.optim optimizer chosen by class name ({momentum: 0.9} for SGD); empty for adam
+    # and adamw, whose arguments are the fields above. In the run id only when set (since=, ant.identity).
+    optimizer_args: dict[str, Any] = meta(default_factory=dict, since="2026-12-07")
 
     def validate(self) -> None:
         check_choices(self, "optim")
+        if not isinstance(self.optimizer, str) or not self.optimizer:
+            raise ConfigError("optim.optimizer", f"expected a name, got {self.optimizer!r}", "auto, adam, SGD, ...")
+        for k, v in self.optimizer_args.items():  # scalars only, as model.options
+            bad = isinstance(v, float) and not math.isfinite(v)
+            if bad or not isinstance(v, (int, float, str, bool, type(None))):
+                msg = f"expected a finite number, string or true/false, got {v!r}"[:200]
+                raise ConfigError(f"optim.optimizer_args.{k}", msg)
         _check_bounds(self, "optim")
         for name in ("beta1", "beta2"):  # [0, 1): beta = 1 never forgets
             v = getattr(self, name)
@@ -298,17 +313,9 @@ class RunConfig:
 
     # ------------------------------------------------------------------ resolution
     def validate(self) -> None:
-        """Checks that need no model or data; ant.recipe.resolve runs them and the model-dependent ones."""
+        """Checks that need no model or data; ant.recipe.resolve(cfg) runs them and the model-dependent ones."""
         for section in SECTIONS:
             getattr(self, section).validate()
-
-    def resolve(self, vocab_size: int | None = None) -> RunConfig:
-        """ant.recipe.resolve(self, vocab_size): a copy with every default filled in from the recipe."""
-        # Upward on purpose, and the only such import here: the recipe needs the model's parameter count (torch),
-        # config stays importable without it; kept because ~25 callers and the tests say cfg.resolve().
-        from ant import recipe
-
-        return recipe.resolve(self, vocab_size)
 
     @property
     def is_resolved(self) -> bool:
@@ -318,7 +325,7 @@ class RunConfig:
     def run_id(self) -> str:
         """Readable prefix + hash of the resolved config's identity fields (ant.identity: declared on each field)."""
         if not self.is_resolved:
-            raise ValueError("run_id() needs a resolved config (call resolve() first)")
+            raise ValueError("run_id() needs a resolved config (call ant.recipe.resolve(cfg) first)")
         digest = identity.digest(self)  # the fields' own metadata decide (ant.identity)
         m, t = self.model, self.train
         return f"{m.arch}-{m.size}-{_short(t.tokens)}tok-b{t.batch_size}-lr{self.optim.lr:.2g}-s{t.seed}-{digest}"
@@ -338,11 +345,6 @@ def _check_bounds(section: Any, name: str) -> None:
         v = getattr(section, field_name) if sec == name else None
         if v is not None:
             check_range(key, v, lo, hi, lo_open=lo_open)
-
-
-def wsd_decay_steps(steps: int, decay_frac: float) -> int:
-    """Length of the final decay of a wsd run of `steps` steps: at least one step (ant.train.optim)."""
-    return min(steps, max(1, int(round(decay_frac * steps))))
 
 
 def _short(n: int) -> str:

@@ -1,6 +1,8 @@
 """The recipe: every default that depends on the model, in one place. `resolve(cfg, vocab_size)` fills a config.
 
-The paper's optimiser recipe (paper-notes §3-4, Table F.2):
+    cfg = ant.recipe.resolve(RunConfig.from_yaml("run.yaml"))   # a resolved copy: every None/"auto" filled in
+
+The paper's optimiser recipe (paper-notes §3-4, Table F.2; per architecture: its row in ant.archs):
 - gpt/gptplus: AdamW, weight decay 0.1 on matrices only, linear warm-up over 10 % of the steps;
 - ngpt/angpt: Adam, no weight decay, no warm-up;
 - all: betas (0.9, 0.95), but beta2 = 0.99 below 100M parameters (App. G); eps 1e-9; grad-clip 1.0; cosine decay
@@ -8,8 +10,9 @@ The paper's optimiser recipe (paper-notes §3-4, Table F.2):
 and the rules a sweep grid may ask for instead of explicit LR/batch values (`{rule: paper}`, `{rule: porian}`):
 the paper's fitted optima (Sec. 5.1) and Porian et al. (2024).
 
-Layer: above ant.config (what a run is), ant.models (parameter counts) and ant.data (the tokenizer's vocabulary);
-below ant.train and ant.sweep, which both resolve through it, so `ant train` and a grid give the same run ids.
+Layer: above ant.config (what a run is), ant.models (parameter counts), ant.data (the tokenizer's vocabulary) and
+ant.optimizers (which names exist); below ant.train and ant.sweep, which both resolve through it, so `ant train`
+and a grid give the same run ids. The config does not call back into it: `resolve(cfg)` here is the one way.
 It is a module of its own rather than part of ant.train because the sweep plans thousands of runs without
 importing Lightning.
 """
@@ -20,16 +23,15 @@ import math
 
 import torch
 
-from ant.config import OptimConfig, RunConfig, wsd_decay_steps
+from ant import optimizers, schedules
+from ant.archs import arch as arch_row
+from ant.config import OptimConfig, RunConfig
 from ant.data import tokenizer_vocab_size
 from ant.errors import ConfigError
 from ant.models.counts import num_params
 
-# Peak learning rate when none is given. Sweeps normally set it explicitly or through a rule (below).
-DEFAULT_LR = {"gpt": 3e-3, "gptplus": 3e-3, "ngpt": 3e-3, "angpt": 3e-3}
 # App. G: beta2 = 0.99 for models below 100M parameters, 0.95 above.
 BETA2_SMALL, BETA2_LARGE, BETA2_THRESHOLD = 0.99, 0.95, 100e6
-DECAYED_MATRICES = ("gpt", "gptplus")  # AdamW with weight decay on matrices and a warm-up; the others use Adam
 PAPER_SEQ = 2048  # the paper's and Porian's batch sizes count sequences of this many tokens
 
 
@@ -50,12 +52,12 @@ def resolve(cfg: RunConfig, vocab_size: int | None = None) -> RunConfig:
     except TypeError as e:  # an unknown option name
         raise ConfigError("model.options", str(e)) from None
     _optimizer_defaults(o, m.arch, r.num_params)
+    optimizers.check(o)
     if t.tokens is None:
         t.tokens = int(round(t.tokens_per_param * r.num_params))
     t.tokens_per_param = None  # tokens is now the single source of truth
     r.steps = max(1, math.ceil(t.tokens / (t.batch_size * r.data.seq_len)))
-    if o.schedule == "wsd":
-        _resolve_wsd(o, r.steps)
+    schedules.resolve(o, r.steps)  # what the schedule fixes in steps (a wsd run's warm-up)
     if t.device == "auto":
         t.device = "cuda" if torch.cuda.is_available() else "cpu"
     if t.precision == "auto":
@@ -73,27 +75,17 @@ def resolve(cfg: RunConfig, vocab_size: int | None = None) -> RunConfig:
 
 
 def _optimizer_defaults(o: OptimConfig, arch: str, n: int) -> None:
-    decayed = arch in DECAYED_MATRICES
+    row = arch_row(arch)
     if o.lr is None:
-        o.lr = DEFAULT_LR[arch]
+        o.lr = row.default_lr
     if o.optimizer == "auto":
-        o.optimizer = "adamw" if decayed else "adam"
+        o.optimizer = row.optimizer
     if o.beta2 is None:
         o.beta2 = BETA2_SMALL if n < BETA2_THRESHOLD else BETA2_LARGE
     if o.weight_decay is None:
-        o.weight_decay = 0.1 if decayed else 0.0
+        o.weight_decay = row.weight_decay
     if o.warmup_frac is None:
-        o.warmup_frac = 0.1 if decayed else 0.0
-
-
-def _resolve_wsd(o: OptimConfig, steps: int) -> None:
-    """Fix the warm-up of a wsd run in steps and check that it ends before the decay starts."""
-    if o.warmup_steps is None:
-        o.warmup_steps = int(round((o.warmup_frac or 0.0) * steps))
-    start = steps - wsd_decay_steps(steps, o.decay_frac)
-    if o.warmup_steps > start:
-        msg = f"{o.warmup_steps} warm-up steps do not end before the decay starts at step {start} of {steps}"
-        raise ConfigError("optim.warmup_steps", msg, f"0..{start}")
+        o.warmup_frac = row.warmup_frac
 
 
 def _multiple_of(n: int, unit: int) -> int:
@@ -103,14 +95,16 @@ def _multiple_of(n: int, unit: int) -> int:
 
 # ---------------------------------------------------------------------- LR / batch rules (paper-notes §5.1)
 def paper_lr(arch: str, n: float) -> float:
-    """anGPT: LR = 0.065 N^-0.178; GPT+: LR = 42 N^-0.482 (paper Sec 5.1). gpt borrows GPT+'s fit and ngpt
-    anGPT's: the paper fits only these two."""
-    return 0.065 * n**-0.178 if arch in ("angpt", "ngpt") else 42.0 * n**-0.482
+    """anGPT: LR = 0.065 N^-0.178; GPT+: LR = 42 N^-0.482 (paper Sec 5.1), the arch's `paper_lr` in ant.archs
+    (gpt borrows GPT+'s fit and ngpt anGPT's: the paper fits only these two)."""
+    coef, exp = arch_row(arch).paper_lr
+    return coef * n**exp
 
 
 def paper_batch(arch: str, n: float) -> float:
     """Optimal batch in sequences of 2048 tokens: anGPT 1.1e-6 N^0.984; GPT+ 9e-5 N^0.729 (paper Sec 5.1)."""
-    return 1.1e-6 * n**0.984 if arch in ("angpt", "ngpt") else 9e-5 * n**0.729
+    coef, exp = arch_row(arch).paper_batch
+    return coef * n**exp
 
 
 def porian_lr(arch: str, n: float) -> float:

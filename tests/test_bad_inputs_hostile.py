@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ant import recipe
 from ant.config import RunConfig
 from tests.test_bad_inputs import _call, _fill, _listing, inputs  # noqa: F401 (inputs: the shared fixture)
 
@@ -29,7 +30,8 @@ def fake_run(rdir: Path, arch: str, loss: float, *, tokenizer: str = "bytes", vo
     if tokenizer == "bpe":
         data["bpe_vocab_size"] = vocab
     cfg = RunConfig.from_dict({"model": {"arch": arch, "size": "tiny1"}, "data": data, "optim": {"lr": 3e-3},
-                               "train": {"tokens": 4096, "batch_size": 8, "device": "cpu"}}).resolve(vocab)  # fmt: skip
+                               "train": {"tokens": 4096, "batch_size": 8, "device": "cpu"}})  # fmt: skip
+    cfg = recipe.resolve(cfg, vocab)
     d = rdir / cfg.run_id()
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(cfg.to_yaml())

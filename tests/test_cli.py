@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ant import __version__
+from ant import __version__, recipe
 from ant.cli import main
 from ant.config import RunConfig
 
@@ -38,7 +38,7 @@ def test_print_config_is_the_resolved_config_and_writes_nothing(tmp_path, monkey
     out = capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no cache
     printed = RunConfig.from_dict(yaml.safe_load(out))
-    expected = RunConfig.from_yaml(cfg).with_overrides(["train.seed=3"]).resolve()
+    expected = recipe.resolve(RunConfig.from_yaml(cfg).with_overrides(["train.seed=3"]))
     assert printed.to_dict() == expected.to_dict()
     assert printed.model.vocab_size == 256 and printed.steps and printed.optim.lr  # every default filled in
     assert out.startswith(f"# run id: {expected.run_id()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.errors import ConfigError
 
@@ -28,7 +29,7 @@ def _cfg(**sections) -> RunConfig:
         ({"train": {"device": "tpu"}}, "train.device"),
         ({"train": {"precision": "fp8"}}, "train.precision"),
         ({"optim": {"lr": -1.0}}, "optim.lr"),
-        ({"optim": {"optimizer": "sgd"}}, "optim.optimizer"),
+        ({"optim": {"optimizer_args": {"momentum": [0.9]}}}, "optim.optimizer_args.momentum"),  # names: at resolve
         ({"optim": {"warmup_frac": 1.5}}, "optim.warmup_frac"),
         ({"optim": {"beta2": 1.0}}, "optim.beta2"),
     ],
@@ -72,8 +73,8 @@ def test_yaml_round_trip(tmp_path):
 
 
 def test_resolve_applies_the_paper_recipe_per_architecture():
-    an = _cfg().resolve(vocab_size=300)
-    gp = _cfg(model={"arch": "gptplus"}).resolve(vocab_size=300)
+    an = recipe.resolve(_cfg(), vocab_size=300)
+    gp = recipe.resolve(_cfg(model={"arch": "gptplus"}), vocab_size=300)
     assert an.model.vocab_size == 320  # padded to a multiple of 64
     assert (an.optim.optimizer, an.optim.weight_decay, an.optim.warmup_frac) == ("adam", 0.0, 0.0)
     assert (gp.optim.optimizer, gp.optim.weight_decay, gp.optim.warmup_frac) == ("adamw", 0.1, 0.1)
@@ -86,35 +87,37 @@ def test_readme_recipe_beta2_by_size_grad_clip_and_gpu_defaults():
     """README (One run): beta2 0.99 below 100M parameters and 0.95 at or above; grad-clip 1.0 by default;
     bf16-mixed + torch.compile on GPU, fp32 eager on CPU. Resolving needs no GPU (only `auto` asks torch)."""
     for size, beta2 in (("62M", 0.99), ("125M", 0.95), ("0.5B", 0.95)):
-        r = _cfg(model={"size": size}, data={"seq_len": 64}).resolve(vocab_size=50304)
+        r = recipe.resolve(_cfg(model={"size": size}, data={"seq_len": 64}), vocab_size=50304)
         assert (r.num_params >= 100e6) == (beta2 == 0.95) and r.optim.beta2 == beta2, (size, r.num_params)
-    small = _cfg().resolve(vocab_size=300)
+    small = recipe.resolve(_cfg(), vocab_size=300)
     assert small.optim.grad_clip == 1.0
-    assert _cfg(optim={"grad_clip": 0.5}).resolve(vocab_size=300).optim.grad_clip == 0.5
-    gpu = _cfg(train={"device": "cuda"}).resolve(vocab_size=300)
+    assert recipe.resolve(_cfg(optim={"grad_clip": 0.5}), vocab_size=300).optim.grad_clip == 0.5
+    gpu = recipe.resolve(_cfg(train={"device": "cuda"}), vocab_size=300)
     assert (gpu.train.precision, gpu.train.compile) == ("bf16-mixed", "true")
-    cpu = _cfg(train={"device": "cpu"}).resolve(vocab_size=300)
+    cpu = recipe.resolve(_cfg(train={"device": "cpu"}), vocab_size=300)
     assert (cpu.train.precision, cpu.train.compile) == ("32", "false")
 
 
 def test_tokens_per_param_resolves_against_the_counted_parameters():
-    cfg = RunConfig.from_dict({"model": {"size": "tiny1"}, "train": {"tokens_per_param": 20}}).resolve(vocab_size=256)
+    cfg = recipe.resolve(
+        RunConfig.from_dict({"model": {"size": "tiny1"}, "train": {"tokens_per_param": 20}}), vocab_size=256
+    )
     assert cfg.train.tokens == round(20 * cfg.num_params)
     assert cfg.train.tokens_per_param is None
 
 
 def test_run_id_is_stable_and_ignores_bookkeeping_fields():
-    a = _cfg().resolve(vocab_size=256)
-    b = _cfg(train={"ckpt_interval": 3, "num_threads": 1}).resolve(vocab_size=256)
+    a = recipe.resolve(_cfg(), vocab_size=256)
+    b = recipe.resolve(_cfg(train={"ckpt_interval": 3, "num_threads": 1}), vocab_size=256)
     b.out_dir = "elsewhere"
-    c = _cfg(train={"seed": 1}).resolve(vocab_size=256)
-    d = _cfg(optim={"lr": 3e-3}).resolve(vocab_size=256)  # explicit default == implicit default
+    c = recipe.resolve(_cfg(train={"seed": 1}), vocab_size=256)
+    d = recipe.resolve(_cfg(optim={"lr": 3e-3}), vocab_size=256)  # explicit default == implicit default
     assert a.run_id() == b.run_id() == d.run_id() != c.run_id()
     assert a.run_id().startswith("angpt-tiny1-20ktok-b4-lr0.003-s0-")
 
 
 def test_derived_intervals_line_up_with_logged_steps():
-    cfg = _cfg(train={"tokens": 400 * 4 * 128, "log_interval": 10}).resolve(vocab_size=256)
+    cfg = recipe.resolve(_cfg(train={"tokens": 400 * 4 * 128, "log_interval": 10}), vocab_size=256)
     assert cfg.steps == 400
     assert (cfg.train.eval_interval, cfg.train.diag_interval) == (20, 80)
     assert cfg.train.ckpt_interval == 100  # 3 checkpoints a run (issue 23), at steps 100, 200, 300

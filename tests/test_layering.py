@@ -26,11 +26,24 @@ ANT = ROOT / "ant"
 # Low -> high. Each rank holds one or more groups (tuples of module prefixes); a group may import itself and any
 # group of a lower rank, but no higher rank and no other group of its own rank.
 RANKS: list[list[tuple[str, ...]]] = [
-    # `ant`: the package's __init__ (version); ant.schedule: the LR schedule, pure (train and laws read it);
-    # runfolder: the run folder's format; identity: what a run id hashes
-    [("ant", "ant.errors", "ant.decode", "ant.fsio", "ant.status", "ant.schedule", "ant.identity", "ant.runfolder")],
+    # `ant`: the package's __init__ (version); archs and schedules: the registries the config's vocabularies read
+    # (schedules: pure functions of the step that train, the recipe and laws read); runfolder: the run folder's
+    # format; identity: what a run id hashes
+    [
+        (
+            "ant",
+            "ant.errors",
+            "ant.decode",
+            "ant.fsio",
+            "ant.status",
+            "ant.archs",
+            "ant.schedules",
+            "ant.identity",
+            "ant.runfolder",
+        )
+    ],
     [("ant.config",)],
-    [("ant.models",), ("ant.data",), ("ant.laws",)],
+    [("ant.models",), ("ant.data",), ("ant.laws",), ("ant.optimizers",)],
     [("ant.perf",), ("ant.recipe",)],
     [("ant.train",)],
     [("ant.bench",)],
@@ -40,10 +53,7 @@ RANKS: list[list[tuple[str, ...]]] = [
 ]
 
 # Upward imports that stay, each with its reason. Everything else here is a violation.
-ALLOWED_UPWARD = {
-    # RunConfig.resolve() is a thin call into the recipe, kept for its ~25 callers (tests, notebooks, users).
-    ("ant.config", "ant.recipe"),
-}
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 # Known violations in files other helpers of issue 12 are rewriting right now; the integrator empties this list
 # once their work has landed (each entry: importing module -> imported module).
@@ -51,11 +61,7 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 # Edges of import circles that stay for now, each with its reason (importing module, imported module). The circle
 # test leaves them out and fails when one is no longer imported (remove it then).
-KNOWN_CIRCLE_EDGES: set[tuple[str, str]] = {
-    # RunConfig.resolve() calls ant.recipe late, and the recipe imports config (config -> recipe -> config);
-    # issue 27 replaces it by ant.recipe.resolve(cfg): delete this entry with ALLOWED_UPWARD's.
-    ("ant.config", "ant.recipe"),
-}
+KNOWN_CIRCLE_EDGES: set[tuple[str, str]] = set()
 
 # Function-level `from ant ...` imports without a comment saying why, in files other helpers of issue 12 were
 # rewriting (analysis, data, perf, sweep cli/executors/plan/tune, train): (path, imported module). The integrator
@@ -332,7 +338,6 @@ def test_planning_and_benching_do_not_load_lightning(module):
 DRY_RUN_TORCH_PENDING = {
     "ant.recipe": "`import torch` at the top for train.device=auto (move it into that branch)",
     "ant.models": "counting parameters imports the ant.models package, which builds the model registry",
-    "ant.train.optim": "ant.train.branches' decay_start (issue 27 item 2 moves the schedules out, without torch)",
 }
 
 _DRY_RUN = """

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ant.analysis.common import Context, Section, fmt_ci, md_header, md_row, md_sizes, run_script
+from ant.archs import PAPER_ORDER
 from ant.laws.fits import FitError
 from ant.laws.hp import hp_trends
 from ant.laws.plotting import color, label, sort_archs
@@ -177,7 +178,7 @@ def hp_section(f: dict) -> list[str]:
             "measured LR(N) exponent [95% CI], R²", "sizes in the fit", "excluded from the fit (why)"]  # fmt: skip
     for regime in regimes:
         out += [f"### {regime}", "", *md_header(cols)]
-        for arch in ("gptplus", "angpt", "ngpt", *sorted(set(per) - {"gptplus", "angpt", "ngpt"})):
+        for arch in (*PAPER_ORDER, *sorted(set(per) - set(PAPER_ORDER))):
             d, p = (per.get(arch) or {}).get(regime), PAPER_HP.get(arch)
             if not d:
                 continue

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 
+from ant.archs import PAPER_ORDER
 from ant.config import Arch, Device
 from ant.decode import check_int
 from ant.errors import ConfigError, check_choice
@@ -29,9 +30,7 @@ def _help(text: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    archs: tuple[Arch, ...] = field(
-        default=("gptplus", "angpt", "ngpt"), metadata=_help("architectures; the first is the reference")
-    )
+    archs: tuple[Arch, ...] = field(default=PAPER_ORDER, metadata=_help("architectures; the first is the reference"))
     size: str = field(default="tiny3", metadata=_help("a size rung (ant.models.sizes), e.g. tiny3, 125M, 0.5B"))
     seq_len: int | None = field(default=None, metadata=_help("default 2048 (paper sizes) / 128 (tiny)"))
     # 8 for paper sizes is the paper's Table 2 setting

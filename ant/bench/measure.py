@@ -1,11 +1,11 @@
 """The measuring stage of `ant bench`: build each architecture's model and optimizer, time training steps in
 interleaved blocks, and hand back frozen results (`BenchResults`) for ant/bench/report.py to summarise.
 
-A "step" is what ant.train's step does: the LR from the schedule (ant.train.optim.set_lr), forward + fp32 loss,
+A "step" is ant.train's step itself (ant.train.step.train_step: the LR from the schedule, forward + fp32 loss,
 backward, grad-norm clip (optim.grad_clip), optimizer step, zero_grad and the weight constraint
-`model.project_weights()`. The optimizer is ant.train.optim.build_optimizer on the training recipe's OptimConfig
-(RunConfig.resolve(): AdamW + decay 0.1 for gpt/gptplus, Adam for ngpt/angpt, betas, eps; fused on CUDA), so the
-bench cannot drift from training's recipe. The LR itself is held at --lr (schedule "constant", no warm-up): its
+`model.project_weights()`). The optimizer is ant.optimizers.build_optimizer on the training recipe's OptimConfig
+(ant.recipe.resolve: AdamW + decay 0.1 for gpt/gptplus, Adam for ngpt/angpt, betas, eps; fused on CUDA), so the
+bench cannot drift from training's step or recipe. The LR itself is held at --lr (schedule "constant", no warm-up): its
 value does not change a step's time and a constant LR keeps the weights finite over long benchmarks.
 
 All architectures live in ONE process and are measured in interleaved blocks (A B B A A B ...), so slow drift of
@@ -30,8 +30,10 @@ import torch.nn.functional as F
 from ant.bench.config import BenchConfig
 from ant.config import RunConfig
 from ant.models import build_model
+from ant.optimizers import build_optimizer
 from ant.perf import StepTimer, StopAfterBlock, compiled_projection, count_compiled_kernels, count_eager_ops
-from ant.train.optim import build_optimizer, set_lr
+from ant.recipe import resolve
+from ant.train.step import train_step
 
 
 # ---------------------------------------------------------------------------------------------- frozen results
@@ -79,7 +81,7 @@ def run_config(arch: str, cfg: BenchConfig, steps: int) -> RunConfig:
             "seed": cfg.seed,
         },
     }
-    return RunConfig.from_dict(d).resolve()
+    return resolve(RunConfig.from_dict(d))
 
 
 class Bench:
@@ -114,20 +116,16 @@ class Bench:
         return torch.autocast(self.cfg.device, dtype=torch.bfloat16, enabled=self.cfg.dtype == "bf16")
 
     def step(self) -> torch.Tensor:
-        """One training step (the module docstring lists what it does); returns the loss (no host sync)."""
-        optim = self.run_cfg.optim
-        set_lr(self.optimizer, self.n % self.run_cfg.steps, optim, self.run_cfg.steps)
+        """One training step (ant.train.step.train_step, as training takes it); returns the loss (no host sync)."""
+        c = self.run_cfg
         batch = self.batches[self.n % len(self.batches)]
-        self.n += 1
+        step, self.n = self.n % c.steps, self.n + 1
+        return train_step(self.model, self.optimizer, batch[:, :-1], batch[:, 1:], optim=c.optim, step=step,
+                          steps=c.steps, loss_fn=self._autocast_loss).loss  # fmt: skip
+
+    def _autocast_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self.autocast():
-            loss = self.loss_fn(batch[:, :-1], batch[:, 1:])
-        loss.backward()
-        if optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.model.project_weights()
-        return loss
+            return self.loss_fn(x, y)
 
     def count_eager(self) -> dict[str, int]:
         """ATen ops of one eager forward + backward (no optimizer): where extra scalar multiplies show up.

@@ -28,8 +28,8 @@ from ant.data import TrainSampler
 from ant.fsio import atomic_write_json
 from ant.models import build_model
 from ant.models.packed import pack
+from ant.optimizers import build_optimizer, set_lr
 from ant.train.module import token_loss
-from ant.train.optim import build_optimizer, set_lr
 from ant.train.packed import PackedAdam, train_step
 from ant.train.run import prepare
 

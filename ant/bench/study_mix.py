@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.fsio import atomic_write_json
 
@@ -108,7 +109,7 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
     }
     cfg = RunConfig.from_dict(d)
     if ckpts:
-        cfg.train.ckpt_interval = max(1, cfg.resolve().steps // ckpts)
+        cfg.train.ckpt_interval = max(1, recipe.resolve(cfg).steps // ckpts)
     return cfg
 
 

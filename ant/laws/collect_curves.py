@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ant import runfolder
-from ant.config import wsd_decay_steps
-from ant.schedule import lr_factor
+from ant.schedules import Span, lr_factor, wsd_decay_steps
 
 # Columns the curves table carries from its run, so a curve can be grouped without a join.
 CURVE_KEYS = ("run_id", "arch", "size", "num_params", "batch_size", "lr", "seed", "status")
@@ -40,7 +39,7 @@ Schema = list[list[str]]
 
 def scheduled_lr(step, row: dict) -> np.ndarray:
     """The scheduled LR at each logged `step` of the run whose runs-table row (cfg.* columns) is `row`: the LR of
-    optimizer step max(step - 1, 0) (ant.train.optim.lr_at, whose schedule ant.schedule defines). NaN where the
+    optimizer step max(step - 1, 0) (ant.schedules.lr_at). NaN where the
     row lacks the config (a folder without config.yaml never reaches here)."""
     step = np.asarray(step, dtype=float)
     peak, total = _num(row.get("cfg.optim.lr", row.get("lr"))), _num(row.get("cfg.steps", row.get("steps")))
@@ -51,10 +50,9 @@ def scheduled_lr(step, row: dict) -> np.ndarray:
     w = _num(row.get("cfg.optim.warmup_steps"))
     warmup = int(w) if math.isfinite(w) else int(round(_num(row.get("cfg.optim.warmup_frac"), 0.0) * total))
     decay = wsd_decay_steps(total, _num(row.get("cfg.optim.decay_frac"), 0.2)) if schedule == "wsd" else 0
-    kw = {"steps": total, "warmup": warmup, "schedule": schedule, "decay": decay,
-          "final_lr_frac": _num(row.get("cfg.optim.final_lr_frac"), 0.0),
-          "decay_shape": row.get("cfg.optim.decay_shape") or "1-sqrt"}  # fmt: skip
-    factors = {s: lr_factor(max(int(s) - 1, 0), **kw) for s in np.unique(step[np.isfinite(step)])}
+    span = Span(steps=total, warmup=warmup, decay=decay, final=_num(row.get("cfg.optim.final_lr_frac"), 0.0),
+                decay_shape=row.get("cfg.optim.decay_shape") or "1-sqrt")  # fmt: skip
+    factors = {s: lr_factor(max(int(s) - 1, 0), schedule, span) for s in np.unique(step[np.isfinite(step)])}
     return np.array([peak * factors[s] if s in factors else math.nan for s in step.tolist()])
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 
-from ant.config import ARCHS
+from ant.archs import ARCHS, TABLE
 from ant.fsio import atomic_write_with
 
 # matplotlib.use after pyplot's import switches pyplot too (no figure exists yet)
@@ -17,8 +17,8 @@ if "MPLBACKEND" not in os.environ and not matplotlib.get_backend().lower().start
     matplotlib.use("Agg")
 
 ARCH_ORDER = ARCHS  # plots and tables list the architectures in the config's order
-ARCH_LABEL = {"gpt": "GPT", "gptplus": "GPT+", "ngpt": "nGPT", "angpt": "anGPT"}
-ARCH_COLOR = {"gpt": "#7f7f7f", "gptplus": "#1f77b4", "ngpt": "#2ca02c", "angpt": "#d62728"}
+ARCH_LABEL = {a.name: a.label for a in TABLE}  # ant.archs: one row per architecture
+ARCH_COLOR = {a.name: a.color for a in TABLE}
 
 plt.rcParams.update(
     {

@@ -1,4 +1,4 @@
-"""The four architectures: `gpt`, `gptplus` (GPT+ with QK-norm), `ngpt` and `angpt`, on one skeleton (base.py).
+"""The architectures of ant.archs (`gpt`, `gptplus` (GPT+ with QK-norm), `ngpt`, `angpt`) on one skeleton (base.py).
 
     model = build_model("angpt", "tiny3", vocab_size=4096)              # any rung of ant.models.sizes.SIZES
     model = build_model("ngpt", "0.5B", device="meta")                  # count parameters without memory
@@ -15,26 +15,28 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import math
 import typing
 from typing import Any
 
 import torch
 
-from ant.config import ARCHS
+from ant.archs import ARCHS, TABLE
 from ant.errors import ConfigError, check_choice
-from ant.models.angpt import ANGPT, ANGPTConfig
 from ant.models.base import ModelArgs, Transformer
-from ant.models.gpt import GPT, GPTConfig
-from ant.models.ngpt import NGPT, NGPTConfig
 from ant.models.sizes import PAPER_SIZES, PAPER_VOCAB, SIZES, SizeSpec, get_size
 
-# arch -> (model class, config class, fields the arch fixes)
+
+def _model_class(path: str) -> type[Transformer]:
+    """The class an ant.archs row names ("module:Class"): the table names it so that it loads without torch."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# arch -> (model class, config class, fields the arch fixes), from ant.archs.TABLE
 REGISTRY: dict[str, tuple[type[Transformer], type[ModelArgs], dict[str, Any]]] = {
-    "gpt": (GPT, GPTConfig, {"qk_norm": False}),
-    "gptplus": (GPT, GPTConfig, {"qk_norm": True}),
-    "ngpt": (NGPT, NGPTConfig, {}),
-    "angpt": (ANGPT, ANGPTConfig, {}),
+    a.name: (cls, cls.config_cls, dict(a.fixed)) for a in TABLE for cls in [_model_class(a.model)]
 }
 _NOT_OPTIONS = ("arch", "size", "vocab_size")
 

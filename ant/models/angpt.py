@@ -93,6 +93,11 @@ class ANGPTConfig(ModelArgs):
         if self.nu_p is None:
             self.nu_p = math.sqrt(self.head_dim / self.d_model)
 
+    def vector_params(self) -> tuple[int, int]:
+        # per block: alpha_a, alpha_m (2d, only with lerp) and g (1, or n_heads with qk_scale_per_head); head: s_z (V)
+        g = self.n_heads if self.qk_scale_per_head else 1
+        return (2 * self.d_model if self.lerp else 0) + g, self.vocab_size
+
     def constants(self) -> dict[str, float]:
         """The constant factors after the ablation switches."""
         d, f = self.d_model, self.d_mlp
@@ -173,6 +178,8 @@ class ANGPTBlock(Block):
 class ANGPT(ScaledLogitsTransformer):
     """Table 1's anGPT column around the blocks: h <- W_e x_in (Transformer.forward, no factor), then the blocks,
     then logits <- s_z (W_h h) with no final norm (ScaledLogitsTransformer.head)."""
+
+    config_cls = ANGPTConfig
 
     def make_block(self, layer: int) -> Block:
         return ANGPTBlock(self.cfg)

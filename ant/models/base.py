@@ -44,6 +44,12 @@ class ModelArgs:
     def d_mlp(self) -> int:
         return self.mlp_mult * self.d_model
 
+    def vector_params(self) -> tuple[int, int]:
+        """(parameters of one block besides its four matrices, parameters of the head besides lm_head): the norm
+        gains and scales this architecture adds, counted without building it (ant.models.counts). Each
+        architecture's config says its own; tests/models/test_counts.py holds them to the built models."""
+        raise NotImplementedError
+
 
 class Block(nn.Module):
     """The four matrices every block has; subclasses add their norms/scales and define forward(h, rope)."""
@@ -63,6 +69,8 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
+    config_cls: type[ModelArgs] = ModelArgs  # each architecture's own config dataclass (ant.models.make_config)
+
     def __init__(self, cfg: ModelArgs):
         super().__init__()
         self.cfg = cfg

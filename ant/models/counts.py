@@ -2,16 +2,13 @@
 
 Planning a sweep needs N (for the recipe's beta2, tokens_per_param budgets and the LR/batch rules) and FLOPs/token
 for every run; building each model on the meta device to count them cost ~20 ms a run (issue 17). The counts
-follow the module layout of base.py and the architecture files (Table F.1):
+follow the module layout of base.py (Table F.1); what each architecture adds is its config's `vector_params()`,
+in its own file (gpt.py, ngpt.py, angpt.py):
 
     every block    qkv 3d^2 + proj d^2 + fc 2fd + down fd          = 4d^2 + 3fd   (16 d^2 at f = 4d)
     embedding      V d (a lookup: not a matmul parameter)
     head           lm_head V d (a matmul parameter)
-    gpt            + per block norm_a, norm_m gains (2d); final norm_h gain (d)
-    gptplus        gpt + one logit scale g per block (1)
-    ngpt           + per block alpha_a, alpha_m, s_qk (3d) and s_uv (2f); s_z on the head (V)
-    angpt          + per block alpha_a, alpha_m (2d, only with lerp) and g (1, or n_heads with
-                     qk_scale_per_head); s_z on the head (V)
+    + L x the block's vectors and the head's (ModelArgs.vector_params: norm gains, scales)
 
 FLOPs/token follow Transformer.flops_per_token: 6 N_matmul + 6 L d T. tests/models/test_counts.py checks both
 against built models for every arch x size x parameter-changing option.
@@ -69,19 +66,9 @@ def _count(arch: str, size: str, vocab_size: int, options: dict[str, Any]) -> Co
     from ant.models import make_config  # late import: ant.models imports torch
 
     c = make_config(arch, size, vocab_size, **options)
-    d, f, L, V, H = c.d_model, c.d_mlp, c.n_layers, c.vocab_size, c.n_heads
+    d, f, L, V = c.d_model, c.d_mlp, c.n_layers, c.vocab_size
     block_matrices = 4 * d * d + 3 * f * d
     matmul = L * block_matrices + V * d
-    if arch in ("gpt", "gptplus"):
-        per_block = 2 * d + (1 if c.qk_norm else 0)
-        head = d  # final RMSNorm gain
-    elif arch == "ngpt":
-        per_block = 3 * d + 2 * f
-        head = V  # s_z
-    elif arch == "angpt":
-        per_block = (2 * d if c.lerp else 0) + (H if c.qk_scale_per_head else 1)
-        head = V  # s_z
-    else:  # pragma: no cover - make_config rejects unknown archs first
-        raise ValueError(arch)
+    per_block, head = c.vector_params()
     total = V * d + matmul + L * per_block + head
     return Counts(num_params=total, matmul_params=matmul, n_layers=L, d_model=d)

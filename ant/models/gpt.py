@@ -39,6 +39,10 @@ class GPTConfig(ModelArgs):
         if self.qk_scale_init is None:
             self.qk_scale_init = math.sqrt(self.head_dim)
 
+    def vector_params(self) -> tuple[int, int]:
+        # per block: norm_a, norm_m gains (2d) + gptplus's logit scale g (1); head: the final norm_h gain (d)
+        return 2 * self.d_model + (1 if self.qk_norm else 0), self.d_model
+
 
 class GPTBlock(Block):
     def __init__(self, cfg: GPTConfig):
@@ -60,6 +64,8 @@ class GPTBlock(Block):
 
 
 class GPT(Transformer):
+    config_cls = GPTConfig
+
     def make_head_params(self) -> None:
         self.norm_h = RMSNorm(self.cfg.d_model)
 

@@ -57,6 +57,10 @@ class NGPTConfig(ModelArgs):
             if getattr(self, name) is None:
                 setattr(self, name, base)
 
+    def vector_params(self) -> tuple[int, int]:
+        # per block: alpha_a, alpha_m, s_qk (3d) and s_uv (2f); head: s_z (V)
+        return 3 * self.d_model + 2 * self.d_mlp, self.vocab_size
+
 
 class NGPTBlock(Block):
     def __init__(self, cfg: NGPTConfig):
@@ -93,6 +97,8 @@ class NGPTBlock(Block):
 
 
 class NGPT(ScaledLogitsTransformer):
+    config_cls = NGPTConfig
+
     def make_block(self, layer: int) -> Block:
         return NGPTBlock(self.cfg)
 

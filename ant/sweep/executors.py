@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ant import runfolder
+from ant import recipe, runfolder
 from ant.config import RunConfig
 from ant.decode import build, check_int
 from ant.errors import ConfigError, check_choice
@@ -359,4 +359,4 @@ def _fmt(s: float) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - debugging aid: python -m ant.sweep.executors CONFIG.yaml
-    print(run_one(RunConfig.from_yaml(sys.argv[1]).resolve().to_dict()))
+    print(run_one(recipe.resolve(RunConfig.from_yaml(sys.argv[1])).to_dict()))

@@ -12,6 +12,7 @@ circle run -> branches -> run that only late imports hid. The executors' worker 
 
 from __future__ import annotations
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.train.branches import branch_steps, check_family, seed_branch
 from ant.train.run import prepare, train
@@ -49,6 +50,6 @@ def train_branch(cfg: RunConfig, trunk: RunConfig, *, data=None, progress: bool 
     if data is None or not cfg.is_resolved:
         cfg, data = prepare(cfg, progress=progress)
     if not trunk.is_resolved:
-        trunk = trunk.resolve(vocab_size=data.vocab_size)
+        trunk = recipe.resolve(trunk, vocab_size=data.vocab_size)
     seed_branch(cfg, trunk, data)
     return train(cfg, progress=progress)

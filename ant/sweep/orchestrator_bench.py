@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from ant import runfolder
+from ant.archs import arch as arch_row
 from ant.errors import ConfigError
 from ant.laws.collect import collect
 from ant.models.counts import flops_per_token
@@ -133,7 +134,7 @@ class Writer:
         cols["lr"] = np.where(step > 0, 1e-2 * np.cos(np.linspace(0, 1.5, rows)), np.nan)
         cols["grad_norm"] = np.where(step > 0, np.abs(r.standard_normal(rows)) + 0.5, np.nan)
         cols["tokens_per_s"] = np.where(step > 0, 15000 + 500 * r.standard_normal(rows), np.nan)
-        if arch in ("ngpt", "angpt"):
+        if arch_row(arch).alphas:
             for kind in ("a", "m"):
                 for i in range(n_layers):
                     cols[f"alpha_{kind}_{i}"] = sparse(max(1, rows // 5), 0.05 + 0.01 * r.random(rows))

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from ant import runfolder
+from ant import recipe, runfolder
 from ant.config import RunConfig
 from ant.decode import build, check_int
 from ant.errors import ConfigError
@@ -157,7 +157,7 @@ def worker(root: str, study_name: str, base: dict[str, Any], settings: dict[str,
         d["optim"]["lr"] = float(f"{lr:.4g}")
         if s.batch_sizes:
             d["train"]["batch_size"] = trial.suggest_categorical("batch_size", list(s.batch_sizes))
-        cfg = RunConfig.from_dict(d).resolve(vocab_size=base["model"]["vocab_size"])
+        cfg = recipe.resolve(RunConfig.from_dict(d), vocab_size=base["model"]["vocab_size"])
         trial.set_user_attr("run_id", cfg.run_id())
         reporter = ReportToTrial(trial)
         result = run_one(cfg.to_dict(), threads=threads, callbacks=[reporter])

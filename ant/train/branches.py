@@ -2,7 +2,7 @@
 
 A *family* is a set of wsd runs whose resolved configs differ only in `train.tokens` (and the derived step
 count). Before step D_b = steps_b - decay_steps_b, where budget b's decay starts, every member has the same LR
-(ant.train.optim: the warm-up is an absolute `optim.warmup_steps`), the same data batches (a pure function of
+(ant.schedules: the warm-up is an absolute `optim.warmup_steps`), the same data batches (a pure function of
 (seed, step)) and the same evaluation steps, so the longest member (the *trunk*) passes through exactly the state
 that member b has at D_b. The trunk therefore keeps a never-pruned checkpoint at every D_b
 (`checkpoints/keep/`, steps listed in the trunk's `branch_points.json`); member b's run folder is seeded with
@@ -34,11 +34,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ant import identity, runfolder
+from ant import identity, recipe, runfolder
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.schedules import decay_start
 from ant.train import io
-from ant.train.optim import decay_start
 
 BRANCH_FILE = runfolder.BRANCH  # in a branch's run folder: the trunk and step it was seeded from
 KEEP_FILE = runfolder.BRANCH_POINTS  # in a trunk's run folder: the steps whose checkpoints are kept
@@ -87,7 +87,7 @@ def make_family(cfg: RunConfig, budgets: list[float], vocab_size: int | None = N
     def at(c: RunConfig, tokens: float) -> RunConfig:
         d = c.to_dict()
         d["train"]["tokens"], d["train"]["tokens_per_param"] = tokens, None
-        return RunConfig.from_dict(d).resolve(vocab_size=vocab_size)
+        return recipe.resolve(RunConfig.from_dict(d), vocab_size=vocab_size)
 
     alone = sorted((at(cfg, b) for b in budgets), key=lambda c: c.steps)
     shared = cfg.to_dict()

@@ -32,11 +32,11 @@ from tqdm.auto import tqdm
 
 from ant import perf, runfolder
 from ant.config import RunConfig
+from ant.optimizers import current_lr
 from ant.train import distributed, io
 from ant.train.branches import KEEP_DIR, link_or_copy
 from ant.train.evaluation import ValSets, is_intermediate
 from ant.train.noise_scale import NoiseScaleEMA
-from ant.train.optim import lr_at
 
 FIXED_COLUMNS = ["step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s"]
 EMA_BETA = 0.9  # the divergence guard's smoothing: ~10 steps, bias-corrected so it starts at the first loss
@@ -127,9 +127,11 @@ class TrainMonitor(Callback):
         losses = _floats(self.pending) if log else None  # the one device sync per interval, timed with the step
         self.interval_s += time.perf_counter() - self._t_step
         if log:
-            self.flush(trainer, step, losses, outputs.get("grad_norm"))
+            # the LR the last step used, as the optimizer holds it, not recomputed from the schedule (the compiled
+            # CPU update holds a float32 tensor: within 1e-7 of the schedule's float64 value, as it trains)
+            self.flush(trainer, step, losses, outputs.get("grad_norm"), current_lr(trainer.optimizers[0]))
 
-    def flush(self, trainer, step: int, losses: list[float], grad_norm) -> None:
+    def flush(self, trainer, step: int, losses: list[float], grad_norm, lr: float) -> None:
         self.pending = []
         for i, v in enumerate(losses):
             self._guard(step - len(losses) + 1 + i, v)
@@ -140,7 +142,7 @@ class TrainMonitor(Callback):
         else:
             self.session_tokens, self.session_train_s = self.session_tokens + tokens, self.session_train_s + train_s
         self.wall_time_s = self.current_wall_time_s()
-        row = {"train_loss": sum(losses) / len(losses), "lr": lr_at(step - 1, self.cfg.optim, self.cfg.steps)}
+        row = {"train_loss": sum(losses) / len(losses), "lr": lr}
         if n_steps > 0:
             row["tokens_per_s"] = tokens / train_s
             if self.peak:

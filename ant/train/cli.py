@@ -18,6 +18,7 @@ import contextlib
 import json
 import sys
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.errors import ConfigError, FaultError
 from ant.fsio import check_out_dir
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir("--out-dir" if args.out_dir is not None else "out_dir", cfg.out_dir)
     if args.print_config:
         # resolve() needs only the tokenizer's vocabulary size (ant.data.tokenizer_vocab_size), not the corpus
-        resolved = cfg.resolve()
+        resolved = recipe.resolve(cfg)
         print(f"# run id: {resolved.run_id()}  (run folder: {resolved.run_dir()})")
         print(resolved.to_yaml(), end="")
         return 0

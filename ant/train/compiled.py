@@ -29,6 +29,7 @@ import torch.optim.adam as adam_functional
 
 from ant.config import RunConfig
 from ant.models.layers import NORM_EPS
+from ant.optimizers import ADAM_FAMILY
 
 MIN_EAGER_S = 120.0  # at 10 tokens/param: tiny3 (~350 s estimated) compiles, tiny0-tiny2 (1-75 s) stay eager
 # Eager single-thread training rate, 6 N FLOPs a token: the quiet machine's Lightning step at batch 4 gives
@@ -42,6 +43,8 @@ def use_compile(cfg: RunConfig) -> bool:
     threads = t.num_threads or 1
     if t.compile == "true":
         return True
+    if cfg.optim.optimizer not in ADAM_FAMILY:  # the compiled update below is Adam(W)'s
+        return False
     if t.device != "cpu" or t.cpu_compile == "false":
         return False
     if t.cpu_compile == "true":
@@ -119,7 +122,7 @@ def update_fn() -> Callable:
 
 
 def tensor_lr(opt: torch.optim.Optimizer) -> None:
-    """Every group's LR as a 0-dim tensor (ant.train.optim.set_lr then fills it in place)."""
+    """Every group's LR as a 0-dim tensor (ant.optimizers.set_lr then fills it in place)."""
     for g in opt.param_groups:
         if not isinstance(g["lr"], torch.Tensor):
             g["lr"] = torch.tensor(float(g["lr"]))

@@ -1,12 +1,8 @@
 """The LightningModule: any ant.models model + next-token cross-entropy, and one optimizer step read top to bottom.
 
-`training_step` is one optimizer step (manual optimization; the loader yields whole batches):
-  1. the LR of this step from the schedule (a pure function of the step, ant.train.optim)
-  2. forward + fp32 cross-entropy + backward per micro-batch (train.micro_batch_size), each loss scaled by 1/k so
-     the gradients add up to the batch mean; with train.noise_scale, each micro-batch's own gradient norm
-  3. clip to optim.grad_clip, keeping the pre-clip global norm for the metrics
-  4. optimizer step, then model.project_weights(): the weight constraint of nGPT/anGPT (a no-op for GPT/GPT+), on
-     the module itself, so compile cannot reorder or skip it
+`training_step` is one optimizer step (manual optimization; the loader yields whole batches): ant.train.step's
+`train_step` (LR, micro-batches (train.micro_batch_size), clip, step, projection, read top to bottom there, and
+shared with `ant bench`), given this module's backward, DDP gradient sync and, on CPU, the compiled update.
 It returns the step's numbers as device tensors (no host sync); the callbacks read them from `outputs`.
 """
 
@@ -22,9 +18,10 @@ import torch
 from torch import nn
 
 from ant.config import RunConfig
+from ant.optimizers import build_optimizer
 from ant.train import compiled, distributed
 from ant.train.compiled import token_loss
-from ant.train.optim import build_optimizer, set_lr
+from ant.train.step import train_step
 
 
 @torch.no_grad()
@@ -83,50 +80,25 @@ class LMModule(L.LightningModule):
         opt = self.optimizers()
         if self.compiled:  # a resumed optimizer state brings its LRs back as floats
             compiled.tensor_lr(opt.optimizer)
-        set_lr(opt.optimizer, step, self.cfg.optim, self.cfg.steps)
-        x, y = batch
         k = distributed.micro_batches(t)  # of this rank's share of the global batch (ant.train.distributed)
         noise = t.noise_scale and k > 1
-        losses, micro_sq, before = [], [], None
         # `is None`, not `or`: a compiled module's truth value calls len() on the model, which raises
         forward = self.model if self.train_forward is None else self.train_forward
-        for j, (xm, ym) in enumerate(zip(x.chunk(k), y.chunk(k))):
-            loss = compiled.loss_fn()(self.model, xm, ym) if self.compiled else token_loss(forward, xm, ym)
-            # several devices: one gradient all-reduce a step, after the last micro-batch (after each one with the
-            # noise scale, which measures every micro-batch's gradient: then W micro-batches, one per rank)
-            with distributed.backward_sync(self, sync=noise or j == k - 1):
-                self.manual_backward(loss / k)
-            losses.append(loss.detach())
-            if noise:  # after micro-batch j the gradients hold (g_1 + ... + g_j) / k: g_j is k x the increment
-                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-                own = torch._foreach_sub(grads, before) if before is not None else grads
-                micro_sq.append(_sq_norm(own) * k**2)
-                if len(micro_sq) < k and before is None:  # copies only: the training itself is unchanged
-                    before = [g.detach().clone() for g in grads]
-                elif len(micro_sq) < k:
-                    torch._foreach_copy_(before, grads)
-        # clip_grad_norm_ returns the pre-clip norm for free; without clipping the norm costs a pass over all
-        # gradients, so it is computed only on the steps that log it (or every step for the noise scale).
-        # The update runs outside the precision plugin's autocast (as Lightning's automatic optimization ran it).
-        with torch.autocast(self.device.type, enabled=False):
-            params = [p for p in self.model.parameters() if p.grad is not None]
-            grad_norm, clip = None, self.cfg.optim.grad_clip
-            if clip and not self.compiled:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-            elif not clip and (noise or (step + 1) % t.log_interval == 0 or step + 1 == self.cfg.steps):
-                norms = [torch.linalg.vector_norm(p.grad.float()) for p in params]
-                grad_norm = torch.linalg.vector_norm(torch.stack(norms))
-            opt.step()  # compiled: clip, step and projection (_compiled_step)
-            if self.compiled and clip:
-                grad_norm = self._norm
-            opt.zero_grad()
-            if not self.compiled:
-                self.model.project_weights()
-        loss = losses[0] if k == 1 else torch.stack(losses).mean()
-        out = {"loss": distributed.global_mean(self, loss), "grad_norm": grad_norm}  # grads are synced: norm too
+        if self.compiled:
+            loss_fn = lambda x, y: compiled.loss_fn()(self.model, x, y)  # noqa: E731
+        else:
+            loss_fn = lambda x, y: token_loss(forward, x, y)  # noqa: E731
+        out = train_step(
+            self.model, opt, *batch, optim=self.cfg.optim, step=step, steps=self.cfg.steps, loss_fn=loss_fn,
+            micro_batches=k, backward=self.manual_backward, noise=noise,
+            sync=lambda last: distributed.backward_sync(self, sync=last),
+            want_norm=(step + 1) % t.log_interval == 0 or step + 1 == self.cfg.steps,
+            fused_norm=(lambda: self._norm) if self.compiled else None,
+        )  # fmt: skip
+        res = {"loss": distributed.global_mean(self, out.loss), "grad_norm": out.grad_norm}  # grads synced: norm too
         if noise:  # [mean over micro-batches of |g_micro|², |G_batch|²]; |G_batch| is the pre-clip norm
-            out["gns"] = torch.stack([torch.stack(micro_sq).mean(), grad_norm.float().square()])
-        return out
+            res["gns"] = torch.stack([out.micro_sq, out.grad_norm.float().square()])
+        return res
 
     def evaluate(self, batches) -> float:
         autocast = self.trainer.precision_plugin.forward_context if self._trainer is not None else None
@@ -154,11 +126,6 @@ class LMModule(L.LightningModule):
         random.setstate(_to_tuples(rng["python"]))
         n = rng["numpy"]
         np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
-
-
-def _sq_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Squared global L2 norm of a list of tensors, in fp32."""
-    return torch.stack([n.float() for n in torch._foreach_norm(tensors)]).square().sum()
 
 
 def _to_lists(x):

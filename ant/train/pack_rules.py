@@ -10,6 +10,7 @@ from typing import Any
 
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.optimizers import ADAM_FAMILY  # PackedAdam implements these (no torch on import)
 
 
 def _shared(cfg: RunConfig) -> dict[str, Any]:
@@ -39,6 +40,7 @@ def packable(cfg: RunConfig) -> str | None:
         (t.micro_batch_size not in (0, t.batch_size), "train.micro_batch_size: packed runs take whole batches"),
         (t.noise_scale, "train.noise_scale=true needs micro-batches"),
         (t.devices * t.num_nodes != 1, "train.devices/num_nodes: packing is one process"),
+        (cfg.optim.optimizer not in ADAM_FAMILY, f"optim.optimizer={cfg.optim.optimizer}: packed steps are Adam(W)"),
     ]
     return next((why for bad, why in checks if bad), None)
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from ant.config import OptimConfig
 from ant.models.base import Transformer
-from ant.train.optim import schedule_factor
+from ant.optimizers import ADAM_FAMILY
+from ant.schedules import schedule_factor
 
 
 def run_losses(model: Transformer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,7 @@ class PackedAdam:
     lands where it would in each run trained alone."""
 
     def __init__(self, model: Transformer, single: Transformer, optim: OptimConfig, peak_lrs: list[float]):
-        if optim.optimizer not in ("adam", "adamw"):
+        if optim.optimizer not in ADAM_FAMILY:
             raise ValueError("PackedAdam needs a resolved OptimConfig (adam or adamw)")
         names = {id(p): n for n, p in single.named_parameters()}
         packed = dict(model.named_parameters())
@@ -51,6 +52,8 @@ class PackedAdam:
         ]
         self.optim = optim
         self.peak = torch.tensor(peak_lrs, dtype=torch.float32)
+        self.peak_lrs = list(peak_lrs)  # the same, as the configs give them: the logged LR (`lr`)
+        self.factor = 1.0  # of the last step
         self.step_count = 0
         self.state = {id(p): (torch.zeros_like(p), torch.zeros_like(p)) for g, _ in self.groups for p in g}
 
@@ -59,6 +62,7 @@ class PackedAdam:
         """One Adam step at LR peak_k * factor for run k."""
         o = self.optim
         self.step_count += 1
+        self.factor = factor
         lr = self.peak * factor
         bc1, bc2 = 1 - o.beta1**self.step_count, 1 - o.beta2**self.step_count
         for params, wd in self.groups:
@@ -75,6 +79,10 @@ class PackedAdam:
                 v.mul_(o.beta2).addcmul_(g, g, value=1 - o.beta2)
                 denom = (v.sqrt() / bc2**0.5).add_(o.eps)
                 p.sub_(m / denom * (lr_p / bc1))
+
+    def lr(self, k: int) -> float:
+        """Run k's LR in the last step (its peak x the schedule factor the step was given)."""
+        return self.peak_lrs[k] * self.factor
 
     def zero_grad(self) -> None:
         for params, _ in self.groups:
@@ -112,6 +120,7 @@ def select_runs(model: Transformer, opt: PackedAdam, keep: list[int]) -> tuple[T
     opt.groups = [([new[old[id(p)]] for p in params], wd) for params, wd in opt.groups]
     opt.state = {id(new[n]): mv for n, mv in moments.items()}
     opt.peak = opt.peak[idx].clone()
+    opt.peak_lrs = [opt.peak_lrs[k] for k in keep]
     return model, opt
 
 

@@ -158,7 +158,7 @@ def _fit(members: list[Member], data, progress: bool) -> None:
                 m.monitor.interval_s += dt
                 if log:
                     trainer = types.SimpleNamespace(should_stop=False)
-                    m.monitor.flush(trainer, step, list(m.monitor.pending), norms[k])
+                    m.monitor.flush(trainer, step, list(m.monitor.pending), norms[k], opt.lr(k))
                 if m.monitor.diverged_step is not None:
                     gone.append(k)
             # the Evaluator's rule per run: the full set at the end and when the run stops (diverges), the subset

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ant import fsio, perf, runfolder
+from ant import fsio, perf, recipe, runfolder
 from ant.config import RunConfig
 from ant.data import TrainSampler, load_tokens, val_batches
 from ant.errors import ConfigError
@@ -81,7 +81,7 @@ def prepare(cfg: RunConfig, *, progress: bool = True):
     """Validate, build/load the token data, resolve, run the data-dependent checks. Creates no run folder."""
     cfg.validate()
     data = load_tokens(cfg.data, progress=progress)
-    resolved = cfg.resolve(vocab_size=data.vocab_size)
+    resolved = recipe.resolve(cfg, vocab_size=data.vocab_size)
     check_run(resolved, data)
     return resolved, data
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch._dynamo.utils as dynamo_utils
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.train import compiled, train
 from tests.train.conftest import tiny_cfg
@@ -65,7 +66,7 @@ def test_the_cpu_rule_compiles_runs_long_enough_to_repay_the_warm_up():
     def cfg(tokens: float, **train) -> RunConfig:
         d = {"model": {"arch": "angpt", "size": "tiny2", "vocab_size": 256}, "data": {"tokenizer": "bytes"},
              "train": {"tokens": int(tokens), "batch_size": 4, "device": "cpu", **train}}  # fmt: skip
-        return RunConfig.from_dict(d).resolve()
+        return recipe.resolve(RunConfig.from_dict(d))
 
     short, long = cfg(2e4), cfg(5e6)  # ~1 s and ~270 s of eager training (estimated)
     assert short.train.compile == long.train.compile == "false"  # the hashed field keeps its CPU default

@@ -11,7 +11,7 @@ import zipfile
 
 import torch
 
-from ant import fsio
+from ant import fsio, recipe
 from ant.train import io, train
 from tests.train.conftest import tiny_cfg
 
@@ -28,7 +28,7 @@ def test_identical_weights_hash_identically(tmp_path):
 
 def test_skipped_checkpoints_and_no_temp_file_survive_the_attempt_that_finishes(tmp_path, byte_tokens):
     cfg = tiny_cfg(tmp_path, train={"tokens": 8 * 8 * 64, "ckpt_interval": 4, "eval_interval": 4})
-    run_dir = cfg.resolve().run_dir()
+    run_dir = recipe.resolve(cfg).run_dir()
     run_dir.mkdir(parents=True)
     earlier = "checkpoints/step-00000004.ckpt: its 10 bytes do not match its .sha256 (truncated or corrupt)"
     (run_dir / "summary.json").write_text(json.dumps({"status": "running", "skipped_checkpoints": [earlier]}))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch.nn.functional as F
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.train import train
@@ -88,7 +89,7 @@ def test_config_needs_micro_batches_and_keeps_the_run_id():
             .validate()  # fmt: skip
     off = RunConfig.from_dict({"train": {"tokens": 1000, "batch_size": 8, "micro_batch_size": 2}})
     on = off.with_overrides(["train.noise_scale=true"])
-    assert on.resolve(vocab_size=256).run_id() == off.resolve(vocab_size=256).run_id()
+    assert recipe.resolve(on, vocab_size=256).run_id() == recipe.resolve(off, vocab_size=256).run_id()
 
 
 # ---------------------------------------------------------------------- in training

@@ -51,6 +51,7 @@ def test_packed_runs_equal_their_single_runs(tmp_path, byte_tokens, arch):
         assert list(a.columns) == list(b.columns) and list(a.step) == list(b.step)
         for col in ("train_loss", "val_loss", "grad_norm", "resid_norm_0"):
             assert _rel(a[col].to_numpy(), b[col].to_numpy()) <= RTOL, col
+        assert a["lr"].equals(b["lr"])  # the LR each optimizer held, exactly (PackedAdam.lr, current_lr)
         assert r.summary["final_val_loss"] == pytest.approx(alone.summary["final_val_loss"], rel=RTOL)
         wa, wb = torch.load(r.run_dir / "weights.pt"), torch.load(alone.run_dir / "weights.pt")
         assert list(wa) == list(wb) and all(wa[k].shape == wb[k].shape for k in wa)

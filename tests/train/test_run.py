@@ -12,8 +12,8 @@ import torch
 
 from ant.config import RunConfig
 from ant.models import build_model
+from ant.schedules import lr_at
 from ant.train import io, train
-from ant.train.optim import lr_at
 from tests.train.conftest import LEARN, tiny_cfg
 
 SUMMARY_FIELDS = [

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from ant import recipe
 from ant.config import RunConfig
 from ant.errors import ConfigError
+from ant.schedules import Span, decay_start, decay_steps, lr_at, lr_factor, warmup_steps
 from ant.sweep.families import train_branch, train_family
 from ant.train import io, train
 from ant.train.branches import (
@@ -24,7 +26,6 @@ from ant.train.branches import (
     make_family,
     seed_branch,
 )
-from ant.train.optim import decay_start, decay_steps, lr_at, lr_factor, warmup_steps
 from tests.train.conftest import tiny_cfg
 
 EXACT = ["step", "tokens", "train_loss", "val_loss", "lr", "grad_norm"]  # all but the throughput
@@ -65,26 +66,26 @@ def test_wsd_family_shares_its_prefix_and_decays_to_the_floor(shape):
 
 
 def test_decay_shapes_at_half_way():
-    f = dict(steps=110, warmup=0, schedule="wsd", final_lr_frac=0.0, decay=10)  # decay steps 100..109
-    assert lr_factor(99, **f) == 1.0
-    assert lr_factor(104, **f, decay_shape="linear") == pytest.approx(0.5)  # q = 5/10
-    assert lr_factor(104, **f, decay_shape="1-sqrt") == pytest.approx(1 - math.sqrt(0.5))
+    f = dict(steps=110, warmup=0, final=0.0, decay=10)  # decay steps 100..109
+    assert lr_factor(99, "wsd", Span(**f)) == 1.0
+    assert lr_factor(104, "wsd", Span(**f, decay_shape="linear")) == pytest.approx(0.5)  # q = 5/10
+    assert lr_factor(104, "wsd", Span(**f, decay_shape="1-sqrt")) == pytest.approx(1 - math.sqrt(0.5))
 
 
 def test_wsd_resolution_and_bad_values():
-    alone = wsd().resolve(vocab_size=256)  # alone: warm-up from its own steps, fixed in steps
+    alone = recipe.resolve(wsd(), vocab_size=256)  # alone: warm-up from its own steps, fixed in steps
     assert alone.optim.warmup_steps == 10 and warmup_steps(alone.optim, alone.steps) == 10
-    assert wsd(arch="angpt").resolve(vocab_size=256).optim.warmup_steps == 0  # anGPT's recipe: no warm-up
+    assert recipe.resolve(wsd(arch="angpt"), vocab_size=256).optim.warmup_steps == 0  # anGPT's recipe: no warm-up
     with pytest.raises(ConfigError, match=r"optim.warmup_steps: 90 warm-up steps .* decay starts at step 80"):
-        wsd(warmup_steps=90).resolve(vocab_size=256)
+        recipe.resolve(wsd(warmup_steps=90), vocab_size=256)
     with pytest.raises(ConfigError, match="optim.decay_shape: .*allowed: 1-sqrt, linear"):
-        wsd(decay_shape="cosine").resolve(vocab_size=256)
+        recipe.resolve(wsd(decay_shape="cosine"), vocab_size=256)
     with pytest.raises(ConfigError, match="optim.decay_frac"):
-        wsd(decay_frac=0).resolve(vocab_size=256)
+        recipe.resolve(wsd(decay_frac=0), vocab_size=256)
     # the wsd fields are not part of other schedules' run ids: ids from before them stay the same
     cos = RunConfig.from_dict({"model": {"size": "tiny1"}, "train": {"tokens": 204800}})
     cos2 = RunConfig.from_dict({"model": {"size": "tiny1"}, "optim": {"decay_frac": 0.5}, "train": {"tokens": 204800}})
-    assert cos.resolve(vocab_size=256).run_id() == cos2.resolve(vocab_size=256).run_id()
+    assert recipe.resolve(cos, vocab_size=256).run_id() == recipe.resolve(cos2, vocab_size=256).run_id()
     with pytest.raises(ConfigError, match="optim.schedule"):
         make_family(cos, [1e5, 2e5])
 
@@ -92,7 +93,7 @@ def test_wsd_resolution_and_bad_values():
 def test_families_are_found_and_mixed_configs_refused():
     family = make_family(wsd(), [100 * 2048, 300 * 2048], vocab_size=256)
     other = make_family(wsd(lr=2e-3), [100 * 2048], vocab_size=256)
-    cos = RunConfig.from_dict({"model": {"size": "tiny1"}, "train": {"tokens": 204800}}).resolve(vocab_size=256)
+    cos = recipe.resolve(RunConfig.from_dict({"model": {"size": "tiny1"}, "train": {"tokens": 204800}}), vocab_size=256)
     units = find_families([family[1], cos, other[0], family[0]])
     assert [[c.run_id() for c in u] for u in units] == [
         [family[0].run_id(), family[1].run_id()],  # trunk first
