@@ -158,8 +158,29 @@ def cell_key(cfg: RunConfig) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
+# Fields the recipe derives from a run's steps (ant.recipe.resolve) when the grid leaves them at 0.
+DERIVED_INTERVALS = ("eval_interval", "diag_interval", "ckpt_interval")
+
+
 def with_point(cfg: RunConfig, p: Point) -> RunConfig:
-    return cfg.with_overrides([f"optim.lr={p.lr!r}", f"train.batch_size={p.batch_size}"])
+    """The cell's run at another (lr, batch), resolved as the grid's own expansion would resolve it: `cfg` is a
+    resolved run, so its steps and the intervals the recipe derived from them belong to its batch; they are
+    derived again for the new one (an interval the grid set itself is kept). Without this a point at another batch
+    carried the template's steps, and the worker, resolving it again, trained it under another run id than the
+    one the extension log and the cell bookkeeping looked for."""
+    from ant.recipe import resolve  # late: the recipe counts parameters (torch); the planner's imports stay light
+
+    auto = resolve(cfg.with_overrides([f"train.{k}=0" for k in DERIVED_INTERVALS]))
+    reset = [f"train.{k}=0" for k in DERIVED_INTERVALS if getattr(cfg.train, k) == getattr(auto.train, k)]
+    return resolve(cfg.with_overrides([f"optim.lr={p.lr!r}", f"train.batch_size={p.batch_size}", *reset]))
+
+
+def logged_config(entry: dict) -> RunConfig:
+    """An extension run as its worker trained it: the logged config resolved again (a log written before
+    `with_point` resolved its points holds a stale `steps`, which the worker recomputed, and so its run id)."""
+    from ant.recipe import resolve  # late: as above
+
+    return resolve(RunConfig.from_dict(entry["config"]))
 
 
 def plan_round(cfgs: list[RunConfig], grid_cfgs: list[RunConfig], losses: dict[str, float | None],
@@ -216,7 +237,7 @@ def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=prin
     path = _log_path(grid)
     logged = read_log(path)
     # earlier rounds' extensions count as part of the cells (a resumed sweep picks up where it stopped)
-    cfgs = grid_cfgs + [RunConfig.from_dict(e["config"]) for e in logged]
+    cfgs = grid_cfgs + [logged_config(e) for e in logged]
     rnd = max((e["round"] for e in logged), default=0)
     while True:
         losses = _finished(cfgs)

@@ -117,3 +117,26 @@ def test_a_grid_cell_is_arch_size_budget_whatever_the_batch_resolves_to():
     cfgs = Grid.from_yaml(Path(__file__).parents[2] / "sweeps" / "study2" / "hp.yaml").expand()
     cells = {cell_key(c) for c in cfgs}
     assert len(cells) == len({(c.model.arch, c.model.size) for c in cfgs}) == 8
+
+
+def test_a_point_at_another_batch_is_the_run_the_grid_itself_would_train():
+    """with_point from a cell member at batch 4 to (lr 0.03, batch 8): the same run id as the grid's own run at
+    that point (steps and the derived intervals belong to the new batch). A stale `steps` made the worker train
+    such points under other run ids than the extension log held, and their cells were never decided again."""
+    from pathlib import Path
+
+    from ant.sweep.extend import Point, with_point
+    from ant.sweep.grid import Grid
+
+    cfgs = Grid.from_yaml(Path(__file__).parents[2] / "sweeps" / "study2" / "hp.yaml").expand()
+
+    def pick(batch: int, lr: float):
+        [c] = [c for c in cfgs if (c.model.arch, c.model.size, c.train.batch_size, c.optim.lr, c.train.seed)
+               == ("gptplus", "d24L2", batch, lr, 0)]  # fmt: skip
+        return c
+
+    template, target = pick(4, 0.003), pick(8, 0.03)
+    new = with_point(template, Point(lr=0.03, batch_size=8, side="batch_high", why="test"))
+    assert new.steps == target.steps == template.steps // 2
+    assert new.train.eval_interval == target.train.eval_interval != template.train.eval_interval
+    assert new.run_id() == target.run_id()
