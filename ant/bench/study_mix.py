@@ -89,8 +89,8 @@ VARIANTS: list[tuple[str, dict[str, Any], int | None, bool]] = [
 
 
 def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ckpts: int | None,
-               mix: Mix = MIXES["v1"]) -> RunConfig:  # fmt: skip
-    cut = mix.cut[size]
+               mix: Mix = MIXES["v1"], scale: int = 1) -> RunConfig:  # fmt: skip
+    cut = mix.cut[size] * scale
     train = {"tokens_per_param": mix.tokens_per_param / cut, "batch_size": mix.batch[size], "seed": seed,
              "device": "cpu", "num_threads": 1, **settings}  # fmt: skip
     if settings.get("eval_tokens"):
@@ -113,7 +113,9 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
     return cfg
 
 
-def bench(runs_per_shape: int = 2, log=print, mix: str = "v1", variants: list[str] | None = None) -> dict[str, Any]:
+def bench(
+    runs_per_shape: int = 2, log=print, mix: str = "v1", variants: list[str] | None = None, scale: int = 1
+) -> dict[str, Any]:
     # late: --help and the table helpers load no Lightning; `module` loads it here, not in the first timed run
     from ant.train import module, prepare, train  # noqa: F401
     from ant.train.packed_run import train_packed  # late: as above
@@ -126,12 +128,14 @@ def bench(runs_per_shape: int = 2, log=print, mix: str = "v1", variants: list[st
     losses: dict[str, dict[str, list[float]]] = {n: {s: [] for s in m.time_shares} for n in names}
     root = Path(tempfile.mkdtemp(prefix="ant-study-mix-"))
     for size in m.time_shares:  # the token files of every cut validation set, built before anything is timed
-        prepare(run_config(size, 0, root, {}, None, m), progress=False)
+        prepare(run_config(size, 0, root, {}, None, m, scale), progress=False)
     try:
         for i, size in enumerate(m.time_shares):
             order = chosen[i % len(chosen) :] + chosen[: i % len(chosen)]  # rotate per size
             for name, settings, ckpts, packed in order:
-                cfgs = [run_config(size, seed, root / name, settings, ckpts, m) for seed in range(runs_per_shape)]
+                cfgs = [
+                    run_config(size, seed, root / name, settings, ckpts, m, scale) for seed in range(runs_per_shape)
+                ]
                 if packed:
                     t0 = time.perf_counter()
                     results = train_packed(cfgs, progress=False)
@@ -148,7 +152,7 @@ def bench(runs_per_shape: int = 2, log=print, mix: str = "v1", variants: list[st
                     log(f"{size} {name:20s} seed {seed}: {dt:6.1f} s  final val {r.summary['final_val_loss']:.4f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return summarize(wall, losses, runs_per_shape, m) | {"mix": mix}
+    return summarize(wall, losses, runs_per_shape, m) | {"mix": mix, "cut_scale": scale}
 
 
 def unpacked(name: str) -> str:
@@ -213,14 +217,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a subset of the variants (the first named is the base of the ratios; default: all)",
     )
+    p.add_argument("--scale", type=int, default=1, help="cut every budget (and validation set) this much more")
     args = p.parse_args(argv)
+    if args.scale < 1:
+        print("error: --scale: must be >= 1", file=sys.stderr)
+        return 2
     if args.runs_per_shape < 1:
         print("error: --runs-per-shape: must be >= 1", file=sys.stderr)
         return 2
     if args.variants and args.variants[0] != "current":
         print("error: --variants: the first must be 'current' (the base of every ratio)", file=sys.stderr)
         return 2
-    res = bench(args.runs_per_shape, mix=args.mix, variants=args.variants)
+    res = bench(args.runs_per_shape, mix=args.mix, variants=args.variants, scale=args.scale)
     tag = "" if args.mix == "v1" else f"-{args.mix}"
     out = Path(args.out or f"results/bench/study-mix{tag}-{_dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
