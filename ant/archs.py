@@ -3,14 +3,17 @@
     from ant.archs import ARCHS, arch
     arch("angpt").label, arch("angpt").optimizer      # "anGPT", "adam"
 
-A row names its model class by import path ("module:Class") rather than importing it, so this table, and the
-config that checks `model.arch` against it, load without torch. The model file owns what only it can know: the
-forward, the initialisation and its parameter count (the config dataclass's `vector_params()`, which
-ant.models.counts turns into parameter and FLOP counts without building a model).
+A row names its model class and its config dataclass by import path ("module:Class") rather than importing them,
+so this table, and the config that checks `model.arch` against it, load without torch. The config dataclasses live
+in ant/models/args.py, which imports no torch either, so option checks and parameter counts (ant.models.options,
+ant.models.counts) run without it: `ant sweep --dry-run` counts every planned run. The model file owns the forward
+and the initialisation; its config dataclass's `vector_params()` gives the parameter count, which
+ant.models.counts turns into parameter and FLOP counts without building a model.
 
-Adding an architecture = its model file (a `Transformer` subclass with `config_cls`, tests/models/ beside it) + one
-row here. ant.config's `Arch` vocabulary, ant.models' registry, the recipe's optimizer defaults, the LR/batch rules,
-plot colours and labels and the report's order all read this table (tests/test_archs.py checks that they agree).
+Adding an architecture = its model file (a `Transformer` subclass with `config_cls`, tests/models/ beside it) + its
+config dataclass in ant/models/args.py (or an existing one reused, as gptplus reuses gpt's) + one row here.
+ant.config's `Arch` vocabulary, ant.models' registry, the recipe's optimizer defaults, the LR/batch rules, plot
+colours and labels and the report's order all read this table (tests/test_archs.py checks that they agree).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ class Arch:
     name: str  # the value of model.arch, and the prefix of every run id of it
     label: str  # in plots and tables
     color: str  # matplotlib colour
-    model: str  # "module:Class" of its ant.models.base.Transformer subclass
+    model: str  # "module:Class" of its ant.models.base.Transformer subclass (imports torch)
+    config: str  # "module:Class" of its config dataclass (an ant.models.args.ModelArgs subclass; no torch)
     # Config fields the architecture fixes (gpt and gptplus share a class; QK-norm tells them apart): not options.
     fixed: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     # The optimiser recipe (paper-notes §3-4, Table F.2): what ant.recipe fills in when the config leaves it open.
@@ -45,12 +49,31 @@ class Arch:
 _GPT_RECIPE: dict[str, Any] = {"optimizer": "adamw", "weight_decay": 0.1, "warmup_frac": 0.1}  # AdamW, warm-up
 _ANGPT_FIT: dict[str, Any] = {"paper_lr": (0.065, -0.178), "paper_batch": (1.1e-6, 0.984)}
 
+
 # In this order in the config's vocabulary, plots and tables.
 TABLE: tuple[Arch, ...] = (
-    Arch("gpt", "GPT", "#7f7f7f", "ant.models.gpt:GPT", MappingProxyType({"qk_norm": False}), **_GPT_RECIPE),
-    Arch("gptplus", "GPT+", "#1f77b4", "ant.models.gpt:GPT", MappingProxyType({"qk_norm": True}), **_GPT_RECIPE),
-    Arch("ngpt", "nGPT", "#2ca02c", "ant.models.ngpt:NGPT", alphas=True, **_ANGPT_FIT),
-    Arch("angpt", "anGPT", "#d62728", "ant.models.angpt:ANGPT", alphas=True, **_ANGPT_FIT),
+    Arch(
+        "gpt",
+        "GPT",
+        "#7f7f7f",
+        "ant.models.gpt:GPT",
+        "ant.models.args:GPTConfig",
+        MappingProxyType({"qk_norm": False}),
+        **_GPT_RECIPE,
+    ),
+    Arch(
+        "gptplus",
+        "GPT+",
+        "#1f77b4",
+        "ant.models.gpt:GPT",
+        "ant.models.args:GPTConfig",
+        MappingProxyType({"qk_norm": True}),
+        **_GPT_RECIPE,
+    ),
+    Arch("ngpt", "nGPT", "#2ca02c", "ant.models.ngpt:NGPT", "ant.models.args:NGPTConfig", alphas=True, **_ANGPT_FIT),
+    Arch(
+        "angpt", "anGPT", "#d62728", "ant.models.angpt:ANGPT", "ant.models.args:ANGPTConfig", alphas=True, **_ANGPT_FIT
+    ),
 )
 ARCHS: tuple[str, ...] = tuple(a.name for a in TABLE)
 BY_NAME: dict[str, Arch] = {a.name: a for a in TABLE}

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from ant import optimizers, schedules
 from ant.archs import arch as arch_row
 from ant.config import OptimConfig, RunConfig
@@ -59,6 +57,8 @@ def resolve(cfg: RunConfig, vocab_size: int | None = None) -> RunConfig:
     r.steps = max(1, math.ceil(t.tokens / (t.batch_size * r.data.seq_len)))
     schedules.resolve(o, r.steps)  # what the schedule fixes in steps (a wsd run's warm-up)
     if t.device == "auto":
+        import torch  # late: only this branch needs torch, and a sweep's dry run resolves every run without it
+
         t.device = "cuda" if torch.cuda.is_available() else "cpu"
     if t.precision == "auto":
         t.precision = "bf16-mixed" if t.device == "cuda" else "32"

@@ -34,6 +34,7 @@ def test_models_plots_and_recipe_read_the_table():
         cls, cfg_cls, fixed = REGISTRY[row.name]
         assert issubclass(cls, Transformer) and cls.config_cls is cfg_cls and fixed == dict(row.fixed)
         assert f"{cls.__module__}:{cls.__name__}" == row.model
+        assert f"{cfg_cls.__module__}:{cfg_cls.__name__}" == row.config  # the model's config_cls is the row's
         assert ARCH_LABEL[row.name] == label(row.name) == row.label and ARCH_COLOR[row.name] == row.color
         model = build_model(row.name, "tiny0", vocab_size=64)
         assert bool(model.alpha_stats()) == row.alphas  # the flag the synthetic results and plots read
@@ -59,3 +60,18 @@ def test_the_table_and_the_config_load_without_torch():
     code = "import sys, ant.archs, ant.schedules, ant.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_counting_and_checking_options_load_no_torch():
+    """The planner counts every run's parameters and checks its model.options (ant.models.sizes, .counts,
+    make_config) without torch; torch loads with the first build_model."""
+    code = "import sys, ant.models.sizes; print('torch' in sys.modules)\n"
+    code += (
+        "from ant.models.counts import num_params; print(num_params('angpt', 'tiny3', 256), 'torch' in sys.modules)\n"
+    )
+    code += "from ant.models import make_config, option_names; make_config('gptplus', 'tiny0', 64, qk_scale_init=2.0)\n"
+    code += "print(len(option_names('ngpt')), 'torch' in sys.modules)\n"
+    code += "from ant.models import build_model; print(build_model('angpt', 'tiny3', vocab_size=256).num_params())\n"
+    code += "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "295684", "False", "17", "False", "295684", "True"]

@@ -335,10 +335,7 @@ def test_planning_and_benching_do_not_load_lightning(module):
 
 # Modules (prefixes) that still import torch during the paper grid's dry run, each with the change that removes it.
 # Any other module that does fails the test below, and so does an entry no module matches any more (remove it).
-DRY_RUN_TORCH_PENDING = {
-    "ant.recipe": "`import torch` at the top for train.device=auto (move it into that branch)",
-    "ant.models": "counting parameters imports the ant.models package, which builds the model registry",
-}
+DRY_RUN_TORCH_PENDING: dict[str, str] = {}
 
 _DRY_RUN = """
 import builtins, contextlib, io, json, sys

@@ -57,59 +57,14 @@ Ablation switches (Table L.1):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ant.models.base import Block, ModelArgs, ScaledLogitsTransformer
+from ant.models.args import ANGPTConfig
+from ant.models.base import Block, ScaledLogitsTransformer
 from ant.models.constraints import ANGPT_DIMS, Constraint, init_unit_norm_, matrix_constraints
 from ant.models.layers import Scale, apply_rotary, attend, l2norm, lerp_factor, split_heads, swiglu
-
-
-@dataclass
-class ANGPTConfig(ModelArgs):
-    alpha_init: float = 0.05
-    alpha_scale: float = 0.01  # Sec. 5 text; Table F.2 prints 0.001
-    abs_alpha: bool = False
-    qk_scale_init: float | None = None  # g at init; None -> sqrt(head_dim)
-    qk_scale_per_head: bool = False  # one g per head instead of one per layer
-    gate_sqrt_d: bool = False  # SiLU input x sqrt(d), as nGPT (see "SiLU's input scale" above)
-    sz_init: float = 1.0
-    sz_scale: float = 0.01
-    nu_p: float | None = None  # None -> sqrt(d_h / d) (Sec. 4.3); 1.0 is App. E's value
-    nu_acf: float = 3.74
-    bound_embeddings: bool = True
-    # ablations (Table L.1)
-    residual_factor: bool = True
-    residual_factor_mult: float = 1.0
-    const_factors: bool = True
-    const_factor_mult: float = 1.0
-    lerp: bool = True
-
-    def __post_init__(self) -> None:
-        if self.qk_scale_init is None:
-            self.qk_scale_init = math.sqrt(self.head_dim)
-        if self.nu_p is None:
-            self.nu_p = math.sqrt(self.head_dim / self.d_model)
-
-    def vector_params(self) -> tuple[int, int]:
-        # per block: alpha_a, alpha_m (2d, only with lerp) and g (1, or n_heads with qk_scale_per_head); head: s_z (V)
-        g = self.n_heads if self.qk_scale_per_head else 1
-        return (2 * self.d_model if self.lerp else 0) + g, self.vocab_size
-
-    def constants(self) -> dict[str, float]:
-        """The constant factors after the ablation switches."""
-        d, f = self.d_model, self.d_mlp
-        nu = {
-            "qkv": math.sqrt(d / self.head_dim),
-            "p": self.nu_p,
-            "uz": math.sqrt(d / f),
-            "acf": self.nu_acf,
-            "d": math.sqrt(f / d),
-        }
-        m = self.const_factor_mult
-        return {k: (v if self.const_factors else 1.0) * m for k, v in nu.items()}
 
 
 class ANGPTBlock(Block):

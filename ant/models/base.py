@@ -12,43 +12,12 @@ block plus an untied embedding and head (2 V d), as Table F.1 counts them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from ant.models.args import ModelArgs
 from ant.models.constraints import Constraint
 from ant.models.layers import Embedding, Linear, Rotary, Scale, linear
-
-
-@dataclass
-class ModelArgs:
-    """Fields every architecture has. `arch`, `size` and `vocab_size` come from build_model's arguments; the rest
-    can be overridden (model.options in a run config)."""
-
-    arch: str = "gpt"
-    size: str = "custom"
-    vocab_size: int = 50304
-    d_model: int = 256
-    n_layers: int = 6
-    n_heads: int = 4
-    mlp_mult: int = 4  # u and z are each mlp_mult * d_model wide (the paper: 4, no 2/3 shrink)
-    rope_fraction: float = 0.5  # share of each head's dims that RoPE rotates (Table F.2: 0.5)
-    rope_base: float = 10000.0
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def d_mlp(self) -> int:
-        return self.mlp_mult * self.d_model
-
-    def vector_params(self) -> tuple[int, int]:
-        """(parameters of one block besides its four matrices, parameters of the head besides lm_head): the norm
-        gains and scales this architecture adds, counted without building it (ant.models.counts). Each
-        architecture's config says its own; tests/models/test_counts.py holds them to the built models."""
-        raise NotImplementedError
 
 
 class Block(nn.Module):

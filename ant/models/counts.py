@@ -3,7 +3,7 @@
 Planning a sweep needs N (for the recipe's beta2, tokens_per_param budgets and the LR/batch rules) and FLOPs/token
 for every run; building each model on the meta device to count them cost ~20 ms a run (issue 17). The counts
 follow the module layout of base.py (Table F.1); what each architecture adds is its config's `vector_params()`,
-in its own file (gpt.py, ngpt.py, angpt.py):
+in ant/models/args.py, torch-free like this module:
 
     every block    qkv 3d^2 + proj d^2 + fc 2fd + down fd          = 4d^2 + 3fd   (16 d^2 at f = 4d)
     embedding      V d (a lookup: not a matmul parameter)
@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ant.models.options import make_config  # torch-free: the config dataclasses are in ant.models.args
 from ant.models.sizes import PAPER_VOCAB
 
 
@@ -63,8 +64,6 @@ _CACHE: dict[tuple, Counts] = {}
 
 
 def _count(arch: str, size: str, vocab_size: int, options: dict[str, Any]) -> Counts:
-    from ant.models import make_config  # late import: ant.models imports torch
-
     c = make_config(arch, size, vocab_size, **options)
     d, f, L, V = c.d_model, c.d_mlp, c.n_layers, c.vocab_size
     block_matrices = 4 * d * d + 3 * f * d

@@ -20,28 +20,13 @@ output projections (W_p, W_d) scaled down by 1/sqrt(2 L); norm gains one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ant.models.base import Block, ModelArgs, Transformer
+from ant.models.args import GPTConfig
+from ant.models.base import Block, Transformer
 from ant.models.layers import RMSNorm, apply_rotary, attend, l2norm, split_heads, swiglu
-
-
-@dataclass
-class GPTConfig(ModelArgs):
-    qk_norm: bool = False  # set by the arch: gpt False, gptplus True
-    init_std: float = 0.02
-    qk_scale_init: float | None = None  # gptplus only: g at init; None -> sqrt(head_dim)
-
-    def __post_init__(self) -> None:
-        if self.qk_scale_init is None:
-            self.qk_scale_init = math.sqrt(self.head_dim)
-
-    def vector_params(self) -> tuple[int, int]:
-        # per block: norm_a, norm_m gains (2d) + gptplus's logit scale g (1); head: the final norm_h gain (d)
-        return 2 * self.d_model + (1 if self.qk_norm else 0), self.d_model
 
 
 class GPTBlock(Block):

@@ -27,39 +27,13 @@ Ablation switches (paper Fig. 5):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from ant.models.base import Block, ModelArgs, ScaledLogitsTransformer
+from ant.models.args import NGPTConfig
+from ant.models.base import Block, ScaledLogitsTransformer
 from ant.models.constraints import NGPT_DIMS, Constraint, init_unit_norm_, matrix_constraints
 from ant.models.layers import Scale, apply_rotary, attend, l2norm, lerp_factor, split_heads, swiglu
-
-
-@dataclass
-class NGPTConfig(ModelArgs):
-    alpha_init: float = 0.05
-    alpha_scale: float | None = None  # None -> 1/sqrt(d_model)
-    sqk_init: float = 1.0
-    sqk_scale: float | None = None  # None -> 1/sqrt(d_model)
-    suv_init: float = 1.0
-    suv_scale: float = 1.0
-    sz_init: float = 1.0
-    sz_scale: float | None = None  # None -> 1/sqrt(d_model)
-    abs_alpha: bool = True
-    # ablations
-    lerp_correction: bool = False
-    bound_weights: bool = False
-
-    def __post_init__(self) -> None:
-        base = 1.0 / math.sqrt(self.d_model)
-        for name in ("alpha_scale", "sqk_scale", "sz_scale"):
-            if getattr(self, name) is None:
-                setattr(self, name, base)
-
-    def vector_params(self) -> tuple[int, int]:
-        # per block: alpha_a, alpha_m, s_qk (3d) and s_uv (2f); head: s_z (V)
-        return 3 * self.d_model + 2 * self.d_mlp, self.vocab_size
 
 
 class NGPTBlock(Block):

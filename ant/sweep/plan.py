@@ -38,6 +38,7 @@ from typing import Any
 
 from ant import runfolder
 from ant.config import RunConfig
+from ant.models.counts import flops_per_token as count_flops_per_token  # closed form, no torch
 from ant.sweep.locks import is_locked, lock_dir, read_attempts
 from ant.sweep.progress import live
 
@@ -83,10 +84,8 @@ class PlanRow:
 # ---------------------------------------------------------------------- FLOPs and throughput
 def flops_per_token(cfg: RunConfig) -> float:
     """Training FLOPs/token of the run's model, in closed form (ant.models.counts: no model is built)."""
-    from ant.models.counts import flops_per_token as fpt  # late: the ant.models package imports torch
-
     m = cfg.model
-    return fpt(m.arch, m.size, m.vocab_size, cfg.data.seq_len, m.options)
+    return count_flops_per_token(m.arch, m.size, m.vocab_size, cfg.data.seq_len, m.options)
 
 
 class FolderScan:
