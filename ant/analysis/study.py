@@ -291,7 +291,9 @@ def run(parts: list[Part], force: bool) -> int:
               f"{p['est_s'] / 60:.1f} min wall")  # fmt: skip
         t0 = time.time()
         cmd = ["ant.sweep.extend"] if part.extend else ["ant.cli", "sweep"]
-        rc = subprocess.call([sys.executable, "-m", *cmd, str(ROOT / part.grid)])
+        table = group_dir(part.group) / "runs.parquet"  # committed runs: done, though trained in another session
+        done = ["--done-from", str(table)] if table.is_file() else []
+        rc = subprocess.call([sys.executable, "-m", *cmd, str(ROOT / part.grid), *done])
         wall = time.time() - t0
         n = merge_group(part.group)
         log[part.name] = {"runs": p["runs"], "ran": p["todo"], "est_wall_s": round(p["est_s"], 1),

@@ -29,7 +29,7 @@ from ant.sweep.checks import MAX_RUN_HOURS, check_against_data, data_key, warn_l
 from ant.sweep.executors import EXECUTORS, ExecutorSettings, local_layout, run_local, work_units
 from ant.sweep.grid import MAX_RUNS, Grid, axis_of
 from ant.sweep.packing import packing_line
-from ant.sweep.plan import build_plan
+from ant.sweep.plan import build_plan, committed_runs
 from ant.sweep.plan_table import format_plan, plan_json
 from ant.sweep.slurm import submit_slurm
 
@@ -46,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--wait", action="store_true", help="slurm: block until every submitted job has finished")
     p.add_argument("--out-dir", help="override the grid's out_dir (where run folders go)")
+    p.add_argument("--done-from", metavar="RUNS.parquet",
+                   help="a collected runs table: its finished runs count as done, their folders gone")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base config field for every run, e.g. --set train.device=cpu")  # fmt: skip
     p.add_argument("--max-runs", type=int_in(1, 10**9), default=MAX_RUNS,
@@ -103,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
             print(packing_line(cfgs, settings.pack))
         return 0
     busy = ("done", "diverged", "running", "queued")
-    todo = [c for c, r in zip(cfgs, rows) if r.state not in busy]
+    elsewhere = committed_runs(args.done_from) if getattr(args, "done_from", None) else {}
+    todo = [c for c, r in zip(cfgs, rows) if r.state not in busy and r.run_id not in elsewhere]
     skipped = len(cfgs) - len(todo)
-    print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped)")
+    tabled = f"; {sum(r.run_id in elsewhere for r in rows)} done per {args.done_from}" if elsewhere else ""
+    print(f"{len(todo)} to run, {skipped} done, diverged, running or queued (skipped){tabled}")
     if settings.name == "local" and any(c.train.devices * c.train.num_nodes > 1 for c in todo):
         why = "the local executor trains each run in one worker process; runs on several devices need the slurm "
         raise ConfigError("train.devices", why + "executor (or `ant train`, one run at a time)", ["1"])

@@ -42,6 +42,7 @@ import pandas as pd
 from ant.config import RunConfig
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
+from ant.sweep.plan import committed_runs
 
 SIDES = ("lr_low", "lr_high", "batch_low", "batch_high")
 
@@ -227,7 +228,10 @@ def _finished(cfgs: list[RunConfig]) -> dict[str, float | None]:
     return {r.run_id: r.final_val_loss for r in rows if r.state in ("done", "diverged")}
 
 
-def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=print) -> int:
+def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=print,
+           done_from: str | None = None) -> int:  # fmt: skip
+    """Run the grid, then add points beyond edge optima round by round. `done_from`: a collected runs table whose
+    finished runs count as done (a study's committed rows: their folders stay on the machine that trained them)."""
     from ant.sweep.executors import ExecutorSettings, run_local  # late: multiprocessing set-up
     from ant.sweep.grid import Grid  # late: the planner (next_points) must import without the grid machinery
 
@@ -239,8 +243,9 @@ def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=prin
     # earlier rounds' extensions count as part of the cells (a resumed sweep picks up where it stopped)
     cfgs = grid_cfgs + [logged_config(e) for e in logged]
     rnd = max((e["round"] for e in logged), default=0)
+    elsewhere = committed_runs(done_from) if done_from else {}
     while True:
-        losses = _finished(cfgs)
+        losses = {**elsewhere, **_finished(cfgs)}  # a run folder wins over a committed row
         todo = [c for c in cfgs if c.run_id() not in losses]
         if dry_run:
             new = plan_round(cfgs, grid_cfgs, losses, limits)
@@ -257,7 +262,7 @@ def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=prin
             return 0
         if todo:
             run_local(todo, settings, all_cfgs=cfgs)
-            losses = _finished(cfgs)
+            losses = {**elsewhere, **_finished(cfgs)}
         if rnd >= limits.max_rounds:
             log(f"extend {grid.name}: round limit {limits.max_rounds} reached")
             break
@@ -273,7 +278,8 @@ def extend(grid_file: str, limits: ExtendLimits, dry_run: bool = False, log=prin
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(logged, indent=1, default=str) + "\n")
         cfgs += [c for c, _ in new]
-    n_fail = sum(c.run_id() not in _finished(cfgs) for c in cfgs)
+    finished = {**elsewhere, **_finished(cfgs)}
+    n_fail = sum(c.run_id() not in finished for c in cfgs)
     log(f"extend {grid.name}: {len(logged)} extension run(s) in all; {n_fail} run(s) not finished")
     return 1 if n_fail else 0
 
@@ -284,10 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="show the runs and what the finished ones would add")
     ap.add_argument("--max-rounds", type=int, default=ExtendLimits.max_rounds)
     ap.add_argument("--max-per-side", type=int, default=ExtendLimits.max_per_side)
+    ap.add_argument("--done-from", metavar="RUNS.parquet", help="a runs table whose finished runs count as done")
     args = ap.parse_args(argv)
     try:
         limits = ExtendLimits(max_rounds=args.max_rounds, max_per_side=args.max_per_side)
-        return extend(args.file, limits, dry_run=args.dry_run)
+        return extend(args.file, limits, dry_run=args.dry_run, done_from=args.done_from)
     except ConfigError as e:
         print(f"extend: error: {e}", file=sys.stderr)
         return 2

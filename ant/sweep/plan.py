@@ -272,6 +272,22 @@ class Throughput:
         return DEVICE_FLOPS[kind]
 
 
+def committed_runs(path: str | Path) -> dict[str, float | None]:
+    """run_id -> final val loss of the finished (completed or diverged) runs in a collected runs table
+    (`ant collect`, a study group's runs.parquet). A study trained in one session and committed as tables has no
+    run folders in the next: `--done-from TABLE` lets `ant sweep` and the edge extension count those runs as done
+    instead of training them again."""
+    import pandas as pd  # late: the planner's table reading only
+
+    from ant.errors import ConfigError
+
+    if not Path(path).is_file():
+        raise ConfigError("--done-from", f"no runs table at {path}")
+    runs = pd.read_parquet(path, columns=["run_id", "status", "final_val_loss"])
+    done = runs[runs["status"].isin(["completed", "diverged"])]
+    return {r: (None if pd.isna(v) else float(v)) for r, v in zip(done["run_id"], done["final_val_loss"])}
+
+
 # ---------------------------------------------------------------------- state
 def run_state(cfg: RunConfig, jobs: dict[str, dict[str, str]] | None = None) -> tuple[str, float | None, str | None]:
     """(state, final_val_loss, slurm job) of one run, from its folder, its lock and the SLURM queue.

@@ -109,3 +109,24 @@ def test_packed_runs_are_estimated_from_their_share_of_a_packed_worker(tmp_path,
     rows, tp = build_plan(cfgs, concurrency=2)  # packing off: no packed rate may predict it
     [r] = [r for r in rows if r.run_id == todo.run_id()]
     assert r.est_s != pytest.approx(15.0) and not any("packed" in s for s in tp.sources)
+
+
+def test_runs_in_a_committed_table_are_not_trained_again(tmp_path, corpus, capsys):
+    """A study part trained in another session leaves rows in its group's runs.parquet and no run folders here:
+    `ant sweep --done-from TABLE` (and the edge extension, which `ant study run` passes it to) counts them done."""
+    import pandas as pd
+
+    from ant.sweep.extend import ExtendLimits, extend
+    from ant.sweep.grid import Grid
+
+    g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, arch=["gptplus"], lr=[1e-3, 3e-3, 1e-2])
+    ids = [c.run_id() for c in Grid.from_yaml(g).expand()]
+    table = tmp_path / "runs.parquet"
+    pd.DataFrame({"run_id": ids, "status": "completed", "final_val_loss": [3.0, 2.5, 2.9]}).to_parquet(table)
+    assert main(["sweep", str(g), "--done-from", str(table)]) == 0
+    assert "0 to run, 3 done" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()  # nothing trained
+    lines: list[str] = []
+    assert extend(str(g), ExtendLimits(max_rounds=1), log=lines.append, done_from=str(table)) == 0
+    assert any("interior" in x for x in lines) and not (tmp_path / "runs").exists()  # lr 3e-3 is interior
+    assert main(["sweep", str(g), "--done-from", str(tmp_path / "nope.parquet")]) == 2
