@@ -11,7 +11,8 @@ sweeps/study/, run by `ant sweep`, collected into compact tables that git keeps,
     results/study/tuned.yaml        the best (lr, batch) per (arch, size) of the HP grid, read by later parts
     results/study/parts.json        per part: runs, estimated and measured wall time
 A part whose runs are all in its group's committed runs.parquet is skipped (`--force` reruns it), so a fresh clone
-regenerates the report from the committed tables without training anything.
+regenerates the report from the committed tables without training anything; a part partly committed runs with
+`--done-from` that table, so only its missing runs train.
 """
 
 from __future__ import annotations
