@@ -38,6 +38,7 @@ from typing import Any
 
 from ant import runfolder
 from ant.config import RunConfig
+from ant.errors import ConfigError
 from ant.models.counts import flops_per_token as count_flops_per_token  # closed form, no torch
 from ant.sweep.locks import is_locked, lock_dir, read_attempts
 from ant.sweep.progress import live
@@ -277,9 +278,7 @@ def committed_runs(path: str | Path) -> dict[str, float | None]:
     (`ant collect`, a study group's runs.parquet). A study trained in one session and committed as tables has no
     run folders in the next: `--done-from TABLE` lets `ant sweep` and the edge extension count those runs as done
     instead of training them again."""
-    import pandas as pd  # late: the planner's table reading only
-
-    from ant.errors import ConfigError
+    import pandas as pd  # late: only --done-from reads a table; plain planning imports no pandas
 
     if not Path(path).is_file():
         raise ConfigError("--done-from", f"no runs table at {path}")
