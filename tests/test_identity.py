@@ -46,11 +46,13 @@ def test_a_new_field_must_declare_its_identity():
 def _expanded_grids(tmp: Path) -> dict[str, list[RunConfig]]:
     """Every grid's configs. Grids that read a tuned file an earlier study part writes read a temporary one here
     (every arch and size at one LR and batch), so that they expand too."""
-    tuned = {a: {s: {"lr": 0.01, "batch_size": 4} for s in SIZE_NAMES} for a in ARCHS}
     for rel in ("results/study/tuned.yaml", "results/study/v2/tuned.yaml", "results/study/v2/predicted_hps.yaml"):
-        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)  # the committed file where there is one
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)  # the committed entries where there are some
+        tuned = {a: {s: {"lr": 0.01, "batch_size": 4} for s in SIZE_NAMES} for a in ARCHS}
         have = ROOT / rel
-        (tmp / rel).write_text(have.read_text() if have.is_file() else yaml.safe_dump(tuned))
+        for arch, by_size in ((yaml.safe_load(have.read_text()) or {}) if have.is_file() else {}).items():
+            tuned.setdefault(arch, {}).update(by_size)  # a part not yet run leaves its sizes out of the file
+        (tmp / rel).write_text(yaml.safe_dump(tuned))
     out = {}
     for path in GRIDS:
         out[str(path.relative_to(ROOT))] = load_grid(path).expand()
@@ -117,8 +119,15 @@ def test_meta_refuses_a_field_both_outside_and_inside_the_identity():
 
 
 def test_committed_study_tables_still_match_their_grids(grids):
-    """Every run id in a committed runs.parquet is one that a grid under sweeps/ produces today."""
+    """Every run id in a committed runs.parquet is one that a grid under sweeps/ produces today, or an edge
+    extension of one, as its committed extension log's config resolves today."""
+    import json
+
+    from ant.sweep.extend import logged_config
+
     ids = {c.run_id() for cfgs in grids.values() for c in cfgs}
+    for log in sorted((ROOT / "results" / "study").rglob("extensions-*.json")):
+        ids |= {logged_config(e).run_id() for e in json.loads(log.read_text())}
     tables = sorted((ROOT / "results" / "study").rglob("runs.parquet"))
     if not tables:
         pytest.skip("no committed run tables in this checkout")
