@@ -31,7 +31,7 @@ from ant.sweep.grid import MAX_RUNS, Grid, axis_of
 from ant.sweep.packing import packing_line
 from ant.sweep.plan import build_plan, committed_runs
 from ant.sweep.plan_table import format_plan, plan_json
-from ant.sweep.slurm import submit_slurm
+from ant.sweep.slurm import LIVE_STATES, finished, submit_slurm
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -186,7 +186,7 @@ def _submit(units: list[list], settings: ExecutorSettings, grid: Grid, wait: boo
     while pending:
         still = []
         for unit, job in pending:
-            if not job.done():
+            if not finished(job):  # not job.done(): a requeue in flight is not a failure
                 still.append((unit, job))
                 continue
             try:
@@ -230,22 +230,30 @@ def refresh_slurm_states(jobs: dict[str, dict[str, Any]]) -> None:
     states: dict[str, str] = {}
     if shutil.which("sacct"):
         out = _call(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join({i.split("_")[0] for i in ids})])
-        for line in out.splitlines():
+        for line in (out or "").splitlines():
             if "|" in line:
                 jid, state = line.split("|", 1)
                 states[jid.strip()] = state.split()[0] if state.strip() else ""
-    if shutil.which("squeue"):  # squeue is authoritative for live jobs (sacct lags behind requeues)
+    answered = False
+    if shutil.which("squeue"):  # squeue is authoritative for live jobs (sacct lags behind requeues and kills)
         out = _call(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join({i.split("_")[0] for i in ids})])
-        for line in out.splitlines():
+        answered = out is not None
+        if answered:  # a job squeue does not list is not live, whatever sacct (which lags) still says
+            states = {j: s for j, s in states.items() if s not in LIVE_STATES}
+        for line in (out or "").splitlines():
             if "|" in line:
                 jid, state = line.split("|", 1)
                 states[jid.strip()] = state.strip()
     for j in jobs.values():
-        j["slurm_state"] = states.get(j["job_id"], j.get("slurm_state", ""))
+        known = j.get("slurm_state", "")
+        j["slurm_state"] = states.get(j["job_id"], "" if answered and known in LIVE_STATES else known)
 
 
-def _call(cmd: list[str]) -> str:
+def _call(cmd: list[str]) -> str | None:
+    """The command's stdout; None when it could not run or failed (a controller down is not "no jobs")."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        return ""
+        return None
+    # squeue refuses the id of a job it has forgotten ("Invalid job id"): an answer, that the job is not live
+    return p.stdout if p.returncode == 0 or "invalid job id" in p.stderr.lower() else None

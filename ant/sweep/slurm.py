@@ -187,3 +187,36 @@ def _absolute(cfg: RunConfig) -> RunConfig:
     if c.data.cache_dir:  # an explicit relative cache (None: $ANT_CACHE or the user cache, ant.data.cache_dir_of)
         c.data.cache_dir = str(Path(c.data.cache_dir).resolve())
     return c
+
+
+# The states in which squeue still holds a job that will run (again). submitit's own `done()` reads sacct and
+# counts a job done in any state outside its short list; during a requeue (`scontrol requeue` from the job's USR2
+# handler) sacct can briefly report the old instance as ended, so a waiter would read "failed: srun: task 0:
+# Terminated" from a job that is about to resume. squeue is authoritative for live jobs.
+LIVE_STATES = frozenset({
+    "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "COMPLETING", "CONFIGURING", "RESIZING",
+    "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED", "STOPPED", "RESV_DEL_HOLD",
+})  # fmt: skip
+
+
+def queue_state(job_id: str) -> str:
+    """The job's state in squeue; "" when squeue no longer lists it, "UNKNOWN" when squeue could not answer."""
+    try:
+        p = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "UNKNOWN"
+    if p.returncode != 0:  # a finished job's id is refused by some versions ("Invalid job id"): that is "gone"
+        return "" if "invalid job id" in p.stderr.lower() else "UNKNOWN"
+    return p.stdout.split()[0] if p.stdout.split() else ""
+
+
+def finished(job: Any) -> bool:
+    """submitit's `job.done()`, made safe against a requeue in flight: a job without a result is finished only
+    once squeue no longer holds it in a live state."""
+    if not job.done():
+        return False
+    subs = getattr(job, "_sub_jobs", None) or [job]  # a multi-task (data-parallel) job: every task's result
+    if all(s.paths.result_pickle.exists() for s in subs):
+        return True
+    state = queue_state(job.job_id)
+    return state not in LIVE_STATES and state != "UNKNOWN"

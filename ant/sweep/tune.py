@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.sweep.executors import run_one
 from ant.sweep.locks import is_locked, lock_dir
-from ant.sweep.slurm import slurm_executor
+from ant.sweep.slurm import finished, slurm_executor
 
 MAX_LR = 10.0  # far above any stable Adam LR; an upper bound so that .inf or 1e400 is an error, not a trial
 
@@ -233,6 +234,8 @@ def tune_grid(grid, settings: TuneSettings, workers: int | None = None, executor
                                 list(range(n)))  # fmt: skip
             log(f"  submitted {n} SLURM worker(s): array {jobs[0].job_id.split('_')[0]}; waiting")
             for j in jobs:
+                while not finished(j):  # not submitit's wait alone: a requeue in flight is not a failure
+                    time.sleep(2)
                 j.result()
             continue
         ctx = mp.get_context("spawn")

@@ -73,24 +73,31 @@ def _set_down() -> None:
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def _alive(runs_dir: Path, run_ids: list[str], jobs: dict[str, str], array: str) -> set[str]:
+    """The runs held by a live process (their lock) or by a task squeue shows RUNNING, now."""
+    queue = _queue(array)
+    return {r for r in run_ids if is_locked(runs_dir / ".locks", r) or queue.get(jobs.get(r) or "") == "RUNNING"}
+
+
 def _check_status_is_true(grid: Path, runs_dir: Path, array: str) -> dict[str, int]:
-    """--status --json against the facts: a run shown running holds its lock (a live process) or has a RUNNING
-    task; one shown done has a completed summary; a run whose lock is held is not shown as anything idle."""
+    """--status --json against the facts: a run shown running was held by a live process or a RUNNING task at
+    some moment of the status call (probed just before and just after it: a run the fault is killing dies in
+    between, one being requeued may start again; either way it was alive in the window); one shown done has a
+    completed summary; a run whose lock is held is not shown as anything idle."""
+    submitted = json.loads((runs_dir.parent / "sweeps" / "t" / "jobs.json").read_text())
+    jobs = {r: j["job_id"] for r, j in submitted.items()}
+    ids = list(jobs)
+    before = _alive(runs_dir, ids, jobs, array)
     rc, out = ant("sweep", str(grid), "--status", "--json", timeout=120)
     assert rc == 0, out
     doc = json.loads(out.strip().splitlines()[-1])
-    queue = _queue(array)
+    after = _alive(runs_dir, ids, jobs, array)
     for r in doc["runs"]:
         locked = is_locked(runs_dir / ".locks", r["run_id"])
         summary = runs_dir / r["run_id"] / "summary.json"
         finished = summary.is_file() and json.loads(summary.read_text()).get("status") == "completed"
-        if r["state"] == "running" and not (locked or finished or queue.get(r.get("job_id") or "") == "RUNNING"):
-            # the run may have ended (finished, or been killed by the fault) between the status call and this
-            # probe: the status was true when taken; ask again, and the run must no longer be shown running
-            _, again = ant("sweep", str(grid), "--status", "--json", timeout=120)
-            row = next(x for x in json.loads(again.strip().splitlines()[-1])["runs"] if x["run_id"] == r["run_id"])
-            alive = is_locked(runs_dir / ".locks", r["run_id"]) or _queue(array).get(row.get("job_id") or "")
-            assert row["state"] != "running" or alive, row
+        if r["state"] == "running":  # (a run that finished in the window was alive before it)
+            assert r["run_id"] in before | after, (r, _queue(array))
         if r["state"] == "done":
             assert finished, r
         if r["state"] in ("missing", "interrupted", "failed") and locked:
