@@ -22,12 +22,13 @@
 #   architecture, seconds instead of minutes per model; "full" is what training does), GPU_CHECK_STEPS (30),
 #   GPU_CHECK_SEQ (2048), GPU_CHECK_BATCH (8), GPU_CHECK_BUDGET_S (450, the whole script), GPU_CHECK_SWEEP
 #   (sweeps/gpu.yaml), GPU_CHECK_SWEEP_TOKENS (4e6), GPU_CHECK_SWEEP_SIZES ("32M 125M"; "" for the grid's),
-#   GPU_CHECK_CORPUS (a .txt to use instead of the stdlib text), GPU_CHECK_SKIP ("bench sweep": steps to skip),
-#   PYTHON.
+#   GPU_CHECK_SWEEP_VAL_TOKENS (the grid's), GPU_CHECK_CORPUS (a .txt to use instead of the stdlib text),
+#   GPU_CHECK_CORPUS_MB (8: how much stdlib text), GPU_CHECK_SKIP ("bench sweep": steps to skip), PYTHON.
 # On the device tool: run(command="bash scripts/gpu_check.sh", timeout_s=540), then give_back.
 # CPU dry run of the same path (minutes, tiny sizes):
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_DTYPE=fp32 GPU_CHECK_COMPILE=0 GPU_CHECK_SIZES=tiny2 GPU_CHECK_SEQ=128 \
-#   GPU_CHECK_STEPS=4 GPU_CHECK_SWEEP_SIZES=tiny1 GPU_CHECK_SWEEP_TOKENS=40000 bash scripts/gpu_check.sh /tmp/gc
+#   GPU_CHECK_STEPS=4 GPU_CHECK_SWEEP_SIZES=tiny1 GPU_CHECK_SWEEP_TOKENS=40000 GPU_CHECK_SWEEP_VAL_TOKENS=8192 \
+#   GPU_CHECK_CORPUS_MB=2 bash scripts/gpu_check.sh /tmp/gc
 set -u
 cd "$(dirname "$0")/.."
 
@@ -131,11 +132,11 @@ bench "$LARGEST" 220
 
 # ------------------------------------------------------------------------------------------ 3. GPU sweep
 # Corpus: no network and maybe no corpus packages; docstrings are English prose that every Python install has:
-# the stdlib's (~1.2 MB), then the installed packages' (torch, numpy, ...) up to 8 MB. BPE if `tokenizers` is
+# the stdlib's (~1.2 MB), then the installed packages' (torch, numpy, ...) up to GPU_CHECK_CORPUS_MB (8). BPE if `tokenizers` is
 # importable, else bytes.
-step corpus 60 "$PYTHON" - "$WORK/corpus.txt" "${GPU_CHECK_CORPUS:-}" << 'EOF'
+step corpus 60 "$PYTHON" - "$WORK/corpus.txt" "${GPU_CHECK_CORPUS:-}" "${GPU_CHECK_CORPUS_MB:-8}" << 'EOF'
 import ast, hashlib, pathlib, shutil, sys, sysconfig
-dest, given = pathlib.Path(sys.argv[1]), sys.argv[2]
+dest, given, limit = pathlib.Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]) * 1e6
 if given:
     shutil.copyfile(given, dest)
 else:
@@ -156,7 +157,7 @@ else:
                 if doc and len(doc) > 200:
                     parts.append(doc)
                     size += len(doc)
-        if size > 8_000_000:
+        if size > limit:
             break
     dest.write_text("\n\n".join(parts), encoding="utf-8")
 data = dest.read_bytes()
@@ -165,14 +166,17 @@ EOF
 TOKENIZER=bytes
 "$PYTHON" -c "import tokenizers" 2> /dev/null && TOKENIZER=bpe
 step sweep-config 30 "$PYTHON" - "$SWEEP" "$DETAIL/gpu-check.yaml" "$WORK/corpus.txt" "$TOKENIZER" "$DETAIL/runs" \
-  "$DEVICE" "${GPU_CHECK_SWEEP_TOKENS:-4e6}" "${GPU_CHECK_SWEEP_SIZES-32M 125M}" "$DTYPE" << 'EOF'
+  "$DEVICE" "${GPU_CHECK_SWEEP_TOKENS:-4e6}" "${GPU_CHECK_SWEEP_SIZES-32M 125M}" "$DTYPE" \
+  "${GPU_CHECK_SWEEP_VAL_TOKENS:-}" << 'EOF'
 import sys, yaml
-src, dest, corpus, tok, runs, device, tokens, sizes, dtype = sys.argv[1:10]
+src, dest, corpus, tok, runs, device, tokens, sizes, dtype, val_tokens = sys.argv[1:11]
 d = yaml.safe_load(open(src))
 d["name"] = "gpu-check"
 d["out_dir"] = runs
 data = d.setdefault("base", {}).setdefault("data", {})
 data.update(corpus=corpus, tokenizer=tok)
+if val_tokens:  # the CPU dry run: the grid's 131k validation tokens cost more than its training there
+    data["val_tokens"] = int(float(val_tokens))
 train = d["base"].setdefault("train", {})
 train.update(device=device, precision="bf16-mixed" if dtype == "bf16" else "32")
 d["grid"]["tokens"] = [float(tokens)]  # one budget of the grid's two, two of its three sizes: ~2 minutes
