@@ -15,6 +15,9 @@ from ant.analysis.sections import FIGURES
 from ant.laws.synthetic import DEFAULT_LAWS
 
 ROOT = Path(__file__).resolve().parents[2]
+# One xdist worker for the module: `made` (fit + figures + report, ~45 s) is module-scoped, and each worker that ran
+# one of its tests built it again.
+pytestmark = pytest.mark.xdist_group("analysis-scripts")
 
 
 @pytest.fixture(scope="module")
