@@ -115,13 +115,27 @@ def _requeue_helper(stop: threading.Event, grid: Path, interrupt: Path | None, s
         release_requeue_holds()
 
 
+_HELD_SINCE: dict[str, float] = {}  # job id -> when release_requeue_holds first saw it held
+# A requeue revokes the job's credential on slurmd, with a time stamp of one-second resolution; an instance of the
+# same job id whose new credential is stamped in that same second is refused ("Killing non-startable batch JobId=N:
+# Job credential revoked", the job FAILED with no log; a CI failure of the requeue test, which released the hold
+# within 0.1 s of the requeue). SLURM's own hold (~2 minutes) is that guard; the test keeps 2 s of it.
+RELEASE_AFTER_S = 2.0
+
+
 def release_requeue_holds() -> None:
-    """Start now every job SLURM holds after a requeue (reason BeginTime, ~2 minutes otherwise)."""
+    """Start every job SLURM holds after a requeue (reason BeginTime, ~2 minutes otherwise) once it has been held
+    for RELEASE_AFTER_S."""
     out = subprocess.run(["squeue", "-h", "-o", "%i %r"], capture_output=True, text=True).stdout
+    now = time.monotonic()
     for line in out.splitlines():
         jid, _, reason = line.partition(" ")
-        if reason.strip() == "BeginTime":
+        if reason.strip() != "BeginTime":
+            continue
+        since = _HELD_SINCE.setdefault(jid, now)
+        if now - since >= RELEASE_AFTER_S:
             subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], capture_output=True)
+            del _HELD_SINCE[jid]  # a later requeue of the same job is a new hold
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
