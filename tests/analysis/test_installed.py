@@ -58,7 +58,7 @@ def test_pip_install_then_fit_figures_report_from_anywhere(synth_results, tmp_pa
     shutil.copytree(synth_results, results)
     ant = str(env_dir / "bin" / "ant")
     assert _run([ant, "--version"], elsewhere).stdout.startswith("ant ")
-    fit = _run([ant, "fit", "--results", str(results), "--boot", "10", "--workers", "1"], elsewhere).stdout
+    fit = _run([ant, "fit", "--results", str(results), "--boot", "2", "--workers", "1"], elsewhere).stdout
     # the reference fit reads Epoch's Chinchilla points from the package data (ant/laws/assets)
     assert "reference Chinchilla fit skipped" not in fit
     _run([ant, "figures", "--results", str(results)], elsewhere)

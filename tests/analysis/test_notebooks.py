@@ -19,25 +19,21 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from ant.analysis import fit_laws, report
 from ant.analysis.sections import FITTED
+from tests.analysis.conftest import ANALYSIS_GROUP, FIT_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 # small Chinchilla bootstraps, no fit on the published points: the same settings for fit_laws.py and the notebook
-NB_ENV = {"ANT_NB_BOOT": "5", "ANT_NB_WORKERS": "1", "ANT_NB_REFERENCE": "0", "MPLBACKEND": "Agg"}
-FIT_ARGS = ["--boot", "5", "--workers", "1", "--no-reference"]
+NB_ENV = {"ANT_NB_BOOT": FIT_ARGS[1], "ANT_NB_WORKERS": "1", "ANT_NB_REFERENCE": "0", "MPLBACKEND": "Agg"}
+pytestmark = ANALYSIS_GROUP  # one worker builds the shared fitted folder
 CWDS = {"root": ROOT, "notebooks": NOTEBOOKS}
 
 
-@pytest.fixture(scope="module")
-def fitted(synth_results, tmp_path_factory) -> Path:
-    """A results folder after `make fit-laws report` (fits/*.json, REPORT.md)."""
-    res = tmp_path_factory.mktemp("nb") / "results"
-    shutil.copytree(synth_results, res)
-    assert fit_laws.main(["--results", str(res), *FIT_ARGS]) == 0
-    assert report.main(["--results", str(res)]) == 0
-    return res
+@pytest.fixture
+def fitted(fitted_results) -> Path:
+    """A results folder after `make fit-laws figures report` (fits/*.json, REPORT.md), shared per session."""
+    return fitted_results
 
 
 @pytest.fixture(scope="module")

@@ -13,24 +13,16 @@ import pytest
 from ant.analysis import fit_laws, make_figures, report, summary_table
 from ant.analysis.sections import FIGURES
 from ant.laws.synthetic import DEFAULT_LAWS
+from tests.analysis.conftest import ANALYSIS_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]
-# One xdist worker for the module: `made` (fit + figures + report, ~45 s) is module-scoped, and each worker that ran
-# one of its tests built it again.
-pytestmark = pytest.mark.xdist_group("analysis-scripts")
+pytestmark = ANALYSIS_GROUP  # one worker builds the shared fitted folder
 
 
-@pytest.fixture(scope="module")
-def made(synth_results, tmp_path_factory):
-    """fit_laws + make_figures + report once on a copy of the synthetic results."""
-    import shutil
-
-    res = tmp_path_factory.mktemp("made") / "results"
-    shutil.copytree(synth_results, res)
-    assert fit_laws.main(["--results", str(res), "--boot", "8", "--workers", "1", "--no-reference"]) == 0
-    assert make_figures.main(["--results", str(res)]) == 0
-    assert report.main(["--results", str(res)]) == 0
-    return res
+@pytest.fixture
+def made(fitted_results):
+    """fit_laws + make_figures + report, once per session (tests/analysis/conftest.py)."""
+    return fitted_results
 
 
 def test_every_figure_and_fit_file_is_written(made):
