@@ -14,7 +14,7 @@ Time estimates divide the run's FLOPs by a FLOP/s figure, chosen in this order (
   1. measured: tokens/s of finished runs of the same (device, arch, size, batch, seq_len) in this sweep's out_dir;
   2. a results/bench/*.json (`ant bench`) row of the same (arch, size, batch, seq_len, vocab) -- e.g. the CPU
      study's calibration files -- gives the step time directly (the Lightning step when measured), and the run's
-     evaluations and start-up are added (see `overheads_s`);
+     evaluations and start-up are added (ant.sweep.throughput.overheads_s);
   3. the median achieved FLOP/s (flops / wall_time_s) of all finished runs on that device;
   4. other bench rows with tokens_per_s, converted with the model's FLOPs/token;
   5. table: a rough device table (peak x an MFU guess), or the grid file's `estimate: {device, flops_per_s}`.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,21 +38,9 @@ from typing import Any
 from ant import runfolder
 from ant.config import RunConfig
 from ant.errors import ConfigError
-from ant.models.counts import flops_per_token as count_flops_per_token  # closed form, no torch
 from ant.sweep.locks import is_locked, lock_dir, read_attempts
 from ant.sweep.progress import live
-
-# Achieved training FLOP/s guesses: peak dense bf16 x ~35 % MFU on GPUs. cpu: a whole 2-core machine in fp32 at
-# tiny sizes: two tiny3 runs in parallel measured 4.7 GFLOP/s each on a loaded 2-core box (2026-11-28), so 1e10.
-DEVICE_FLOPS = {
-    "cpu": 1e10,
-    "cuda": 0.35 * 989e12,
-    "h100": 0.35 * 989e12,
-    "h200": 0.35 * 989e12,
-    "a100": 0.35 * 312e12,
-    "a100-40gb": 0.35 * 312e12,
-    "v100": 0.35 * 125e12,
-}
+from ant.sweep.throughput import Throughput, device_kind, flops_per_token, overheads_s
 
 
 @dataclass
@@ -83,12 +70,6 @@ class PlanRow:
 
 
 # ---------------------------------------------------------------------- FLOPs and throughput
-def flops_per_token(cfg: RunConfig) -> float:
-    """Training FLOPs/token of the run's model, in closed form (ant.models.counts: no model is built)."""
-    m = cfg.model
-    return count_flops_per_token(m.arch, m.size, m.vocab_size, cfg.data.seq_len, m.options)
-
-
 class FolderScan:
     """What --status and --dry-run need from an out_dir, read in one pass: the run folders' names and their
     summary.json, and the names of the files under .locks/. Each run's state then costs no file access, except a
@@ -130,147 +111,6 @@ def _scandir(path: Path) -> list[os.DirEntry]:
             return list(it)
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def _summaries(out_dir: Path) -> list[dict[str, Any]]:
-    return list(FolderScan(out_dir).summaries.values())
-
-
-def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
-    """Every dict with `tokens_per_s` found anywhere in results/bench/*.json (the format is ant.bench's)."""
-    found: list[dict[str, Any]] = []
-
-    def walk(x: Any, device: str = "cpu", config: dict | None = None) -> None:
-        # rows inherit the file's top-level "device" and "config" (size, batch, seq_len, vocab_size, ...)
-        if isinstance(x, dict):
-            device = str(x.get("device", device))
-            config = x["config"] if isinstance(x.get("config"), dict) else config
-            if "tokens_per_s" in x:
-                found.append({**x, "device": device, "config": config or {}})
-            for k, v in x.items():
-                if k != "config":
-                    walk(v, device, config)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v, device, config)
-
-    # calibration/: step times of the CPU study's shapes (docs/study.md), kept out of Table 2's folder
-    for p in sorted([*bench_dir.glob("*.json"), *bench_dir.glob("calibration/*.json")]):
-        try:
-            walk(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return found
-
-
-def _device_kind(device: str | None) -> str:
-    d = (device or "cpu").lower()
-    for k in ("h200", "h100", "a100", "v100"):
-        if k in d:
-            return k
-    return "cuda" if "cuda" in d or "nvidia" in d else "cpu"
-
-
-class Throughput:
-    """FLOP/s for a run: measured runs, then bench files, then the device table. `source` names which."""
-
-    def __init__(
-        self,
-        out_dir: Path,
-        bench_dir: Path = Path("results/bench"),
-        estimate: dict | None = None,
-        summaries: list[dict[str, Any]] | None = None,  # out_dir's, when the caller has read them already
-    ):
-        self.estimate = estimate or {}
-        # (packed?, device) -> FLOP/s; (packed?, device, arch, size, batch, seq_len) -> tokens/s. A packed run's
-        # wall_time_s is its worker's (K runs trained in that time): its share of the worker is wall / K, and
-        # its rate predicts only runs that will train packed too (ant.sweep.packing)
-        self.measured: dict[tuple, list[float]] = {}
-        self.same_shape: dict[tuple, list[float]] = {}
-        for s in _summaries(out_dir) if summaries is None else summaries:
-            if s.get("status") == "completed" and s.get("flops") and s.get("wall_time_s"):
-                kind = _device_kind(s.get("device"))
-                k = len(s.get("packed_with") or []) or 1
-                per_device = s["wall_time_s"] * (s.get("world_size") or 1) / k  # rates are per device
-                self.measured.setdefault((k > 1, kind), []).append(s["flops"] / per_device)
-                key = (k > 1, kind, s.get("arch"), s.get("size"), s.get("batch_size"), s.get("seq_len"))
-                self.same_shape.setdefault(key, []).append(s["tokens"] / per_device)
-        self.bench = _bench_rows(bench_dir) if bench_dir.is_dir() else []
-        self.sources: set[str] = set()
-        self.last_measured = False  # whether the last figure already includes pool contention
-        self.last_exact_bench = False  # whether the last figure is a bench step time of the run's own shape
-        self._memo: dict[tuple, tuple[float, bool, bool]] = {}
-
-    def exact_bench(self, cfg: RunConfig) -> dict[str, Any] | None:
-        """A bench row of this run's own (device kind, arch, size, batch, seq_len, vocab), single-threaded on CPU
-        (how the local executor runs tiny models), or None."""
-        kind = _device_kind(cfg.train.device)
-        for b in self.bench:
-            c = b["config"]
-            if (
-                _device_kind(b["device"]) == kind
-                and b.get("arch") == cfg.model.arch
-                and c.get("size") == cfg.model.size
-                and c.get("batch") == cfg.train.batch_size
-                and c.get("seq_len") == cfg.data.seq_len
-                and c.get("vocab_size") == cfg.model.vocab_size
-                and (kind != "cpu" or "(1 threads)" in b["device"])
-            ):
-                return b
-        return None
-
-    def flops_per_s(self, cfg: RunConfig, packed: bool = False) -> float:
-        # the figure depends on the run's shape only: a 10,000-run grid has a few dozen (each lookup scans every
-        # bench row); `sources` was filled the first time, the two flags are restored
-        m = cfg.model
-        shape = (cfg.train.device, m.arch, m.size, m.vocab_size, repr(sorted(m.options.items())),
-                 cfg.train.batch_size, cfg.data.seq_len, packed)  # fmt: skip
-        if shape not in self._memo:
-            rate = self._flops_per_s(cfg, packed)
-            self._memo[shape] = (rate, self.last_measured, self.last_exact_bench)
-        rate, self.last_measured, self.last_exact_bench = self._memo[shape]
-        return rate
-
-    def _flops_per_s(self, cfg: RunConfig, packed: bool = False) -> float:
-        self.last_measured = self.last_exact_bench = False
-        if "flops_per_s" in self.estimate:
-            self.sources.add("grid file estimate.flops_per_s")
-            return float(self.estimate["flops_per_s"])
-        kind = _device_kind(self.estimate.get("device", cfg.train.device))
-        key = (kind, cfg.model.arch, cfg.model.size, cfg.train.batch_size, cfg.data.seq_len)
-        if packed:  # a run that will train packed: packed runs of its shape, then packed runs of any shape
-            if self.same_shape.get((True, *key)):
-                self.sources.add(f"tokens/s of finished packed {kind} runs of the same arch, size and batch")
-                self.last_measured = True
-                return statistics.median(self.same_shape[(True, *key)]) * flops_per_token(cfg)
-            if self.measured.get((True, kind)):
-                self.sources.add(f"median of {len(self.measured[(True, kind)])} finished packed {kind} run(s)")
-                self.last_measured = True
-                return statistics.median(self.measured[(True, kind)])
-        if self.same_shape.get((False, *key)):  # small models are overhead-bound: same-shape runs predict best
-            self.sources.add(f"tokens/s of finished {kind} runs of the same arch, size and batch")
-            self.last_measured = True
-            return statistics.median(self.same_shape[(False, *key)]) * flops_per_token(cfg)
-        # a step time of this very shape beats the average rate of other shapes (tiny models are overhead-bound)
-        exact = self.exact_bench(cfg) if "device" not in self.estimate else None
-        if exact is not None:
-            self.sources.add(f"results/bench step times of the same arch, size and batch ({kind})")
-            self.last_exact_bench = True
-            ms = exact.get("lightning_step_time_ms") or exact["step_time_ms"]
-            return cfg.train.batch_size * cfg.data.seq_len / (ms / 1e3) * flops_per_token(cfg)
-        if self.measured.get((False, kind)):
-            self.sources.add(f"median of {len(self.measured[(False, kind)])} finished {kind} run(s)")
-            self.last_measured = True
-            return statistics.median(self.measured[(False, kind)])
-        bench = [b for b in self.bench if _device_kind(str(b.get("device", "cpu"))) == kind and b.get("tokens_per_s")]
-        if bench:
-            same = [b for b in bench if b.get("arch") == cfg.model.arch] or bench
-            fpt = [b["flops_per_token"] for b in same if b.get("flops_per_token")]
-            tps = statistics.median(b["tokens_per_s"] for b in same)
-            self.sources.add(f"results/bench ({kind})")
-            return tps * (statistics.median(fpt) if fpt else flops_per_token(cfg))
-        self.sources.add(f"device table ({kind}: {DEVICE_FLOPS[kind]:.3g} FLOP/s)")
-        return DEVICE_FLOPS[kind]
 
 
 def committed_runs(path: str | Path) -> dict[str, float | None]:
@@ -358,8 +198,7 @@ def build_plan(
         if c.out_dir not in scans:
             scans[c.out_dir] = FolderScan(c.out_dir)
     first = next(iter(scans.values()), None)
-    tp = Throughput(first.out_dir if first else Path("results/runs"), bench_dir, estimate,
-                    summaries=list(first.summaries.values()) if first else None)  # fmt: skip
+    tp = Throughput(list(first.summaries.values()) if first else [], bench_dir, estimate)
     roles = family_roles(cfgs)
     packed: set[str] = set()
     if pack >= 2:
@@ -375,7 +214,7 @@ def build_plan(
         rate = tp.flops_per_s(c, packed=run_id in packed)
         # a worker of a CPU pool gets 1/concurrency of the machine (GPUs: one per worker); measured runs already
         # ran under that sharing
-        cpu = _device_kind(c.train.device) == "cpu" and not (estimate or {}).get("device")
+        cpu = device_kind(c.train.device) == "cpu" and not (estimate or {}).get("device")
         if tp.last_exact_bench:  # a single-thread step time: one run per core, plus what the step time leaves out
             est = trained / rate + overheads_s(c, trained / rate, start)
         else:
@@ -385,7 +224,7 @@ def build_plan(
         # data-parallel: the rate is one device's; W devices share the work (linear scaling assumed: DDP's
         # all-reduce overlaps the backward, measured runs correct the estimate as they finish)
         world = t.devices * t.num_nodes
-        gpu = _device_kind((estimate or {}).get("device", t.device)) != "cpu"
+        gpu = device_kind((estimate or {}).get("device", t.device)) != "cpu"
         rows.append(PlanRow(run_id, m.arch, m.size, c.num_params or 0, t.tokens, t.batch_size, c.optim.lr,
                             t.seed, flops, est / world, state, loss, job, family, trained, devices=world,
                             gpu=gpu))  # fmt: skip
@@ -399,26 +238,6 @@ def _add_live(row: PlanRow, scan: FolderScan, now: float) -> None:
     row.step, row.tokens_per_s, row.age_s, row.commit = got.step, got.tokens_per_s, got.age_s, got.commit
     if got.val_loss is not None:
         row.final_val_loss = got.val_loss
-
-
-# Per-run costs a benchmarked step time leaves out, measured for the CPU study (docs/study.md): building the
-# model, data and Trainer, checkpoints and the final summary (START_S), and the forward passes of validation
-# (ant.train.evaluation: a subset at the intermediate steps, every window at the end), which cost EVAL_FRACTION of
-# a training step's time per token at the training batch (forward only, no optimizer). Evaluating at a larger
-# batch than the training one is cheaper per token, by about (train batch / eval batch)^0.5 at one CPU thread
-# (tiny0-tiny2, batch 1 and 4 against 16: 0.18-0.54, measured for issue 23).
-START_S = 2.5
-EVAL_FRACTION = 0.4
-
-
-def overheads_s(cfg: RunConfig, train_s: float, start_step: int = 0) -> float:
-    """Start-up plus validation time of a run whose training steps from `start_step` on take `train_s` in all."""
-    from ant.train.evaluation import eval_batch_size, evaluated_tokens  # torch and ant.data, no Lightning
-
-    steps = max(1, cfg.steps - start_step)
-    per_token = train_s / (steps * cfg.train.batch_size * cfg.data.seq_len)
-    gain = min(1.0, cfg.train.batch_size / eval_batch_size(cfg.train)) ** 0.5
-    return START_S + evaluated_tokens(cfg, start_step) * per_token * EVAL_FRACTION * gain
 
 
 def family_roles(cfgs: list[RunConfig]) -> dict[str, tuple[str, int]]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ant.sweep.fmt import fmt_num, fmt_time
-from ant.sweep.plan import PlanRow, Throughput
+from ant.sweep.plan import PlanRow
+from ant.sweep.throughput import Throughput
 
 
 def format_plan(rows: list[PlanRow], tp: Throughput, concurrency: int = 1, show_jobs: bool = False) -> str:

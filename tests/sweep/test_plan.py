@@ -53,11 +53,12 @@ def test_bad_grid_exits_2(tmp_path, corpus, capsys):
 
 def test_bench_step_time_of_the_same_shape_gives_steps_times_step_plus_overheads(tmp_path, corpus):
     """A single-thread bench row of the run's own (arch, size, batch, seq_len, vocab) is a step time: the
-    estimate is steps x that time plus start-up and validation (plan.overheads_s), one run per core."""
+    estimate is steps x that time plus start-up and validation (throughput.overheads_s), one run per core."""
     import json
 
     from ant.sweep.grid import Grid
-    from ant.sweep.plan import EVAL_FRACTION, START_S, build_plan
+    from ant.sweep.plan import build_plan
+    from ant.sweep.throughput import EVAL_FRACTION, START_S
 
     g = write_grid(tmp_path / "g.yaml", corpus, tmp_path, tokens=[8192], arch=["angpt"])
     [cfg] = Grid.from_yaml(g).expand()
