@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ant.errors import ConfigError
+from ant.errors import ConfigError, int_in
 from ant.fsio import atomic_write_text
 from ant.laws.collect import completed, load
 from ant.laws.comparable import check_comparable, select
@@ -57,12 +57,18 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--select", action="append", default=[], metavar="KEY=VALUE",
                     help="only the runs with this tokenizer, vocab_size, corpus, data_sha256, val_tokens, seq_len "
                          "(or any runs-table column); repeatable")  # fmt: skip
+    # every script takes it: figure 4 refits approach 3 with min(50, --boot) resamples whether `ant fit` or `ant
+    # figures` computes it, so both write the same fits/fig4_compute_scaling.json for the same --boot
+    ap.add_argument("--boot", type=int_in(0, 100_000), default=FitOptions.boot,
+                    help="bootstrap resamples for the Chinchilla fits")  # fmt: skip
     return ap
 
 
 def select_args(args: argparse.Namespace) -> list[str]:
-    """--select, as the scripts pass it on to each other (make_figures -> each script, report -> fit_laws)."""
-    return [x for s in getattr(args, "select", []) for x in ("--select", s)]
+    """--select (and --boot), as the scripts pass them on to each other (make_figures -> each script, report ->
+    fit_laws)."""
+    boot = ["--boot", str(args.boot)] if getattr(args, "boot", FitOptions.boot) != FitOptions.boot else []
+    return [x for s in getattr(args, "select", []) for x in ("--select", s)] + boot
 
 
 def one_line_errors(main):
@@ -201,7 +207,7 @@ def run_script(module, argv: list[str] | None = None, *, do_plot: bool = True) -
     """Standard main(): compute, save numbers, plot. Missing data is reported, never an error."""
     doc = (module.__doc__ or module.NAME).strip().splitlines()[0]
     args = parser(doc).parse_args(argv)
-    ctx = Context(Path(args.results), select=args.select)
+    ctx = Context(Path(args.results), select=args.select, options=FitOptions(boot=args.boot))
     numbers = module.compute(ctx)
     numbers["missing"] = list(ctx.missing)
     print(f"wrote {ctx.save_json(module.NAME, numbers)}")

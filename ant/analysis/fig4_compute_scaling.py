@@ -26,7 +26,7 @@ from ant.laws.reference import PAPER_FRONTIER
 NAME = "fig4_compute_scaling"
 LEVEL = 0.95  # the paper's Table J.1 intervals
 ISOFLOP_BOOT = 200  # bootstrap over runs for the IsoFLOP CIs (cheap)
-CHINCHILLA_BOOT = 50  # bootstrap refits for approach 3's CIs (about 0.1-0.3 s each)
+CHINCHILLA_BOOT = 50  # bootstrap refits for approach 3's CIs (about 0.1-0.3 s each); fewer when --boot is lower
 COMPARE = ("angpt", "gptplus")  # the paper's claim: the first below the second at every compute
 METHOD_STYLE = {  # how each method is drawn in the N_opt(C) panel
     "envelope": {"ls": "-", "marker": "o", "name": "envelope (Pareto front)"},
@@ -56,7 +56,8 @@ def compute(ctx: Context) -> dict:
             continue
         runs = g.drop_duplicates("run_id")
         final = best[best["arch"] == arch] if "arch" in best else None  # None: the curves' last points
-        r = frontier_three_ways(g, final, level=LEVEL, boot=ISOFLOP_BOOT, bootstrap=CHINCHILLA_BOOT)
+        boot = min(CHINCHILLA_BOOT, ctx.options.boot)  # `--boot 5` (tests, a quick look) refits 5 times
+        r = frontier_three_ways(g, final, level=LEVEL, boot=ISOFLOP_BOOT, bootstrap=boot)
         out[arch] = {**r, "n_runs": int(len(runs)), "seeds": sorted(int(s) for s in runs["seed"].unique()),
                      "sizes": sorted(float(n) for n in runs["num_params"].unique())}  # fmt: skip
     return {"per_arch": out, "comparison": _comparison(out)}

@@ -17,7 +17,6 @@ from ant.errors import int_in
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = parser("run every fit and write results/fits/*.json")
-    ap.add_argument("--boot", type=int_in(0, 100_000), default=200, help="bootstrap resamples for the Chinchilla fits")
     ap.add_argument("--workers", type=int_in(1, 1024), default=2, help="processes for the bootstrap")
     ap.add_argument("--no-reference", action="store_true", help="skip the fit on Hoffmann et al.'s points")
     args = ap.parse_args(argv)

@@ -61,7 +61,7 @@ def test_pip_install_then_fit_figures_report_from_anywhere(synth_results, tmp_pa
     fit = _run([ant, "fit", "--results", str(results), "--boot", "2", "--workers", "1"], elsewhere).stdout
     # the reference fit reads Epoch's Chinchilla points from the package data (ant/laws/assets)
     assert "reference Chinchilla fit skipped" not in fit
-    _run([ant, "figures", "--results", str(results)], elsewhere)
+    _run([ant, "figures", "--results", str(results), "--boot", "2"], elsewhere)
     _run([ant, "report", "--results", str(results)], elsewhere)
     _run([str(py), "-m", "ant.analysis.fig3_speedup", "--results", str(results)], elsewhere)
     assert (results / "fits" / "chinchilla.json").is_file()

@@ -107,3 +107,14 @@ def test_scripts_run_as_plain_commands(synth_results, tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout
+
+
+def test_boot_reaches_figure_4_from_fit_and_figures(made):
+    """`--boot` is every script's flag: figure 4's approach-3 refits follow it (at most 50) whether `ant fit` or
+    `ant figures` wrote fits/fig4_compute_scaling.json last (the fixture ran both with --boot 5)."""
+    from tests.analysis.conftest import FIT_ARGS
+
+    fig4 = json.loads((made / "fits" / "fig4_compute_scaling.json").read_text())["per_arch"]
+    assert fig4, "no architecture fitted"
+    for arch, d in fig4.items():
+        assert d["methods"]["chinchilla"]["fit"]["n_boot"] == int(FIT_ARGS[1]), arch
