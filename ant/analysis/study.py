@@ -57,6 +57,10 @@ class Part:
     tunes: bool = False  # an HP grid: its runs (re)write the tuned file
 
     @property
+    def is_hp(self) -> bool:
+        return self.tunes or self.name in ("hp", "hp3", "baselines")  # by name: parts defined before the flag
+
+    @property
     def tuned_path(self) -> Path:
         return Path(self.tuned) if self.tuned else TUNED  # TUNED read now: tests point it elsewhere
 
@@ -147,13 +151,30 @@ def merge_group(group: str) -> int:
     return len(runs)
 
 
+def _hp_cells(group: str) -> set[tuple]:
+    """(arch, size, configured tokens, seed) of every run the group's HP parts plan. Edge extension adds LR/batch
+    points inside these cells; later parts' extra seeds at the tuned point fall outside them."""
+    cells: set[tuple] = set()
+    for part in PARTS:
+        if part.group == group and part.is_hp and part.grid:
+            cfgs, _ = expand(part)
+            cells |= {(c.model.arch, c.model.size, c.train.tokens, c.train.seed) for c in cfgs}
+    return cells
+
+
 def write_tuned(group: str = "main", path: Path | str | None = None) -> dict:
     """The best (lr, batch) per (arch, size) among the HP grid's runs (mean final loss over seeds; the grid point
-    itself, not the interpolated optimum, so that later parts train a configuration that was seen to be stable)."""
+    itself, not the interpolated optimum, so that later parts train a configuration that was seen to be stable).
+
+    Only the HP parts' own runs rank: a later part that trains more seeds at the tuned point (v2-speedup) must not
+    re-rank an entry, because every run planned from the entry would change its run id."""
     runs, _ = committed(group)
     if runs.empty:
         raise ConfigError(f"results/study/{group}/runs.parquet", "no runs yet: run the hp part first")
     ok = runs[runs["status"].eq("completed") & runs["final_val_loss"].notna()]
+    cells = _hp_cells(group)
+    key = zip(ok["arch"], ok["size"], ok["cfg.train.tokens"], ok["seed"])
+    ok = ok[[k in cells for k in key]]
     grid_runs = ok.groupby(["arch", "size", "tokens"])["lr"].transform("nunique") >= 3  # the LR scans
     m = (
         ok[grid_runs]
@@ -169,8 +190,16 @@ def write_tuned(group: str = "main", path: Path | str | None = None) -> dict:
             "final_val_loss": round(float(r["mean"]), 5),
             "n_seeds": int(r["count"]),
         }
+    out = Path(path) if path else TUNED
+    old = (yaml.safe_load(out.read_text()) or {}) if out.is_file() else {}
+    for arch, by_size in old.items():
+        for size, entry in by_size.items():
+            new = best.get(arch, {}).get(size)
+            if new and (new["lr"], new["batch_size"]) != (entry["lr"], entry["batch_size"]):
+                print(f"{out}: {arch} {size} re-tuned from lr {entry['lr']:g} batch {entry['batch_size']} to lr "
+                      f"{new['lr']:g} batch {new['batch_size']} (its HP grid gained runs)")  # fmt: skip
     text = f"# written by `ant study run` from results/study/{group} (the HP grid's best point)\n"
-    atomic_write_text(Path(path) if path else TUNED, text + yaml.safe_dump(best, sort_keys=True))
+    atomic_write_text(out, text + yaml.safe_dump(best, sort_keys=True))
     return best
 
 
@@ -305,7 +334,7 @@ def run(parts: list[Part], force: bool) -> int:
         atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
         print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
               f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip
-        if part.tunes or part.name in ("hp", "hp3", "baselines"):  # by name: parts defined before the flag
+        if part.is_hp:
             write_tuned(part.group, part.tuned_path)
         if rc not in (0,):
             print(f"part {part.name}: ant sweep exited {rc}; rerun `ant study run` to resume")

@@ -94,3 +94,22 @@ def test_unknown_part_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         study.main(["run", "--part", "nope"])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_later_seeds_at_the_tuned_point_do_not_retune(small_study, capsys):
+    """Only the HP grid's own runs rank. A later part's extra seeds at the tuned point (worse by the winner's curse)
+    once re-ranked the entry, which renames every run planned from it (the v2-speedup bug)."""
+    root = small_study
+    rows = []
+    for lr, loss in ((3e-3, 1.01), (1e-2, 1.00), (3e-2, 1.20)):  # the HP grid, seed 0: lr 1e-2 wins by 0.01
+        rows.append({"lr": lr, "seed": 0, "final_val_loss": loss})
+    rows += [{"lr": 1e-2, "seed": s, "final_val_loss": 1.05} for s in (1, 2, 3)]  # a later part's seeds
+    runs = pd.DataFrame(
+        [{"run_id": f"r{i}", "arch": a, "size": "tiny0", "tokens": 6150, "cfg.train.tokens": 6144, "batch_size": 4,
+          "status": "completed", **r} for a in ("gptplus", "angpt") for i, r in enumerate(rows)]
+    )  # fmt: skip
+    (root / "main").mkdir(parents=True)
+    runs.to_parquet(root / "main" / "runs.parquet")
+    tuned = study.write_tuned("main", root / "tuned.yaml")
+    for arch in ("gptplus", "angpt"):
+        assert (tuned[arch]["tiny0"]["lr"], tuned[arch]["tiny0"]["n_seeds"]) == (1e-2, 1)
