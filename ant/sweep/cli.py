@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from ant.sweep.grid import MAX_RUNS, Grid, axis_of
 from ant.sweep.packing import packing_line
 from ant.sweep.plan import build_plan, committed_runs
 from ant.sweep.plan_table import format_plan, plan_json
-from ant.sweep.slurm import LIVE_STATES, finished, submit_slurm
+from ant.sweep.slurm import LIVE_STATES, finished, slurm_output, squeue_states, submit_slurm
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -226,34 +225,18 @@ def save_jobs(grid: Grid, jobs: dict[str, dict[str, Any]]) -> None:
 
 def refresh_slurm_states(jobs: dict[str, dict[str, Any]]) -> None:
     """Fill `slurm_state` from squeue (live jobs) and sacct (finished ones, when accounting is on)."""
-    ids = sorted({j["job_id"] for j in jobs.values()})
+    parents = sorted({j["job_id"].split("_")[0] for j in jobs.values()})
     states: dict[str, str] = {}
     if shutil.which("sacct"):
-        out = _call(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join({i.split("_")[0] for i in ids})])
+        out = slurm_output(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(parents)])
         for line in (out or "").splitlines():
             if "|" in line:
                 jid, state = line.split("|", 1)
                 states[jid.strip()] = state.split()[0] if state.strip() else ""
-    answered = False
-    if shutil.which("squeue"):  # squeue is authoritative for live jobs (sacct lags behind requeues and kills)
-        out = _call(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join({i.split("_")[0] for i in ids})])
-        answered = out is not None
-        if answered:  # a job squeue does not list is not live, whatever sacct (which lags) still says
-            states = {j: s for j, s in states.items() if s not in LIVE_STATES}
-        for line in (out or "").splitlines():
-            if "|" in line:
-                jid, state = line.split("|", 1)
-                states[jid.strip()] = state.strip()
+    live = squeue_states(parents) if shutil.which("squeue") else None
+    if live is not None:  # squeue is authoritative for live jobs (sacct lags behind requeues and kills):
+        # a job squeue does not list is not live, whatever sacct still says
+        states = {j: s for j, s in states.items() if s not in LIVE_STATES} | live
     for j in jobs.values():
         known = j.get("slurm_state", "")
-        j["slurm_state"] = states.get(j["job_id"], "" if answered and known in LIVE_STATES else known)
-
-
-def _call(cmd: list[str]) -> str | None:
-    """The command's stdout; None when it could not run or failed (a controller down is not "no jobs")."""
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    # squeue refuses the id of a job it has forgotten ("Invalid job id"): an answer, that the job is not live
-    return p.stdout if p.returncode == 0 or "invalid job id" in p.stderr.lower() else None
+        j["slurm_state"] = states.get(j["job_id"], "" if live is not None and known in LIVE_STATES else known)

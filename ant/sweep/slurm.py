@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -199,15 +200,35 @@ LIVE_STATES = frozenset({
 })  # fmt: skip
 
 
+def slurm_output(cmd: list[str]) -> str | None:
+    """A SLURM command's stdout; None when it could not run or failed (a controller down is not "no jobs")."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # squeue refuses the id of a job it has forgotten ("Invalid job id"): an answer, that the job is not live
+    return p.stdout if p.returncode == 0 or "invalid job id" in p.stderr.lower() else None
+
+
+def squeue_states(job_ids: Iterable[str]) -> dict[str, str] | None:
+    """squeue's state of every live job among `job_ids` ("123" or "123_4"; an array's tasks one by one), keyed by
+    the id squeue prints; a job it does not list is not live. None when squeue could not answer."""
+    ids = sorted({str(i) for i in job_ids})
+    out = slurm_output(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(ids)]) if ids else ""
+    if out is None:
+        return None
+    rows = (line.split("|", 1) for line in out.splitlines() if "|" in line)
+    return {jid.strip(): state.strip() for jid, state in rows}
+
+
 def queue_state(job_id: str) -> str:
     """The job's state in squeue; "" when squeue no longer lists it, "UNKNOWN" when squeue could not answer."""
-    try:
-        p = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+    states = squeue_states([job_id])
+    if states is None:
         return "UNKNOWN"
-    if p.returncode != 0:  # a finished job's id is refused by some versions ("Invalid job id"): that is "gone"
-        return "" if "invalid job id" in p.stderr.lower() else "UNKNOWN"
-    return p.stdout.split()[0] if p.stdout.split() else ""
+    # a multi-task or array parent id: squeue lists its tasks as <id>_<k>; any live task keeps it live
+    tasks = [s for jid, s in states.items() if jid == job_id or jid.startswith(f"{job_id}_")]
+    return tasks[0] if tasks else ""
 
 
 def finished(job: Any) -> bool:
