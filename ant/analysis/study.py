@@ -166,8 +166,10 @@ def write_tuned(group: str = "main", path: Path | str | None = None) -> dict:
     """The best (lr, batch) per (arch, size) among the HP grid's runs (mean final loss over seeds; the grid point
     itself, not the interpolated optimum, so that later parts train a configuration that was seen to be stable).
 
-    Only the HP parts' own runs rank: a later part that trains more seeds at the tuned point (v2-speedup) must not
-    re-rank an entry, because every run planned from the entry would change its run id."""
+    An entry, once written, is kept: every run planned from it (later parts, --done-from tables) has it in its run
+    id. New (arch, size) pairs are added. Only the HP parts' own runs rank: a later part's extra seeds at the tuned
+    point (v2-speedup) are not the HP grid's evidence. The HP parts of a group tune disjoint sizes, so a study run
+    from scratch writes the same file."""
     runs, _ = committed(group)
     if runs.empty:
         raise ConfigError(f"results/study/{group}/runs.parquet", "no runs yet: run the hp part first")
@@ -192,12 +194,14 @@ def write_tuned(group: str = "main", path: Path | str | None = None) -> dict:
         }
     out = Path(path) if path else TUNED
     old = (yaml.safe_load(out.read_text()) or {}) if out.is_file() else {}
-    for arch, by_size in old.items():
+    for arch, by_size in old.items():  # a written entry never changes: runs planned from it keep their run ids
         for size, entry in by_size.items():
             new = best.get(arch, {}).get(size)
             if new and (new["lr"], new["batch_size"]) != (entry["lr"], entry["batch_size"]):
-                print(f"{out}: {arch} {size} re-tuned from lr {entry['lr']:g} batch {entry['batch_size']} to lr "
-                      f"{new['lr']:g} batch {new['batch_size']} (its HP grid gained runs)")  # fmt: skip
+                now = f"lr {new['lr']:g}, batch {new['batch_size']}"
+                print(f"{out}: {arch} {size} stays at lr {entry['lr']:g}, batch {entry['batch_size']} (its HP runs "
+                      f"now rank {now} first; delete the entry to re-tune)")  # fmt: skip
+            best.setdefault(arch, {})[size] = entry
     text = f"# written by `ant study run` from results/study/{group} (the HP grid's best point)\n"
     atomic_write_text(out, text + yaml.safe_dump(best, sort_keys=True))
     return best

@@ -113,3 +113,23 @@ def test_later_seeds_at_the_tuned_point_do_not_retune(small_study, capsys):
     tuned = study.write_tuned("main", root / "tuned.yaml")
     for arch in ("gptplus", "angpt"):
         assert (tuned[arch]["tiny0"]["lr"], tuned[arch]["tiny0"]["n_seeds"]) == (1e-2, 1)
+
+
+def test_a_written_tuned_entry_is_kept(small_study, capsys):
+    """Runs added to the HP cells later (edge extension after the fact) may rank another point first; the entry
+    stays, since the runs planned from it carry it in their ids. New (arch, size) pairs are added."""
+    root = small_study
+    rows = [{"lr": lr, "final_val_loss": loss} for lr, loss in ((3e-3, 1.02), (1e-2, 1.00), (3e-2, 1.20))]
+    runs = pd.DataFrame(
+        [{"run_id": f"r{i}", "arch": a, "size": "tiny0", "tokens": 6150, "cfg.train.tokens": 6144, "batch_size": 4,
+          "seed": 0, "status": "completed", **r} for a in ("gptplus", "angpt") for i, r in enumerate(rows)]
+    )  # fmt: skip
+    (root / "main").mkdir(parents=True)
+    runs.to_parquet(root / "main" / "runs.parquet")
+    written = {"gptplus": {"tiny0": {"lr": 3e-3, "batch_size": 4, "final_val_loss": 1.02, "n_seeds": 1}}}
+    (root / "tuned.yaml").write_text(yaml.safe_dump(written))
+    tuned = study.write_tuned("main", root / "tuned.yaml")
+    assert tuned["gptplus"]["tiny0"] == written["gptplus"]["tiny0"]  # kept, though lr 1e-2 now ranks first
+    assert tuned["angpt"]["tiny0"]["lr"] == 1e-2  # added
+    assert yaml.safe_load((root / "tuned.yaml").read_text()) == tuned
+    assert "gptplus tiny0 stays at lr 0.003, batch 4" in capsys.readouterr().out
