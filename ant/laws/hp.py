@@ -233,6 +233,21 @@ def _stage2(s1: pd.DataFrame) -> dict:
             "exclude_reason": "; ".join(reasons)}  # fmt: skip
 
 
+def batch_optimum(cell: pd.DataFrame, loss: str = "final_val_loss") -> dict | None:
+    """One (arch, size, budget) cell's batch optimum as the BS(N) fit locates it (stage 1 per batch with >= 3 LRs,
+    stage 2 over those batches): {"bs_opt", "bs_at_edge", "batches"}; None with fewer than 3 such batches. Edge
+    extension reads it, so that it extends exactly where the fit would exclude an edge optimum."""
+    rows = []
+    for bs, gb in cell.groupby("batch_size"):
+        r = _stage1(gb, loss)
+        if r is not None:
+            rows.append({"batch_size": float(bs), **r})
+    if len(rows) < 3:
+        return None
+    s2 = _stage2(pd.DataFrame(rows))
+    return {"bs_opt": s2["bs_opt"], "bs_at_edge": s2["bs_at_edge"], "batches": sorted(r["batch_size"] for r in rows)}
+
+
 def _trend(a: str, regime: str, by: str, g: pd.DataFrame, loss: str, min_sizes: int) -> HPTrends:
     notes: list[str] = []
     rows = []

@@ -16,9 +16,11 @@ Rules, per cell (`next_points`, a pure function, tested on synthetic loss surfac
   optimal LR off the best batch's neighbours too), if the best LR is the lowest (highest) LR tried at that batch,
   add one LR a step below (above), the step being the ratio of the two outermost LRs on that side (half a decade
   on the study grids).
-- Batch: if the best batch is the smallest (largest) tried, add the batch one step beyond (the ratio of the two
-  outermost batches; a whole number >= 1) at the best LR and its two LR neighbours, so the new batch has its own
-  three-point LR scan (stage 1 needs >= 3 LRs per batch).
+- Batch: if the best batch is the smallest (largest) tried, or the BS(N) fit's two-stage optimum of the cell
+  (ant.laws.hp.batch_optimum: Akima minima per batch, then over batches) sits on that edge though the best grid point
+  is inside (a flat batch curve), add the batch one step beyond (the ratio of the two outermost batches; a whole
+  number >= 1) at the edge batch's best LR and its two LR neighbours, so the new batch has its own three-point LR
+  scan (stage 1 needs >= 3 LRs per batch).
 - Limits: at most `max_per_side` points beyond the original grid on each of the four sides of a cell, LRs inside
   `lr_bounds`, batches inside `batch_bounds`, and at most `max_rounds` rounds. A cell that hits a limit keeps its
   edge optimum, which ant.laws.hp then reports and excludes, never fits.
@@ -89,6 +91,12 @@ def _beyond(original: list[float], tried: list[float], low: bool) -> int:
     return sum((v < edge * (1 - 1e-9)) if low else (v > edge * (1 + 1e-9)) for v in tried)
 
 
+def _fitted_batch(cell: pd.DataFrame) -> dict | None:
+    from ant.laws.hp import batch_optimum  # late: scipy's Akima, read only for cells with >= 3 batches
+
+    return batch_optimum(cell) if cell["batch_size"].nunique() >= 3 else None
+
+
 def next_points(cell: pd.DataFrame, limits: ExtendLimits, original: pd.DataFrame | None = None) -> list[Point]:
     """The points to add to one cell. `cell`: one row per finished run (lr, batch_size, final_val_loss; seeds are
     averaged); `original`: the grid's own (lr, batch_size) points of the cell (default: those of `cell`), against
@@ -129,20 +137,36 @@ def next_points(cell: pd.DataFrame, limits: ExtendLimits, original: pd.DataFrame
             if not limits.lr_bounds[0] <= new <= limits.lr_bounds[1]:
                 continue
             add(new, int(b), side, f"best LR {best:g} at batch {b} is the {'lowest' if low else 'highest'} tried")
-    # batch edges at the best LR, with its LR neighbours
+    # batch edges: where the grid's best point is on one, or where the fit's two-stage optimum is (a flat batch
+    # curve can have its best grid point inside while the Akima minima put the optimum on an edge, which the BS(N)
+    # fit then excludes). The new batch gets the edge batch's best LR and its two LR neighbours.
     if len(batches) >= 2:
+        fit = _fitted_batch(ok)
         for low, side in ((True, "batch_low"), (False, "batch_high")):
-            if b_best != (batches[0] if low else batches[-1]):
+            edge_b = batches[0] if low else batches[-1]
+            by_fit = (
+                fit is not None
+                and fit["bs_at_edge"]
+                and fit["batches"][0 if low else -1] == edge_b  # the fit's edge is the cell's edge
+                and (fit["bs_opt"] <= fit["batches"][0] * (1 + 1e-9)) == low
+            )
+            if b_best != edge_b and not by_fit:
                 continue
             if _beyond([float(b) for b in o_bs], [float(b) for b in batches], low) >= limits.max_per_side:
                 continue
             step = _ratio([float(b) for b in batches], low)
-            new_b = int(round(b_best / step)) if low else int(round(b_best * step))
-            if new_b == b_best or not limits.batch_bounds[0] <= new_b <= limits.batch_bounds[1]:
+            new_b = int(round(edge_b / step)) if low else int(round(edge_b * step))
+            if new_b == edge_b or not limits.batch_bounds[0] <= new_b <= limits.batch_bounds[1]:
                 continue
-            j = lrs_all.index(lr_best)
+            end = "smallest" if low else "largest"
+            if b_best == edge_b:
+                center, why = lr_best, f"best batch {b_best} is the {end} tried"
+            else:
+                center = m[edge_b].idxmin()
+                why = f"the fitted batch optimum {fit['bs_opt']:.3g} is at the {end} batch with an LR scan, {edge_b}"
+            j = lrs_all.index(center)
             for lr in lrs_all[max(0, j - 1) : j + 2]:
-                add(lr, new_b, side, f"best batch {b_best} is the {'smallest' if low else 'largest'} tried")
+                add(lr, new_b, side, why)
     return out
 
 

@@ -140,3 +140,38 @@ def test_a_point_at_another_batch_is_the_run_the_grid_itself_would_train():
     assert new.steps == target.steps == template.steps // 2
     assert new.train.eval_interval == target.train.eval_interval != template.train.eval_interval
     assert new.run_id() == target.run_id()
+
+
+# anGPT at tiny2 and d56L3 (study v2, 20 tokens/param, mean final val loss over seeds 0-2): flat batch curves whose
+# best grid point is interior while the fit's Akima minima put the batch optimum on an edge
+FLAT_TINY2 = {  # (batch, lr): loss
+    (8, 0.0009): 1.5994, (8, 0.003): 1.5286, (8, 0.01): 1.5790, (8, 0.03): 1.6906,
+    (16, 0.0009): 1.6533, (16, 0.003): 1.5282, (16, 0.01): 1.5578, (16, 0.03): 1.6370,
+    (32, 0.003): 1.5493, (32, 0.01): 1.5286, (32, 0.03): 1.6219,
+}  # fmt: skip
+FLAT_D56L3 = {
+    (16, 0.0009): 1.7033, (16, 0.003): 1.5232, (16, 0.01): 1.5405, (16, 0.03): 1.6525,
+    (32, 0.003): 1.5927, (32, 0.01): 1.5223, (32, 0.03): 1.6039,
+    (64, 0.003): 1.6634, (64, 0.01): 1.5410, (64, 0.03): 1.6108,
+}  # fmt: skip
+
+
+def _cell(points: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"batch_size": b, "lr": lr, "final_val_loss": v} for (b, lr), v in points.items()])
+
+
+@pytest.mark.parametrize(
+    ("points", "best_batch", "side", "new_batch", "lrs"),
+    [(FLAT_TINY2, 16, "batch_high", 64, {0.003, 0.01, 0.03}), (FLAT_D56L3, 32, "batch_low", 8, {0.0009, 0.003, 0.01})],
+)
+def test_a_batch_optimum_the_fit_puts_on_an_edge_is_extended(points, best_batch, side, new_batch, lrs):
+    from ant.laws.hp import batch_optimum
+
+    cell = _cell(points)
+    fit = batch_optimum(cell)
+    assert fit["bs_at_edge"]  # what the BS(N) fit would exclude ...
+    m = cell.groupby(["batch_size", "lr"])["final_val_loss"].mean()
+    assert m.idxmin()[0] == best_batch  # ... though the best grid point is inside
+    added = [p for p in next_points(cell, ExtendLimits()) if p.side.startswith("batch")]
+    assert {p.side for p in added} == {side} and {p.batch_size for p in added} == {new_batch}
+    assert {p.lr for p in added} == lrs  # its own three-point LR scan around the edge batch's best LR
