@@ -100,7 +100,8 @@ def test_the_extrapolation_row_reads_the_prediction_against_the_held_out_runs(tm
     pred = {"held_out": "tiny3", "tokens_per_param": 20, "fit_sizes": list(study_v2.FIT_SIZES),
             "fitting_code_commit": "0123456789abcdef", "per_arch": {
                 a: {"num_params": HELD, "lr": 0.01, "batch_size": 32, "loss": {"value": 1.50, "interval": [1.45, 1.55]}}
-                for a in study_v2.ARCHS}}  # fmt: skip
+                for a in study_v2.ARCHS},
+            "gap_angpt_minus_gptplus": {"value": 0.0, "interval": [-0.05, 0.05]}}  # fmt: skip
     (tmp_path / "v2").mkdir()
     (tmp_path / "v2" / "prediction.json").write_text(json.dumps(pred))
     st = Study(tmp_path)
@@ -126,4 +127,6 @@ def test_the_extrapolation_row_reads_the_prediction_against_the_held_out_runs(tm
     atomic_parquet(runs, tmp_path / "v2" / "runs.parquet")
     c = study_v2.extrapolation_claim(Study(tmp_path))
     assert c.verdict == "outside its interval" and "1 of 2" in c.why  # anGPT's 1.60 lies above [1.45, 1.55]
+    # the measured gap 1.60 - 1.52 = +0.08 lies outside the predicted [-0.05, +0.05]
+    assert "gap outside its interval" in c.why and "measured +0.0800" in c.ours
     assert "0123456789ab" in c.scale
