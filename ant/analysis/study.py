@@ -107,6 +107,12 @@ V2_PARTS = (
         tuned=V2_TUNED,
     ),
     Part(
+        "v2-isoflop-fallback",
+        "sweeps/study2/isoflop_fallback.yaml",
+        "v2",
+        "C4: IsoFLOP points whose tuned run diverged, at the next-best HP cell",
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

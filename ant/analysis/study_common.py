@@ -96,7 +96,11 @@ class Study:
 
     @property
     def tuned(self) -> dict:
-        p = self.root / "tuned.yaml"
+        return self.tuned_of()
+
+    def tuned_of(self, group: str = "") -> dict:
+        """The tuned file of a group (`""`: the committed study's results/study/tuned.yaml)."""
+        p = self.root / group / "tuned.yaml"
         return (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
 
     def tuned_batch(self, arch: str, size: str) -> float | None:

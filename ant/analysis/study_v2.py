@@ -1,6 +1,7 @@
 """Study v2 (issue 24): the IsoFLOP grid's design and the preregistered extrapolation to tiny3.
 
     python -m ant.analysis.study_v2 isoflop-grid      # (re)write sweeps/study2/isoflop.yaml from the design helper
+    python -m ant.analysis.study_v2 isoflop-fallback  # sweeps/study2/isoflop_fallback.yaml: diverged design points
     python -m ant.analysis.study_v2 predict           # results/study/v2/prediction.json + predicted_hps.yaml
 
 The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2, d56L3 at 20
@@ -36,6 +37,7 @@ PREDICTION = V2 / "prediction.json"
 PREDICTED_HPS = V2 / "predicted_hps.yaml"
 TUNED_V2 = V2 / "tuned.yaml"
 ISOFLOP_GRID = Path("sweeps/study2/isoflop.yaml")
+ISOFLOP_FALLBACK_GRID = Path("sweeps/study2/isoflop_fallback.yaml")
 SEQ_LEN = 32
 TPP = 20
 FIT_SIZES = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "d56L3")
@@ -73,6 +75,79 @@ def isoflop_grid_text() -> str:
               "batch_size": {"from_study": str(TUNED_V2)}, "lr": {"from_study": str(TUNED_V2)}, "seed": [0]}
              for p in pts]  # fmt: skip
     doc = {"name": "study2-isoflop", "out_dir": "results/study/runs/v2",
+           "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": SEQ_LEN, "val_tokens": 32768},
+                    "train": {"device": "cpu"}},
+           "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1}}  # fmt: skip
+    return "\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+
+
+def requested_tokens(r: pd.DataFrame) -> pd.Series:
+    """The tokens each run's config asked for (a run trains whole steps, so its `tokens` may differ slightly)."""
+    t = r["tokens"].astype(float)
+    if "cfg.train.tokens" in r:
+        t = pd.to_numeric(r["cfg.train.tokens"], errors="coerce").fillna(t)
+    return t
+
+
+def at_point(runs: pd.DataFrame, size: str, tokens: float) -> pd.Series:
+    """Rows at one IsoFLOP design point: its size, exactly its requested tokens (the HP and speedup grids' budgets
+    lie 1.8 % from some points), seeds below 10 (v2-speedup's fresh seeds 10-13 train the same budgets)."""
+    tok = requested_tokens(runs).to_numpy(float)
+    return runs["size"].eq(size) & pd.Series(np.abs(tok / tokens - 1) < 1e-3, index=runs.index) & (runs["seed"] < 10)
+
+
+def isoflop_fallbacks(runs: pd.DataFrame, tuned: dict, points=None) -> list[dict]:
+    """The rule for a design point whose run at its size's tuned HPs diverged (and none there completed): train it
+    at the next-best cell of that size's 20-tokens/param HP grid, i.e. the lowest mean final val loss over seeds
+    among the cells whose runs all completed, the tuned cell excluded. Returns one dict per such point (arch, size,
+    tokens, level, batch_size, lr, and the tuned cell with the step it diverged at). The rule was fixed before any
+    fallback run trained (docs/study.md, "IsoFLOP fallback")."""
+    points = isoflop_design() if points is None else points
+    out = []
+    if runs.empty:
+        return out
+    tpp = requested_tokens(runs) / runs["num_params"].astype(float)
+    grid = runs[tpp.between(TPP * 0.95, TPP * 1.1) & (runs["seed"] < 10)]
+    for arch in ARCHS:
+        for p in points:
+            t = tuned.get(arch, {}).get(p.size)
+            if not t:
+                continue
+            at = runs[(runs["arch"] == arch) & at_point(runs, p.size, p.tokens)]
+            hp = at["batch_size"].eq(t["batch_size"]) & np.isclose(at["lr"].astype(float), float(t["lr"]))
+            mine = at[hp]
+            if mine.empty or mine["status"].eq("completed").any() or not mine["status"].eq("diverged").any():
+                continue
+            g = grid[(grid["arch"] == arch) & (grid["size"] == p.size)]
+            cells = g.groupby(["batch_size", "lr"]).agg(
+                loss=("final_val_loss", "mean"), ok=("status", lambda s: bool(s.eq("completed").all()))
+            )
+            cells = cells[cells["ok"]].drop(index=(t["batch_size"], t["lr"]), errors="ignore")
+            if cells.empty:
+                raise ConfigError("isoflop fallback", f"{arch} {p.size}: no completed HP cell besides the tuned one")
+            b, lr = cells["loss"].idxmin()
+            out.append({"arch": arch, "size": p.size, "tokens": int(p.tokens), "level": float(p.level),
+                        "batch_size": int(b), "lr": float(lr), "tuned": {"batch_size": t["batch_size"], "lr": t["lr"]},
+                        "diverged_step": int(mine["diverged_step"].dropna().min())})  # fmt: skip
+    return out
+
+
+def isoflop_fallback_grid_text(runs: pd.DataFrame, tuned: dict) -> str:
+    fb = isoflop_fallbacks(runs, tuned)
+    if not fb:
+        raise ConfigError("isoflop fallback", "no IsoFLOP design point diverged at its tuned HPs: nothing to retrain")
+    head = [
+        '# Study v2 part "v2-isoflop-fallback" (C4; docs/study.md "IsoFLOP fallback"). WRITTEN by',
+        "# `python -m ant.analysis.study_v2 isoflop-fallback` from the committed v2 runs: do not edit by hand.",
+        "# An IsoFLOP design point whose run at its size's tuned HPs diverged is retrained at the next-best cell of",
+        "# that size's 20-tokens/param HP grid (lowest mean final loss among cells whose runs all completed):",
+        *(f"#   {f['arch']} {f['size']} at {f['level']:.3g} FLOPs: tuned batch {f['tuned']['batch_size']}, LR "
+          f"{f['tuned']['lr']} diverged at step {f['diverged_step']} -> batch {f['batch_size']}, LR {f['lr']}"
+          for f in fb),
+    ]  # fmt: skip
+    grids = [{"arch": [f["arch"]], "size": [f["size"]], "tokens": [f["tokens"]], "batch_size": [f["batch_size"]],
+              "lr": [f["lr"]], "seed": [0]} for f in fb]  # fmt: skip
+    doc = {"name": "study2-isoflop-fallback", "out_dir": "results/study/runs/v2",
            "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": SEQ_LEN, "val_tokens": 32768},
                     "train": {"device": "cpu"}},
            "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1}}  # fmt: skip
@@ -182,12 +257,17 @@ def prediction_committed() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("command", choices=("isoflop-grid", "predict"))
+    ap.add_argument("command", choices=("isoflop-grid", "isoflop-fallback", "predict"))
     args = ap.parse_args(argv)
     try:
         if args.command == "isoflop-grid":
             atomic_write_text(ISOFLOP_GRID, isoflop_grid_text())
             print(f"wrote {ISOFLOP_GRID}")
+        elif args.command == "isoflop-fallback":
+            runs = pd.read_parquet(V2 / "runs.parquet") if (V2 / "runs.parquet").is_file() else pd.DataFrame()
+            tuned = yaml.safe_load(TUNED_V2.read_text()) if TUNED_V2.is_file() else {}
+            atomic_write_text(ISOFLOP_FALLBACK_GRID, isoflop_fallback_grid_text(runs, tuned))
+            print(f"wrote {ISOFLOP_FALLBACK_GRID}")
         else:
             p = write_prediction()
             print(json.dumps(p, indent=1))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ant.analysis.study_common import AGREE, DISAGREE, MIXED, UNDETERMINED, Claim, combine, human, num, overlap, table
 from ant.analysis.study_common import vs_paper as vs_paper_words
-from ant.analysis.study_v2 import ARCHS, FIT_SIZES, TPP, isoflop_design
+from ant.analysis.study_v2 import ARCHS, FIT_SIZES, TPP, at_point, isoflop_design, requested_tokens
 from ant.analysis.study_verdicts import MIN_REF_BUDGETS, c1_lines, c1_per_regime, c1_verdict
 from ant.laws.fits import FitError
 from ant.laws.hp import hp_trends
@@ -32,13 +32,6 @@ BOOT = 500  # bootstrap resamples of the IsoFLOP exponent (over runs)
 A3_BOOT = 100  # bootstrap resamples of the approach-3 fit (each a grid search: the slow part)
 
 
-def _requested_tokens(r: pd.DataFrame) -> pd.Series:
-    t = r["tokens"].astype(float)
-    if "cfg.train.tokens" in r:
-        t = pd.to_numeric(r["cfg.train.tokens"], errors="coerce").fillna(t)
-    return t
-
-
 def with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
     return f"{v:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
 
@@ -47,7 +40,7 @@ def with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
 def hp_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return runs
-    tpp = _requested_tokens(runs) / runs["num_params"].astype(float)
+    tpp = requested_tokens(runs) / runs["num_params"].astype(float)
     r = runs[runs["size"].isin(FIT_SIZES) & tpp.between(TPP * 0.95, TPP * 1.1) & (runs["seed"] < min(SPEEDUP_SEEDS))]
     return r[r.groupby(["arch", "size", "batch_size"])["lr"].transform("nunique") >= 3] if len(r) else r
 
@@ -138,24 +131,30 @@ def c3_v2(st) -> Claim | None:
 
 
 # ---------------------------------------------------------------------------------------------- C4
-def isoflop_runs(runs: pd.DataFrame, points=None) -> pd.DataFrame:
-    """The runs at the IsoFLOP design's points (its size and exactly its requested tokens: the HP and speedup grids'
-    budgets lie 1.8 % from some design points, tiny1 at 19.65 vs 20 tokens/param), seeds below SPEEDUP_SEEDS,
-    with their `level`."""
+def isoflop_runs(runs: pd.DataFrame, points=None, tuned: dict | None = None) -> pd.DataFrame:
+    """The completed runs at the IsoFLOP design's points (study_v2.at_point), with their `level`. Where a point holds
+    runs at more than one (batch, LR), the tuned cell's are kept (`tuned`: v2 tuned.yaml); a point without one holds
+    its fallback run (study_v2.isoflop_fallbacks), marked `fallback`."""
     if runs.empty:
         return runs
     points = isoflop_design() if points is None else points
-    tok = _requested_tokens(runs).to_numpy(float)
-    level = np.full(len(runs), np.nan)
+    level = pd.Series(np.nan, index=runs.index)
     for p in points:
-        at = runs["size"].eq(p.size).to_numpy() & (np.abs(tok / p.tokens - 1) < 1e-3)
-        at &= (runs["seed"] < min(SPEEDUP_SEEDS)).to_numpy()
-        level[at] = p.level
-    return runs.assign(level=level)[np.isfinite(level)]
+        level[at_point(runs, p.size, p.tokens)] = p.level
+    r = runs.assign(level=level)[level.notna()]
+    tuned = tuned or {}
+
+    def is_tuned(row) -> bool:
+        t = tuned.get(row["arch"], {}).get(row["size"])
+        return bool(t) and row["batch_size"] == t["batch_size"] and np.isclose(row["lr"], t["lr"])
+
+    r = r.assign(fallback=[not is_tuned(row) for _, row in r.iterrows()] if tuned else False)
+    has_tuned = r.groupby(["arch", "level", "size"])["fallback"].transform(lambda f: bool((~f).any()))
+    return r[~(r["fallback"] & has_tuned)]
 
 
 def c4_v2(st, points=None) -> Claim | None:
-    r = isoflop_runs(st.done("v2"), points)
+    r = isoflop_runs(st.done("v2"), points, st.tuned_of("v2"))
     if r.empty:
         return None
     pf = PAPER_FRONTIER
@@ -206,8 +205,8 @@ def c4_v2(st, points=None) -> Claim | None:
     c.ours = "<br>".join(cells)
     c.scale = (f"v2 IsoFLOP: {r['level'].nunique()} compute levels {r['level'].min():.3g}–{r['level'].max():.3g} "
                f"FLOPs, {r.groupby('level')['size'].nunique().min()}+ sizes each "
-               f"({(_requested_tokens(r) / r['num_params']).min():.2g}–"
-               f"{(_requested_tokens(r) / r['num_params']).max():.3g} tokens/param)")  # fmt: skip
+               f"({(requested_tokens(r) / r['num_params']).min():.2g}–"
+               f"{(requested_tokens(r) / r['num_params']).max():.3g} tokens/param)")  # fmt: skip
     c.numbers = {"per_arch": numbers}
     c.section = [
         "Study v2 IsoFLOP (Chinchilla approach 2, `ant.laws.isoflop_design`): per compute level a parabola of the "
@@ -217,6 +216,12 @@ def c4_v2(st, points=None) -> Claim | None:
         "",
         *table(["arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with a vertex", "runs", "vs the paper"], rows),
     ]
+    fb = r[r["fallback"]] if "fallback" in r else r.iloc[:0]
+    if len(fb):
+        c.section += ["", "Design points whose run at the size's tuned HPs diverged, trained at the next-best cell of "
+                      "that size's HP grid instead (part v2-isoflop-fallback; the rule in docs/study.md): "
+                      + "; ".join(f"{label(x.arch)} {x.size} at {x.level:.3g} FLOPs (batch {x.batch_size}, LR {x.lr:g})"
+                                  for x in fb.itertuples()) + "."]  # fmt: skip
     return c
 
 
@@ -241,7 +246,7 @@ def c1_v2(st) -> Claim | None:
         if d["summary"] is not None:
             cells.append(f"{size}: one number {d['summary']:.3g}x (the budgets agree)")
     seeds = r.groupby(["arch", "size", "tokens"])["seed"].nunique().min()
-    tpp = _requested_tokens(r) / r["num_params"].astype(float)
+    tpp = requested_tokens(r) / r["num_params"].astype(float)
     notes = []
     if seeds < MIN_SEEDS:
         notes.append(f"only {seeds} seed(s) in some cell (the design asks >= {MIN_SEEDS})")

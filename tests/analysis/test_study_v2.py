@@ -130,3 +130,62 @@ def test_the_extrapolation_row_reads_the_prediction_against_the_held_out_runs(tm
     # the measured gap 1.60 - 1.52 = +0.08 lies outside the predicted [-0.05, +0.05]
     assert "gap outside its interval" in c.why and "measured +0.0800" in c.ours
     assert "0123456789ab" in c.scale
+
+
+# ---------------------------------------------------------------------------------------------- IsoFLOP fallback
+def _fallback_table(tuned_status: str) -> tuple[pd.DataFrame, list, dict]:
+    """angpt d24L2: a 20-tokens/param HP grid (the tuned cell b1/0.01 best, b2/0.03 with a diverged seed) and one
+    IsoFLOP design point at 50 tokens/param trained at the tuned cell with `tuned_status`."""
+    from ant.laws.isoflop_design import DesignPoint
+
+    n = N["d24L2"]
+    d20, d50 = 20 * n, 50 * n
+    grid = [((1, 0.01), [1.95, 1.96]), ((2, 0.01), [1.97, 1.975]), ((1, 0.003), [2.0, 2.01]), ((2, 0.03), [1.90, None])]
+    rows = []
+    for (b, lr), losses in grid:
+        for seed, loss in enumerate(losses):
+            rows.append({"arch": "angpt", "size": "d24L2", "num_params": n, "tokens": d20, "cfg.train.tokens": d20,
+                         "batch_size": b, "lr": lr, "seed": seed, "final_val_loss": loss, "diverged_step": None,
+                         "status": "completed" if loss else "diverged"})  # fmt: skip
+    rows.append({**rows[0], "tokens": d50, "cfg.train.tokens": d50, "seed": 0, "status": tuned_status,
+                 "final_val_loss": 2.2 if tuned_status == "diverged" else 1.9,
+                 "diverged_step": 4663 if tuned_status == "diverged" else None})  # fmt: skip
+    pts = [DesignPoint(level=2.5e11, size="d24L2", num_params=n, tokens=int(d50), tokens_per_param=50.0)]
+    tuned = {"angpt": {"d24L2": {"batch_size": 1, "lr": 0.01}}}
+    return pd.DataFrame(rows), pts, tuned
+
+
+def test_a_diverged_design_point_falls_back_to_the_next_best_completed_cell():
+    runs, pts, tuned = _fallback_table("diverged")
+    (fb,) = study_v2.isoflop_fallbacks(runs, tuned, pts)
+    # b2/0.03 has the lowest loss but a diverged seed; b1/0.01 is the tuned cell: next best is b2/0.01
+    assert (fb["batch_size"], fb["lr"], fb["diverged_step"]) == (2, 0.01, 4663)
+    assert fb["tuned"] == {"batch_size": 1, "lr": 0.01} and fb["level"] == 2.5e11
+    runs_ok, pts, tuned = _fallback_table("completed")
+    assert study_v2.isoflop_fallbacks(runs_ok, tuned, pts) == []
+
+
+def test_isoflop_runs_keep_the_tuned_cell_and_mark_a_fallback():
+    from ant.analysis import study_v2_claims
+
+    runs, pts, tuned = _fallback_table("diverged")
+    point = runs.iloc[[-1]]
+    fallback = point.assign(batch_size=2, status="completed", final_val_loss=1.92)
+    done = lambda r: r[r["status"] == "completed"]  # noqa: E731
+    r = study_v2_claims.isoflop_runs(done(pd.concat([runs, fallback], ignore_index=True)), pts, tuned)
+    assert len(r) == 1 and r["fallback"].all() and r["batch_size"].iloc[0] == 2
+    both = pd.concat([runs.iloc[:-1], point.assign(status="completed", final_val_loss=1.9), fallback])
+    r = study_v2_claims.isoflop_runs(done(both.reset_index(drop=True)), pts, tuned)
+    assert len(r) == 1 and not r["fallback"].any() and r["batch_size"].iloc[0] == 1
+
+
+def test_the_fallback_grid_expands_to_the_fallback_cells(monkeypatch):
+    runs, pts, tuned = _fallback_table("diverged")
+    monkeypatch.setattr(study_v2, "isoflop_design", lambda arch="gptplus": pts)
+    text = study_v2.isoflop_fallback_grid_text(runs, tuned)
+    assert "diverged at step 4663 -> batch 2, LR 0.01" in text
+    g = yaml.safe_load(text)["grids"]
+    assert g == [{"arch": ["angpt"], "size": ["d24L2"], "tokens": [int(pts[0].tokens)], "batch_size": [2],
+                  "lr": [0.01], "seed": [0]}]  # fmt: skip
+    with pytest.raises(Exception, match="nothing to retrain"):
+        study_v2.isoflop_fallback_grid_text(_fallback_table("completed")[0], tuned)
