@@ -40,23 +40,17 @@ OFFLINE := http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PRO
 # Two pytest-xdist workers, one torch thread each (tests/conftest.py); --dist loadgroup keeps the SLURM tests on one
 # worker (one 2-CPU cluster) and the 2-process data-parallel tests on one (xdist_group marks).
 XDIST := -n 2 --dist loadgroup
-# The package's bytecode, compiled once before the tests: where PYTHONDONTWRITEBYTECODE is set (it is on the project's
-# machines) every process would otherwise compile all of `ant` from source again, 0.7 s of CPU each, and the suite
-# starts one for every `ant` subprocess, SLURM or DDP rank and notebook kernel. Stale files are ignored by mtime.
-PRECOMPILE := $(BIN)/python -m compileall -q -j 0 ant > /dev/null
 
 # The SLURM daemons (apt-get install on a fresh machine) start while the venv installs; the corpus comes after both,
 # since its apt-get download must not race the SLURM install's apt-get update.
 test:
 	@$(MAKE) --no-print-directory -j2 install slurm-start
 	@$(MAKE) --no-print-directory data
-	@$(PRECOMPILE)
 	env $(OFFLINE) $(BIN)/python -m pytest tests $(XDIST); rc=$$?; $(MAKE) --no-print-directory slurm-stop; exit $$rc
 
 # Unit tests only: no SLURM, no slow end-to-end runs. They train on the default corpus (as bytes), which `make data`
 # builds (downloads, once): the target depends on it, since the tests themselves run offline.
 test-fast: install data
-	@$(PRECOMPILE)
 	env $(OFFLINE) $(BIN)/python -m pytest tests $(XDIST) -m "not slow and not slurm"
 
 lint: install
