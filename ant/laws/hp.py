@@ -233,31 +233,39 @@ def _stage2(s1: pd.DataFrame) -> dict:
             "exclude_reason": "; ".join(reasons)}  # fmt: skip
 
 
+def _per_batch(g: pd.DataFrame, loss: str, notes: list[str] | None = None) -> pd.DataFrame:
+    """Stage 1 for every (size, batch) of `g` with >= 3 LRs: N, batch_size, lr_best, loss_best, n_lrs, lr_at_edge.
+    The others are skipped, each with a note when `notes` is given."""
+    rows = []
+    n = g["num_params"] if "num_params" in g else pd.Series(np.nan, index=g.index)
+    for (N, bs), gb in g.groupby([n.rename("N"), g["batch_size"]], dropna=False):
+        r = _stage1(gb, loss)
+        if r is None:
+            if notes is not None:
+                notes.append(f"N={N:.3g} batch={bs:g}: {gb['lr'].nunique()} LR(s), need >= 3")
+            continue
+        rows.append({"N": float(N), "batch_size": float(bs), **r})
+    return pd.DataFrame(rows)
+
+
 def batch_optimum(cell: pd.DataFrame, loss: str = "final_val_loss") -> dict | None:
     """One (arch, size, budget) cell's batch optimum as the BS(N) fit locates it (stage 1 per batch with >= 3 LRs,
     stage 2 over those batches): {"bs_opt", "bs_at_edge", "batches"}; None with fewer than 3 such batches. Edge
     extension reads it, so that it extends exactly where the fit would exclude an edge optimum."""
-    rows = []
-    for bs, gb in cell.groupby("batch_size"):
-        r = _stage1(gb, loss)
-        if r is not None:
-            rows.append({"batch_size": float(bs), **r})
-    if len(rows) < 3:
+    per_batch = _per_batch(cell, loss)
+    if len(per_batch) < 3:
         return None
-    s2 = _stage2(pd.DataFrame(rows))
-    return {"bs_opt": s2["bs_opt"], "bs_at_edge": s2["bs_at_edge"], "batches": sorted(r["batch_size"] for r in rows)}
+    s2 = _stage2(per_batch)
+    return {
+        "bs_opt": s2["bs_opt"],
+        "bs_at_edge": s2["bs_at_edge"],
+        "batches": sorted(float(b) for b in per_batch["batch_size"]),
+    }
 
 
 def _trend(a: str, regime: str, by: str, g: pd.DataFrame, loss: str, min_sizes: int) -> HPTrends:
     notes: list[str] = []
-    rows = []
-    for (N, bs), gb in g.groupby(["num_params", "batch_size"]):
-        r = _stage1(gb, loss)
-        if r is None:
-            notes.append(f"N={N:.3g} batch={bs:g}: {gb['lr'].nunique()} LR(s), need >= 3")
-            continue
-        rows.append({"N": float(N), "batch_size": float(bs), **r})
-    per_batch = pd.DataFrame(rows)
+    per_batch = _per_batch(g, loss, notes)
     budget = float(g["budget"].iloc[0])
     if per_batch.empty:
         return HPTrends(a, regime, by, budget, per_batch, pd.DataFrame(), None, None, notes)
