@@ -51,8 +51,9 @@ SKIP=${GPU_CHECK_SKIP:-}
 WORK=${TMPDIR:-/tmp}/ant-gpu-check.$$
 DETAIL=$WORK/detail # logs, nvidia-smi, run folders: packed into OUT_DIR/detail.tar.gz at the end
 mkdir -p "$DETAIL/logs"
-# Everything we might write outside OUT_DIR goes to WORK: no network, maybe a read-only home.
-export ANT_CACHE="$WORK/cache" MPLCONFIGDIR="$WORK/mpl" TORCHINDUCTOR_CACHE_DIR="$WORK/inductor"
+# Everything we might write outside OUT_DIR goes to WORK: no network, maybe a read-only home. GPU_CHECK_INDUCTOR_CACHE
+# reuses a TorchInductor cache instead (the CPU dry run in the tests: its compiled step is then a cache hit).
+export ANT_CACHE="$WORK/cache" MPLCONFIGDIR="$WORK/mpl" TORCHINDUCTOR_CACHE_DIR="${GPU_CHECK_INDUCTOR_CACHE:-$WORK/inductor}"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
 if [ -z "${PYTHON:-}" ]; then

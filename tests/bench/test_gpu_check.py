@@ -74,6 +74,9 @@ def test_cpu_dry_run_of_every_step(tmp_path):
         "GPU_CHECK_SWEEP_VAL_TOKENS": "8192",  # the grid's 131k cost ~40 s a run on CPU, more than all else
         "GPU_CHECK_CORPUS_MB": "2",
         "GPU_CHECK_BUDGET_S": "600",
+        # the session's TorchInductor cache (tests/conftest.py), kept between CI runs: the compiled bench step
+        # compiles the same tiny graph each time
+        "GPU_CHECK_INDUCTOR_CACHE": os.environ["TORCHINDUCTOR_CACHE_DIR"],
     }
     env.pop("OUT", None)
     p = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
