@@ -23,10 +23,15 @@ pip_install() {
   "$BIN/pip" install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' >> "$LOG" 2>&1
 }
 
-# pip_setting NAME: the value pip would use (PIP_NAME, else its config files' global.NAME), "" if unset
+# pip_setting NAME: the value pip install would use, "" if unset. `pip config list` shows PIP_* variables (":env:")
+# and the config files' sections; pip reads them in that order, its [install] section before [global].
+PIP_CONFIG=$("$BIN/pip" config list 2> /dev/null || true)
 pip_setting() {
-  local var="PIP_$(echo "$1" | tr 'a-z-' 'A-Z_')"
-  if [[ -n "${!var:-}" ]]; then echo "${!var}"; else "$BIN/pip" config get "global.$1" 2> /dev/null || true; fi
+  local section line
+  for section in ':env:' install global; do
+    line=$(grep -F -m1 "$section.$1='" <<< "$PIP_CONFIG" || true)
+    if [[ -n "$line" ]]; then line=${line#*=\'}; echo "${line%\'}"; return; fi
+  done
 }
 
 uv_install() {
