@@ -74,7 +74,12 @@ def isoflop_grid_text() -> str:
     grids = [{"arch": list(ARCHS), "size": [p.size], "tokens": [p.tokens],
               "batch_size": {"from_study": str(TUNED_V2)}, "lr": {"from_study": str(TUNED_V2)}, "seed": [0]}
              for p in pts]  # fmt: skip
-    doc = {"name": "study2-isoflop", "out_dir": "results/study/runs/v2",
+    return _grid_text("study2-isoflop", head, grids)
+
+
+def _grid_text(name: str, head: list[str], grids: list[dict]) -> str:
+    """A v2 grid file: the header comment lines, then the grid (seq-32 bytes, CPU, two single-thread runs)."""
+    doc = {"name": name, "out_dir": "results/study/runs/v2",
            "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": SEQ_LEN, "val_tokens": 32768},
                     "train": {"device": "cpu"}},
            "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1}}  # fmt: skip
@@ -89,11 +94,27 @@ def requested_tokens(r: pd.DataFrame) -> pd.Series:
     return t
 
 
+GRID_SEEDS_BELOW = 10  # the HP and IsoFLOP grids' seeds; v2-speedup's fresh seeds 10-13 train the same budgets
+
+
+def at_tuned(runs: pd.DataFrame, tuned: dict) -> pd.Series:
+    """Whether each run trained at its (arch, size)'s tuned cell (batch and LR of `tuned`, v2 tuned.yaml)."""
+    t = [tuned.get(a, {}).get(s) or {} for a, s in zip(runs["arch"], runs["size"])]
+    b = np.array([x.get("batch_size", np.nan) for x in t], dtype=float)
+    lr = np.array([x.get("lr", np.nan) for x in t], dtype=float)
+    ok = (runs["batch_size"].to_numpy(float) == b) & np.isclose(runs["lr"].to_numpy(float), lr)
+    return pd.Series(ok, index=runs.index)
+
+
 def at_point(runs: pd.DataFrame, size: str, tokens: float) -> pd.Series:
     """Rows at one IsoFLOP design point: its size, exactly its requested tokens (the HP and speedup grids' budgets
-    lie 1.8 % from some points), seeds below 10 (v2-speedup's fresh seeds 10-13 train the same budgets)."""
+    lie 1.8 % from some points), the grids' seeds (GRID_SEEDS_BELOW)."""
     tok = requested_tokens(runs).to_numpy(float)
-    return runs["size"].eq(size) & pd.Series(np.abs(tok / tokens - 1) < 1e-3, index=runs.index) & (runs["seed"] < 10)
+    return (
+        runs["size"].eq(size)
+        & pd.Series(np.abs(tok / tokens - 1) < 1e-3, index=runs.index)
+        & (runs["seed"] < GRID_SEEDS_BELOW)
+    )
 
 
 def isoflop_fallbacks(runs: pd.DataFrame, tuned: dict, points=None) -> list[dict]:
@@ -107,15 +128,14 @@ def isoflop_fallbacks(runs: pd.DataFrame, tuned: dict, points=None) -> list[dict
     if runs.empty:
         return out
     tpp = requested_tokens(runs) / runs["num_params"].astype(float)
-    grid = runs[tpp.between(TPP * 0.95, TPP * 1.1) & (runs["seed"] < 10)]
+    grid = runs[tpp.between(TPP * 0.95, TPP * 1.1) & (runs["seed"] < GRID_SEEDS_BELOW)]
     for arch in ARCHS:
         for p in points:
             t = tuned.get(arch, {}).get(p.size)
             if not t:
                 continue
             at = runs[(runs["arch"] == arch) & at_point(runs, p.size, p.tokens)]
-            hp = at["batch_size"].eq(t["batch_size"]) & np.isclose(at["lr"].astype(float), float(t["lr"]))
-            mine = at[hp]
+            mine = at[at_tuned(at, tuned)]
             if mine.empty or mine["status"].eq("completed").any() or not mine["status"].eq("diverged").any():
                 continue
             g = grid[(grid["arch"] == arch) & (grid["size"] == p.size)]
@@ -147,11 +167,7 @@ def isoflop_fallback_grid_text(runs: pd.DataFrame, tuned: dict) -> str:
     ]  # fmt: skip
     grids = [{"arch": [f["arch"]], "size": [f["size"]], "tokens": [f["tokens"]], "batch_size": [f["batch_size"]],
               "lr": [f["lr"]], "seed": [0]} for f in fb]  # fmt: skip
-    doc = {"name": "study2-isoflop-fallback", "out_dir": "results/study/runs/v2",
-           "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": SEQ_LEN, "val_tokens": 32768},
-                    "train": {"device": "cpu"}},
-           "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1}}  # fmt: skip
-    return "\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+    return _grid_text("study2-isoflop-fallback", head, grids)
 
 
 def level_of(runs: pd.DataFrame) -> pd.Series:

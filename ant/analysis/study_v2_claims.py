@@ -17,7 +17,7 @@ import pandas as pd
 
 from ant.analysis.study_common import AGREE, DISAGREE, MIXED, UNDETERMINED, Claim, combine, human, num, overlap, table
 from ant.analysis.study_common import vs_paper as vs_paper_words
-from ant.analysis.study_v2 import ARCHS, FIT_SIZES, TPP, at_point, isoflop_design, requested_tokens
+from ant.analysis.study_v2 import ARCHS, FIT_SIZES, TPP, at_point, at_tuned, isoflop_design, requested_tokens
 from ant.analysis.study_verdicts import MIN_REF_BUDGETS, c1_lines, c1_per_regime, c1_verdict
 from ant.laws.fits import FitError
 from ant.laws.hp import hp_trends
@@ -142,13 +142,7 @@ def isoflop_runs(runs: pd.DataFrame, points=None, tuned: dict | None = None) -> 
     for p in points:
         level[at_point(runs, p.size, p.tokens)] = p.level
     r = runs.assign(level=level)[level.notna()]
-    tuned = tuned or {}
-
-    def is_tuned(row) -> bool:
-        t = tuned.get(row["arch"], {}).get(row["size"])
-        return bool(t) and row["batch_size"] == t["batch_size"] and np.isclose(row["lr"], t["lr"])
-
-    r = r.assign(fallback=[not is_tuned(row) for _, row in r.iterrows()] if tuned else False)
+    r = r.assign(fallback=~at_tuned(r, tuned) if tuned else False)
     has_tuned = r.groupby(["arch", "level", "size"])["fallback"].transform(lambda f: bool((~f).any()))
     return r[~(r["fallback"] & has_tuned)]
 
