@@ -32,13 +32,11 @@ def block_counts(arch: str) -> tuple[dict[str, int], dict[str, int], float]:
 
 @pytest.mark.slow
 def test_scalar_factors_fuse_into_the_same_kernels_as_gptplus():
-    from torch._inductor.utils import fresh_inductor_cache
-
     torch._dynamo.reset()
-    # a fresh, empty Inductor cache: kernels taken from the persisted cache (tests/conftest.py) are not generated,
-    # and so not counted
-    with fresh_inductor_cache():
-        counts = {arch: block_counts(arch) for arch in ("gptplus", "angpt", "ngpt")}
+    # count_compiled_kernels turns the FX-graph and AOT-autograd caches off, so Inductor lowers each graph and
+    # writes its kernels' code (what is counted) every time; only their C++ builds come from the persisted cache
+    # (tests/conftest.py): same counts, 13 s instead of 33 s with an empty cache
+    counts = {arch: block_counts(arch) for arch in ("gptplus", "angpt", "ngpt")}
     for arch, (_eager, compiled, diff) in counts.items():
         assert compiled["graph_breaks"] == 0 and compiled["graphs"] == 2, (arch, compiled)  # forward + backward
         assert diff < 1e-5, (arch, diff)

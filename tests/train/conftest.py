@@ -12,13 +12,17 @@ import yaml
 from ant.config import DataConfig, RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
+# 16k validation tokens (255 windows of 64), not the default 131k: each evaluation of a tiny run then costs a
+# tenth of its training instead of more than all of it, and every test here trains several runs. Tests that
+# need more windows (tests/train/test_evaluation.py) set their own.
+VAL_TOKENS = 16384
 
 
 def tiny_dict(**sections: dict[str, Any]) -> dict[str, Any]:
     """A few-second tiny1 run on the default corpus; `sections` update the defaults section by section."""
     d: dict[str, Any] = {
         "model": {"arch": "angpt", "size": "tiny1"},
-        "data": {"tokenizer": "bytes", "seq_len": 64},
+        "data": {"tokenizer": "bytes", "seq_len": 64, "val_tokens": VAL_TOKENS},
         "optim": {"lr": 1e-2},
         "train": {
             "tokens": 300 * 8 * 64,  # 300 steps of batch 8 x 64 tokens
@@ -49,10 +53,11 @@ def write_yaml(path: Path, d: dict[str, Any]) -> Path:
 
 @pytest.fixture(scope="session")
 def byte_tokens():
-    """The default corpus tokenized as bytes (builds the token files once, ~2 s, into the shared cache)."""
+    """The default corpus tokenized as bytes with tiny_dict's validation split (builds the token files once, ~2 s,
+    into the shared cache)."""
     from ant.data import load_tokens
 
-    return load_tokens(DataConfig(tokenizer="bytes"), progress=False)
+    return load_tokens(DataConfig(tokenizer="bytes", val_tokens=VAL_TOKENS), progress=False)
 
 
 # ~200k tokens: enough for a tiny model to get well below the unigram entropy of bytes.

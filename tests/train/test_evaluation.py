@@ -12,7 +12,7 @@ from ant.config import RunConfig
 from ant.models import build_model
 from ant.train import evaluation, train
 from ant.train.module import evaluate
-from tests.train.conftest import tiny_cfg
+from tests.train.conftest import VAL_TOKENS, tiny_cfg
 
 SHORT = {"tokens": 120 * 8 * 64, "eval_interval": 20, "diag_interval": 60, "ckpt_interval": 60}
 
@@ -22,9 +22,9 @@ def runs(tmp_path_factory, byte_tokens):
     """The same run under the old scheme (every window, at the training batch 8, at every multiple of
     eval_interval) and the new defaults with a quarter of the windows at the intermediate evaluations."""
     tmp = tmp_path_factory.mktemp("evaluation")
-    old = train(tiny_cfg(tmp / "old", train={**SHORT, "eval_spacing": "every", "eval_tokens": 131072,
+    old = train(tiny_cfg(tmp / "old", train={**SHORT, "eval_spacing": "every", "eval_tokens": VAL_TOKENS,
                                                "eval_batch_size": 8}), progress=False)  # fmt: skip
-    subset = {**SHORT, "eval_tokens": 131072 // 4}  # opted into: the default evaluates every window
+    subset = {**SHORT, "eval_tokens": VAL_TOKENS // 4}  # opted into: the default evaluates every window
     return old, train(tiny_cfg(tmp / "new", train=subset), progress=False)
 
 
@@ -35,13 +35,13 @@ def test_subset_and_batch_leave_the_final_val_loss_unchanged(runs):
     # training never sees the evaluation: the same loss curve bit for bit
     pd.testing.assert_series_equal(mo["train_loss"], mn["train_loss"], check_exact=True)
     assert new.summary["final_val_loss"] == pytest.approx(old.summary["final_val_loss"], rel=1e-6, abs=0)
-    full = 131072 // 64 * 64 - 64  # (val_tokens - 1) // seq_len windows of seq_len predicted tokens
+    full = VAL_TOKENS // 64 * 64 - 64  # (val_tokens - 1) // seq_len windows of seq_len predicted tokens
     vo, vn = mo.dropna(subset=["val_loss"]), mn.dropna(subset=["val_loss"])
     assert list(vo["step"]) == list(range(0, 121, 20))
     # step 0, the multiples 1, 2, 3, 4 of 20 below 120 (not 5), then the final step
     assert list(vn["step"]) == [0, 20, 40, 60, 80, 120]
     assert list(vo["val_tokens"]) == [full] * len(vo)
-    assert list(vn["val_tokens"]) == [131072 // 4] * 5 + [full]  # a quarter of data.val_tokens: 512 windows
+    assert list(vn["val_tokens"]) == [VAL_TOKENS // 4] * 5 + [full]  # a quarter of data.val_tokens: 64 windows
     assert new.summary["final_val_loss"] == vn["val_loss"].iloc[-1]
     # the subset's loss at the final step is recorded beside the full one (the offset of the curve's points)
     assert vn["val_loss_subset"].iloc[-1] == pytest.approx(vn["val_loss"].iloc[-1], rel=0.05)
