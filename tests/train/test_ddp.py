@@ -35,13 +35,14 @@ SMALL = {"tokens": STEPS * 8 * 64, "batch_size": 8, "log_interval": 1, "eval_int
 RTOL = 1e-5  # the issue's bound; measured ~1e-7 (200 steps of angpt tiny1: 1.0e-7 train loss, 1.8e-8 val loss)
 
 
-def cli(config: Path, out_dir: Path, *sets: str) -> list[str]:
-    extra = [a for s in sets for a in ("--set", s)]
+def cli(config: Path, out_dir: Path, *sets: str, json_out: bool = False) -> list[str]:
+    extra = [a for s in sets for a in ("--set", s)] + (["--json"] if json_out else [])
     return [sys.executable, "-m", "ant.cli", "train", str(config), "--out-dir", str(out_dir), "--no-progress", *extra]
 
 
-def run_cli(config: Path, out_dir: Path, *sets: str) -> subprocess.CompletedProcess:
-    r = subprocess.run(cli(config, out_dir, *sets), cwd=REPO, capture_output=True, text=True, timeout=600)
+def run_cli(config: Path, out_dir: Path, *sets: str, json_out: bool = False) -> subprocess.CompletedProcess:
+    r = subprocess.run(cli(config, out_dir, *sets, json_out=json_out), cwd=REPO, capture_output=True, text=True,
+                       timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     return r
 
@@ -175,9 +176,9 @@ def test_micro_batches_on_each_rank_sync_once_a_step_and_match_one_device(tmp_pa
     one = train(tiny_cfg(tmp_path / "one", train=small), progress=False)
     d = tiny_dict(train=small)
     config = write_yaml(tmp_path / "run.yaml", {**d, "train": {**d["train"], "devices": 2}})
-    r = run_cli(config, tmp_path / "two", "train.log_interval=1")
+    # --json while both ranks train: stdout is one JSON document, so rank 1 printed nothing (the plain output's
+    # single "completed:" line is test_two_processes_train_the_one_device_run's)
+    r = run_cli(config, tmp_path / "two", "train.log_interval=1", json_out=True)
+    assert json.loads(r.stdout)["status"] == "completed"
     two = only_run(tmp_path / "two")
     assert_close_curves(metrics(one.run_dir), metrics(two))
-    json_run = subprocess.run([*cli(config, tmp_path / "two"), "--json"], cwd=REPO, capture_output=True, text=True)
-    assert json.loads(json_run.stdout)["status"] == "completed"  # one JSON document: rank 1 says nothing
-    assert r.stdout.count("completed:") == 1
