@@ -42,6 +42,8 @@ def test_compiled_training_matches_eager(arch, dtype):
     g = torch.Generator().manual_seed(1)
     # a learnable stream (a repeating pattern plus noise), so the loss falls and errors could show up as drift
     base = torch.arange(33) % 7
+    # 4 x 32 tokens of 256 ids at tiny1: models/test_build.py and test_bench.py compile anGPT at this shape too,
+    # so that Inductor's FX-graph cache compiles the three tests' graphs once (change them together)
     batches = [(base + torch.randint(0, 2, (4, 33), generator=g) * 8) % 256 for _ in range(STEPS)]
     torch._dynamo.reset()
     eager, m_eager = train_losses(arch, False, dtype, batches)
