@@ -20,6 +20,11 @@ os.environ.setdefault(
     str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ant" / "torchinductor"),
 )
 
+# The one anGPT graph shape (batch x tokens, tiny1, 256 ids) that the compile tests share: models/test_build.py,
+# bench/test_compile_parity.py (angpt-fp32) and bench/test_bench.py. Inductor's caches are shared by the workers
+# within a run, so the graph compiles once (alone, on an empty cache: 27 s for the first test, then 5 s and 17 s).
+COMPILE_SHAPE = (4, 32)
+
 SLOW_TIMEOUT_S = 1200  # pyproject's 300 s is for unit tests; end-to-end runs on a loaded 2-core CI take minutes
 
 

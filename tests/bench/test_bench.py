@@ -16,6 +16,7 @@ from ant.bench import Bench, BenchConfig, bench, format_table, split_steps
 from ant.cli import main
 from ant.errors import ConfigError
 from ant.perf import StopAfterBlock
+from tests.conftest import COMPILE_SHAPE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -240,10 +241,9 @@ def test_compiled_model_through_lightning(tmp_path):
     # compiled the same shape would leave nothing to compile (and count) here
     torch._dynamo.reset()
     rep = bench(
-        # test_compile_parity.py's angpt-fp32 shape (batch 4 x 32 tokens, 256 ids): whichever of the two compiles
-        # second takes the other's graphs from Inductor's FX-graph cache (measured alone: 27 s cold, 14 s after it)
-        BenchConfig(archs=("angpt",), size="tiny1", seq_len=32, batch=4, vocab_size=256, steps=2, reps=1, warmup=1,
-                    compile=True, lightning=True),
+        # the compile tests' shared shape (tests/conftest.py)
+        BenchConfig(archs=("angpt",), size="tiny1", seq_len=COMPILE_SHAPE[1], batch=COMPILE_SHAPE[0], vocab_size=256,
+                    steps=2, reps=1, warmup=1, compile=True, lightning=True),
         progress=lambda line: None,
     )  # fmt: skip
     (r,) = rep["results"]

@@ -10,6 +10,7 @@ import torch
 from ant.bench import make_loss_fn, make_optimizer
 from ant.models import build_model
 from ant.models.layers import l2norm
+from tests.conftest import COMPILE_SHAPE
 
 STEPS = 50
 
@@ -41,10 +42,9 @@ def train_losses(arch: str, compile: bool, dtype: torch.dtype, batches: list[tor
 def test_compiled_training_matches_eager(arch, dtype):
     g = torch.Generator().manual_seed(1)
     # a learnable stream (a repeating pattern plus noise), so the loss falls and errors could show up as drift
-    base = torch.arange(33) % 7
-    # 4 x 32 tokens of 256 ids at tiny1: models/test_build.py and test_bench.py compile anGPT at this shape too,
-    # so that Inductor's FX-graph cache compiles the three tests' graphs once (change them together)
-    batches = [(base + torch.randint(0, 2, (4, 33), generator=g) * 8) % 256 for _ in range(STEPS)]
+    batch, tokens = COMPILE_SHAPE  # compiled once for three tests (tests/conftest.py)
+    base = torch.arange(tokens + 1) % 7
+    batches = [(base + torch.randint(0, 2, (batch, tokens + 1), generator=g) * 8) % 256 for _ in range(STEPS)]
     torch._dynamo.reset()
     eager, m_eager = train_losses(arch, False, dtype, batches)
     compiled, m_comp = train_losses(arch, True, dtype, batches)

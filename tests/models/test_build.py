@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from ant.errors import ConfigError
 from ant.models import ARCHS, build_model, option_names
+from tests.conftest import COMPILE_SHAPE
 
 from .conftest import VOCAB
 
@@ -111,9 +112,7 @@ def test_compile_matches_eager(real_batch):
     elementwise work; one model only, compiling costs ~40 s on 2 cores."""
     torch.manual_seed(0)
     m = build_model("angpt", "tiny1", vocab_size=VOCAB)
-    # bench/test_compile_parity.py's angpt-fp32 shape (4 x 32 tokens, 256 ids, tiny1): whichever of the two
-    # compiles second takes the other's graphs from Inductor's FX-graph cache instead of compiling them again
-    x = real_batch(4, 33)
+    x = real_batch(COMPILE_SHAPE[0], COMPILE_SHAPE[1] + 1)  # compiled once for three tests (tests/conftest.py)
     eager = m(x[:, :-1])
     F.cross_entropy(eager.reshape(-1, VOCAB), x[:, 1:].reshape(-1)).backward()
     g_eager = [p.grad.clone() for p in m.parameters()]

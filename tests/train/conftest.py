@@ -13,8 +13,7 @@ from ant.config import DataConfig, RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 # 16k validation tokens (255 windows of 64), not the default 131k: each evaluation of a tiny run then costs a
-# tenth of its training instead of more than all of it, and every test here trains several runs. Tests that
-# need more windows (tests/train/test_evaluation.py) set their own.
+# tenth of its training instead of more than all of it, and every test here trains several runs.
 VAL_TOKENS = 16384
 
 
