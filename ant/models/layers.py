@@ -94,16 +94,29 @@ class Scale(nn.Module):
 class Rotary(nn.Module):
     """Rotary position embedding on the first `fraction` of each head's dims (GPT-NeoX style, rotate-half).
 
-    The angles are recomputed in every forward from arange(T): a handful of flops, and no buffers, so a model
-    built on the meta device and materialised later needs no re-initialisation of RoPE state.
+    The cos/sin tables are computed on first use per (seq_len, device) and kept in a plain dict, not in buffers:
+    no state-dict entries, and a model built on the meta device and materialised later needs no re-initialisation
+    (the tables of the meta device are never used on another). Why cached, not recomputed in every forward: under
+    torch.compile on CPU, Inductor fused the in-graph angle computation (pow, outer, cos, sin) into the q/k-norm
+    backward kernels and recomputed it per element there; at head dim 8 (d40L3, d56L3) the compiled step was 1.7x
+    slower than eager (two such kernels took 60 % of the step). Cached tables reach the graph as inputs: compiled
+    steps at those sizes became 1.7-1.8x faster than eager (docs/study.md, "Compiled steps"). Same values either way.
     """
 
     def __init__(self, head_dim: int, fraction: float = 0.5, base: float = 10000.0):
         super().__init__()
         self.rot_dim = int(head_dim * fraction)
         self.base = base
+        self._tables: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (seq_len, str(device))
+        if key not in self._tables:
+            self._tables[key] = self.tables(seq_len, device)
+        return self._tables[key]
+
+    @torch.no_grad()
+    def tables(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         half = self.rot_dim // 2
         inv_freq = self.base ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
         angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)

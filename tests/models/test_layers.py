@@ -44,6 +44,23 @@ def test_rope_rotates_half_preserves_norm_and_is_relative():
         assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-5)
 
 
+def test_rope_tables_are_cached_per_length_and_device_outside_the_state_dict():
+    """Rotary computes its tables once per (length, device) and hands the same tensors back: under torch.compile
+    they are graph inputs, not an angle computation Inductor fuses into backward kernels (docs/study.md)."""
+    rope = Rotary(16, fraction=0.5)
+    cpu = torch.device("cpu")
+    a, b, c = rope(40, cpu), rope(40, cpu), rope(24, cpu)
+    assert a[0] is b[0] and a[1] is b[1] and c[0].shape == (24, 4)
+    torch.testing.assert_close(c[0], a[0][:24], rtol=0, atol=0)  # a prefix: the angles depend on position alone
+    inv_freq = 10000.0 ** (-torch.arange(4, dtype=torch.float32) / 4)
+    angles = torch.arange(40, dtype=torch.float32)[:, None] * inv_freq
+    torch.testing.assert_close(a[0], angles.cos(), rtol=0, atol=0)
+    torch.testing.assert_close(a[1], angles.sin(), rtol=0, atol=0)
+    assert not a[0].requires_grad and rope.state_dict() == {}
+    meta = rope(40, torch.device("meta"))  # a model built on meta and materialised later never sees these
+    assert meta[0].is_meta and rope(40, cpu)[0] is a[0]
+
+
 def test_scale_reparameterisation():
     s = Scale(8, init=0.05, scale=0.01)
     assert torch.allclose(s.weight, torch.full((8,), 0.01))  # stored surrogate starts at `scale`
