@@ -53,6 +53,21 @@ def use_compile(cfg: RunConfig) -> bool:
     return flops / (CPU_FLOPS * threads) >= MIN_EAGER_S
 
 
+def use_compile_packed(cfgs: list[RunConfig]) -> bool:
+    """Whether a pack of runs (ant.train.packed_run) trains through the compiled packed step: train.cpu_compile
+    (shared by the pack) "true"/"false", or "auto": the pack's estimated eager time, the sum of its runs'
+    estimates as above, is at least MIN_EAGER_S. One warm-up serves every run of the pack, so runs too short to
+    compile alone compile together. Packed steps compiled vs eager, one thread, K = 4 (2026-12-07, quiet):
+    1.6-2.1x at tiny0-tiny3 batch 4, seq 128 and at study v2's d40L3-d56L3 shapes (docs/study.md). Unlike
+    use_compile this reads the group as launched, so the packed worker records its choice in its checkpoints and
+    a resume keeps it (a member that finished before a restart changes the group, not the choice)."""
+    t = cfgs[0].train
+    if t.cpu_compile != "auto":
+        return t.cpu_compile == "true"
+    flops = sum(6 * (c.num_params or 0) * (c.steps or 0) * c.train.batch_size * c.data.seq_len for c in cfgs)
+    return flops / (CPU_FLOPS * (t.num_threads or 1)) >= MIN_EAGER_S
+
+
 def token_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy in fp32 (here, not in ant.train.module, so this module loads no Lightning)."""
     logits = forward(x)
@@ -102,7 +117,8 @@ _compiled: dict[str, object] = {}
 SHAPES_PER_PROCESS = 64
 
 
-def _compile(name: str, fn: Callable) -> Callable:
+def compile_once(name: str, fn: Callable) -> Callable:
+    """torch.compile(fn) under `name`, built once per process (every run and pack of the worker shares it)."""
     if name not in _compiled:
         import torch._dynamo.config as dynamo_config
 
@@ -111,14 +127,32 @@ def _compile(name: str, fn: Callable) -> Callable:
     return _compiled[name]
 
 
+def _rope_tables(model, x: torch.Tensor) -> None:
+    """Fill the model's RoPE tables for x's length before a compiled call, so the graph takes them as inputs
+    (ant.models.layers.Rotary: computed in the graph, Inductor recomputed them per element in the backward)
+    and the first call does not compile twice (empty table cache, then filled)."""
+    if isinstance(getattr(model, "rope", None), torch.nn.Module):
+        model.rope(x.shape[-1], x.device)
+
+
+def with_rope_tables(fn: Callable) -> Callable:
+    """fn(model, x, y) with the model's RoPE tables filled first (`_rope_tables`)."""
+
+    def call(model, x, y):
+        _rope_tables(model, x)
+        return fn(model, x, y)
+
+    return call
+
+
 def loss_fn() -> Callable:
     """The compiled (model, x, y) -> loss, one per process."""
-    return _compile("loss", _loss)
+    return with_rope_tables(compile_once("loss", _loss))
 
 
 def update_fn() -> Callable:
     """The compiled (adam_groups(opt), constraints(model), clip) -> pre-clip norm (or None), one per process."""
-    return _compile("update", _update)
+    return compile_once("update", _update)
 
 
 def tensor_lr(opt: torch.optim.Optimizer) -> None:

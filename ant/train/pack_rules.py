@@ -36,7 +36,7 @@ def packable(cfg: RunConfig) -> str | None:
     checks = [
         (t.device != "cpu", f"train.device={t.device}: packing is for CPU runs"),
         (t.precision not in ("32", "auto"), f"train.precision={t.precision}: packing trains in fp32"),
-        (t.compile == "true", "train.compile=true: packed steps run eager"),
+        (t.compile == "true", "train.compile=true: packed steps compile by train.cpu_compile instead"),
         (t.micro_batch_size not in (0, t.batch_size), "train.micro_batch_size: packed runs take whole batches"),
         (t.noise_scale, "train.noise_scale=true needs micro-batches"),
         (t.devices * t.num_nodes != 1, "train.devices/num_nodes: packing is one process"),

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 
 from ant.config import OptimConfig
 from ant.models.base import Transformer
+from ant.models.layers import NORM_EPS
 from ant.optimizers import ADAM_FAMILY
 from ant.schedules import schedule_factor
+from ant.train.compiled import compile_once, with_rope_tables
 
 
 def run_losses(model: Transformer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -57,28 +59,23 @@ class PackedAdam:
         self.step_count = 0
         self.state = {id(p): (torch.zeros_like(p), torch.zeros_like(p)) for g, _ in self.groups for p in g}
 
-    @torch.no_grad()
-    def step(self, factor: float) -> None:
-        """One Adam step at LR peak_k * factor for run k."""
+    def step(self, factor: float, constraints: list, compiled: bool = False) -> torch.Tensor:
+        """Clip each run's gradient, one Adam step at LR peak_k * factor for run k, then the weight constraints
+        `constraints` ((param, stored dim, mode), as Constraint.apply_); returns the [K] pre-clip gradient norms.
+        `compiled`: through torch.compile (one graph per shape and process, ant.train.compiled); the step count's
+        bias corrections are then 0-dim tensors, so that a new step changes a value, not a guard."""
         o = self.optim
         self.step_count += 1
         self.factor = factor
-        lr = self.peak * factor
         bc1, bc2 = 1 - o.beta1**self.step_count, 1 - o.beta2**self.step_count
-        for params, wd in self.groups:
-            for p in params:
-                if p.grad is None:
-                    continue
-                g, (m, v) = p.grad, self.state[id(p)]
-                lr_p = _per_run(lr, p)
-                if wd and o.optimizer == "adamw":
-                    p.mul_(1 - lr_p * wd)
-                elif wd:
-                    g = g.add(p, alpha=wd)
-                m.lerp_(g, 1 - o.beta1)
-                v.mul_(o.beta2).addcmul_(g, g, value=1 - o.beta2)
-                denom = (v.sqrt() / bc2**0.5).add_(o.eps)
-                p.sub_(m / denom * (lr_p / bc1))
+        params = [p for p in self.params() if p.grad is not None]
+        wds = [wd for params_, wd in self.groups for p in params_ if p.grad is not None]
+        moments = [self.state[id(p)] for p in params]
+        args = (params, [p.grad for p in params], moments, wds, self.peak * factor)
+        rest = (o.grad_clip, o.beta1, o.beta2, o.eps, o.optimizer == "adamw", constraints)
+        if compiled:
+            return compile_once("packed_update", update)(*args, torch.tensor(bc1), torch.tensor(bc2), *rest)
+        return update(*args, bc1, bc2, *rest)
 
     def lr(self, k: int) -> float:
         """Run k's LR in the last step (its peak x the schedule factor the step was given)."""
@@ -125,28 +122,48 @@ def select_runs(model: Transformer, opt: PackedAdam, keep: list[int]) -> tuple[T
 
 
 @torch.no_grad()
-def clip_per_run(model: Transformer, max_norm: float) -> torch.Tensor:
-    """Clip each run's gradient to global norm `max_norm` (as clip_grad_norm_ per run); returns the [K] pre-clip
-    norms. max_norm 0: no clipping, norms only."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+def update(params, grads, moments, wds, lr, bc1, bc2, clip, beta1, beta2, eps, adamw, constraints) -> torch.Tensor:
+    """The optimizer step of K packed runs, as tensors (no optimizer object, so torch.compile sees only inputs):
+    each run's gradient clipped to global norm `clip` (as clip_grad_norm_ per run; 0: norms only), Adam(W) at
+    the [K] LRs `lr` (bias corrections bc1, bc2: floats eager, 0-dim tensors compiled), then the weight
+    constraints. Returns the [K] pre-clip gradient norms. Every step is elementwise or per run: no op mixes runs."""
     per_tensor = torch.stack([torch.linalg.vector_norm(g.float().flatten(1), dim=1) for g in grads])  # [n, K]
     total = torch.linalg.vector_norm(per_tensor, dim=0)
-    if max_norm:
-        coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    if clip:
+        coef = (clip / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(_per_run(coef, g).to(g.dtype))
+    for p, g, (m, v), wd in zip(params, grads, moments, wds):
+        lr_p = _per_run(lr, p)
+        if wd and adamw:
+            p.mul_(1 - lr_p * wd)
+        elif wd:
+            g = g.add(p, alpha=wd)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / bc2**0.5).add_(eps)
+        p.sub_(m / denom * (lr_p / bc1))
+    for p, dim, mode in constraints:  # Constraint.apply_, per row, hence per run
+        norm = p.float().norm(dim=dim, keepdim=True)
+        p.div_((norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)).to(p.dtype))
     return total
 
 
+def constraints(model: Transformer) -> list:
+    """(param, stored dim, mode) of each weight constraint of the packed model (none for gpt/gptplus)."""
+    return [(c.param, c.param_dim, c.mode) for c in model.constraints()]
+
+
 def train_step(
-    model: Transformer, opt: PackedAdam, x: torch.Tensor, y: torch.Tensor, step: int, steps: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    model: Transformer, opt: PackedAdam, x: torch.Tensor, y: torch.Tensor, step: int, steps: int,
+    compiled: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """One optimizer step of all K runs (ant.train.module.LMModule.training_step's order: LR, forward/backward,
-    clip, Adam, projection). Returns ([K] losses, [K] pre-clip gradient norms), detached."""
-    losses = run_losses(model, x, y)
+    clip, Adam, projection). Returns ([K] losses, [K] pre-clip gradient norms), detached. `compiled`: the loss
+    and the update through torch.compile, one graph each per shape and process (ant.train.compiled.compile_once;
+    use_compile_packed decides)."""
+    losses = (with_rope_tables(compile_once("packed_loss", run_losses)) if compiled else run_losses)(model, x, y)
     losses.sum().backward()
-    norms = clip_per_run(model, opt.optim.grad_clip)
-    opt.step(schedule_factor(step, opt.optim, steps))
+    norms = opt.step(schedule_factor(step, opt.optim, steps), constraints(model), compiled)
     opt.zero_grad()
-    model.project_weights()
     return losses.detach(), norms

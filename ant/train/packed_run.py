@@ -38,6 +38,7 @@ from ant.errors import ConfigError
 from ant.models import build_model
 from ant.models.packed import load_run_, pack, unpack
 from ant.status import FINISHED
+from ant.train import compiled as compiled_steps
 from ant.train import evaluation, io
 from ant.train.env import record_start
 from ant.train.evaluation import ValSets, is_intermediate
@@ -128,8 +129,10 @@ def _fit(members: list[Member], data, progress: bool) -> None:
     model = pack(singles)
     opt = PackedAdam(model, singles[0], cfg0.optim, [m.cfg.optim.lr for m in members])
     scratch = singles[0]  # a single model to compute one run's diagnostics and FLOPs with
-    if start:
-        _load(members, model, opt, start)
+    compiled = _load(members, model, opt, start) if start else compiled_steps.use_compile_packed(
+        [m.cfg for m in members])  # fmt: skip
+    for m in members:
+        m.base["compiled_step"] = compiled
     val = evaluation.val_sets(cfg0, data.val)  # the single-run scheme (ant.train.evaluation)
     now = time.perf_counter()
     for m in members:
@@ -146,7 +149,7 @@ def _fit(members: list[Member], data, progress: bool) -> None:
         while live and step < steps:
             x, y = zip(*(m.sampler.batch(step) for m in live))
             t0 = time.perf_counter()
-            losses, norms = train_step(model, opt, torch.stack(x), torch.stack(y), step, steps)
+            losses, norms = train_step(model, opt, torch.stack(x), torch.stack(y), step, steps, compiled)
             losses, norms = losses.tolist(), norms.tolist()
             dt = time.perf_counter() - t0
             step += 1  # Lightning's global_step after the step: the callbacks' `step`
@@ -181,7 +184,7 @@ def _fit(members: list[Member], data, progress: bool) -> None:
                 break
             if stop or step % t.ckpt_interval == 0:
                 for k, m in enumerate(live):
-                    _checkpoint(m, model, opt, k, step)
+                    _checkpoint(m, model, opt, k, step, compiled)
                     _write(m, scratch, step, "running")
             if stop:
                 for m in live:
@@ -263,11 +266,11 @@ def _finish(m: Member, model, k: int, scratch, step: int, status: str) -> None:
     m.result = RunResult(m.run_dir, _write(m, scratch, step, status))
 
 
-def _checkpoint(m: Member, model, opt: PackedAdam, k: int, step: int) -> None:
+def _checkpoint(m: Member, model, opt: PackedAdam, k: int, step: int, compiled: bool) -> None:
     folder = m.run_dir / runfolder.CHECKPOINTS / PACKED_DIR
     folder.mkdir(parents=True, exist_ok=True)
     state = {"run_id": m.cfg.run_id(), "config": m.cfg.to_dict(), "step": step, "model": unpack(model, k),
-             "adam": opt.run_state(k), "monitor": m.monitor.state_dict()}  # fmt: skip
+             "adam": opt.run_state(k), "monitor": m.monitor.state_dict(), "compiled": compiled}  # fmt: skip
     path = io.ckpt_path(folder, step)
     io.atomic_write_with(path, lambda tmp: torch.save(state, tmp))
     io.write_checksum(path)
@@ -283,7 +286,10 @@ def _resume_step(members: list[Member]) -> int:
     return max(common) if common else 0
 
 
-def _load(members: list[Member], model, opt: PackedAdam, step: int) -> None:
+def _load(members: list[Member], model, opt: PackedAdam, step: int) -> bool:
+    """Every member's state at `step`; returns whether the pack trained compiled (checkpoints from before the
+    compiled packed step hold no such key: they trained eager)."""
+    compiled = set()
     for k, m in enumerate(members):
         state = torch.load(io.ckpt_path(m.run_dir / runfolder.CHECKPOINTS / PACKED_DIR, step), weights_only=True)
         if state["run_id"] != m.cfg.run_id():
@@ -291,4 +297,8 @@ def _load(members: list[Member], model, opt: PackedAdam, step: int) -> None:
         load_run_(model, k, state["model"])
         opt.load_run_state(k, state["adam"])
         m.monitor.load_state_dict(state["monitor"])
+        compiled.add(bool(state.get("compiled", False)))
+    if len(compiled) > 1:  # one pack writes one choice; two mean the members come from different packs
+        raise ConfigError("packed", f"the members' checkpoints at step {step} disagree on the compiled step")
     print(f"[ant packed] {len(members)} runs resumed from step {step}", file=sys.stderr, flush=True)
+    return compiled.pop()

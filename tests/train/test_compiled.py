@@ -75,3 +75,19 @@ def test_the_cpu_rule_compiles_runs_long_enough_to_repay_the_warm_up():
     assert compiled.use_compile(cfg(2e4, cpu_compile="true"))
     assert not compiled.use_compile(cfg(5e6, cpu_compile="false"))
     assert compiled.use_compile(cfg(2e4, compile="true"))
+
+
+def test_the_packed_rule_counts_the_whole_pack():
+    """A pack pays one warm-up for all its runs: nine runs too short to compile alone compile together."""
+
+    def cfg(tokens: float, **train) -> RunConfig:
+        d = {"model": {"arch": "angpt", "size": "tiny2", "vocab_size": 256}, "data": {"tokenizer": "bytes"},
+             "train": {"tokens": int(tokens), "batch_size": 4, "device": "cpu", **train}}  # fmt: skip
+        return recipe.resolve(RunConfig.from_dict(d))
+
+    mid = cfg(5e5)  # ~27 s of eager training alone (estimated): below MIN_EAGER_S
+    assert not compiled.use_compile(mid) and not compiled.use_compile_packed([mid])
+    assert compiled.use_compile_packed([mid] * 9)
+    assert not compiled.use_compile_packed([cfg(5e5, num_threads=64)] * 9)
+    assert not compiled.use_compile_packed([cfg(5e6, cpu_compile="false")] * 9)
+    assert compiled.use_compile_packed([cfg(2e4, cpu_compile="true")])

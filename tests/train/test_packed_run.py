@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from ant.errors import ConfigError
 from ant.train import io, train
@@ -46,7 +47,8 @@ def test_packed_runs_equal_their_single_runs(tmp_path, byte_tokens, arch):
         assert r.run_dir.name == alone.run_dir.name  # the same run id
         top = {p.name for p in alone.run_dir.iterdir()}
         assert {p.name for p in r.run_dir.iterdir()} == top
-        assert set(r.summary) == set(alone.summary) | {"packed_with"}
+        assert set(r.summary) == set(alone.summary) | {"packed_with", "compiled_step"}
+        assert r.summary["compiled_step"] is False  # 40 steps of tiny runs: too short for the rule
         a, b = pd.read_parquet(r.run_dir / "metrics.parquet"), pd.read_parquet(alone.run_dir / "metrics.parquet")
         assert list(a.columns) == list(b.columns) and list(a.step) == list(b.step)
         for col in ("train_loss", "val_loss", "grad_norm", "resid_norm_0"):
@@ -115,17 +117,8 @@ def test_a_diverged_run_leaves_the_pack_and_the_others_go_on(tmp_path, byte_toke
 def test_requested_stop_then_rerun_equals_uninterrupted(tmp_path, byte_tokens, monkeypatch):
     """request_checkpoint() (the sweep's SIGUSR2/SIGTERM handler) mid-run: every run checkpoints and returns
     "running"; the rerun continues to the uninterrupted curves bit for bit."""
-    from ant.train import packed_run, request_checkpoint
-
     ref = train_packed(_cfgs(tmp_path / "ref", "gptplus"), progress=False)
-    step = packed_run.train_step
-
-    def stop_at_27(model, opt, x, y, s, steps):
-        if s == 26:  # the step that makes global step 27: between two checkpoint steps (20, 40)
-            request_checkpoint()
-        return step(model, opt, x, y, s, steps)
-
-    monkeypatch.setattr(packed_run, "train_step", stop_at_27)
+    _stopped_at(27, monkeypatch)  # between two checkpoint steps (20, 40)
     stopped = train_packed(_cfgs(tmp_path / "run", "gptplus"), progress=False)
     assert all(r.status == "running" and r.summary["interrupted"] and r.summary["steps"] == 27 for r in stopped)
     monkeypatch.undo()
@@ -135,6 +128,47 @@ def test_requested_stop_then_rerun_equals_uninterrupted(tmp_path, byte_tokens, m
         ma = pd.read_parquet(a.run_dir / "metrics.parquet").drop(columns="tokens_per_s")
         mb = pd.read_parquet(b.run_dir / "metrics.parquet").drop(columns="tokens_per_s")
         pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+
+
+def _stopped_at(step_no: int, monkeypatch):
+    """Make the pack's step that reaches global step `step_no` request a checkpoint-and-stop (the sweep's
+    SIGUSR2/SIGTERM handler) after it."""
+    from ant.train import packed_run, request_checkpoint
+
+    step = packed_run.train_step
+
+    def stop(model, opt, x, y, s, steps, compiled):
+        if s == step_no - 1:
+            request_checkpoint()
+        return step(model, opt, x, y, s, steps, compiled)
+
+    monkeypatch.setattr(packed_run, "train_step", stop)
+
+
+def test_compiled_packed_runs_equal_their_single_runs_and_resume_compiled(tmp_path, byte_tokens, monkeypatch):
+    """train.cpu_compile=true: the pack trains through the compiled step (ant.train.compiled.packed_*): its
+    curves equal the same runs trained alone (eager) within reduction order. Stopped at step 27 and rerun with
+    cpu_compile=false, the pack keeps the choice its checkpoints recorded, so it continues bit for bit."""
+    ref = train_packed(_cfgs(tmp_path / "ref", "angpt", cpu_compile="true"), progress=False)
+    for r, cfg in zip(ref, _cfgs(tmp_path / "single", "angpt", cpu_compile="false")):
+        alone = train(cfg, progress=False)
+        assert r.summary["compiled_step"] is True and r.run_dir.name == alone.run_dir.name
+        a, b = pd.read_parquet(r.run_dir / "metrics.parquet"), pd.read_parquet(alone.run_dir / "metrics.parquet")
+        for col in ("train_loss", "val_loss", "grad_norm", "resid_norm_0"):
+            assert _rel(a[col].to_numpy(), b[col].to_numpy()) <= RTOL, col
+    graphs = counters["stats"]["unique_graphs"]  # a new pack of the shape (fresh models, a resume) reuses them
+    _stopped_at(27, monkeypatch)
+    stopped = train_packed(_cfgs(tmp_path / "run", "angpt", cpu_compile="true"), progress=False)
+    assert all(r.summary["steps"] == 27 and r.summary["compiled_step"] for r in stopped)
+    monkeypatch.undo()
+    again = train_packed(_cfgs(tmp_path / "run", "angpt", cpu_compile="false"), progress=False)
+    for a, b in zip(ref, again):
+        assert b.summary["resumed_from_step"] == 27 and b.summary["compiled_step"] is True
+        ma = pd.read_parquet(a.run_dir / "metrics.parquet").drop(columns="tokens_per_s")
+        mb = pd.read_parquet(b.run_dir / "metrics.parquet").drop(columns="tokens_per_s")
+        pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+        assert b.summary["final_val_loss"] == a.summary["final_val_loss"]
+    assert counters["stats"]["unique_graphs"] == graphs
 
 
 def test_a_pack_shares_everything_but_lr_and_seed(tmp_path):
