@@ -84,9 +84,9 @@ study-report: install
 	$(ANT) study report
 
 # Runs per CPU-hour of the study's mix, per variant of the training code (ant.bench.study_mix; quiet machine,
-# ~5 min): the JSON goes to results/bench/study-mix-<date>.json.
+# ~20 min): 8 runs a shape, the study's pack size; the JSON goes to results/bench/study-mix-<date>.json.
 bench-study: install data
-	$(BIN)/python -m ant.bench.study_mix
+	$(BIN)/python -m ant.bench.study_mix --runs-per-shape 8
 
 # Single-thread step times of the study's run shapes, for the planner's estimates (quiet machine, ~3 min).
 calibrate: install

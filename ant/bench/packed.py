@@ -3,6 +3,11 @@ another, and the loss curves of both, on the study's shapes (bytes, seq 128, one
 
     python -m ant.bench.packed --sizes tiny0 tiny1 tiny2 --batches 1 4 --runs 4 8 16 --steps 20 --out b.json
     python -m ant.bench.packed --sizes tiny1 --batches 4 --runs 4 --steps 200 --end-to-end /tmp/e2e --out e.json
+    python -m ant.bench.packed --archs angpt --sizes d56L3 --seq-len 32 --batches 32 --runs 4 --compiled
+
+`--compiled` times a third contestant, the same pack through the compiled packed step (ant.train.compiled), and
+reports its speed-up over the eager pack and its warm-up (the first steps, graphs built; the Inductor cache is
+whatever the machine holds).
 
 Both sides are bare loops over the project's own pieces (build_model, the optimizer recipe, the LR schedule, clip,
 project_weights), the single side in LMModule.training_step's order, so the ratio is the packing's alone (no
@@ -44,13 +49,13 @@ class Group:
 
 
 def make_group(
-    arch: str, size: str, batch: int, lrs: list[float], seeds: list[int], steps: int
+    arch: str, size: str, batch: int, lrs: list[float], seeds: list[int], steps: int, seq_len: int = 128
 ) -> tuple[Group, object]:
     raw = RunConfig.from_dict({
         "model": {"arch": arch, "size": size},
-        "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": 128, "val_tokens": 32768},
+        "data": {"corpus": "default", "tokenizer": "bytes", "seq_len": seq_len, "val_tokens": 32768},
         "optim": {"lr": lrs[0]},
-        "train": {"device": "cpu", "batch_size": batch, "seed": seeds[0], "tokens": steps * batch * 128},
+        "train": {"device": "cpu", "batch_size": batch, "seed": seeds[0], "tokens": steps * batch * seq_len},
     })  # fmt: skip
     cfg, data = prepare(raw, progress=False)
     return Group(cfg, lrs, seeds), data
@@ -88,8 +93,8 @@ class SingleRun:
 class PackedRuns:
     """The group's K runs as one packed model, each run its own init, data stream and LR."""
 
-    def __init__(self, g: Group, data):
-        self.cfg = g.cfg
+    def __init__(self, g: Group, data, compiled: bool = False):
+        self.cfg, self.compiled = g.cfg, compiled
         singles = [_model(g.cfg, s) for s in g.seeds]
         self.model = pack(singles)
         self.opt = PackedAdam(self.model, singles[0], g.cfg.optim, g.lrs)
@@ -98,7 +103,8 @@ class PackedRuns:
 
     def step(self, step: int) -> list[float]:
         x, y = zip(*(s.batch(step) for s in self.samplers))
-        losses, _ = train_step(self.model, self.opt, torch.stack(x), torch.stack(y), step, self.cfg.steps)
+        xs, ys = torch.stack(x), torch.stack(y)
+        losses, _ = train_step(self.model, self.opt, xs, ys, step, self.cfg.steps, self.compiled)
         return losses.tolist()
 
 
@@ -109,25 +115,32 @@ def _time(fn, steps: range) -> float:
     return time.perf_counter() - t0
 
 
-def measure(arch: str, size: str, batch: int, runs: int, steps: int, reps: int, warmup: int = 3) -> dict:
-    """Seconds per optimizer step of one run alone and of K packed, interleaved `reps` times."""
+def measure(arch: str, size: str, batch: int, runs: int, steps: int, reps: int, warmup: int = 3,
+            seq_len: int = 128, compiled: bool = False) -> dict:  # fmt: skip
+    """Seconds per optimizer step of one run alone and of K packed (and K packed compiled), interleaved `reps`
+    times."""
     lrs = [3e-3 * 1.5**i for i in range(runs)]
-    g, data = make_group(arch, size, batch, lrs, list(range(runs)), steps=warmup + reps * steps)
-    single, packed = SingleRun(g, data, 0), PackedRuns(g, data)
-    _time(single.step, range(warmup))
-    _time(packed.step, range(warmup))
-    t_single = t_packed = 0.0
+    g, data = make_group(arch, size, batch, lrs, list(range(runs)), warmup + reps * steps, seq_len)
+    contestants = {"single": SingleRun(g, data, 0), "packed": PackedRuns(g, data)}
+    if compiled:
+        contestants["packed_compiled"] = PackedRuns(g, data, compiled=True)
+    warm = {name: _time(c.step, range(warmup)) for name, c in contestants.items()}
+    total = dict.fromkeys(contestants, 0.0)
     for r in range(reps):
         window = range(warmup + r * steps, warmup + (r + 1) * steps)
-        t_single += _time(single.step, window)
-        t_packed += _time(packed.step, window)
-    n = reps * steps
-    per_single, per_packed = t_single / n, t_packed / n
-    return {
-        "arch": arch, "size": size, "batch": batch, "runs": runs, "steps_timed": n,
-        "single_step_s": per_single, "packed_step_s": per_packed,
-        "speedup": runs * per_single / per_packed,  # runs/hour packed over runs/hour sequential
+        for name, c in contestants.items():
+            total[name] += _time(c.step, window)
+    per = {name: t / (reps * steps) for name, t in total.items()}
+    row = {
+        "arch": arch, "size": size, "batch": batch, "seq_len": seq_len, "runs": runs, "steps_timed": reps * steps,
+        "single_step_s": per["single"], "packed_step_s": per["packed"],
+        "speedup": runs * per["single"] / per["packed"],  # runs/hour packed over runs/hour sequential
     }  # fmt: skip
+    if compiled:
+        row |= {"packed_compiled_step_s": per["packed_compiled"],
+                "compile_speedup": per["packed"] / per["packed_compiled"],  # over the eager pack
+                "compile_warmup_s": warm["packed_compiled"] - warmup * per["packed_compiled"]}  # fmt: skip
+    return row
 
 
 def end_to_end(arch: str, size: str, batch: int, runs: int, steps: int, out: Path) -> dict:
@@ -162,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     ap.add_argument("--runs", nargs="+", type=int, default=[4, 8, 16])
     ap.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    ap.add_argument("--seq-len", type=int, default=128, help="sequence length (study v2: 32)")
+    ap.add_argument("--compiled", action="store_true", help="also time the pack through the compiled step")
     ap.add_argument("--reps", type=int, default=2, help="interleaved rounds")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--end-to-end", type=Path, metavar="DIR",
@@ -182,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
                                       "torch": torch.__version__, "host": platform.node(), "rows": rows})  # fmt: skip
         return 0
     for arch, size, batch, k in shapes:
-        r = measure(arch, size, batch, k, a.steps, a.reps)
+        r = measure(arch, size, batch, k, a.steps, a.reps, seq_len=a.seq_len, compiled=a.compiled)
         rows.append(r)
+        extra = (f"; compiled {r['packed_compiled_step_s'] * 1e3:7.2f} ms/step, {r['compile_speedup']:.2f}x the "
+                 f"eager pack (warm-up {r['compile_warmup_s']:.1f} s)") if a.compiled else ""  # fmt: skip
         print(f"{arch:8s} {size} b{batch} K={k:2d}: one run {r['single_step_s'] * 1e3:7.2f} ms/step, "
-              f"{k} packed {r['packed_step_s'] * 1e3:7.2f} ms/step -> {r['speedup']:.2f}x runs/hour",
+              f"{k} packed {r['packed_step_s'] * 1e3:7.2f} ms/step -> {r['speedup']:.2f}x runs/hour{extra}",
               flush=True)  # fmt: skip
     doc = {"what": "runs/hour of K packed runs over K sequential runs (bare loops, interleaved, 1 thread)",
            "torch": torch.__version__, "host": platform.node(), "threads": 1, "rows": rows}  # fmt: skip

@@ -8,8 +8,10 @@ validation tokens, both cut by the same factor per size so that the set takes we
 machine while evaluation keeps its share of a study run's time) is trained through the real `ant.train.train`,
 once per variant, interleaved in one process: for each size, each variant's runs in turn (the order rotates per
 size), so drift of a shared machine hits every variant alike. Each variant trains `--runs-per-shape` runs (seeds)
-of a shape, as a study worker trains several runs of one shape: a compiled variant pays its warm-up once per
-shape and process, as in the study (the on-disk Inductor cache is whatever the machine has, and said so).
+of a shape, as a study worker trains several runs of one shape. A compiled variant first builds its graphs for
+the shape in an untimed 3-step pack (or run): that warm-up is measured and charged once per shape to its runs,
+both at the bench's cut length and at the study's length (`summarize`). The Inductor cache is a fresh directory
+per invocation (unless TORCHINDUCTOR_CACHE_DIR is set), so every warm-up is a cold compile.
 
 Per variant: wall seconds per size (all its runs), the ratio to the first variant per size, and the mix: study
 time shares (Mix.time_shares, where the study's CPU-hours go: v1 tiny0 3 %, tiny1 26 %, tiny2 45 %, tiny3 26 %) weight
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import platform
 import shutil
 import sys
@@ -42,6 +45,7 @@ import torch
 from ant import recipe
 from ant.config import RunConfig
 from ant.fsio import atomic_write_json
+from ant.train.compiled import use_compile, use_compile_packed
 
 STUDY_VAL_TOKENS = 32768
 
@@ -74,7 +78,9 @@ MIXES = {
 }  # fmt: skip
 # (name, train.* settings, checkpoints a run or None for the default, packed). "current": what the code before
 # issue 23 did (every window at the training batch, about 20 evaluations, 10 checkpoints a run, eager), in
-# today's fields. Packed runs are eager (packing refuses compile).
+# today's fields. cpu_compile "auto" is decided per size by the project's rule (ant.train.compiled) on the runs at
+# the study's length, not on the cut runs timed here, which are too short for it (`compiles`). A compiled
+# variant's graphs are built before its timed runs (WARM_UP_STEPS); that warm-up is charged separately.
 VARIANTS: list[tuple[str, dict[str, Any], int | None, bool]] = [
     (
         "current",
@@ -83,16 +89,21 @@ VARIANTS: list[tuple[str, dict[str, Any], int | None, bool]] = [
         False,
     ),  # fmt: skip
     ("cheap-eval", {"cpu_compile": "false"}, None, False),
-    ("cheap-eval+compile", {"cpu_compile": "true"}, None, False),
+    ("cheap-eval+compile", {"cpu_compile": "auto"}, None, False),
     ("cheap-eval+packed", {"cpu_compile": "false"}, None, True),
+    ("cheap-eval+packed+compile", {"cpu_compile": "auto"}, None, True),
 ]
+WARM_UP_STEPS = 3  # a compiled variant's untimed first pack/run per shape: its graphs (any step count builds them)
 
 
 def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ckpts: int | None,
-               mix: Mix = MIXES["v1"], scale: int = 1) -> RunConfig:  # fmt: skip
-    cut = mix.cut[size] * scale
-    train = {"tokens_per_param": mix.tokens_per_param / cut, "batch_size": mix.batch[size], "seed": seed,
-             "device": "cpu", "num_threads": 1, **settings}  # fmt: skip
+               mix: Mix = MIXES["v1"], scale: int = 1, steps: int | None = None) -> RunConfig:  # fmt: skip
+    """One run of the set; `steps`: that many steps instead of the cut budget (a compiled variant's warm-up);
+    scale 0: the run at the study's length (no cut)."""
+    cut = mix.cut[size] * scale if scale else 1
+    budget = ({"tokens": steps * mix.batch[size] * mix.seq_len} if steps
+              else {"tokens_per_param": mix.tokens_per_param / cut})  # fmt: skip
+    train = {**budget, "batch_size": mix.batch[size], "seed": seed, "device": "cpu", "num_threads": 1, **settings}
     if settings.get("eval_tokens"):
         train["eval_tokens"] = settings["eval_tokens"] // cut
     d = {
@@ -113,6 +124,15 @@ def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ck
     return cfg
 
 
+def compiles(size: str, settings: dict[str, Any], packed: bool, runs: int, mix: Mix) -> bool:
+    """Whether the variant's runs of `size` train compiled: cpu_compile as set, "auto" by the project's rule for
+    the study-length runs (a pack of `runs`, or one run alone)."""
+    if settings.get("cpu_compile", "auto") != "auto":
+        return settings["cpu_compile"] == "true"
+    full = [recipe.resolve(run_config(size, seed, Path("."), settings, None, mix, 0)) for seed in range(runs)]
+    return use_compile_packed(full) if packed else use_compile(full[0])
+
+
 def bench(
     runs_per_shape: int = 2, log=print, mix: str = "v1", variants: list[str] | None = None, scale: int = 1
 ) -> dict[str, Any]:
@@ -125,6 +145,8 @@ def bench(
     torch.set_num_threads(1)
     names = [v[0] for v in chosen]
     wall: dict[str, dict[str, list[float]]] = {n: {s: [] for s in m.time_shares} for n in names}
+    warmup: dict[str, dict[str, float]] = {n: {s: 0.0 for s in m.time_shares} for n in names}
+    compiled_sizes: dict[str, dict[str, bool]] = {n: {} for n in names}
     losses: dict[str, dict[str, list[float]]] = {n: {s: [] for s in m.time_shares} for n in names}
     root = Path(tempfile.mkdtemp(prefix="ant-study-mix-"))
     for size in m.time_shares:  # the token files of every cut validation set, built before anything is timed
@@ -133,6 +155,19 @@ def bench(
         for i, size in enumerate(m.time_shares):
             order = chosen[i % len(chosen) :] + chosen[: i % len(chosen)]  # rotate per size
             for name, settings, ckpts, packed in order:
+                use = compiles(size, settings, packed, runs_per_shape, m)
+                settings = {**settings, "cpu_compile": "true" if use else "false"}
+                compiled_sizes[name][size] = use
+                if use:  # its graphs for this shape, untimed in the runs
+                    warm = [run_config(size, 100 + k, root / f"{name}-warm-up", settings, ckpts, m, scale,
+                                       WARM_UP_STEPS) for k in range(runs_per_shape if packed else 1)]  # fmt: skip
+                    t0 = time.perf_counter()
+                    if packed:
+                        train_packed(warm, progress=False)
+                    else:
+                        train(warm[0], progress=False)
+                    warmup[name][size] = time.perf_counter() - t0
+                    log(f"{size} {name:20s} warm-up: {warmup[name][size]:6.1f} s")
                 cfgs = [
                     run_config(size, seed, root / name, settings, ckpts, m, scale) for seed in range(runs_per_shape)
                 ]
@@ -152,30 +187,58 @@ def bench(
                     log(f"{size} {name:20s} seed {seed}: {dt:6.1f} s  final val {r.summary['final_val_loss']:.4f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return summarize(wall, losses, runs_per_shape, m) | {"mix": mix, "cut_scale": scale}
+    res = summarize(wall, losses, runs_per_shape, m, warmup, scale)
+    for v in res["variants"]:
+        v["compiled"] = compiled_sizes[v["name"]]
+    return res | {"mix": mix, "cut_scale": scale}
 
 
-def unpacked(name: str) -> str:
-    """The variant a packed variant's unpackable runs train as (the same settings, every run alone)."""
-    return name.replace("+packed", "")
+def unpacked(name: str, names=None) -> str:
+    """The variant a packed variant's unpackable runs train as: the same settings, every run alone
+    ("cheap-eval+packed+compile" -> "cheap-eval+compile"); if that variant is not in `names`, the nearest one
+    with fewer pieces that is ("cheap-eval"), so a set without it counts those runs conservatively."""
+    candidate = name.replace("+packed", "")
+    while names is not None and candidate not in names and "+" in candidate:
+        candidate = candidate.rsplit("+", 1)[0]
+    return candidate
 
 
-def summarize(wall, losses, runs_per_shape: int, mix: Mix = MIXES["v1"]) -> dict[str, Any]:
+def summarize(wall, losses, runs_per_shape: int, mix: Mix = MIXES["v1"], warmup=None, scale: int = 1) -> dict[str, Any]:
+    """Per variant: wall seconds per size, ratios to the first variant, and the mix speed-up at two lengths.
+
+    A compiled variant's warm-up (its graphs, once per shape and process; `warmup`) is charged once per shape to
+    its runs of that shape, as a study worker training `runs_per_shape` runs of one shape pays it:
+      bench length  the runs as timed (budgets cut by mix.cut x scale) + the warm-up: what this set measured;
+      study length  each run's time x the cut + the warm-up: the same runs at the study's budgets. Evaluation
+                    and training scale with the cut (the validation set is cut with the budget); the warm-up
+                    does not. This is the figure for the study's runs per CPU-hour.
+    Eager variants have no warm-up, so their two ratios differ only through the cut factors' weighting."""
     base = next(iter(wall))
     shares = mix.time_shares
+    warmup = warmup or {n: {s: 0.0 for s in shares} for n in wall}
     n_runs = runs_per_shape * len(shares)
-    base_pace = n_runs * 3600 / sum(sum(v) for v in wall[base].values())
-    ratio_of = {n: {s: sum(wall[base][s]) / sum(w[s]) for s in shares} for n, w in wall.items()}  # > 1: faster
+    cut = {s: mix.cut[s] * scale for s in shares}
+    bench_t = {n: {s: sum(w[s]) + warmup[n][s] for s in shares} for n, w in wall.items()}
+    study_t = {n: {s: sum(w[s]) * cut[s] + warmup[n][s] for s in shares} for n, w in wall.items()}
+    base_pace = n_runs * 3600 / sum(bench_t[base].values())
+
+    def mix_speedup(t: dict, name: str) -> tuple[dict, float]:
+        ratio_of = {n: {s: t[base][s] / t[n][s] for s in shares} for n in t}  # > 1: faster
+        ratio, alone = ratio_of[name], ratio_of.get(unpacked(name, ratio_of), ratio_of[name])  # unpackable share
+        return ratio, 1 / (sum(share / ratio[s] for s, share in shares.items())
+                           + sum(share / alone[s] for s, share in mix.unpackable.items()))  # fmt: skip
+
     variants = []
     for name, per_size in wall.items():
-        ratio = ratio_of[name]
-        alone = ratio_of.get(unpacked(name), ratio)  # without its unpacked twin in the set: the packed ratio
-        speedup = 1 / (sum(share / ratio[s] for s, share in shares.items())
-                       + sum(share / alone[s] for s, share in mix.unpackable.items()))  # fmt: skip
+        ratio, speedup = mix_speedup(bench_t, name)
+        study_ratio, study_speedup = mix_speedup(study_t, name)
         variants.append({"name": name, "wall_s": {s: round(sum(v), 2) for s, v in per_size.items()},
                          "run_wall_s": {s: [round(x, 2) for x in v] for s, v in per_size.items()},
+                         "warmup_s": {s: round(w, 2) for s, w in warmup[name].items()},
                          "ratio_by_size": {s: round(r, 3) for s, r in ratio.items()},
                          "speedup_mix": round(speedup, 3), "runs_per_hour_mix": round(base_pace * speedup, 1),
+                         "ratio_by_size_study_length": {s: round(r, 3) for s, r in study_ratio.items()},
+                         "speedup_mix_study_length": round(study_speedup, 3),
                          "final_val_loss": losses[name]})  # fmt: skip
     return {
         "what": "study-mix benchmark (ant.bench.study_mix): runs/hour of the CPU study's mix per variant",
@@ -198,10 +261,13 @@ def summarize(wall, losses, runs_per_shape: int, mix: Mix = MIXES["v1"]) -> dict
 
 def format_table(res: dict[str, Any]) -> str:
     sizes = list(res["time_shares"])
-    lines = [f"{'variant':20s} " + " ".join(f"{s + ' s':>9s}" for s in sizes) + f" {'x mix':>7s} {'runs/h':>8s}"]
+    head = " ".join(f"{s + ' s':>9s}" for s in sizes)
+    lines = [f"{'variant':26s} {head} {'warm-up s':>9s} {'x mix':>7s} {'runs/h':>8s} {'x study len':>11s}"]
     for v in res["variants"]:
         cells = " ".join(f"{v['wall_s'][s]:9.1f}" for s in sizes)
-        lines.append(f"{v['name']:20s} {cells} {v['speedup_mix']:7.2f} {v['runs_per_hour_mix']:8.1f}")
+        warm = sum(v.get("warmup_s", {}).values())
+        lines.append(f"{v['name']:26s} {cells} {warm:9.1f} {v['speedup_mix']:7.2f} {v['runs_per_hour_mix']:8.1f} "
+                     f"{v.get('speedup_mix_study_length', float('nan')):11.2f}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -228,7 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.variants and args.variants[0] != "current":
         print("error: --variants: the first must be 'current' (the base of every ratio)", file=sys.stderr)
         return 2
-    res = bench(args.runs_per_shape, mix=args.mix, variants=args.variants, scale=args.scale)
+    cache = None
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # cold warm-ups: what a shape's first worker pays
+        cache = tempfile.mkdtemp(prefix="ant-study-mix-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    try:
+        res = bench(args.runs_per_shape, mix=args.mix, variants=args.variants, scale=args.scale)
+    finally:
+        if cache:
+            shutil.rmtree(cache, ignore_errors=True)
     tag = "" if args.mix == "v1" else f"-{args.mix}"
     out = Path(args.out or f"results/bench/study-mix{tag}-{_dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
