@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ant.sweep.grid import Grid
+from ant.sweep.packing import pack_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,3 +44,6 @@ def test_small_grid_is_the_one_the_readme_describes(monkeypatch):
 
     assert grid.executor["name"] == "local"
     assert (grid.executor["concurrency"], grid.executor["threads_per_run"]) == (2, 1)
+    # the README's "8 packed workers of 3 seeds": every (arch, budget) cell's seeds may share a process
+    groups = pack_groups(runs, grid.executor["pack"])
+    assert grid.executor["pack"] == 3 and sorted(len(g) for g in groups) == [3] * 8
