@@ -58,7 +58,7 @@ def use_compile_packed(cfgs: list[RunConfig]) -> bool:
     (shared by the pack) "true"/"false", or "auto": the pack's estimated eager time, the sum of its runs'
     estimates as above, is at least MIN_EAGER_S. One warm-up serves every run of the pack, so runs too short to
     compile alone compile together. Packed steps compiled vs eager, one thread, K = 4 (2026-12-07, quiet):
-    1.6-2.1x at tiny0-tiny3 batch 4, seq 128 and at study v2's d40L3-d56L3 shapes (docs/study.md). Unlike
+    1.5-2.0x at tiny0-tiny3 batch 4, seq 128 and at study v2's d40L3-d56L3 shapes (docs/study.md). Unlike
     use_compile this reads the group as launched, so the packed worker records its choice in its checkpoints and
     a resume keeps it (a member that finished before a restart changes the group, not the choice)."""
     t = cfgs[0].train

@@ -2,7 +2,7 @@
 (49k parameters, bytes, sequences of 128), both at batch 2 and their best LR there in the committed study grid,
 tokens per parameter 2.5-20 (123k-991k tokens), 3 seeds: 24 runs, two at a time with one CPU thread each.
 
-The run itself (~8.5 min on 2 cores) is not part of the suite: `make sweep-small` is that run; its pieces are
+The run itself (3-9 min on 2 cores, by host) is not part of the suite: `make sweep-small` is that run; its pieces are
 tested separately (local executor, fits, figures, report; docs/testing.md).
 """
 
