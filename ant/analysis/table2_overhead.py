@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -67,10 +68,23 @@ def _half_iqr_pct(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+def _is_step_report(f: Path) -> bool:
+    """An `ant bench` report (a results/runs list): the table reads those alone. Other JSON in results/bench (the
+    study-mix and packed benchmarks, orchestrator timings) are not step-time reports and are passed over quietly;
+    a report that fails to parse is still named."""
+    try:
+        raw = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return True  # let overhead_table name the problem
+    return not isinstance(raw, dict) or "results" in raw or "runs" in raw
+
+
 def compute(ctx: Context) -> dict:
     files = sorted((ctx.results / "bench").glob("*.json"))
     out = {}
     for f in files:
+        if not _is_step_report(f):  # results/bench also holds other benchmarks' documents (study mix, packed)
+            continue
         try:
             t = overhead_table(f)
         except ValueError as e:

@@ -108,3 +108,17 @@ def test_table2_labels_and_iqr_error_bars(bench_results):
 def test_table2_without_iqr_has_no_error_bars(synth_results):
     rows = table2.compute(Context(synth_results))["per_file"]["bench-cpu"]["rows"]
     assert all(math.isnan(r["rel_increase_halfiqr_pct"]) for r in rows)  # the file reports no IQR
+
+
+def test_table2_passes_over_other_benchmarks_documents_and_names_a_broken_report(bench_results, capsys):
+    """results/bench holds the study-mix and packed benchmarks' JSON beside `ant bench` reports: the table reads
+    the reports alone without a line about the others, and still names a report it cannot read."""
+    bench = bench_results / "bench"
+    for name in ("study-mix-2026-12-07-quiet-compiled-k8.json", "packed-compiled-cpu-2026-12-07-quiet-seq32.json"):
+        shutil.copy(ROOT / "results" / "bench" / name, bench / name)
+    (bench / "bench-broken.json").write_text(json.dumps({"device": "cpu", "results": []}))
+    per = table2.compute(Context(bench_results))["per_file"]
+    assert not any(n.startswith(("study-mix", "packed")) for n in per) and "bench-broken" not in per
+    out = capsys.readouterr().out
+    assert "study-mix" not in out and "packed" not in out
+    assert "skipping" in out and "bench-broken.json" in out and "no results list found" in out
