@@ -96,6 +96,13 @@ VARIANTS: list[tuple[str, dict[str, Any], int | None, bool]] = [
 WARM_UP_STEPS = 3  # a compiled variant's untimed first pack/run per shape: its graphs (any step count builds them)
 
 
+def only(m: Mix, sizes: list[str]) -> Mix:
+    """The mix restricted to `sizes`, their time shares renormalised (the unpackable share left out)."""
+    total = sum(m.time_shares[s] for s in sizes)
+    return Mix(m.seq_len, m.tokens_per_param, {s: m.batch[s] for s in sizes},
+               {s: m.time_shares[s] / total for s in sizes}, {s: m.cut[s] for s in sizes})  # fmt: skip
+
+
 def run_config(size: str, seed: int, out_dir: Path, settings: dict[str, Any], ckpts: int | None,
                mix: Mix = MIXES["v1"], scale: int = 1, steps: int | None = None) -> RunConfig:  # fmt: skip
     """One run of the set; `steps`: that many steps instead of the cut budget (a compiled variant's warm-up);
@@ -217,7 +224,7 @@ def summarize(wall, losses, runs_per_shape: int, mix: Mix = MIXES["v1"], warmup=
     shares = mix.time_shares
     warmup = warmup or {n: {s: 0.0 for s in shares} for n in wall}
     n_runs = runs_per_shape * len(shares)
-    cut = {s: mix.cut[s] * scale for s in shares}
+    cut = {s: mix.cut[s] * scale if scale else 1 for s in shares}  # scale 0: runs at full length
     bench_t = {n: {s: sum(w[s]) + warmup[n][s] for s in shares} for n, w in wall.items()}
     study_t = {n: {s: sum(w[s]) * cut[s] + warmup[n][s] for s in shares} for n, w in wall.items()}
     base_pace = n_runs * 3600 / sum(bench_t[base].values())
@@ -284,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a subset of the variants (the first named is the base of the ratios; default: all)",
     )
     p.add_argument("--scale", type=int, default=1, help="cut every budget (and validation set) this much more")
+    p.add_argument("--sizes", nargs="+", default=None, help="time these sizes of the mix only (shares renormalised)")
+    p.add_argument(
+        "--full-length",
+        action="store_true",
+        help="train at the study's budgets, no cut: checks the study-length figure (slow: minutes a run)",
+    )
     args = p.parse_args(argv)
     if args.scale < 1:
         print("error: --scale: must be >= 1", file=sys.stderr)
@@ -294,16 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.variants and args.variants[0] != "current":
         print("error: --variants: the first must be 'current' (the base of every ratio)", file=sys.stderr)
         return 2
+    mix = args.mix
+    if args.sizes:
+        if bad := [s for s in args.sizes if s not in MIXES[args.mix].time_shares]:
+            allowed = list(MIXES[args.mix].time_shares)
+            print(f"error: --sizes: {bad} not in the {args.mix} mix (allowed: {allowed})", file=sys.stderr)
+            return 2
+        mix = f"{args.mix}-{'-'.join(args.sizes)}"
+        MIXES[mix] = only(MIXES[args.mix], args.sizes)
     cache = None
     if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # cold warm-ups: what a shape's first worker pays
         cache = tempfile.mkdtemp(prefix="ant-study-mix-inductor-")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     try:
-        res = bench(args.runs_per_shape, mix=args.mix, variants=args.variants, scale=args.scale)
+        res = bench(args.runs_per_shape, mix=mix, variants=args.variants, scale=0 if args.full_length else args.scale)
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)
-    tag = "" if args.mix == "v1" else f"-{args.mix}"
+    tag = ("" if mix == "v1" else f"-{mix}") + ("-full-length" if args.full_length else "")
     out = Path(args.out or f"results/bench/study-mix{tag}-{_dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, res, indent=1)

@@ -70,3 +70,17 @@ def test_auto_compile_is_decided_at_study_length():
     assert compiles("tiny2", {"cpu_compile": "auto"}, True, 4, v1)
     assert not compiles("tiny0", {"cpu_compile": "auto"}, True, 4, v1)
     assert not compiles("tiny3", {"cpu_compile": "false"}, True, 4, v1)
+
+
+def test_full_length_runs_are_not_scaled_and_a_size_subset_renormalises():
+    """--full-length (scale 0) trains the study's own budgets: study length is the runs as timed plus the warm-up;
+    --sizes keeps the chosen sizes' shares in proportion."""
+    from ant.bench.study_mix import only
+
+    sub = only(MIXES["v1"], ["tiny1", "tiny2"])
+    assert sub.time_shares == pytest.approx({"tiny1": 26 / 71, "tiny2": 45 / 71}) and sub.unpackable == {}
+    mix = Mix(128, 10, {"a": 4}, {"a": 1.0}, {"a": 16})
+    walls = _walls({"current": 60.0, "compiled": 25.0}, ["a"], runs=8)
+    warmup = {"current": {"a": 0.0}, "compiled": {"a": 50.0}}
+    res = summarize(walls, {n: {} for n in walls}, 8, mix, warmup, scale=0)
+    assert res["variants"][1]["speedup_mix_study_length"] == pytest.approx(480 / 250, abs=1e-3)
