@@ -21,7 +21,7 @@ from unittest import mock
 
 import torch
 
-from ant.models.layers import NORM_EPS
+from ant.models.constraints import project_
 
 # (substring of torch.cuda.get_device_name(), dense bf16 FLOP/s). First match wins, so the more specific
 # names come first (an "H100 PCIe" must not match the SXM entry). Sources: NVIDIA datasheets, dense figures.
@@ -181,15 +181,14 @@ def compiled_projection(model: torch.nn.Module) -> Callable[[], None]:
     constrained matrix (ant.models.constraints), but one graph instead of a Python loop launching ~4 kernels per
     matrix (a 0.5B model has 98 of them). On CPU Inductor fuses all of them into a single kernel. gpt/gptplus
     have no constraints: a no-op."""
-    cons = [(c.param, c.dim, c.mode) for c in model.constraints()]
+    cons = [(c.param, c.param_dim, c.mode) for c in model.constraints()]
     if not cons:
         return lambda: None
 
     @torch.no_grad()
     def project() -> None:
         for p, dim, mode in cons:
-            norm = p.float().norm(dim=dim, keepdim=True)
-            p.div_((norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)).to(p.dtype))
+            project_(p, dim, mode)
 
     return torch.compile(project)
 

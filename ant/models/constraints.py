@@ -48,14 +48,18 @@ class Constraint:
     def norms(self) -> torch.Tensor:
         return self.param.detach().float().norm(dim=self.param_dim)
 
-    @torch.no_grad()
     def apply_(self, mode: str | None = None) -> None:
-        mode = mode or self.mode
-        w = self.param
-        norm = w.float().norm(dim=self.param_dim, keepdim=True)
-        # clip: divide only rows longer than one; renorm: divide every row by its norm
-        div = norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)
-        w.div_(div.to(w.dtype))
+        project_(self.param, self.param_dim, mode or self.mode)
+
+
+@torch.no_grad()
+def project_(w: torch.Tensor, dim: int, mode: str) -> None:
+    """The constraint on `w` in place, norms taken over `dim` in fp32: "clip" divides only rows longer than one,
+    "renorm" every row by its norm. One function for the eager loop (Constraint.apply_) and every compiled
+    projection (ant.perf, ant.train.compiled, ant.train.packed), so they cannot drift apart."""
+    norm = w.float().norm(dim=dim, keepdim=True)
+    div = norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)
+    w.div_(div.to(w.dtype))
 
 
 def matrix_constraints(model: nn.Module, dims: dict[str, int], mode: str, skip=()) -> list[Constraint]:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import torch.optim.adam as adam_functional
 
 from ant.config import RunConfig
-from ant.models.layers import NORM_EPS
+from ant.models.constraints import project_
 from ant.optimizers import ADAM_FAMILY
 
 MIN_EAGER_S = 120.0  # at 10 tokens/param: tiny3 (~350 s estimated) compiles, tiny0-tiny2 (1-75 s) stay eager
@@ -87,14 +87,13 @@ def _update(groups: list, constraints: list, clip: float):
                              amsgrad=False, beta1=beta1, beta2=beta2, lr=lr, weight_decay=wd, eps=eps,
                              maximize=False)  # fmt: skip
     for p, dim, mode in constraints:  # model.project_weights(), in the graph (as ant.perf.compiled_projection)
-        norm_p = p.float().norm(dim=dim, keepdim=True)
-        p.div_((norm_p.clamp_min(1.0) if mode == "clip" else norm_p.clamp_min(NORM_EPS)).to(p.dtype))
+        project_(p, dim, mode)
     return norm
 
 
 def constraints(model: torch.nn.Module) -> list:
-    """(param, dim, mode) of every weight constraint of the model (none for gpt/gptplus)."""
-    return [(c.param, c.dim, c.mode) for c in model.constraints()]
+    """(param, stored dim, mode) of every weight constraint of the model, single or packed (none for gpt/gptplus)."""
+    return [(c.param, c.param_dim, c.mode) for c in model.constraints()]
 
 
 def adam_groups(opt: torch.optim.Optimizer) -> list:

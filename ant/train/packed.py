@@ -18,10 +18,10 @@ import torch.nn.functional as F
 
 from ant.config import OptimConfig
 from ant.models.base import Transformer
-from ant.models.layers import NORM_EPS
+from ant.models.constraints import project_
 from ant.optimizers import ADAM_FAMILY
 from ant.schedules import schedule_factor
-from ant.train.compiled import compile_once, with_rope_tables
+from ant.train.compiled import compile_once, constraints, with_rope_tables
 
 
 def run_losses(model: Transformer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -68,10 +68,9 @@ class PackedAdam:
         self.step_count += 1
         self.factor = factor
         bc1, bc2 = 1 - o.beta1**self.step_count, 1 - o.beta2**self.step_count
-        params = [p for p in self.params() if p.grad is not None]
-        wds = [wd for params_, wd in self.groups for p in params_ if p.grad is not None]
+        params, wds = zip(*[(p, wd) for group, wd in self.groups for p in group if p.grad is not None])
         moments = [self.state[id(p)] for p in params]
-        args = (params, [p.grad for p in params], moments, wds, self.peak * factor)
+        args = (list(params), [p.grad for p in params], moments, list(wds), self.peak * factor)
         rest = (o.grad_clip, o.beta1, o.beta2, o.eps, o.optimizer == "adamw", constraints)
         if compiled:
             return compile_once("packed_update", update)(*args, torch.tensor(bc1), torch.tensor(bc2), *rest)
@@ -144,14 +143,8 @@ def update(params, grads, moments, wds, lr, bc1, bc2, clip, beta1, beta2, eps, a
         denom = (v.sqrt() / bc2**0.5).add_(eps)
         p.sub_(m / denom * (lr_p / bc1))
     for p, dim, mode in constraints:  # Constraint.apply_, per row, hence per run
-        norm = p.float().norm(dim=dim, keepdim=True)
-        p.div_((norm.clamp_min(1.0) if mode == "clip" else norm.clamp_min(NORM_EPS)).to(p.dtype))
+        project_(p, dim, mode)
     return total
-
-
-def constraints(model: Transformer) -> list:
-    """(param, stored dim, mode) of each weight constraint of the packed model (none for gpt/gptplus)."""
-    return [(c.param, c.param_dim, c.mode) for c in model.constraints()]
 
 
 def train_step(
