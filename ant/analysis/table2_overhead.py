@@ -12,15 +12,14 @@ wider than the uncertainty of the median itself, so bars that do not overlap 0 a
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from ant.analysis.common import Context, Section, jsonable, run_script
+from ant.errors import read_user_file
 from ant.fsio import atomic_write_text
 from ant.laws.overhead import overhead_table
 from ant.laws.plotting import color, label, placeholder, sort_archs
@@ -68,33 +67,24 @@ def _half_iqr_pct(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def _is_step_report(f: Path) -> bool:
-    """An `ant bench` report (a results/runs list): the table reads those alone. Other JSON in results/bench (the
-    study-mix and packed benchmarks, orchestrator timings) are not step-time reports and are passed over quietly;
-    a report that fails to parse is still named."""
-    try:
-        raw = json.loads(f.read_text())
-    except (OSError, ValueError):
-        return True  # let overhead_table name the problem
-    return not isinstance(raw, dict) or "results" in raw or "runs" in raw
-
-
 def compute(ctx: Context) -> dict:
     files = sorted((ctx.results / "bench").glob("*.json"))
     out = {}
     for f in files:
-        if not _is_step_report(f):  # results/bench also holds other benchmarks' documents (study mix, packed)
-            continue
         try:
-            t = overhead_table(f)
-        except ValueError as e:
+            raw = read_user_file(f, "bench_json", "json")
+            # results/bench also holds other benchmarks' documents (study mix, packed, orchestrator timings):
+            # not `ant bench` step-time reports (a results/runs list), so passed over quietly
+            if isinstance(raw, dict) and "results" not in raw and "runs" not in raw:
+                continue
+            t = overhead_table(raw)
+        except ValueError as e:  # a report that fails to parse is still named
             print(f"skipping {f}: {e}")
             continue
         rows = t.to_dict(orient="records")
         err = _half_iqr_pct(rows)
         for r in rows:
             r["rel_increase_halfiqr_pct"] = err[r["arch"]]
-        raw = json.loads(f.read_text())
         out[f.stem] = {"device": t.attrs["device"], "label": bench_label(raw if isinstance(raw, dict) else {}, f.stem),
                        "file": str(f), "rows": rows}  # fmt: skip
     labels = [d["label"] for d in out.values()]
