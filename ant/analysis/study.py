@@ -113,6 +113,12 @@ V2_PARTS = (
         "C4: IsoFLOP points whose tuned run diverged, at the next-best HP cell",
     ),
     Part(
+        "v2-isoflop-budget",
+        "sweeps/study2/isoflop_budget.yaml",
+        "v2",
+        "C4 IsoFLOP with the batch chosen per budget (5 levels x 4 sizes x 2 seeds)",
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

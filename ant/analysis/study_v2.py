@@ -2,6 +2,7 @@
 
     python -m ant.analysis.study_v2 isoflop-grid      # (re)write sweeps/study2/isoflop.yaml from the design helper
     python -m ant.analysis.study_v2 isoflop-fallback  # sweeps/study2/isoflop_fallback.yaml: diverged design points
+    python -m ant.analysis.study_v2 isoflop-budget    # sweeps/study2/isoflop_budget.yaml: the batch chosen per budget
     python -m ant.analysis.study_v2 predict           # results/study/v2/prediction.json + predicted_hps.yaml
 
 The prediction uses only the sizes below the held-out one (tiny0, d24L2, tiny1, d40L3, tiny2, d56L3 at 20
@@ -38,6 +39,7 @@ PREDICTED_HPS = V2 / "predicted_hps.yaml"
 TUNED_V2 = V2 / "tuned.yaml"
 ISOFLOP_GRID = Path("sweeps/study2/isoflop.yaml")
 ISOFLOP_FALLBACK_GRID = Path("sweeps/study2/isoflop_fallback.yaml")
+ISOFLOP_BUDGET_GRID = Path("sweeps/study2/isoflop_budget.yaml")
 SEQ_LEN = 32
 TPP = 20
 FIT_SIZES = ("tiny0", "d24L2", "tiny1", "d40L3", "tiny2", "d56L3")
@@ -45,6 +47,10 @@ HELD_OUT = "tiny3"
 ARCHS = ("gptplus", "angpt")
 # 5 compute levels 2x apart: the smallest is tiny1 at ~10 tokens/param, the largest tiny2 at ~20 (docs/study.md)
 LEVELS = (1.25e11, 2.5e11, 5e11, 1e12, 2e12)
+# The batch-per-budget IsoFLOP (part v2-isoflop-budget): the same levels, grid in level order so the largest (half
+# the FLOPs) trains last
+BUDGET_LEVELS = LEVELS
+BUDGET_SEEDS = (0, 1)
 LADDER = FIT_SIZES  # the sizes with a v2 optimum (tuned.yaml); tiny3 stays held out of everything but v2-heldout
 
 
@@ -77,12 +83,14 @@ def isoflop_grid_text() -> str:
     return _grid_text("study2-isoflop", head, grids)
 
 
-def _grid_text(name: str, head: list[str], grids: list[dict]) -> str:
-    """A v2 grid file: the header comment lines, then the grid (seq-32 bytes, CPU, two single-thread runs)."""
+def _grid_text(name: str, head: list[str], grids: list[dict], pack: int = 0) -> str:
+    """A v2 grid file: the header comment lines, then the grid (seq-32 bytes, CPU, two single-thread workers, each
+    training up to `pack` runs of one shape together when pack > 1)."""
     doc = {"name": name, "out_dir": "results/study/runs/v2",
            "base": {"data": {"corpus": "default", "tokenizer": "bytes", "seq_len": SEQ_LEN, "val_tokens": 32768},
                     "train": {"device": "cpu"}},
-           "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1}}  # fmt: skip
+           "grids": grids, "executor": {"name": "local", "concurrency": 2, "threads_per_run": 1,
+                                        **({"pack": pack} if pack > 1 else {})}}  # fmt: skip
     return "\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
 
 
@@ -168,6 +176,52 @@ def isoflop_fallback_grid_text(runs: pd.DataFrame, tuned: dict) -> str:
     grids = [{"arch": [f["arch"]], "size": [f["size"]], "tokens": [f["tokens"]], "batch_size": [f["batch_size"]],
               "lr": [f["lr"]], "seed": [0]} for f in fb]  # fmt: skip
     return _grid_text("study2-isoflop-fallback", head, grids)
+
+
+def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
+    """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points at BUDGET_LEVELS, each
+    architecture at ant.laws.isoflop_design.budget_hps from its v2 BS(N) and LR(N) power laws (the C3 fit,
+    ant.analysis.study_v2_claims.hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
+    from ant.analysis.study_v2_claims import hp_runs  # late: that module imports this one
+    from ant.laws.collect import completed
+    from ant.laws.hp import hp_trends  # late: scipy
+    from ant.laws.isoflop_design import budget_hps
+    from ant.models.counts import num_params  # late: as in isoflop_design
+
+    r = hp_runs(completed(runs)) if len(runs) else runs
+    if r.empty:
+        raise ConfigError("isoflop budget", "no v2 HP runs: run parts v2-hp, v2-hp2 and v2-hp3 first")
+    trends = hp_trends(r, by="tokens_per_param")
+    out = []
+    for arch in ARCHS:
+        t = next(iter(trends.get(arch, {}).values()), None)
+        if t is None or t.bs_fit is None or t.lr_fit is None:
+            raise ConfigError("isoflop budget", f"{arch}: no BS(N) and LR(N) power laws (fewer than 3 sizes with "
+                              "interior optima)")  # fmt: skip
+        laws = [(lambda n, f=f: float(f.predict_ci(n)[0])) for f in (t.bs_fit, t.lr_fit)]
+        for p in isoflop_design():  # GPT+'s tokens for both, as in v2-isoflop: the points are shared
+            if p.level not in BUDGET_LEVELS:
+                continue
+            b, lr = budget_hps(float(num_params(arch, p.size, 256)), p.tokens, *laws, tpp=TPP)
+            out.append({"arch": arch, "size": p.size, "tokens": int(p.tokens), "level": float(p.level),
+                        "batch_size": b, "lr": lr})  # fmt: skip
+    return out
+
+
+def isoflop_budget_grid_text(runs: pd.DataFrame) -> str:
+    pts = isoflop_budget_points(runs)
+    head = [
+        '# Study v2 part "v2-isoflop-budget" (C4 with the batch chosen per budget; docs/study.md "IsoFLOP with the',
+        '# batch chosen per budget"). WRITTEN by `python -m ant.analysis.study_v2 isoflop-budget` from the committed',
+        "# v2 HP runs: do not edit by hand. The v2-isoflop design's points at "
+        f"{BUDGET_LEVELS[0]:.3g}-{BUDGET_LEVELS[-1]:.3g} FLOPs, seeds {list(BUDGET_SEEDS)};",
+        "# batch = the arch's BS law at D / 20 (the batch follows the tokens), LR = its LR law at N x sqrt(batch /",
+        "# BS(N)) (ant.laws.isoflop_design.budget_hps). The two seeds of a point train as one packed worker.",
+    ]
+    grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
+              "lr": [q["lr"]], "seed": list(BUDGET_SEEDS)}
+             for q in sorted(pts, key=lambda q: (q["level"], q["arch"] != "gptplus"))]  # fmt: skip
+    return _grid_text("study2-isoflop-budget", head, grids, pack=len(BUDGET_SEEDS))
 
 
 def level_of(runs: pd.DataFrame) -> pd.Series:
@@ -273,7 +327,7 @@ def prediction_committed() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("command", choices=("isoflop-grid", "isoflop-fallback", "predict"))
+    ap.add_argument("command", choices=("isoflop-grid", "isoflop-fallback", "isoflop-budget", "predict"))
     args = ap.parse_args(argv)
     try:
         if args.command == "isoflop-grid":
@@ -284,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
             tuned = yaml.safe_load(TUNED_V2.read_text()) if TUNED_V2.is_file() else {}
             atomic_write_text(ISOFLOP_FALLBACK_GRID, isoflop_fallback_grid_text(runs, tuned))
             print(f"wrote {ISOFLOP_FALLBACK_GRID}")
+        elif args.command == "isoflop-budget":
+            runs = pd.read_parquet(V2 / "runs.parquet") if (V2 / "runs.parquet").is_file() else pd.DataFrame()
+            atomic_write_text(ISOFLOP_BUDGET_GRID, isoflop_budget_grid_text(runs))
+            print(f"wrote {ISOFLOP_BUDGET_GRID}")
         else:
             p = write_prediction()
             print(json.dumps(p, indent=1))

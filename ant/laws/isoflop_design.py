@@ -92,6 +92,24 @@ def design_isoflop(
     return out
 
 
+def budget_hps(num_params: float, tokens: float, bs_law: Callable[[float], float], lr_law: Callable[[float], float],
+               *, tpp: float = 20.0) -> tuple[int, float]:
+    """The batch chosen per budget (issue 24's C4; fixed before the runs, docs/study.md "IsoFLOP with the batch
+    chosen per budget"): `bs_law(N)` and `lr_law(N)` are the optimal batch and LR fitted at `tpp` tokens/param
+    (ant.laws.hp). The batch follows the tokens, not the size: a point training D tokens takes the batch the law
+    gives where D = tpp * N, i.e. bs_law(D / tpp) (the critical batch grows with the data, Zhang et al. 2024,
+    "How does critical batch size scale in pre-training?"). The LR is the size's fitted LR, moved by Adam's
+    square-root rule for the batch change (Malladi et al. 2022): lr_law(N) * sqrt(batch / bs_law(N)). At D = tpp * N
+    both are the size's fitted optimum. The batch is whole sequences (>= 1); the LR is kept to 3 significant digits
+    so that run ids stay readable."""
+    if not (num_params > 0 and tokens > 0):
+        raise ConfigError("budget_hps", f"need N > 0 and tokens > 0, got N={num_params!r}, tokens={tokens!r}")
+    b_n = float(bs_law(num_params))
+    batch = max(1, int(round(float(bs_law(tokens / tpp)))))
+    lr = float(lr_law(num_params)) * math.sqrt(batch / b_n)
+    return batch, float(f"{lr:.3g}")
+
+
 # ---------------------------------------------------------------------------------------------- estimate
 @dataclass
 class IsoFlopEstimate:

@@ -5,6 +5,7 @@ their intervals; the generated IsoFLOP grid expands and holds >= 4 sizes per com
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,8 @@ import yaml
 
 from ant.analysis import study_v2
 from ant.sweep.grid import Grid
+
+ROOT = Path(__file__).resolve().parents[2]
 
 N = {"tiny0": 16.5e3, "d24L2": 30.8e3, "tiny1": 49.3e3, "d40L3": 97.6e3, "tiny2": 135.5e3}
 HELD = 295.5e3
@@ -189,3 +192,27 @@ def test_the_fallback_grid_expands_to_the_fallback_cells(monkeypatch):
                   "lr": [0.01], "seed": [0]}]  # fmt: skip
     with pytest.raises(Exception, match="nothing to retrain"):
         study_v2.isoflop_fallback_grid_text(_fallback_table("completed")[0], tuned)
+
+
+def test_the_budget_grid_is_the_design_at_the_rule_s_hps_two_seeds_packed_in_level_order():
+    """sweeps/study2/isoflop_budget.yaml as committed is what the rule writes from the committed v2 HP runs (so it
+    cannot drift from ant.laws.isoflop_design.budget_hps), and it expands to the design's 5 x 4 points per arch, each
+    with two seeds that pack together; levels run smallest first, so a short session leaves whole levels."""
+    from ant.sweep.packing import pack_groups
+
+    runs = pd.read_parquet(ROOT / "results/study/v2/runs.parquet")
+    text = study_v2.isoflop_budget_grid_text(runs)
+    assert (ROOT / study_v2.ISOFLOP_BUDGET_GRID).read_text() == text
+    pts = study_v2.isoflop_budget_points(runs)
+    design = [p for p in study_v2.isoflop_design() if p.level in study_v2.BUDGET_LEVELS]
+    assert len(pts) == 2 * len(design) == 40
+    for q in pts:  # batch grows with the tokens at every size, so no two levels of a size share a batch
+        same = [x for x in pts if x["arch"] == q["arch"] and x["size"] == q["size"] and x["tokens"] > q["tokens"]]
+        assert all(x["batch_size"] > q["batch_size"] and x["lr"] > q["lr"] for x in same)
+    cfgs = Grid.from_dict(yaml.safe_load(text)).expand()
+    assert len(cfgs) == 80 and {c.train.seed for c in cfgs} == {0, 1}
+    groups = pack_groups(cfgs, 2)
+    assert len(groups) == 40 and all({c.train.seed for c in g} == {0, 1} for g in groups)
+    level = {(p.size, p.tokens): p.level for p in design}
+    levels = [level[c.model.size, c.train.tokens] for c in cfgs]
+    assert levels == sorted(levels)

@@ -76,3 +76,23 @@ def test_a_level_the_ladder_cannot_bracket_is_one_clear_error():
         design_isoflop([1e20], LADDER, fpt)
     with pytest.raises(ConfigError, match="per_level"):
         design_isoflop([1e12], LADDER, fpt, per_level=3)
+
+
+def test_the_batch_follows_the_tokens_and_the_lr_follows_the_batch_by_the_square_root():
+    from ant.laws.isoflop_design import budget_hps
+
+    bs = lambda n: 2.0 * (n / 1e4)  # noqa: E731  batch ∝ N at 20 tokens/param
+    lr = lambda n: 0.01 * (n / 1e4) ** -0.5  # noqa: E731
+    # at 20 tokens/param: the size's own fitted optimum
+    assert budget_hps(4e4, 20 * 4e4, bs, lr) == (8, 0.005)
+    # 4x the tokens at the same size: the batch of the size trained at 4x (4x larger), the LR x sqrt(4)
+    assert budget_hps(4e4, 80 * 4e4, bs, lr) == (32, 0.01)
+    # a quarter of the tokens: a quarter of the batch, half the LR; and never below one sequence
+    assert budget_hps(4e4, 5 * 4e4, bs, lr) == (2, 0.0025)
+    b, r = budget_hps(4e4, 0.5 * 4e4, bs, lr)
+    assert b == 1 and r == pytest.approx(0.005 * (1 / 8) ** 0.5, rel=5e-3)  # 3 significant digits
+    # the LR keeps 3 significant digits (readable run ids) and the batch is whole sequences
+    b, r = budget_hps(3e4, 33 * 3e4, bs, lr)
+    assert isinstance(b, int) and r == float(f"{r:.3g}")
+    with pytest.raises(ConfigError, match="budget_hps"):
+        budget_hps(0.0, 1e6, bs, lr)
