@@ -92,8 +92,14 @@ def design_isoflop(
     return out
 
 
-def budget_hps(num_params: float, tokens: float, bs_law: Callable[[float], float], lr_law: Callable[[float], float],
-               *, tpp: float = 20.0) -> tuple[int, float]:
+def budget_hps(
+    num_params: float,
+    tokens: float,
+    bs_law: Callable[[float], float],
+    lr_law: Callable[[float], float],
+    *,
+    tpp: float = 20.0,
+) -> tuple[int, float]:
     """The batch chosen per budget (issue 24's C4; fixed before the runs, docs/study.md "IsoFLOP with the batch
     chosen per budget"): `bs_law(N)` and `lr_law(N)` are the optimal batch and LR fitted at `tpp` tokens/param
     (ant.laws.hp). The batch follows the tokens, not the size: a point training D tokens takes the batch the law
