@@ -4,7 +4,10 @@ Curves collected before ant.laws.collect_curves.scheduled_lr held each run's PEA
 folders are not kept, but the schedule is a pure function of the run's config, which the runs table holds (cfg.*
 columns): each row's lr becomes scheduled_lr(step, that run's row), exactly what a fresh collect now writes.
 
-    python scripts/reschedule_curves.py results/study/main results/study/wsd ...   # each: runs + curves.parquet
+    python scripts/reschedule_curves.py results/study/main results/study/wsd ...   # each: runs + its curve files
+
+A group's curves are a base file and append-only shards (ant.analysis.study_tables); each file is rewritten in
+place, so the table they read back as keeps its order and its shards.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ant.analysis.study_tables import BASE, shard_paths
 from ant.laws.collect import atomic_parquet
 from ant.laws.collect_curves import scheduled_lr
 
@@ -34,11 +38,14 @@ def reschedule(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str]) -> int:
     for folder in map(Path, argv):
-        runs, curves = pd.read_parquet(folder / "runs.parquet"), pd.read_parquet(folder / "curves.parquet")
-        new = reschedule(curves, runs)
-        changed = int((~np.isclose(new["lr"], curves["lr"], rtol=1e-12, atol=0)).sum())
-        atomic_parquet(new, folder / "curves.parquet")
-        print(f"{folder}: {changed} of {len(new)} rows' lr changed (peak -> scheduled)")
+        runs = pd.read_parquet(folder / "runs.parquet")
+        files = [f for f in [folder / BASE] if f.is_file()] + shard_paths(folder)
+        for path in files:
+            curves = pd.read_parquet(path)
+            new = reschedule(curves, runs)
+            changed = int((~np.isclose(new["lr"], curves["lr"], rtol=1e-12, atol=0)).sum())
+            atomic_parquet(new, path)
+            print(f"{path}: {changed} of {len(new)} rows' lr changed (peak -> scheduled)")
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ant.analysis.study_tables import read_curves, write_shard
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
@@ -139,27 +140,27 @@ def group_dir(group: str) -> Path:
 def committed(group: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = group_dir(group)
     runs = pd.read_parquet(d / "runs.parquet") if (d / "runs.parquet").is_file() else pd.DataFrame()
-    curves = pd.read_parquet(d / "curves.parquet") if (d / "curves.parquet").is_file() else pd.DataFrame()
-    return runs, curves
+    return runs, read_curves(d)
 
 
 def merge_group(group: str) -> int:
     """Committed tables + the run folders of this machine (a run folder wins over its committed row) -> the
-    group's runs.parquet and curves.parquet. Returns the number of runs."""
-    old_runs, old_curves = committed(group)
+    group's runs.parquet and a new curves shard holding the collected runs' curves (study_tables: the committed
+    curves are never rewritten). Returns the number of runs."""
+    old_runs = committed(group)[0]
     folder = STUDY / "runs" / group
     new_runs, new_curves = collect(folder, write=False) if folder.is_dir() else (pd.DataFrame(), pd.DataFrame())
     if new_runs.empty:
         return len(old_runs)
     keep = ~old_runs["run_id"].isin(new_runs["run_id"]) if len(old_runs) else slice(None)
     runs = pd.concat([old_runs[keep], new_runs], ignore_index=True) if len(old_runs) else new_runs
-    if len(old_curves):
-        old_curves = old_curves[~old_curves["run_id"].isin(new_runs["run_id"])]
-    curves = pd.concat([old_curves, new_curves], ignore_index=True) if len(old_curves) else new_curves
     runs = runs.sort_values(["arch", "num_params", "tokens", "batch_size", "lr", "seed"], kind="stable")
     check_comparable(runs, str(group_dir(group)))  # a group is compared within itself: one tokenizer, corpus, ...
     atomic_parquet(runs.reset_index(drop=True), group_dir(group) / "runs.parquet")
-    atomic_parquet(curves.reset_index(drop=True), group_dir(group) / "curves.parquet")
+    # a session's folders hold the runs of its earlier merges too: shard only the runs this merge adds or retrained
+    seen = dict(zip(old_runs["run_id"], old_runs["finished_at"])) if len(old_runs) else {}
+    fresh = [r for r, f in zip(new_runs["run_id"], new_runs["finished_at"]) if r not in seen or seen[r] != f]
+    write_shard(group_dir(group), new_curves[new_curves["run_id"].isin(fresh)])
     return len(runs)
 
 

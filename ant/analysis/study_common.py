@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from ant.analysis.common import Context, Section
+from ant.analysis.study_tables import read_curves
 from ant.laws.collect import completed
 from ant.laws.plotting import label
 
@@ -78,7 +79,10 @@ class Study:
         key = (group, name)
         if key not in self._tables:
             p = self.root / group / f"{name}.parquet"
-            self._tables[key] = pd.read_parquet(p) if p.is_file() else pd.DataFrame()
+            if name == "curves":  # the base file and its append-only shards (study_tables)
+                self._tables[key] = read_curves(self.root / group)
+            else:
+                self._tables[key] = pd.read_parquet(p) if p.is_file() else pd.DataFrame()
         return self._tables[key]
 
     def runs(self, group: str) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ant.analysis import study
+from ant.analysis.study_tables import read_curves, shard_paths
 from tests.sweep.conftest import corpus  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
@@ -65,9 +66,14 @@ def test_parts_run_commit_tune_and_skip_what_is_committed(small_study, capsys):
 
     assert study.main(["run"]) == 0
     runs = pd.read_parquet(root / "main" / "runs.parquet")
-    curves = pd.read_parquet(root / "main" / "curves.parquet")
+    curves = read_curves(root / "main")
     assert len(runs) == 10 and set(runs["status"]) == {"completed"}
     assert set(curves["run_id"]) == set(runs["run_id"]) and curves["val_loss"].notna().any()
+    # one append-only shard per merge, each with only the runs that merge added (the second part's merge collects
+    # the first part's folders too); no rewritten whole-group file
+    shards = shard_paths(root / "main")
+    assert not (root / "main" / "curves.parquet").exists() and len(shards) == 2
+    assert [pd.read_parquet(x)["run_id"].nunique() for x in shards] == [6, 4]
     # tuned.yaml holds each arch's best grid point (lowest final loss among its three LRs)
     tuned = yaml.safe_load((root / "tuned.yaml").read_text())
     for arch in ("gptplus", "angpt"):
@@ -87,6 +93,7 @@ def test_parts_run_commit_tune_and_skip_what_is_committed(small_study, capsys):
     out = capsys.readouterr().out
     assert out.count("skipped") == 2 and not (root / "runs").exists()
     assert (root / "main" / "runs.parquet").read_bytes() == before
+    assert shard_paths(root / "main") == shards
     assert [p["todo"] for p in study.plan(list(study.PARTS))] == [0, 0]
 
 
