@@ -32,7 +32,7 @@ from ant.analysis.study_verdicts import MIN_REF_BUDGETS, c1_lines, c1_per_regime
 from ant.errors import ConfigError
 from ant.laws.fits import FitError
 from ant.laws.hp import hp_trends
-from ant.laws.isoflop_design import approach3_beside, isoflop_nopt
+from ant.laws.isoflop_design import approach3_beside, isoflop_nopt, parabola_residuals
 from ant.laws.plotting import label
 from ant.laws.reference import PAPER_FRONTIER, PAPER_HP, PAPER_SPEEDUP
 
@@ -177,6 +177,8 @@ def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None) ->
         at &= runs["batch_size"].eq(q["batch_size"]) & same_lr
         level[at] = q["level"]
         have.setdefault(q["level"], []).append(bool(at.any()))
+    if not any(any(h) for h in have.values()):
+        return runs.iloc[:0], []  # the part has not trained
     full = [lv for lv, h in have.items() if all(h)]
     r = runs.assign(level=level)[level.isin(full)]
     notes = []
@@ -195,16 +197,19 @@ def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None) ->
 def isoflop_both(g: pd.DataFrame):
     """The C4 rule (docs/study.md, fixed before v2-isoflop-budget ran): `isoflop_nopt` on the runs (seeds resampled
     within each point) and on the points' seed means (pooled parabola residuals resampled, so lack of fit counts);
-    determined only if both are, the interval their union. With one run a point the two are the same estimate."""
+    determined only if both are, the interval their union. With one run a point they are one bootstrap, run once."""
     runs_est = isoflop_nopt(g, boot=BOOT)
     means = g.groupby(["level", "num_params"], as_index=False)["final_val_loss"].mean()
-    lof_est = isoflop_nopt(means, boot=BOOT)
+    one_each = len(means) == len(g)  # the same data: a second bootstrap would only redraw (and widen) the interval
+    lof_est = runs_est if one_each else isoflop_nopt(means, boot=BOOT)
     reasons = runs_est.reasons + [f"{x} (the points' seed means, lack of fit resampled)" for x in lof_est.reasons
                                   if x not in runs_est.reasons]  # fmt: skip
     ci = (min(runs_est.ci[0], lof_est.ci[0]), max(runs_est.ci[1], lof_est.ci[1]))
+    resid = parabola_residuals(means.rename(columns={"final_val_loss": "loss"}))[1]
     d = runs_est.to_dict() | {"ci": list(ci), "determined": not reasons, "reasons": reasons,
                               "ci_runs": list(runs_est.ci), "ci_lack_of_fit": list(lof_est.ci),
-                              "boot_ok_lack_of_fit": lof_est.n_boot_ok}  # fmt: skip
+                              "boot_ok_lack_of_fit": lof_est.n_boot_ok,
+                              "lack_of_fit_sd": float(np.sqrt(np.mean(resid**2))) if len(resid) else None}  # fmt: skip
     return runs_est, d
 
 
@@ -238,12 +243,14 @@ def _isoflop_rows(r: pd.DataFrame, design: str) -> tuple[list, list, dict, dict,
         cells.append(f"{label(arch)} approach 3 a = {a3s}")
         kept = int(est.levels["kept"].sum()) if est is not None else 0
         seeds = int(g.groupby(["level", "size"])["seed"].nunique().min())
-        rows.append([design, label(arch), iso, a3s, f"{kept} of {g['level'].nunique()}", len(g), seeds, where])
+        sd = d.get("lack_of_fit_sd")
+        rows.append([design, label(arch), iso, a3s, f"{kept} of {g['level'].nunique()}", len(g), seeds,
+                     "—" if sd is None else f"{sd:.3f}", where])  # fmt: skip
     return rows, cells, numbers, cis, verdicts
 
 
 C4_HEAD = ["design", "arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with a vertex", "runs", "seeds a point",
-           "vs the paper"]  # fmt: skip
+           "lack of fit (sd)", "vs the paper"]  # fmt: skip
 
 
 def c4_v2(st, points=None, budget_points=None) -> Claim | None:
@@ -293,7 +300,9 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
         "over runs (a run is the unit, never one run's evaluations). Approach 3 (a = β / (α + β) of the fitted "
         "L(N, D)) on the same runs beside it. With two seeds a point the exponent is determined only if it is both "
         "with the seeds resampled and with the points' lack of fit resampled, and its interval is the union "
-        '(docs/study.md, "IsoFLOP with the batch chosen per budget"). The headline reads the first design below.',
+        '(docs/study.md, "IsoFLOP with the batch chosen per budget"). The headline reads the first design below. '
+        "Lack of fit: the pooled leverage-corrected residual sd of the points' seed means about their level's "
+        "parabola (seed noise alone gives ~0.009 for a mean of two seeds).",
         "",
         *table(C4_HEAD, rows),
     ]

@@ -12,7 +12,7 @@ Estimate (`isoflop_nopt`): per level, a parabola of loss in ln N through every s
 the level's sizes and opening upwards, else the level is dropped with its reason; N_opt = N0 C^a by least squares
 over the kept levels. Interval: the whole procedure on resampled runs — with >= 2 runs (seeds) at a (level, size)
 they are resampled within it; with one, a leverage-corrected parabola residual pooled over the levels is drawn for
-it (`_parabola_residuals`). Each run is one unit either way: the evaluations of one run are never resampled as if
+it (`parabola_residuals`). Each run is one unit either way: the evaluations of one run are never resampled as if
 independent, which is what made the committed study's L(C) interval too narrow.
 """
 
@@ -168,7 +168,7 @@ def _slope(lv: pd.DataFrame) -> float:
     return float(np.polyfit(np.log(k["level"]), np.log(k["N_opt"]), 1)[0])
 
 
-def _parabola_residuals(x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def parabola_residuals(x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each run's fitted loss on its level's parabola (mean over seeds per size), and the pooled modified residuals
     to resample: raw residuals of a 3-parameter parabola through 4 sizes have 1 dof and are ~2x too small (a
     residual bootstrap from them gave 95 % intervals that held a known exponent 52-56 % of the time, 25 constructed
@@ -202,7 +202,7 @@ def isoflop_nopt(df: pd.DataFrame, *, loss: str = "final_val_loss", boot: int = 
     lv = _levels(x)
     a = _slope(lv)
     reasons = [] if np.isfinite(a) else [f"{int(lv['kept'].sum())} of {len(lv)} levels give an N_opt (need 3)"]
-    fitted, resid = _parabola_residuals(x)
+    fitted, resid = parabola_residuals(x)
     cells = [g.index.to_numpy() for _, g in x.groupby(["level", "num_params"])]
     rng = np.random.default_rng(seed)
     samples = []
