@@ -1,7 +1,7 @@
-"""The study report's own figures (results/study/figures/): C5 noise scale, C6 wsd vs cosine, C7 readings and α
-over training per LR. C1-C4 reuse the main group's Fig. 2/3/4/G.1 (results/study/main/figures/). Each function
-takes the claim's numbers (analysis.study_measures) and draws nothing when they are empty: the report then says
-which part to run instead of showing empty axes.
+"""The study report's own figures (results/study/figures/): C4 v2's IsoFLOP profiles, C5 noise scale, C6 wsd vs
+cosine, C7 readings and α over training per LR. C1-C4 also show the main group's Fig. 2/3/4/G.1
+(results/study/main/figures/). Each function takes the claim's numbers (analysis.study_measures) and draws nothing
+when they are empty: the report then says which part to run instead of showing empty axes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ TOKENS = FuncFormatter(lambda v, _: human(v) if v > 0 else "0")
 def draw_all(st: Study, claims: dict[str, Claim], out: Path) -> list[Path]:
     """Every figure whose claim has numbers; returns the PNG paths written."""
     written: list[Path] = []
-    for key, fn in (("C5", noise_figure), ("C6", wsd_figure), ("C7", readings_figure), ("C7", alpha_figure)):
+    figs = (("C4", isoflop_figure), ("C5", noise_figure), ("C6", wsd_figure), ("C7", readings_figure),
+            ("C7", alpha_figure))  # fmt: skip
+    for key, fn in figs:
         c = claims.get(key)
         if c is not None and c.numbers:
             written += [p for p in fn(st, c.numbers, out) if p.suffix == ".png"]
@@ -175,3 +177,62 @@ def alpha_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.suptitle(f"anGPT {al['size']}, batch {al['batch_size']:g}: α over training per learning rate", fontsize=10)
     return save_figure(fig, out, "study_c7_alpha_per_lr")
+
+
+# ---------------------------------------------------------------------------------------------- C4 (v2)
+def isoflop_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
+    """Study v2's IsoFLOP profiles: one row per design (batch per budget, batch tuned at 20 tokens/param), one column
+    per architecture (final loss over N, a colour per compute level: points are runs, the line the level's parabola
+    through the seed means, x its vertex), and a last column with N_opt(C) and each fitted exponent."""
+    from ant.analysis.study_v2_claims import isoflop_budget_runs, isoflop_runs  # late: the report's C4 only
+    from ant.laws.isoflop_design import isoflop_nopt
+
+    designs = [("batch per budget", isoflop_budget_runs(st.runs("v2"))[0]),
+               ("batch tuned at 20 tokens/param", isoflop_runs(st.done("v2"), None, st.tuned_of("v2")))]  # fmt: skip
+    designs = [(name, r) for name, r in designs if len(r)]
+    if not designs:
+        return []
+    archs = sort_archs(pd.concat([r["arch"] for _, r in designs]))
+    levels = sorted(set(pd.concat([r["level"] for _, r in designs])))
+    cmap = plt.get_cmap("viridis")
+    lvl_color = {lv: cmap(i / max(1, len(levels) - 1) * 0.9) for i, lv in enumerate(levels)}
+    fig, axes = plt.subplots(len(designs), len(archs) + 1, figsize=(4.2 * (len(archs) + 1), 3.4 * len(designs)),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    for row, (name, r) in zip(axes, designs):
+        for ax, arch in zip(row, archs):
+            g = r[r["arch"] == arch]
+            for lv, x in g.groupby("level"):
+                m = x.groupby("num_params")["final_val_loss"].mean()
+                ax.scatter(x["num_params"], x["final_val_loss"], s=12, color=lvl_color[lv], alpha=0.6)
+                if len(m) >= 3:
+                    ln = np.log(m.index.to_numpy(float))
+                    p = np.polyfit(ln, m.to_numpy(float), 2)
+                    grid = np.linspace(ln.min(), ln.max(), 60)
+                    ax.plot(np.exp(grid), np.polyval(p, grid), color=lvl_color[lv], lw=1.2, label=f"{lv:.3g} FLOPs")
+                    v = -p[1] / (2 * p[0]) if p[0] > 0 else np.nan
+                    if ln.min() < v < ln.max():
+                        ax.plot(np.exp(v), np.polyval(p, v), "x", color=lvl_color[lv], ms=8, mew=2)
+            ax.set(xscale="log", xlabel="parameters N", ylabel="final validation loss", title=f"{label(arch)}: {name}")
+            design_ticks(ax, g["num_params"])
+        ax = row[-1]
+        for arch in archs:
+            g = r[r["arch"] == arch]
+            est = isoflop_nopt(g, boot=0) if len(g) else None
+            if est is None:
+                continue
+            k = est.levels[est.levels["kept"]]
+            ax.plot(k["level"], k["N_opt"], "o", color=color(arch), label=f"{label(arch)}: a = {est.a:.3g}")
+            if np.isfinite(est.a) and len(k) >= 2:
+                c0 = np.exp(np.mean(np.log(k["N_opt"])) - est.a * np.mean(np.log(k["level"])))
+                cc = np.geomspace(k["level"].min(), k["level"].max(), 20)
+                ax.plot(cc, c0 * cc**est.a, color=color(arch), lw=1.2)
+        ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N_opt (parabola vertex)",
+               title="N_opt ∝ C^a")  # fmt: skip
+        ax.legend(loc="upper left")
+        ax.yaxis.set_major_formatter(TOKENS)
+        ax.yaxis.set_minor_formatter(TOKENS)
+    h, lab = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside right upper", title="compute level", fontsize=7)
+    fig.suptitle("Study v2 IsoFLOP profiles (points: runs; lines: parabolas through the seed means; x: vertices)",
+                 fontsize=10)  # fmt: skip
+    return save_figure(fig, out, "study_c4_isoflop")

@@ -50,7 +50,7 @@ def with_v2(key: str, v1: Claim, st: Study) -> Claim:
     if v2 is None:
         return v1
     v2.section += ["", "### The committed study (v1: sequences of 128 bytes, 10 tokens/param)", "", *v1.section]
-    v2.figures = v1.figures
+    v2.figures = [*v2.figures, *v1.figures]
     v2.numbers = {"v2": v2.numbers, "v1": v1.numbers}
     return v2
 

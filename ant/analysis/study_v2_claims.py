@@ -293,6 +293,7 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
                f"({(requested_tokens(r) / r['num_params']).min():.2g}–"
                f"{(requested_tokens(r) / r['num_params']).max():.3g} tokens/param), "
                f"{int(r.groupby(['arch', 'level', 'size'])['seed'].nunique().min())}+ seed(s) a point")  # fmt: skip
+    c.figures = ["figures/study_c4_isoflop.png"]
     c.numbers = {"per_arch": head_numbers, "design": designs[0][0], **({"beside": numbers} if numbers else {})}
     c.section = [
         "Study v2 IsoFLOP (Chinchilla approach 2, `ant.laws.isoflop_design`): per compute level a parabola of the "

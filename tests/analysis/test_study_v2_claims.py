@@ -241,3 +241,17 @@ def test_the_report_shows_the_v2_rows_above_the_committed_sections(tmp_path, mon
     text = render(st, claims)
     assert text.count("### The committed study (v1") == 3
     assert "Study v2 IsoFLOP" in text and "anGPT's optimal LR falls with size" in text
+
+
+def test_the_isoflop_figure_draws_both_designs_and_nothing_without_runs(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from ant.analysis import study_figures
+
+    runs, _, bpts = budget_table()  # the design's own points (study_v2.isoflop_design), two designs
+    monkeypatch.setattr(study_v2_claims, "isoflop_budget_points", lambda r: bpts)
+    both = study_figures.isoflop_figure(study(tmp_path / "a", runs), {}, tmp_path / "a" / "figures")
+    one = study_figures.isoflop_figure(study(tmp_path / "b", runs[runs["batch_size"].eq(8)]), {}, tmp_path / "b")
+    h2, h1 = (Image.open(next(p for p in x if p.suffix == ".png")).size[1] for x in (both, one))
+    assert h2 > 1.6 * h1  # a row per design present
+    assert study_figures.isoflop_figure(study(tmp_path / "c", hp_table().head(20)), {}, tmp_path / "c") == []
