@@ -158,10 +158,12 @@ def isoflop_runs(runs: pd.DataFrame, points=None, tuned: dict | None = None) -> 
     return r[~(r["fallback"] & has_tuned)]
 
 
-def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None,
+                        whole_levels: bool = True) -> tuple[pd.DataFrame, list[str]]:  # fmt: skip
     """The completed runs of part v2-isoflop-budget (each arch at its own batch and LR per design point,
     study_v2.isoflop_budget_points), with their `level`, at the levels whose every point (both architectures) holds a
-    finished run; and notes for the report (diverged runs, levels not trained yet). `runs`: every v2 run, any status."""
+    finished run (every level with `whole_levels` False); and notes for the report (diverged runs, levels not
+    trained yet). `runs`: every v2 run, any status."""
     if runs.empty:
         return runs, []
     if points is None:
@@ -179,7 +181,7 @@ def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None) ->
         have.setdefault(q["level"], []).append(bool(at.any()))
     if not any(any(h) for h in have.values()):
         return runs.iloc[:0], []  # the part has not trained
-    full = [lv for lv, h in have.items() if all(h)]
+    full = [lv for lv, h in have.items() if all(h) or not whole_levels]
     r = runs.assign(level=level)[level.isin(full)]
     notes = []
     if len(full) < len(have):
@@ -192,6 +194,14 @@ def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None) ->
             + "; ".join(f"{label(x.arch)} {x.size} at {x.level:.3g} seed {x.seed}" for x in bad.itertuples())
         )
     return r[r["status"].eq("completed")], notes
+
+
+def tuned_design_runs(st, points=None, budget_points=None) -> pd.DataFrame:
+    """v2-isoflop's runs (tuned cells and fallbacks), never the batch-per-budget part's runs at the same points:
+    those are not at the tuned cell either, and `isoflop_runs` would take them for fallbacks."""
+    done = st.done("v2")
+    level = isoflop_budget_runs(done, budget_points, whole_levels=False)[0].index
+    return isoflop_runs(done.drop(index=level), points, st.tuned_of("v2"))
 
 
 def isoflop_both(g: pd.DataFrame):
@@ -256,8 +266,8 @@ C4_HEAD = ["design", "arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with
 def c4_v2(st, points=None, budget_points=None) -> Claim | None:
     """C4 from the batch-per-budget IsoFLOP (v2-isoflop-budget) once it has runs, the tuned-batch one (v2-isoflop)
     beside it; from the tuned-batch one alone before."""
-    tuned_r = isoflop_runs(st.done("v2"), points, st.tuned_of("v2"))
     budget_r, notes = isoflop_budget_runs(st.runs("v2"), budget_points)
+    tuned_r = tuned_design_runs(st, points, budget_points)
     if tuned_r.empty and budget_r.empty:
         return None
     r = budget_r if len(budget_r) else tuned_r

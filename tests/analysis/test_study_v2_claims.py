@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ant.analysis import study_v2, study_v2_claims
 from ant.analysis.study_common import Study
@@ -255,3 +256,16 @@ def test_the_isoflop_figure_draws_both_designs_and_nothing_without_runs(tmp_path
     h2, h1 = (Image.open(next(p for p in x if p.suffix == ".png")).size[1] for x in (both, one))
     assert h2 > 1.6 * h1  # a row per design present
     assert study_figures.isoflop_figure(study(tmp_path / "c", hp_table().head(20)), {}, tmp_path / "c") == []
+
+
+def test_the_tuned_design_never_takes_budget_runs_for_fallbacks(tmp_path):
+    """Where a point's tuned run diverged, isoflop_runs keeps the other runs there as its fallback: the budget
+    part's runs at that point must not be those (they were read as tuned-design fallbacks once, 2026-12-07)."""
+    runs, pts, bpts = budget_table()
+    tuned = {a: {s: {"batch_size": 8, "lr": 0.01} for s in set(runs["size"])} for a in ("gptplus", "angpt")}
+    first = runs.index[runs["batch_size"].eq(8)][0]
+    runs.loc[first, "status"] = "diverged"
+    st = study(tmp_path, runs)
+    (tmp_path / "v2" / "tuned.yaml").write_text(yaml.safe_dump(tuned))
+    r = study_v2_claims.tuned_design_runs(st, pts, bpts)
+    assert set(r["batch_size"]) == {8} and len(r) == runs["batch_size"].eq(8).sum() - 1
