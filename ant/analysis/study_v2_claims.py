@@ -285,6 +285,7 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
             head_cells, head_numbers, head_cis, head_verdicts = cells, nums, cis, verdicts
         else:
             numbers[name] = nums
+            head_cells = [*head_cells, *(f"{x} ({name})" for x in cells if "IsoFLOP" in x)]
     if not head_verdicts:
         c.verdict, c.why = UNDETERMINED, "no architecture's IsoFLOP exponent is determined"
     else:
