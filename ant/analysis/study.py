@@ -120,6 +120,12 @@ V2_PARTS = (
         "C4 IsoFLOP with the batch chosen per budget (5 levels x 4 sizes x 2 seeds)",
     ),
     Part(
+        "v2-headdim",
+        "sweeps/study2/headdim.yaml",
+        "v2",
+        "C4's lack of fit: tiny0-tiny2 against their head-dim-8 twins (3 paired seeds)",
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

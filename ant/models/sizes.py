@@ -34,14 +34,21 @@ SIZES: dict[str, SizeSpec] = {
         # CPU rungs (head dim 16). Roughly 0.1M-2M parameters with a 2k-4k BPE vocabulary; with the byte
         # tokenizer (vocab 256, as the CPU study uses) tiny0-tiny4 are 16.6k, 49k, 136k, 295k, 935k parameters.
         SizeSpec("tiny0", 16, 2, 1),
+        # The head-dim-8 twins of tiny0-tiny2 (same width and depth, so the same N; 2026-12-07): the v2 ladder
+        # alternates head dim 16 (tiny*) and 8 (d*L*), and the C3 losses put every head-dim-8 rung ~0.08 above the
+        # head-dim-16 rungs' line, the size of the IsoFLOP profiles' lack of fit. Part v2-headdim trains these
+        # twins to test that the offset is the head dim's (docs/study.md, "The head-dim offset").
+        SizeSpec("tiny0h8", 16, 2, 2),
         # Intermediate rungs for the study v2 (issue 24: >= 5 sizes over >= a decade of N, ~1.3-2x apart): 31k,
         # 98k and 180k parameters with bytes (d56L3 closes the decade from tiny0 at ~40 % of tiny3's cost a run).
         # Head dim 8: d 24, 40 and 56 have no head dim 16, and half the head dim (RoPE's rotated dims) must stay
         # even when the head count doubles (tests/models/test_counts.py).
         SizeSpec("d24L2", 24, 2, 3),
         SizeSpec("tiny1", 32, 2, 2),
+        SizeSpec("tiny1h8", 32, 2, 4),
         SizeSpec("d40L3", 40, 3, 5),
         SizeSpec("tiny2", 48, 3, 3),
+        SizeSpec("tiny2h8", 48, 3, 6),
         SizeSpec("d56L3", 56, 3, 7),
         SizeSpec("tiny3", 64, 4, 4),
         SizeSpec("tiny4", 96, 6, 6),

@@ -216,3 +216,28 @@ def test_the_budget_grid_is_the_design_at_the_rule_s_hps_two_seeds_packed_in_lev
     level = {(p.size, p.tokens): p.level for p in design}
     levels = [level[c.model.size, c.train.tokens] for c in cfgs]
     assert levels == sorted(levels)
+
+
+def test_the_headdim_grid_pairs_each_rung_with_its_head_dim_8_twin_at_the_tuned_cell():
+    """Part v2-headdim: each twin has its rung's width, depth and N (so its tokens), only twice the heads; both
+    train at the rung's committed tuned cell with the same fresh seeds (>= 10: outside the HP, IsoFLOP and tuned
+    readings), three seeds of a shape packed together."""
+    from ant.models.sizes import SIZES
+    from ant.sweep.packing import pack_groups
+
+    doc = yaml.safe_load((ROOT / "sweeps/study2/headdim.yaml").read_text())
+    tuned = yaml.safe_load((ROOT / study_v2.TUNED_V2).read_text())
+    cfgs = Grid.from_dict(doc).expand()
+    assert len(cfgs) == 36 and doc["executor"]["pack"] == 3
+    by = {(c.model.arch, c.model.size, c.train.seed): c for c in cfgs}
+    for (arch, size, seed), c in by.items():
+        if size.endswith("h8"):
+            o = by[arch, size[:-2], seed]
+            a, b = SIZES[size], SIZES[size[:-2]]
+            assert (a.d_model, a.n_layers, a.head_dim * 2) == (b.d_model, b.n_layers, b.head_dim)
+            assert (c.num_params, c.train.tokens) == (o.num_params, o.train.tokens)
+            assert (c.train.batch_size, c.optim.lr) == (o.train.batch_size, o.optim.lr)
+        else:
+            t = tuned[arch][size]
+            assert (c.train.batch_size, c.optim.lr) == (t["batch_size"], t["lr"]) and seed >= 10
+    assert len(pack_groups(cfgs, 3)) == 12
