@@ -184,7 +184,7 @@ def isoflop_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
     """Study v2's IsoFLOP profiles: one row per design (batch per budget, batch tuned at 20 tokens/param), one column
     per architecture (final loss over N, a colour per compute level: points are runs, the line the level's parabola
     through the seed means, x its vertex), and a last column with N_opt(C) and each fitted exponent."""
-    from ant.analysis.study_v2_claims import isoflop_budget_runs, tuned_design_runs  # late: the report's C4 only
+    from ant.analysis.study_v2_c4 import isoflop_budget_runs, tuned_design_runs  # late: the report's C4 only
     from ant.laws.isoflop_design import isoflop_nopt
 
     designs = [("batch per budget", isoflop_budget_runs(st.runs("v2"))[0]),

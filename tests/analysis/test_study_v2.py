@@ -169,16 +169,16 @@ def test_a_diverged_design_point_falls_back_to_the_next_best_completed_cell():
 
 
 def test_isoflop_runs_keep_the_tuned_cell_and_mark_a_fallback():
-    from ant.analysis import study_v2_claims
+    from ant.analysis import study_v2_c4
 
     runs, pts, tuned = _fallback_table("diverged")
     point = runs.iloc[[-1]]
     fallback = point.assign(batch_size=2, status="completed", final_val_loss=1.92)
     done = lambda r: r[r["status"] == "completed"]  # noqa: E731
-    r = study_v2_claims.isoflop_runs(done(pd.concat([runs, fallback], ignore_index=True)), pts, tuned)
+    r = study_v2_c4.isoflop_runs(done(pd.concat([runs, fallback], ignore_index=True)), pts, tuned)
     assert len(r) == 1 and r["fallback"].all() and r["batch_size"].iloc[0] == 2
     both = pd.concat([runs.iloc[:-1], point.assign(status="completed", final_val_loss=1.9), fallback])
-    r = study_v2_claims.isoflop_runs(done(both.reset_index(drop=True)), pts, tuned)
+    r = study_v2_c4.isoflop_runs(done(both.reset_index(drop=True)), pts, tuned)
     assert len(r) == 1 and not r["fallback"].any() and r["batch_size"].iloc[0] == 1
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ant.analysis import study_v2, study_v2_claims
+from ant.analysis import study_v2, study_v2_c4, study_v2_claims
 from ant.analysis.study_common import Study
 from ant.analysis.study_report import build, render
 
@@ -100,9 +100,9 @@ def isoflop_table(alpha=ALPHA, beta=BETA, seed=0) -> tuple[pd.DataFrame, list]:
 
 
 def test_c4_isoflop_exponent_is_recovered_with_approach_3_beside_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_v2_claims, "A3_BOOT", 20)
+    monkeypatch.setattr(study_v2_c4, "A3_BOOT", 20)
     runs, pts = isoflop_table()
-    c = study_v2_claims.c4_v2(study(tmp_path, runs), pts)
+    c = study_v2_c4.c4_v2(study(tmp_path, runs), pts)
     truth = BETA / (ALPHA + BETA)
     for arch in ("gptplus", "angpt"):
         iso = c.numbers["per_arch"][arch]["isoflop"]
@@ -115,12 +115,12 @@ def test_c4_isoflop_exponent_is_recovered_with_approach_3_beside_it(tmp_path, mo
 
 
 def test_c4_reads_only_the_design_points(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_v2_claims, "A3_BOOT", 20)
+    monkeypatch.setattr(study_v2_c4, "A3_BOOT", 20)
     runs, pts = isoflop_table()
     extra = hp_table().head(50)  # HP-grid runs in the same table are not IsoFLOP points
     near = runs.head(4).assign(tokens=lambda d: d["tokens"] * 1.018, seed=0)  # a grid's budget 1.8 % away
     near["cfg.train.tokens"] = near["tokens"]
-    r = study_v2_claims.isoflop_runs(pd.concat([runs, extra, near], ignore_index=True), pts)
+    r = study_v2_c4.isoflop_runs(pd.concat([runs, extra, near], ignore_index=True), pts)
     assert len(r) == len(runs) and r["level"].notna().all()
 
 
@@ -147,9 +147,9 @@ def budget_table(jagged=0.0, seed=1):
 
 
 def test_c4_reads_the_batch_per_budget_design_first_with_the_tuned_one_beside_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_v2_claims, "A3_BOOT", 20)
+    monkeypatch.setattr(study_v2_c4, "A3_BOOT", 20)
     runs, pts, bpts = budget_table()
-    c = study_v2_claims.c4_v2(study(tmp_path, runs), pts, bpts)
+    c = study_v2_c4.c4_v2(study(tmp_path, runs), pts, bpts)
     truth = BETA / (ALPHA + BETA)
     assert c.numbers["design"] == "batch per budget" and set(c.numbers["beside"]["batch tuned at 20 tokens/param"])
     for arch in ("gptplus", "angpt"):
@@ -169,11 +169,11 @@ def test_lack_of_fit_that_seeds_cannot_see_widens_the_interval_or_undetermines_i
     """Seeds agree to 0.1 % while each level's points zig-zag by 2 %: resampling the seeds alone would call the
     exponent precise; the rule also resamples the points' lack of fit, and the interval is the union."""
     runs, pts, _ = budget_table(jagged=0.02)
-    _, d = study_v2_claims.isoflop_both(with_level(runs[runs["batch_size"].eq(5)], pts))
+    _, d = study_v2_c4.isoflop_both(with_level(runs[runs["batch_size"].eq(5)], pts))
     w_runs = d["ci_runs"][1] - d["ci_runs"][0]
     assert not d["determined"] or d["ci"][1] - d["ci"][0] > 2 * w_runs, d
     runs, pts, _ = budget_table()
-    _, smooth = study_v2_claims.isoflop_both(with_level(runs[runs["batch_size"].eq(5)], pts))
+    _, smooth = study_v2_c4.isoflop_both(with_level(runs[runs["batch_size"].eq(5)], pts))
     assert smooth["determined"], smooth["reasons"]
 
 
@@ -185,7 +185,7 @@ def test_the_budget_design_reads_whole_levels_and_counts_diverged_runs(tmp_path)
     runs = runs[~at]  # one point of the largest level not trained yet: the level waits, for both archs
     dv = runs.index[runs["batch_size"].eq(5)][0]
     runs.loc[dv, "status"] = "diverged"
-    r, notes = study_v2_claims.isoflop_budget_runs(runs, bpts)
+    r, notes = study_v2_c4.isoflop_budget_runs(runs, bpts)
     assert top not in set(r["level"]) and r["level"].nunique() == len({q["level"] for q in bpts}) - 1
     assert dv not in r.index and r["status"].eq("completed").all()
     assert any("levels not trained yet: 2e+12" in n for n in notes)
@@ -231,9 +231,9 @@ def test_c1_at_the_papers_speedup_is_not_called_smaller(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the report
 def test_the_report_shows_the_v2_rows_above_the_committed_sections(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_v2_claims, "A3_BOOT", 20)
+    monkeypatch.setattr(study_v2_c4, "A3_BOOT", 20)
     iso, pts = isoflop_table()
-    monkeypatch.setattr(study_v2_claims, "isoflop_design", lambda: pts)
+    monkeypatch.setattr(study_v2_c4, "isoflop_design", lambda: pts)
     runs = pd.concat([hp_table(), iso, speedup_table(1.1)], ignore_index=True)
     st = study(tmp_path, runs)
     claims = build(st, strict=True)
@@ -250,7 +250,7 @@ def test_the_isoflop_figure_draws_both_designs_and_nothing_without_runs(tmp_path
     from ant.analysis import study_figures
 
     runs, _, bpts = budget_table()  # the design's own points (study_v2.isoflop_design), two designs
-    monkeypatch.setattr(study_v2_claims, "isoflop_budget_points", lambda r: bpts)
+    monkeypatch.setattr(study_v2_c4, "isoflop_budget_points", lambda r: bpts)
     both = study_figures.isoflop_figure(study(tmp_path / "a", runs), {}, tmp_path / "a" / "figures")
     one = study_figures.isoflop_figure(study(tmp_path / "b", runs[runs["batch_size"].eq(8)]), {}, tmp_path / "b")
     h2, h1 = (Image.open(next(p for p in x if p.suffix == ".png")).size[1] for x in (both, one))
@@ -267,5 +267,5 @@ def test_the_tuned_design_never_takes_budget_runs_for_fallbacks(tmp_path):
     runs.loc[first, "status"] = "diverged"
     st = study(tmp_path, runs)
     (tmp_path / "v2" / "tuned.yaml").write_text(yaml.safe_dump(tuned))
-    r = study_v2_claims.tuned_design_runs(st, pts, bpts)
+    r = study_v2_c4.tuned_design_runs(st, pts, bpts)
     assert set(r["batch_size"]) == {8} and len(r) == runs["batch_size"].eq(8).sum() - 1

@@ -1,0 +1,56 @@
+"""The head-dim offset (ant.analysis.study_v2_headdim, part v2-headdim) on CONSTRUCTED runs: δ is the paired twin −
+rung difference with a t interval over the pairs, and an IsoFLOP ladder whose head-dim-8 rungs sit δ above a smooth
+surface is undetermined as read, and recovered once the offset is removed (C4's exploratory rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ant.analysis import study_v2_c4
+from ant.analysis import study_v2_headdim as headdim
+from tests.analysis.test_study_v2_claims import ALPHA, BETA, _row, budget_table, study
+
+N = {"tiny0": 16.5e3, "tiny1": 49.3e3, "tiny2": 135.5e3}
+
+
+def twin_runs(delta: float, noise: float = 0.005, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for arch in ("gptplus", "angpt"):
+        for rung, n in N.items():
+            for s in headdim.SEEDS:
+                base = 6.0 * n**-0.12
+                rows.append(_row(arch, rung, n, 20 * n, 0.01, 4, s, base + noise * rng.standard_normal()))
+                twin = base + delta + noise * rng.standard_normal()
+                rows.append(_row(arch, headdim.TWINS[rung], n, 20 * n, 0.01, 4, s, twin))
+    return pd.DataFrame(rows)
+
+
+def test_the_offset_is_the_paired_difference_with_a_t_interval():
+    off = headdim.offset(twin_runs(0.08, noise=0.0))
+    for arch in ("gptplus", "angpt"):
+        o = off[arch]
+        assert o["delta"] == pytest.approx(0.08) and o["pairs"] == 9 and o["is_head_dim"]
+        assert o["ci"][0] == pytest.approx(0.08) and set(np.round(list(o["per_size"].values()), 9)) == {0.08}
+    o = headdim.offset(twin_runs(0.08, noise=0.01))["angpt"]
+    assert o["ci"][0] < 0.08 < o["ci"][1] and o["is_head_dim"]
+    noisy = headdim.offset(twin_runs(0.0, noise=0.01))["gptplus"]  # no offset: the interval holds 0
+    assert noisy["ci"][0] < 0 < noisy["ci"][1] and not noisy["is_head_dim"]
+    assert headdim.offset(twin_runs(0.08).iloc[:0]) == {}
+
+
+def test_removing_a_measured_offset_recovers_an_isoflop_exponent_a_jagged_ladder_hid(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_v2_c4, "A3_BOOT", 5)
+    runs, pts, bpts = budget_table()
+    hd8 = runs["size"].isin(headdim.HEAD_DIM_8)
+    runs.loc[hd8, "final_val_loss"] += 0.08  # the head-dim-8 rungs sit 0.08 above the smooth surface
+    c = study_v2_c4.c4_v2(study(tmp_path, pd.concat([runs, twin_runs(0.08)], ignore_index=True)), pts, bpts)
+    assert c.numbers["head_dim_offset"]["gptplus"]["is_head_dim"]
+    raw = c.numbers["per_arch"]["gptplus"]["isoflop"]
+    fixed = c.numbers["exploratory"]["batch per budget"]["gptplus"]["isoflop"]
+    assert not raw["determined"] and fixed["determined"], (raw["reasons"], fixed["reasons"])
+    truth = BETA / (ALPHA + BETA)
+    assert fixed["ci"][0] <= truth <= fixed["ci"][1] and fixed["lack_of_fit_sd"] < raw["lack_of_fit_sd"] / 3
+    assert "head-dim offset removed (exploratory)" in "\n".join(c.section) and c.verdict == "not determined"
