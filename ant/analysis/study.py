@@ -126,6 +126,12 @@ V2_PARTS = (
         "C4's lack of fit: tiny0-tiny2 against their head-dim-8 twins (3 paired seeds)",
     ),
     Part(
+        "v2-isoflop-hd8",
+        "sweeps/study2/isoflop_hd8.yaml",
+        "v2",
+        "C4 on one head-dim family: v2-isoflop's tiny-rung points as head-dim-8 twins",
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

@@ -48,3 +48,68 @@ def offset(runs: pd.DataFrame, level: float = 0.95) -> dict[str, dict]:
 def corrected(g: pd.DataFrame, delta: float) -> pd.DataFrame:
     """The runs with the head-dim-8 rungs' final val loss lowered by δ (the head-dim-16 family's loss at that N)."""
     return g.assign(final_val_loss=g["final_val_loss"] - delta * g["size"].isin(HEAD_DIM_8))
+
+
+# ---------------------------------------------------------------------------------------------- a one-family ladder
+# Part v2-isoflop-hd8 (preregistered in docs/study.md before its runs): v2-isoflop's points at the head-dim-16 rungs
+# retrained as their head-dim-8 twins at the rung's tuned cell, so that with the d-rungs' points the IsoFLOP ladder
+# is one head-dim family (tiny0h8, d24L2, tiny1h8, d40L3, tiny2h8, d56L3).
+HD8_GRID = "sweeps/study2/isoflop_hd8.yaml"
+
+
+def hd8_points(tuned: dict) -> list[dict]:
+    """One dict per (arch, design point at a head-dim-16 rung): the twin, the point's tokens and level, the rung's
+    tuned batch and LR (`tuned`: results/study/v2/tuned.yaml)."""
+    from ant.analysis.study_v2 import ARCHS, isoflop_design  # late: the model counts
+
+    return [{"arch": a, "size": TWINS[p.size], "tokens": int(p.tokens), "level": float(p.level),
+             "batch_size": int(tuned[a][p.size]["batch_size"]), "lr": float(tuned[a][p.size]["lr"])}
+            for a in ARCHS for p in isoflop_design() if p.size in TWINS]  # fmt: skip
+
+
+def hd8_grid_text(tuned: dict) -> str:
+    from ant.analysis.study_v2 import _grid_text  # late: as above
+
+    head = [
+        '# Study v2 part "v2-isoflop-hd8" (C4 on a ladder of one head dim; docs/study.md "The head-dim offset").',
+        "# WRITTEN by `python -m ant.analysis.study_v2_headdim` from results/study/v2/tuned.yaml: do not edit by hand.",
+        "# v2-isoflop's points at tiny0-tiny2, retrained as their head-dim-8 twins (same N and tokens) at the rung's",
+        "# tuned cell, seed 0: with the d-rungs' points, every IsoFLOP level is one head-dim family.",
+    ]
+    # largest level first: the longest runs start first, so two workers finish together
+    pts = sorted(hd8_points(tuned), key=lambda q: (-q["level"], q["arch"]))
+    grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
+              "lr": [q["lr"]], "seed": [0]} for q in pts]  # fmt: skip
+    return _grid_text("study2-isoflop-hd8", head, grids)
+
+
+def hd8_ladder(tuned_design: pd.DataFrame, runs: pd.DataFrame, tuned: dict) -> pd.DataFrame:
+    """The one-family IsoFLOP: the tuned design's head-dim-8 rung points (`tuned_design`, with `level`) and the
+    completed twin runs at the hd8 points (`runs`: the v2 table); empty while no twin point has trained."""
+    if runs.empty:
+        return runs
+    done = runs[runs["status"].eq("completed") & runs["seed"].lt(10)]
+    twins = []
+    for q in hd8_points(tuned):
+        at = (done["arch"].eq(q["arch"]) & done["size"].eq(q["size"]) & done["batch_size"].eq(q["batch_size"])
+              & np.isclose(done["lr"], q["lr"]) & np.isclose(done["tokens"] / q["tokens"], 1, atol=2e-3))  # fmt: skip
+        twins.append(done[at].assign(level=q["level"]))
+    twins = pd.concat(twins) if twins else done.iloc[:0]
+    if twins.empty:
+        return twins
+    return pd.concat([tuned_design[tuned_design["size"].isin(HEAD_DIM_8)], twins], ignore_index=True)
+
+
+def main() -> int:
+    import yaml
+
+    from ant.analysis.study_v2 import TUNED_V2
+    from ant.fsio import atomic_write_text
+
+    atomic_write_text(HD8_GRID, hd8_grid_text(yaml.safe_load(TUNED_V2.read_text())))
+    print(f"wrote {HD8_GRID}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

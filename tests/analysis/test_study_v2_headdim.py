@@ -54,3 +54,30 @@ def test_removing_a_measured_offset_recovers_an_isoflop_exponent_a_jagged_ladder
     truth = BETA / (ALPHA + BETA)
     assert fixed["ci"][0] <= truth <= fixed["ci"][1] and fixed["lack_of_fit_sd"] < raw["lack_of_fit_sd"] / 3
     assert "head-dim offset removed (exploratory)" in "\n".join(c.section) and c.verdict == "not determined"
+
+
+def test_the_hd8_isoflop_grid_is_the_tiny_rung_points_as_twins_at_the_tuned_cell():
+    """sweeps/study2/isoflop_hd8.yaml as committed is what hd8_grid_text writes: every v2-isoflop point at tiny0-tiny2
+    (10 per arch), as the twin (same N, the point's tokens) at the rung's tuned cell, largest level first."""
+    from pathlib import Path
+
+    import yaml
+
+    from ant.analysis import study_v2
+
+    root = Path(__file__).resolve().parents[2]
+    tuned = yaml.safe_load((root / study_v2.TUNED_V2).read_text())
+    text = headdim.hd8_grid_text(tuned)
+    assert (root / headdim.HD8_GRID).read_text() == text
+    grids = yaml.safe_load(text)["grids"]
+    design = [p for p in study_v2.isoflop_design() if p.size in headdim.TWINS]
+    assert len(grids) == 2 * len(design) == 20
+    twin_of = {v: k for k, v in headdim.TWINS.items()}
+    for g in grids:
+        rung = twin_of[g["size"][0]]
+        assert any(p.size == rung and p.tokens == g["tokens"][0] for p in design)
+        t = tuned[g["arch"][0]][rung]
+        assert (g["batch_size"], g["lr"], g["seed"]) == ([t["batch_size"]], [t["lr"]], [0])
+    lv = {(p.size, p.tokens): p.level for p in design}
+    levels = [lv[twin_of[g["size"][0]], g["tokens"][0]] for g in grids]
+    assert levels == sorted(levels, reverse=True)
