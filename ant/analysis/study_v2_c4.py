@@ -162,6 +162,9 @@ C4_HEAD = ["design", "arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with
            "lack of fit (sd)", "vs the paper"]  # fmt: skip
 
 
+FAMILY = "batch tuned at 20 tokens/param, one head-dim family (exploratory)"  # part v2-isoflop-hd8
+
+
 def c4_v2(st, points=None, budget_points=None) -> Claim | None:
     """C4 from the batch-per-budget IsoFLOP (v2-isoflop-budget) once it has runs, the tuned-batch one (v2-isoflop)
     beside it; from the tuned-batch one alone before."""
@@ -193,6 +196,13 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
             rows += rws
             explore[name] = {"numbers": nums, "cis": cis}
             head_cells += [f"{x} ({name}, head-dim offset removed: exploratory)" for x in cells if "IsoFLOP" in x]
+    family = FAMILY
+    one = headdim.hd8_ladder(tuned_r, st.runs("v2"), st.tuned_of("v2")) if len(tuned_r) else tuned_r
+    if len(one):
+        rws, cells, nums, cis, _ = _isoflop_rows(one, family)
+        rows += rws
+        explore[family] = {"numbers": nums, "cis": cis}
+        head_cells += [f"{x} ({family})" for x in cells if "IsoFLOP" in x]
     if not head_verdicts:
         c.verdict, c.why = UNDETERMINED, "no architecture's IsoFLOP exponent is determined"
     else:
@@ -208,7 +218,8 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
     for name, e in explore.items():
         if e["cis"]:
             ranges = ", ".join(f"{label(a)} a ∈ [{lo:.3g}, {hi:.3g}]" for a, (lo, hi) in e["cis"].items())
-            c.why += f"; exploratory, head-dim offset removed ({name}): {ranges}"
+            what = name if name == FAMILY else f"exploratory, head-dim offset removed ({name})"
+            c.why += f"; {what}: {ranges}"
     c.ours = "<br>".join(head_cells)
     c.scale = (f"v2 IsoFLOP, {designs[0][0]}: {r['level'].nunique()} compute levels {r['level'].min():.3g}–"
                f"{r['level'].max():.3g} FLOPs, {r.groupby('level')['size'].nunique().min()}+ sizes each "

@@ -59,12 +59,12 @@ HD8_GRID = "sweeps/study2/isoflop_hd8.yaml"
 
 def hd8_points(tuned: dict) -> list[dict]:
     """One dict per (arch, design point at a head-dim-16 rung): the twin, the point's tokens and level, the rung's
-    tuned batch and LR (`tuned`: results/study/v2/tuned.yaml)."""
+    tuned batch and LR (`tuned`: results/study/v2/tuned.yaml; a rung without a tuned entry has no twin point)."""
     from ant.analysis.study_v2 import ARCHS, isoflop_design  # late: the model counts
 
     return [{"arch": a, "size": TWINS[p.size], "tokens": int(p.tokens), "level": float(p.level),
              "batch_size": int(tuned[a][p.size]["batch_size"]), "lr": float(tuned[a][p.size]["lr"])}
-            for a in ARCHS for p in isoflop_design() if p.size in TWINS]  # fmt: skip
+            for a in ARCHS for p in isoflop_design() if p.size in TWINS and p.size in tuned.get(a, {})]  # fmt: skip
 
 
 def hd8_grid_text(tuned: dict) -> str:

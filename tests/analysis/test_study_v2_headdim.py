@@ -81,3 +81,30 @@ def test_the_hd8_isoflop_grid_is_the_tiny_rung_points_as_twins_at_the_tuned_cell
     lv = {(p.size, p.tokens): p.level for p in design}
     levels = [lv[twin_of[g["size"][0]], g["tokens"][0]] for g in grids]
     assert levels == sorted(levels, reverse=True)
+
+
+def test_a_ladder_of_one_head_dim_decides_what_the_mixed_ladder_hid(tmp_path, monkeypatch):
+    """The tuned design's head-dim-8 rungs sit 0.08 high; the twins at the tiny rungs' points are head dim 8 too
+    (0.08 high): the mixed ladder zig-zags, the one-family ladder is smooth and recovers the exponent."""
+    import yaml
+
+    monkeypatch.setattr(study_v2_c4, "A3_BOOT", 5)
+    runs, pts, _ = budget_table()
+    runs = runs[runs["batch_size"].eq(8)].copy()  # the tuned design only
+    runs.loc[runs["size"].isin(headdim.HEAD_DIM_8), "final_val_loss"] += 0.08
+    tuned = {a: {s: {"batch_size": 8, "lr": 0.01} for s in set(runs["size"])} for a in ("gptplus", "angpt")}
+    loss = {(x.arch, x.size, x.tokens): x.final_val_loss for x in runs.itertuples()}
+    twins = [_row(q["arch"], q["size"], 0.0, q["tokens"], 0.01, 8, 0, 0.0) for q in headdim.hd8_points(tuned)]
+    twin_of = {v: k for k, v in headdim.TWINS.items()}
+    for t in twins:
+        rung = twin_of[t["size"]]
+        t["num_params"] = float(runs.loc[runs["size"].eq(rung), "num_params"].iloc[0])
+        t["final_val_loss"] = loss[t["arch"], rung, t["tokens"]] + 0.08
+    st = study(tmp_path, pd.concat([runs, pd.DataFrame(twins)], ignore_index=True))
+    (tmp_path / "v2" / "tuned.yaml").write_text(yaml.safe_dump(tuned))
+    c = study_v2_c4.c4_v2(st, pts, [])
+    mixed = c.numbers["per_arch"]["gptplus"]["isoflop"]
+    one = c.numbers["exploratory"][study_v2_c4.FAMILY]["gptplus"]["isoflop"]
+    assert not mixed["determined"] and one["determined"], (mixed["reasons"], one["reasons"])
+    truth = BETA / (ALPHA + BETA)
+    assert one["ci"][0] <= truth <= one["ci"][1] and one["lack_of_fit_sd"] < mixed["lack_of_fit_sd"] / 3
