@@ -88,11 +88,14 @@ def hd8_ladder(tuned_design: pd.DataFrame, runs: pd.DataFrame, tuned: dict) -> p
     completed twin runs at the hd8 points (`runs`: the v2 table); empty while no twin point has trained."""
     if runs.empty:
         return runs
-    done = runs[runs["status"].eq("completed") & runs["seed"].lt(10)]
+    from ant.analysis.study_v2 import at_point  # late: as above
+
+    done = runs[runs["status"].eq("completed")]
     twins = []
     for q in hd8_points(tuned):
-        at = (done["arch"].eq(q["arch"]) & done["size"].eq(q["size"]) & done["batch_size"].eq(q["batch_size"])
-              & np.isclose(done["lr"], q["lr"]) & np.isclose(done["tokens"] / q["tokens"], 1, atol=2e-3))  # fmt: skip
+        # at_point: the requested tokens (a run trains whole steps: at batch 32 it may train 0.3 % more)
+        at = done["arch"].eq(q["arch"]) & at_point(done, q["size"], q["tokens"])
+        at &= done["batch_size"].eq(q["batch_size"]) & np.isclose(done["lr"], q["lr"])
         twins.append(done[at].assign(level=q["level"]))
     twins = pd.concat(twins) if twins else done.iloc[:0]
     if twins.empty:
