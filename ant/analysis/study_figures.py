@@ -186,8 +186,8 @@ def isoflop_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
     per architecture (final loss over N, a colour per compute level: points are runs, the line the level's parabola
     through the seed means, x its vertex), and a last column with N_opt(C) and each fitted exponent."""
     from ant.analysis.study_v2_c4 import isoflop_budget_runs, tuned_design_runs  # late: the report's C4 only
-    from ant.analysis.study_v2_headdim import hd8_ladder
-    from ant.laws.isoflop_design import isoflop_nopt
+    from ant.analysis.study_v2_headdim import hd8_ladder  # late: as above
+    from ant.laws.isoflop_design import isoflop_nopt  # late: as above
 
     tuned = tuned_design_runs(st)
     family = hd8_ladder(tuned, st.runs("v2"), st.tuned_of("v2")) if len(tuned) else tuned

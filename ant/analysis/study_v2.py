@@ -103,6 +103,17 @@ def requested_tokens(r: pd.DataFrame) -> pd.Series:
 
 
 GRID_SEEDS_BELOW = 10  # the HP and IsoFLOP grids' seeds; v2-speedup's fresh seeds 10-13 train the same budgets
+SPEEDUP_SEEDS = (10, 11, 12, 13)  # sweeps/study2/speedup.yaml
+
+
+def hp_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """C3's runs (and the BS/LR laws' that the batch-per-budget IsoFLOP reads): the sizes below the held-out one at
+    ~20 tokens/param, the HP grids' seeds (below SPEEDUP_SEEDS), in (arch, size, batch) cells of >= 3 LRs."""
+    if runs.empty:
+        return runs
+    tpp = requested_tokens(runs) / runs["num_params"].astype(float)
+    r = runs[runs["size"].isin(FIT_SIZES) & tpp.between(TPP * 0.95, TPP * 1.1) & (runs["seed"] < min(SPEEDUP_SEEDS))]
+    return r[r.groupby(["arch", "size", "batch_size"])["lr"].transform("nunique") >= 3] if len(r) else r
 
 
 def at_tuned(runs: pd.DataFrame, tuned: dict) -> pd.Series:
@@ -181,11 +192,10 @@ def isoflop_fallback_grid_text(runs: pd.DataFrame, tuned: dict) -> str:
 def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
     """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points at BUDGET_LEVELS, each
     architecture at ant.laws.isoflop_design.budget_hps from its v2 BS(N) and LR(N) power laws (the C3 fit,
-    ant.analysis.study_v2_claims.hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
-    from ant.analysis.study_v2_claims import hp_runs  # late: that module imports this one
-    from ant.laws.collect import completed
+    hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
+    from ant.laws.collect import completed  # late: only the budget grid and C4 read the HP laws
     from ant.laws.hp import hp_trends  # late: scipy
-    from ant.laws.isoflop_design import budget_hps
+    from ant.laws.isoflop_design import budget_hps  # late: as above
     from ant.models.counts import num_params  # late: as in isoflop_design
 
     r = hp_runs(completed(runs)) if len(runs) else runs

@@ -17,27 +17,18 @@ import pandas as pd
 
 from ant.analysis.study_common import AGREE, DISAGREE, UNDETERMINED, Claim, combine, human, num, overlap, table
 from ant.analysis.study_common import vs_paper as vs_paper_words
-from ant.analysis.study_v2 import ARCHS, FIT_SIZES, TPP, requested_tokens
+from ant.analysis.study_v2 import ARCHS, SPEEDUP_SEEDS, TPP, hp_runs, requested_tokens
 from ant.analysis.study_v2_c4 import c4_v2, with_ci  # noqa: F401  (C4 lives there; the report imports it here)
 from ant.analysis.study_verdicts import MIN_REF_BUDGETS, c1_lines, c1_per_regime, c1_verdict
 from ant.laws.hp import hp_trends
 from ant.laws.plotting import label
 from ant.laws.reference import PAPER_HP, PAPER_SPEEDUP
 
-SPEEDUP_SEEDS = (10, 11, 12, 13)  # sweeps/study2/speedup.yaml
 MIN_SIZES = 5  # the issue's C3: >= 5 sizes with interior optima
 MIN_SEEDS = 4  # the issue's C1: >= 4 seeds per regime
 
 
 # ---------------------------------------------------------------------------------------------- C3
-def hp_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    if runs.empty:
-        return runs
-    tpp = requested_tokens(runs) / runs["num_params"].astype(float)
-    r = runs[runs["size"].isin(FIT_SIZES) & tpp.between(TPP * 0.95, TPP * 1.1) & (runs["seed"] < min(SPEEDUP_SEEDS))]
-    return r[r.groupby(["arch", "size", "batch_size"])["lr"].transform("nunique") >= 3] if len(r) else r
-
-
 def lr_with_size(arch: str, fit, per_size: pd.DataFrame) -> str:
     """What the optimal LR does with size, plainly: falls / rises where the exponent's CI excludes 0, else no trend
     beyond noise; the interior optima's end points and the paper's exponent beside it."""

@@ -106,8 +106,8 @@ def hd8_ladder(tuned_design: pd.DataFrame, runs: pd.DataFrame, tuned: dict) -> p
 def main() -> int:
     import yaml
 
-    from ant.analysis.study_v2 import TUNED_V2
-    from ant.fsio import atomic_write_text
+    from ant.analysis.study_v2 import TUNED_V2  # late: the CLI only
+    from ant.fsio import atomic_write_text  # late: the CLI only
 
     atomic_write_text(HD8_GRID, hd8_grid_text(yaml.safe_load(TUNED_V2.read_text())))
     print(f"wrote {HD8_GRID}")
