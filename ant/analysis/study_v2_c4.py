@@ -187,7 +187,7 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
             head_cells, head_numbers, head_cis, head_verdicts = cells, nums, cis, verdicts
         else:
             numbers[name] = nums
-            head_cells = [*head_cells, *(f"{x} ({name})" for x in cells if "IsoFLOP" in x)]
+            head_cells = [*head_cells, *(f"{cell} ({name})" for cell in cells if "IsoFLOP" in cell)]
     offsets = headdim.offset(st.runs("v2"))
     explore = {}
     if any(o["is_head_dim"] for o in offsets.values()):
@@ -195,14 +195,15 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
             rws, cells, nums, cis, _ = _isoflop_rows(x, f"{name}, head-dim offset removed (exploratory)", offsets)
             rows += rws
             explore[name] = {"numbers": nums, "cis": cis}
-            head_cells += [f"{x} ({name}, head-dim offset removed: exploratory)" for x in cells if "IsoFLOP" in x]
-    family = FAMILY
+            head_cells += [
+                f"{cell} ({name}, head-dim offset removed: exploratory)" for cell in cells if "IsoFLOP" in cell
+            ]
     one = headdim.hd8_ladder(tuned_r, st.runs("v2"), st.tuned_of("v2")) if len(tuned_r) else tuned_r
-    if len(one):
-        rws, cells, nums, cis, _ = _isoflop_rows(one, family)
+    if len(one):  # part v2-isoflop-hd8: the tuned design on a ladder of one head dim
+        rws, cells, nums, cis, _ = _isoflop_rows(one, FAMILY)
         rows += rws
-        explore[family] = {"numbers": nums, "cis": cis}
-        head_cells += [f"{x} ({family})" for x in cells if "IsoFLOP" in x]
+        explore[FAMILY] = {"numbers": nums, "cis": cis}
+        head_cells += [f"{cell} ({FAMILY})" for cell in cells if "IsoFLOP" in cell]
     if not head_verdicts:
         c.verdict, c.why = UNDETERMINED, "no architecture's IsoFLOP exponent is determined"
     else:
