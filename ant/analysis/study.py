@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ant.analysis.study_tables import read_curves, write_shard
+from ant.analysis.study_tables import write_shard
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
@@ -149,17 +149,17 @@ def group_dir(group: str) -> Path:
     return STUDY / group
 
 
-def committed(group: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    d = group_dir(group)
-    runs = pd.read_parquet(d / "runs.parquet") if (d / "runs.parquet").is_file() else pd.DataFrame()
-    return runs, read_curves(d)
+def committed(group: str) -> pd.DataFrame:
+    """The group's committed runs table (its curves, which no caller here needs, are study_tables.read_curves)."""
+    p = group_dir(group) / "runs.parquet"
+    return pd.read_parquet(p) if p.is_file() else pd.DataFrame()
 
 
 def merge_group(group: str) -> int:
     """Committed tables + the run folders of this machine (a run folder wins over its committed row) -> the
     group's runs.parquet and a new curves shard holding the collected runs' curves (study_tables: the committed
     curves are never rewritten). Returns the number of runs."""
-    old_runs = committed(group)[0]
+    old_runs = committed(group)
     folder = STUDY / "runs" / group
     new_runs, new_curves = collect(folder, write=False) if folder.is_dir() else (pd.DataFrame(), pd.DataFrame())
     if new_runs.empty:
@@ -195,7 +195,7 @@ def write_tuned(group: str = "main", path: Path | str | None = None) -> dict:
     id. New (arch, size) pairs are added. Only the HP parts' own runs rank: a later part's extra seeds at the tuned
     point (v2-speedup) are not the HP grid's evidence. The HP parts of a group tune disjoint sizes, so a study run
     from scratch writes the same file."""
-    runs, _ = committed(group)
+    runs = committed(group)
     if runs.empty:
         raise ConfigError(f"results/study/{group}/runs.parquet", "no runs yet: run the hp part first")
     ok = runs[runs["status"].eq("completed") & runs["final_val_loss"].notna()]
@@ -270,7 +270,7 @@ def plan(parts: list[Part]) -> list[dict]:
         cfgs, provisional = expand(part)
         executor = (yaml.safe_load((ROOT / part.grid).read_text()) or {}).get("executor") or {}
         rows, _ = build_plan(cfgs, concurrency=2, pack=int(executor.get("pack") or 0))
-        runs, _ = committed(part.group)
+        runs = committed(part.group)
         have = set(runs.loc[runs["status"].isin(FINISHED), "run_id"]) if len(runs) else set()
         todo = [r for r in rows if r.run_id not in have and r.state not in ("done", "diverged")]
         out.append(

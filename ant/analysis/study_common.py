@@ -79,17 +79,18 @@ class Study:
         key = (group, name)
         if key not in self._tables:
             p = self.root / group / f"{name}.parquet"
-            if name == "curves":  # the base file and its append-only shards (study_tables)
-                self._tables[key] = read_curves(self.root / group)
-            else:
-                self._tables[key] = pd.read_parquet(p) if p.is_file() else pd.DataFrame()
+            self._tables[key] = pd.read_parquet(p) if p.is_file() else pd.DataFrame()
         return self._tables[key]
 
     def runs(self, group: str) -> pd.DataFrame:
         return self.table(group, "runs")
 
     def curves(self, group: str) -> pd.DataFrame:
-        return self.table(group, "curves")
+        """The base curves file and its append-only shards as one table (study_tables), read once."""
+        key = (group, "curves")
+        if key not in self._tables:
+            self._tables[key] = read_curves(self.root / group)
+        return self._tables[key]
 
     def done(self, group: str) -> pd.DataFrame:
         return completed(self.runs(group))

@@ -47,10 +47,7 @@ HELD_OUT = "tiny3"
 ARCHS = ("gptplus", "angpt")
 # 5 compute levels 2x apart: the smallest is tiny1 at ~10 tokens/param, the largest tiny2 at ~20 (docs/study.md)
 LEVELS = (1.25e11, 2.5e11, 5e11, 1e12, 2e12)
-# The batch-per-budget IsoFLOP (part v2-isoflop-budget): the same levels, grid in level order so the largest (half
-# the FLOPs) trains last
-BUDGET_LEVELS = LEVELS
-BUDGET_SEEDS = (0, 1)
+BUDGET_SEEDS = (0, 1)  # part v2-isoflop-budget: the same points and levels, two seeds a point
 LADDER = FIT_SIZES  # the sizes with a v2 optimum (tuned.yaml); tiny3 stays held out of everything but v2-heldout
 
 
@@ -80,10 +77,10 @@ def isoflop_grid_text() -> str:
     grids = [{"arch": list(ARCHS), "size": [p.size], "tokens": [p.tokens],
               "batch_size": {"from_study": str(TUNED_V2)}, "lr": {"from_study": str(TUNED_V2)}, "seed": [0]}
              for p in pts]  # fmt: skip
-    return _grid_text("study2-isoflop", head, grids)
+    return grid_text("study2-isoflop", head, grids)
 
 
-def _grid_text(name: str, head: list[str], grids: list[dict], pack: int = 0) -> str:
+def grid_text(name: str, head: list[str], grids: list[dict], pack: int = 0) -> str:
     """A v2 grid file: the header comment lines, then the grid (seq-32 bytes, CPU, two single-thread workers, each
     training up to `pack` runs of one shape together when pack > 1)."""
     doc = {"name": name, "out_dir": "results/study/runs/v2",
@@ -136,6 +133,12 @@ def at_point(runs: pd.DataFrame, size: str, tokens: float) -> pd.Series:
     )
 
 
+def at_cell(runs: pd.DataFrame, q: dict) -> pd.Series:
+    """Rows at one design point trained at one cell: `q` names arch, size, tokens (requested), batch_size and lr."""
+    at = runs["arch"].eq(q["arch"]) & at_point(runs, q["size"], q["tokens"]) & runs["batch_size"].eq(q["batch_size"])
+    return at & pd.Series(np.isclose(runs["lr"].to_numpy(float), q["lr"]), index=runs.index)
+
+
 def isoflop_fallbacks(runs: pd.DataFrame, tuned: dict, points=None) -> list[dict]:
     """The rule for a design point whose run at its size's tuned HPs diverged (and none there completed): train it
     at the next-best cell of that size's 20-tokens/param HP grid, i.e. the lowest mean final val loss over seeds
@@ -186,11 +189,11 @@ def isoflop_fallback_grid_text(runs: pd.DataFrame, tuned: dict) -> str:
     ]  # fmt: skip
     grids = [{"arch": [f["arch"]], "size": [f["size"]], "tokens": [f["tokens"]], "batch_size": [f["batch_size"]],
               "lr": [f["lr"]], "seed": [0]} for f in fb]  # fmt: skip
-    return _grid_text("study2-isoflop-fallback", head, grids)
+    return grid_text("study2-isoflop-fallback", head, grids)
 
 
 def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
-    """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points at BUDGET_LEVELS, each
+    """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points, each
     architecture at ant.laws.isoflop_design.budget_hps from its v2 BS(N) and LR(N) power laws (the C3 fit,
     hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
     from ant.laws.collect import completed  # late: only the budget grid and C4 read the HP laws
@@ -210,8 +213,6 @@ def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
                               "interior optima)")  # fmt: skip
         laws = [(lambda n, f=f: float(f.predict_ci(n)[0])) for f in (t.bs_fit, t.lr_fit)]
         for p in isoflop_design():  # GPT+'s tokens for both, as in v2-isoflop: the points are shared
-            if p.level not in BUDGET_LEVELS:
-                continue
             b, lr = budget_hps(float(num_params(arch, p.size, 256)), p.tokens, *laws, tpp=TPP)
             out.append({"arch": arch, "size": p.size, "tokens": int(p.tokens), "level": float(p.level),
                         "batch_size": b, "lr": lr})  # fmt: skip
@@ -224,14 +225,14 @@ def isoflop_budget_grid_text(runs: pd.DataFrame) -> str:
         '# Study v2 part "v2-isoflop-budget" (C4 with the batch chosen per budget; docs/study.md "IsoFLOP with the',
         '# batch chosen per budget"). WRITTEN by `python -m ant.analysis.study_v2 isoflop-budget` from the committed',
         "# v2 HP runs: do not edit by hand. The v2-isoflop design's points at "
-        f"{BUDGET_LEVELS[0]:.3g}-{BUDGET_LEVELS[-1]:.3g} FLOPs, seeds {list(BUDGET_SEEDS)};",
+        f"{LEVELS[0]:.3g}-{LEVELS[-1]:.3g} FLOPs, seeds {list(BUDGET_SEEDS)};",
         "# batch = the arch's BS law at D / 20 (the batch follows the tokens), LR = its LR law at N x sqrt(batch /",
         "# BS(N)) (ant.laws.isoflop_design.budget_hps). The two seeds of a point train as one packed worker.",
     ]
     grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
               "lr": [q["lr"]], "seed": list(BUDGET_SEEDS)}
              for q in sorted(pts, key=lambda q: (q["level"], q["arch"] != "gptplus"))]  # fmt: skip
-    return _grid_text("study2-isoflop-budget", head, grids, pack=len(BUDGET_SEEDS))
+    return grid_text("study2-isoflop-budget", head, grids, pack=len(BUDGET_SEEDS))
 
 
 def level_of(runs: pd.DataFrame) -> pd.Series:

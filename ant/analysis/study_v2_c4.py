@@ -13,10 +13,18 @@ import pandas as pd
 from ant.analysis import study_v2_headdim as headdim
 from ant.analysis.study_common import MIXED, UNDETERMINED, Claim, num, overlap, table
 from ant.analysis.study_common import vs_paper as vs_paper_words
-from ant.analysis.study_v2 import ARCHS, at_point, at_tuned, isoflop_budget_points, isoflop_design, requested_tokens
+from ant.analysis.study_v2 import (
+    ARCHS,
+    at_cell,
+    at_point,
+    at_tuned,
+    isoflop_budget_points,
+    isoflop_design,
+    requested_tokens,
+)
 from ant.errors import ConfigError
 from ant.laws.fits import FitError
-from ant.laws.isoflop_design import approach3_beside, isoflop_nopt, parabola_residuals
+from ant.laws.isoflop_design import approach3_beside, isoflop_nopt
 from ant.laws.plotting import label
 from ant.laws.reference import PAPER_FRONTIER
 
@@ -60,9 +68,7 @@ def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None,
     level = pd.Series(np.nan, index=runs.index)
     have: dict[float, list[bool]] = {}
     for q in points:
-        same_lr = pd.Series(np.isclose(runs["lr"].to_numpy(float), q["lr"]), index=runs.index)
-        at = runs["arch"].eq(q["arch"]) & at_point(runs, q["size"], q["tokens"])
-        at &= runs["batch_size"].eq(q["batch_size"]) & same_lr
+        at = at_cell(runs, q)
         level[at] = q["level"]
         have.setdefault(q["level"], []).append(bool(at.any()))
     if not any(any(h) for h in have.values()):
@@ -101,11 +107,10 @@ def isoflop_both(g: pd.DataFrame):
     reasons = runs_est.reasons + [f"{x} (the points' seed means, lack of fit resampled)" for x in lof_est.reasons
                                   if x not in runs_est.reasons]  # fmt: skip
     ci = (min(runs_est.ci[0], lof_est.ci[0]), max(runs_est.ci[1], lof_est.ci[1]))
-    resid = parabola_residuals(means.rename(columns={"final_val_loss": "loss"}))[1]
     d = runs_est.to_dict() | {"ci": list(ci), "determined": not reasons, "reasons": reasons,
                               "ci_runs": list(runs_est.ci), "ci_lack_of_fit": list(lof_est.ci),
                               "boot_ok_lack_of_fit": lof_est.n_boot_ok,
-                              "lack_of_fit_sd": float(np.sqrt(np.mean(resid**2))) if len(resid) else None}  # fmt: skip
+                              "lack_of_fit_sd": lof_est.lack_of_fit_sd}  # fmt: skip
     return runs_est, d
 
 

@@ -11,7 +11,11 @@ import math
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
+
+from ant.analysis.study_v2 import ARCHS, TUNED_V2, at_cell, grid_text, isoflop_design
+from ant.fsio import atomic_write_text
 
 TWINS = {"tiny0": "tiny0h8", "tiny1": "tiny1h8", "tiny2": "tiny2h8"}
 HEAD_DIM_8 = ("d24L2", "d40L3", "d56L3")  # the ladder's head-dim-8 rungs (ant/models/sizes.py)
@@ -60,7 +64,6 @@ HD8_GRID = "sweeps/study2/isoflop_hd8.yaml"
 def hd8_points(tuned: dict) -> list[dict]:
     """One dict per (arch, design point at a head-dim-16 rung): the twin, the point's tokens and level, the rung's
     tuned batch and LR (`tuned`: results/study/v2/tuned.yaml; a rung without a tuned entry has no twin point)."""
-    from ant.analysis.study_v2 import ARCHS, isoflop_design  # late: the model counts
 
     return [{"arch": a, "size": TWINS[p.size], "tokens": int(p.tokens), "level": float(p.level),
              "batch_size": int(tuned[a][p.size]["batch_size"]), "lr": float(tuned[a][p.size]["lr"])}
@@ -68,7 +71,6 @@ def hd8_points(tuned: dict) -> list[dict]:
 
 
 def hd8_grid_text(tuned: dict) -> str:
-    from ant.analysis.study_v2 import _grid_text  # late: as above
 
     head = [
         '# Study v2 part "v2-isoflop-hd8" (C4 on a ladder of one head dim; docs/study.md "The head-dim offset").',
@@ -80,7 +82,7 @@ def hd8_grid_text(tuned: dict) -> str:
     pts = sorted(hd8_points(tuned), key=lambda q: (-q["level"], q["arch"]))
     grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
               "lr": [q["lr"]], "seed": [0]} for q in pts]  # fmt: skip
-    return _grid_text("study2-isoflop-hd8", head, grids)
+    return grid_text("study2-isoflop-hd8", head, grids)
 
 
 def hd8_ladder(tuned_design: pd.DataFrame, runs: pd.DataFrame, tuned: dict) -> pd.DataFrame:
@@ -88,15 +90,10 @@ def hd8_ladder(tuned_design: pd.DataFrame, runs: pd.DataFrame, tuned: dict) -> p
     completed twin runs at the hd8 points (`runs`: the v2 table); empty while no twin point has trained."""
     if runs.empty:
         return runs
-    from ant.analysis.study_v2 import at_point  # late: as above
-
     done = runs[runs["status"].eq("completed")]
     twins = []
     for q in hd8_points(tuned):
-        # at_point: the requested tokens (a run trains whole steps: at batch 32 it may train 0.3 % more)
-        at = done["arch"].eq(q["arch"]) & at_point(done, q["size"], q["tokens"])
-        at &= done["batch_size"].eq(q["batch_size"]) & np.isclose(done["lr"], q["lr"])
-        twins.append(done[at].assign(level=q["level"]))
+        twins.append(done[at_cell(done, q)].assign(level=q["level"]))  # requested tokens: whole steps train more
     twins = pd.concat(twins) if twins else done.iloc[:0]
     if twins.empty:
         return twins
@@ -104,11 +101,6 @@ def hd8_ladder(tuned_design: pd.DataFrame, runs: pd.DataFrame, tuned: dict) -> p
 
 
 def main() -> int:
-    import yaml
-
-    from ant.analysis.study_v2 import TUNED_V2  # late: the CLI only
-    from ant.fsio import atomic_write_text  # late: the CLI only
-
     atomic_write_text(HD8_GRID, hd8_grid_text(yaml.safe_load(TUNED_V2.read_text())))
     print(f"wrote {HD8_GRID}")
     return 0

@@ -12,7 +12,7 @@ Estimate (`isoflop_nopt`): per level, a parabola of loss in ln N through every s
 the level's sizes and opening upwards, else the level is dropped with its reason; N_opt = N0 C^a by least squares
 over the kept levels. Interval: the whole procedure on resampled runs — with >= 2 runs (seeds) at a (level, size)
 they are resampled within it; with one, a leverage-corrected parabola residual pooled over the levels is drawn for
-it (`parabola_residuals`). Each run is one unit either way: the evaluations of one run are never resampled as if
+it (`_parabola_residuals`). Each run is one unit either way: the evaluations of one run are never resampled as if
 independent, which is what made the committed study's L(C) interval too narrow.
 """
 
@@ -124,6 +124,7 @@ class IsoFlopEstimate:
     levels: pd.DataFrame  # level, n_sizes, N_opt, kept, reason
     n_boot_ok: float  # share of resamples that gave an exponent
     reasons: list[str] = field(default_factory=list)
+    lack_of_fit_sd: float | None = None  # rms of the pooled residuals the bootstrap draws (None: no level of 4+)
 
     @property
     def determined(self) -> bool:
@@ -168,7 +169,7 @@ def _slope(lv: pd.DataFrame) -> float:
     return float(np.polyfit(np.log(k["level"]), np.log(k["N_opt"]), 1)[0])
 
 
-def parabola_residuals(x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _parabola_residuals(x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each run's fitted loss on its level's parabola (mean over seeds per size), and the pooled modified residuals
     to resample: raw residuals of a 3-parameter parabola through 4 sizes have 1 dof and are ~2x too small (a
     residual bootstrap from them gave 95 % intervals that held a known exponent 52-56 % of the time, 25 constructed
@@ -202,7 +203,7 @@ def isoflop_nopt(df: pd.DataFrame, *, loss: str = "final_val_loss", boot: int = 
     lv = _levels(x)
     a = _slope(lv)
     reasons = [] if np.isfinite(a) else [f"{int(lv['kept'].sum())} of {len(lv)} levels give an N_opt (need 3)"]
-    fitted, resid = parabola_residuals(x)
+    fitted, resid = _parabola_residuals(x)
     cells = [g.index.to_numpy() for _, g in x.groupby(["level", "num_params"])]
     rng = np.random.default_rng(seed)
     samples = []
@@ -226,7 +227,8 @@ def isoflop_nopt(df: pd.DataFrame, *, loss: str = "final_val_loss", boot: int = 
     ci = (float(np.quantile(s[ok], q)), float(np.quantile(s[ok], 1 - q))) if ok.sum() >= 20 else (math.nan,) * 2
     if boot and ok.mean() < 0.8:
         reasons.append(f"only {ok.mean():.0%} of bootstrap resamples give >= 3 levels")
-    return IsoFlopEstimate(a, ci, lv, float(ok.mean()) if boot else math.nan, reasons)
+    sd = float(np.sqrt(np.mean(resid**2))) if len(resid) else None
+    return IsoFlopEstimate(a, ci, lv, float(ok.mean()) if boot else math.nan, reasons, sd)
 
 
 def approach3_beside(df: pd.DataFrame, *, loss: str = "final_val_loss", bootstrap: int = 100) -> dict:
