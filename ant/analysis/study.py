@@ -132,6 +132,13 @@ V2_PARTS = (
         "C4 on one head-dim family: v2-isoflop's tiny-rung points as head-dim-8 twins",
     ),
     Part(
+        "v2-isoflop-scan",
+        "sweeps/study2/isoflop_scan.yaml",
+        "v2",
+        "C4 on one head-dim family, batch per budget, LR scanned per point (x0.5, x1, x2; edge extension)",
+        extend=True,
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ant.analysis import study_v2_headdim as headdim
+from ant.analysis import study_v2_scan as scan
 from ant.analysis.study_common import MIXED, UNDETERMINED, Claim, num, overlap, table
 from ant.analysis.study_common import vs_paper as vs_paper_words
 from ant.analysis.study_v2 import (
@@ -170,20 +171,32 @@ C4_HEAD = ["design", "arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with
 FAMILY = "batch tuned at 20 tokens/param, one head-dim family (exploratory)"  # part v2-isoflop-hd8
 
 
+def scan_runs(st, budget_points=None) -> tuple[pd.DataFrame, list[str]]:
+    """Part v2-isoflop-scan's points (study_v2_scan.scan_ladder), [] before the part or without HP laws."""
+    if budget_points is None:
+        try:
+            budget_points = isoflop_budget_points(st.runs("v2"))
+        except (ConfigError, FitError):  # no HP laws, so no budget design (constructed tables, early parts)
+            return st.runs("v2").iloc[:0], []
+    return scan.scan_ladder(st.runs("v2"), scan.scan_points(budget_points))
+
+
 def c4_v2(st, points=None, budget_points=None) -> Claim | None:
-    """C4 from the batch-per-budget IsoFLOP (v2-isoflop-budget) once it has runs, the tuned-batch one (v2-isoflop)
-    beside it; from the tuned-batch one alone before."""
+    """C4 from the first design that has runs, the others beside it: the LR tuned per point on one head-dim family
+    (v2-isoflop-scan, the headline by the rule preregistered in docs/study.md "C4 with the LR tuned per point"), the
+    batch per budget (v2-isoflop-budget), the batch tuned at 20 tokens/param (v2-isoflop)."""
     budget_r, notes = isoflop_budget_runs(st.runs("v2"), budget_points)
     tuned_r = tuned_design_runs(st, points, budget_points)
-    if tuned_r.empty and budget_r.empty:
+    scan_r, scan_notes = scan_runs(st, budget_points)
+    if tuned_r.empty and budget_r.empty and scan_r.empty:
         return None
-    r = budget_r if len(budget_r) else tuned_r
     pf = PAPER_FRONTIER
     c = Claim("C4", "compute scaling (Fig. 4, Table J.1)",
               f"N_opt ∝ C^a: anGPT {pf['angpt']['aN']:.3f}, GPT+ {pf['gptplus']['aN']:.3f}; L = A C^-α: anGPT α "
               f"{pf['angpt']['alpha']}, GPT+ α {pf['gptplus']['alpha']} (\"nearly identical\")")  # fmt: skip
-    designs = [("batch per budget", budget_r), ("batch tuned at 20 tokens/param", tuned_r)]
+    designs = [(scan.DESIGN, scan_r), ("batch per budget", budget_r), ("batch tuned at 20 tokens/param", tuned_r)]
     designs = [(name, x) for name, x in designs if len(x)]
+    r = designs[0][1]
     rows, numbers = [], {}
     for i, (name, x) in enumerate(designs):
         rws, cells, nums, cis, verdicts = _isoflop_rows(x, name)
@@ -197,6 +210,8 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
     explore = {}
     if any(o["is_head_dim"] for o in offsets.values()):
         for name, x in designs:
+            if name == scan.DESIGN:  # one head-dim family already: there is no offset to remove
+                continue
             rws, cells, nums, cis, _ = _isoflop_rows(x, f"{name}, head-dim offset removed (exploratory)", offsets)
             rows += rws
             explore[name] = {"numbers": nums, "cis": cis}
@@ -248,6 +263,8 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
         "",
         *table(C4_HEAD, rows),
     ]
+    if scan_notes:
+        c.section += ["", "LR tuned per point: " + "; ".join(scan_notes) + "."]
     if notes:
         c.section += ["", "Batch per budget: " + "; ".join(notes) + "."]
     if offsets:

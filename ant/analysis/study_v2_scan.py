@@ -1,0 +1,104 @@
+"""C4 on one head-dim family with the LR tuned per point (part v2-isoflop-scan; docs/study.md "C4 with the LR tuned
+per point", preregistered before its runs). The three designs before it each failed for the same reason: an IsoFLOP
+profile is a parabola in log N only if every point trains near its own optimum, and each design got one HP choice
+wrong at some points (the batch tuned at 20 tokens/param trains 320-60k steps across one level; the batch-per-budget
+laws leave LRs off by factors the profiles show; the mixed ladder alternates head dims). This design removes all
+three at once:
+
+- the ladder is one head-dim family (tiny0h8, d24L2, tiny1h8, d40L3, tiny2h8, d56L3: v2-isoflop-hd8's),
+- the batch follows the tokens (v2-isoflop-budget's rule, `ant.laws.isoflop_design.budget_hps`, the rung's laws at
+  the twin's N: the same N), so every point trains 3.6k-7.2k steps,
+- the LR is scanned per point, x1/2, x1 and x2 of the budget rule's LR (seed 0, the three as one packed worker),
+  with edge extension (`ant.sweep.extend`: a point whose best LR is the lowest or highest tried gets the next one).
+
+A point's loss is the lowest final val loss over its LRs: every point takes the minimum over the same three
+candidates (plus extensions only beyond an edge), so the minimum's selection bias is shared along the ladder
+instead of alternating with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ant.analysis.study_v2 import V2, at_point, grid_text, isoflop_budget_points
+from ant.analysis.study_v2_headdim import TWINS
+from ant.fsio import atomic_write_text
+
+SCAN_GRID = "sweeps/study2/isoflop_scan.yaml"
+FACTORS = (0.5, 1.0, 2.0)  # the LRs of a point: these times the budget rule's LR
+SEED = 0
+DESIGN = "one head-dim family, batch per budget, LR tuned per point"
+
+
+def scan_points(budget_points: list[dict]) -> list[dict]:
+    """The batch-per-budget design's points (study_v2.isoflop_budget_points) on the one-family ladder: a tiny rung's
+    point is its head-dim-8 twin's (same N and tokens, the same batch and LR), with the point's LRs `lrs`."""
+    return [q | {"size": TWINS.get(q["size"], q["size"]), "lrs": [float(f"{q['lr'] * f:.3g}") for f in FACTORS]}
+            for q in budget_points]  # fmt: skip
+
+
+def scan_grid_text(runs: pd.DataFrame) -> str:
+    pts = scan_points(isoflop_budget_points(runs))
+    head = [
+        '# Study v2 part "v2-isoflop-scan" (C4 on one head-dim family with the LR tuned per point; docs/study.md',
+        '# "C4 with the LR tuned per point"). WRITTEN by `python -m ant.analysis.study_v2_scan` from the committed v2',
+        "# HP runs: do not edit by hand. v2-isoflop-budget's points (batch = the BS law at D / 20, LR by the",
+        "# square-root rule), the tiny rungs' as their head-dim-8 twins, at x0.5, x1 and x2 of the point's LR,",
+        "# seed 0; the three LRs of a point train as one packed worker, and `ant.sweep.extend` adds the next LR",
+        "# beyond an edge.",
+    ]
+    # largest level first: the longest workers start first, so the two workers finish together
+    grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
+              "lr": q["lrs"], "seed": [SEED]}
+             for q in sorted(pts, key=lambda q: (-q["level"], q["arch"]))]  # fmt: skip
+    return grid_text("study2-isoflop-scan", head, grids, pack=len(FACTORS))
+
+
+def scan_ladder(runs: pd.DataFrame, points: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per scanned point (`points`: scan_points): its best completed seed-0 run at the point's size,
+    requested tokens and batch (any LR: the scan and its extensions), with `level`, `lr_edge` (the best LR is the
+    lowest or highest tried) and `lrs_tried`. Only levels whose every point has finished its three LRs (completed or
+    diverged) are read; notes say which are not, and where a point's best LR sits on an edge."""
+    if runs.empty or not points:
+        return runs.iloc[:0], []
+    finished = runs[runs["status"].isin(("completed", "diverged"))]
+    rows, ready = [], {}
+    for q in points:
+        at = (finished["arch"].eq(q["arch"]) & at_point(finished, q["size"], q["tokens"])
+              & finished["batch_size"].eq(q["batch_size"]) & finished["seed"].eq(SEED))  # fmt: skip
+        cell = finished[at]
+        scanned = all(np.isclose(cell["lr"].to_numpy(float), lr).any() for lr in q["lrs"])
+        ready.setdefault(q["level"], []).append(scanned)
+        done = cell[cell["status"].eq("completed")]
+        if not scanned or done.empty:
+            continue
+        best = done.loc[done["final_val_loss"].idxmin()]
+        tried = cell["lr"].astype(float)
+        edge = bool(best["lr"] <= tried.min() or best["lr"] >= tried.max())
+        rows.append(best.to_dict() | {"level": q["level"], "lrs_tried": int(tried.nunique()), "lr_edge": edge})
+    if not any(any(v) for v in ready.values()):
+        return runs.iloc[:0], []  # the part has not trained
+    whole = [lv for lv, v in ready.items() if all(v)]
+    r = pd.DataFrame(rows)
+    r = r[r["level"].isin(whole)].reset_index(drop=True) if len(r) else r
+    notes = []
+    if len(whole) < len(ready):
+        notes.append("levels not trained yet: " + ", ".join(f"{lv:.3g}" for lv in sorted(set(ready) - set(whole))))
+    if len(r):
+        edge = r[r["lr_edge"]]
+        notes.append(f"the best LR is an edge of those tried at {len(edge)} of {len(r)} points"
+                     + (": " + "; ".join(f"{x.arch} {x.size} at {x.level:.3g} (LR {x.lr:g})" for x in edge.itertuples())
+                        if len(edge) else ""))  # fmt: skip
+    return r, notes
+
+
+def main() -> int:
+    table = V2 / "runs.parquet"
+    atomic_write_text(SCAN_GRID, scan_grid_text(pd.read_parquet(table) if table.is_file() else pd.DataFrame()))
+    print(f"wrote {SCAN_GRID}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
