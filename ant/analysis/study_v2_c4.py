@@ -1,8 +1,11 @@
 """Study v2's C4 row (issue 24, "Must show"): N_opt(C) by IsoFLOP with approach 3 beside it, from the committed v2
-runs table. Two designs share the v2-isoflop points: the batch chosen per budget (part v2-isoflop-budget, 2 seeds a
-point; the headline once it has runs, by the rule preregistered in docs/study.md) and the batch tuned at 20
-tokens/param (v2-isoflop with its fallbacks, 1 seed). Where part v2-headdim shows the head-dim-8 rungs' offset,
-each design is also read with that offset removed, labelled exploratory (study_v2_headdim).
+runs table. Three designs share the v2-isoflop points: the LR tuned per point on one head-dim family (part
+v2-isoflop-scan, the best of three LRs or more a point; the headline once it has runs, by the rule preregistered in
+docs/study.md "C4 with the LR tuned per point"), the batch chosen per budget (part v2-isoflop-budget, 2 seeds a point;
+the headline before, by its own preregistered rule) and the batch tuned at 20 tokens/param (v2-isoflop with its
+fallbacks, 1 seed). Where part v2-headdim shows the head-dim-8 rungs' offset, the last two are also read with that
+offset removed, and the tuned one on a ladder of one head dim (v2-isoflop-hd8), labelled exploratory
+(study_v2_headdim).
 """
 
 from __future__ import annotations
@@ -264,7 +267,11 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
         *table(C4_HEAD, rows),
     ]
     if scan_notes:
-        c.section += ["", "LR tuned per point: " + "; ".join(scan_notes) + "."]
+        c.section += ["", "LR tuned per point (part v2-isoflop-scan): the fourth IsoFLOP design, preregistered in "
+                      'docs/study.md ("C4 with the LR tuned per point") after the three below it had failed to '
+                      "determine both exponents, before any of its runs; it reads every point as the best of its "
+                      "LRs (x0.5, x1, x2 of the batch-per-budget rule's, and any edge extension), one seed. "
+                      + "; ".join(scan_notes) + "."]  # fmt: skip
     if notes:
         c.section += ["", "Batch per budget: " + "; ".join(notes) + "."]
     if offsets:

@@ -102,5 +102,5 @@ def test_c4_headline_reads_the_scan_and_it_recovers_what_one_lr_per_point_hides(
         assert iso["ci"][0] <= truth <= iso["ci"][1]
     assert iso["lack_of_fit_sd"] < one_lr["lack_of_fit_sd"]
     text = "\n".join(c.section)
-    assert f"| {scan.DESIGN} | GPT+ |" in text and "LR tuned per point: the best LR is an edge" in text
+    assert f"| {scan.DESIGN} | GPT+ |" in text and "the best LR is an edge" in text and "fourth IsoFLOP design" in text
     assert "head-dim offset removed" not in text  # no twins in this table: no offset, and none for the scan design
