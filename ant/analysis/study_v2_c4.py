@@ -93,11 +93,15 @@ def isoflop_budget_runs(runs: pd.DataFrame, points: list[dict] | None = None,
 
 
 def tuned_design_runs(st, points=None, budget_points=None) -> pd.DataFrame:
-    """v2-isoflop's runs (tuned cells and fallbacks), never the batch-per-budget part's runs at the same points:
-    those are not at the tuned cell either, and `isoflop_runs` would take them for fallbacks."""
+    """v2-isoflop's runs (tuned cells and fallbacks), never the batch-per-budget or LR-scan parts' runs at the same
+    points: those are not at the tuned cell either, and `isoflop_runs` would take them for fallbacks."""
     done = st.done("v2")
-    level = isoflop_budget_runs(done, budget_points, whole_levels=False)[0].index
-    return isoflop_runs(done.drop(index=level), points, st.tuned_of("v2"))
+    pts = _budget_points(st) if budget_points is None else budget_points
+    level = isoflop_budget_runs(done, pts, whole_levels=False)[0].index
+    done = done.drop(index=level)
+    tuned = st.tuned_of("v2")
+    scanned = scan.at_scan(done, scan.scan_points(pts)) & ~at_tuned(done, tuned)
+    return isoflop_runs(done[~scanned], points, tuned)
 
 
 def isoflop_both(g: pd.DataFrame):
@@ -174,20 +178,26 @@ C4_HEAD = ["design", "arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with
 FAMILY = "batch tuned at 20 tokens/param, one head-dim family (exploratory)"  # part v2-isoflop-hd8
 
 
+def _budget_points(st) -> list[dict]:
+    """The batch-per-budget design's points (the LR scan's too), [] without HP laws (constructed tables, early
+    parts): it fits the HP laws, so c4_v2 computes it once and passes it on."""
+    try:
+        return isoflop_budget_points(st.runs("v2"))
+    except (ConfigError, FitError):
+        return []
+
+
 def scan_runs(st, budget_points=None) -> tuple[pd.DataFrame, list[str]]:
-    """Part v2-isoflop-scan's points (study_v2_scan.scan_ladder), [] before the part or without HP laws."""
-    if budget_points is None:
-        try:
-            budget_points = isoflop_budget_points(st.runs("v2"))
-        except (ConfigError, FitError):  # no HP laws, so no budget design (constructed tables, early parts)
-            return st.runs("v2").iloc[:0], []
-    return scan.scan_ladder(st.runs("v2"), scan.scan_points(budget_points))
+    """Part v2-isoflop-scan's points (study_v2_scan.scan_ladder), empty before the part or without HP laws."""
+    pts = _budget_points(st) if budget_points is None else budget_points
+    return scan.scan_ladder(st.runs("v2"), scan.scan_points(pts))
 
 
 def c4_v2(st, points=None, budget_points=None) -> Claim | None:
     """C4 from the first design that has runs, the others beside it: the LR tuned per point on one head-dim family
     (v2-isoflop-scan, the headline by the rule preregistered in docs/study.md "C4 with the LR tuned per point"), the
     batch per budget (v2-isoflop-budget), the batch tuned at 20 tokens/param (v2-isoflop)."""
+    budget_points = _budget_points(st) if budget_points is None else budget_points
     budget_r, notes = isoflop_budget_runs(st.runs("v2"), budget_points)
     tuned_r = tuned_design_runs(st, points, budget_points)
     scan_r, scan_notes = scan_runs(st, budget_points)
@@ -238,6 +248,7 @@ def c4_v2(st, points=None, budget_points=None) -> Claim | None:
             same = overlap(*head_cis.values())
             c.why += "; the two architectures' intervals " + ("overlap (one exponent fits both)" if same
                                                                else "are apart (different exponents)")  # fmt: skip
+        c.why += "".join(f"; {label(a)} not determined" for a in head_numbers if a not in head_cis)
     c.why += f" ({designs[0][0]})" if len(designs) > 1 else ""
     for name, e in explore.items():
         if e["cis"]:

@@ -55,6 +55,16 @@ def scan_grid_text(runs: pd.DataFrame) -> str:
     return grid_text("study2-isoflop-scan", head, grids, pack=len(FACTORS))
 
 
+def at_scan(runs: pd.DataFrame, points: list[dict]) -> pd.Series:
+    """Whether each run is one of the scan's (`points`: scan_points): its arch, size, requested tokens and batch, seed
+    0, any LR (the scan's three and every extension)."""
+    at = pd.Series(False, index=runs.index)
+    for q in points:
+        at |= (runs["arch"].eq(q["arch"]) & at_point(runs, q["size"], q["tokens"])
+               & runs["batch_size"].eq(q["batch_size"]) & runs["seed"].eq(SEED))  # fmt: skip
+    return at
+
+
 def scan_ladder(runs: pd.DataFrame, points: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     """One row per scanned point (`points`: scan_points): its best completed seed-0 run at the point's size,
     requested tokens and batch (any LR: the scan and its extensions), with `level`, `lr_edge` (the best LR is the
@@ -65,9 +75,7 @@ def scan_ladder(runs: pd.DataFrame, points: list[dict]) -> tuple[pd.DataFrame, l
     finished = runs[runs["status"].isin(("completed", "diverged"))]
     rows, ready = [], {}
     for q in points:
-        at = (finished["arch"].eq(q["arch"]) & at_point(finished, q["size"], q["tokens"])
-              & finished["batch_size"].eq(q["batch_size"]) & finished["seed"].eq(SEED))  # fmt: skip
-        cell = finished[at]
+        cell = finished[at_scan(finished, [q])]
         scanned = all(np.isclose(cell["lr"].to_numpy(float), lr).any() for lr in q["lrs"])
         ready.setdefault(q["level"], []).append(scanned)
         done = cell[cell["status"].eq("completed")]

@@ -104,3 +104,12 @@ def test_c4_headline_reads_the_scan_and_it_recovers_what_one_lr_per_point_hides(
     text = "\n".join(c.section)
     assert f"| {scan.DESIGN} | GPT+ |" in text and "the best LR is an edge" in text and "fourth IsoFLOP design" in text
     assert "head-dim offset removed" not in text  # no twins in this table: no offset, and none for the scan design
+
+
+def test_the_tuned_design_never_takes_the_scans_runs_for_its_own(tmp_path):
+    """The scan's runs at the head-dim-8 rungs sit at v2-isoflop's points at other (batch, LR) cells: the tuned design
+    must not read them as its runs or fallbacks (it did, for one report: anGPT d24L2's diverged points)."""
+    runs, pts, bpts, rows = scan_table()
+    tuned_rows = runs[runs["batch_size"].eq(8)]
+    r = study_v2_c4.tuned_design_runs(study(tmp_path, pd.concat([runs, rows], ignore_index=True)), pts, bpts)
+    assert len(r) == len(tuned_rows) and r["batch_size"].eq(8).all()
