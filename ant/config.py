@@ -47,7 +47,8 @@ Arch = Literal[archs.ARCHS]  # type: ignore[valid-type]  # ant.archs.TABLE
 # The model ladder's rung names (ant.models.sizes.SIZES holds their shapes; tests/models/test_sizes.py checks
 # that the two agree): tiny CPU rungs, then the paper's Table F.1.
 Size = Literal[
-    "tiny0", "tiny0h8", "d24L2", "tiny1", "tiny1h8", "d40L3", "tiny2", "tiny2h8", "d56L3", "tiny3", "tiny4", "tiny5",
+    "d16L1", "tiny0", "tiny0h8", "d24L2", "tiny1", "tiny1h8", "d40L3", "tiny2", "tiny2h8", "d56L3", "d64L3", "tiny3",
+    "tiny4", "tiny5",
     "32M", "62M", "125M", "250M", "0.5B", "1B",
 ]  # fmt: skip
 Tokenizer = Literal["bytes", "bpe", "gpt2"]

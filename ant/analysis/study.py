@@ -139,6 +139,13 @@ V2_PARTS = (
         extend=True,
     ),
     Part(
+        "v2-isoflop-scan-sizes",
+        "sweeps/study2/isoflop_scan_sizes.yaml",
+        "v2",
+        "C4: the family's next size where a scanned level had no interior vertex (LR scan, edge extension)",
+        extend=True,
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",
@@ -366,7 +373,12 @@ def run(parts: list[Part], force: bool) -> int:
                           "wall_s": round(wall, 1), "exit_code": rc,
                           "finished": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
         if part.extend:
-            log[part.name]["extensions"] = len(extensions(part))
+            added = extensions(part)
+            log[part.name]["extensions"] = len(added)
+            if added:  # the committed copy: tests/test_identity.py resolves extension run ids from it
+                grid_name = yaml.safe_load((ROOT / part.grid).read_text())["name"]
+                atomic_write_text(group_dir(part.group) / f"extensions-{grid_name}.json",
+                                  json.dumps(added, indent=1, default=str) + "\n")  # fmt: skip
         atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
         print(f"part {part.name}: {wall / 60:.1f} min wall (estimated {p['est_s'] / 60:.1f}); "
               f"{group_dir(part.group)} now holds {n} runs")  # fmt: skip

@@ -192,31 +192,42 @@ def isoflop_fallback_grid_text(runs: pd.DataFrame, tuned: dict) -> str:
     return grid_text("study2-isoflop-fallback", head, grids)
 
 
-def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
-    """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points, each
-    architecture at ant.laws.isoflop_design.budget_hps from its v2 BS(N) and LR(N) power laws (the C3 fit,
-    hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
+def budget_laws(runs: pd.DataFrame) -> dict[str, tuple]:
+    """Per architecture its v2 BS(N) and LR(N) power laws (the C3 fit on hp_runs) as two functions of N."""
     from ant.laws.collect import completed  # late: only the budget grid and C4 read the HP laws
     from ant.laws.hp import hp_trends  # late: scipy
-    from ant.laws.isoflop_design import budget_hps  # late: as above
-    from ant.models.counts import num_params  # late: as in isoflop_design
 
     r = hp_runs(completed(runs)) if len(runs) else runs
     if r.empty:
         raise ConfigError("isoflop budget", "no v2 HP runs: run parts v2-hp, v2-hp2 and v2-hp3 first")
     trends = hp_trends(r, by="tokens_per_param")
-    out = []
+    out = {}
     for arch in ARCHS:
         t = next(iter(trends.get(arch, {}).values()), None)
         if t is None or t.bs_fit is None or t.lr_fit is None:
             raise ConfigError("isoflop budget", f"{arch}: no BS(N) and LR(N) power laws (fewer than 3 sizes with "
                               "interior optima)")  # fmt: skip
-        laws = [(lambda n, f=f: float(f.predict_ci(n)[0])) for f in (t.bs_fit, t.lr_fit)]
-        for p in isoflop_design():  # GPT+'s tokens for both, as in v2-isoflop: the points are shared
-            b, lr = budget_hps(float(num_params(arch, p.size, 256)), p.tokens, *laws, tpp=TPP)
-            out.append({"arch": arch, "size": p.size, "tokens": int(p.tokens), "level": float(p.level),
-                        "batch_size": b, "lr": lr})  # fmt: skip
+        out[arch] = tuple((lambda n, f=f: float(f.predict_ci(n)[0])) for f in (t.bs_fit, t.lr_fit))
     return out
+
+
+def budget_point(arch: str, size: str, tokens: int, level: float, laws: dict) -> dict:
+    """One design point at ant.laws.isoflop_design.budget_hps from `laws` (budget_laws): arch, size, tokens, level,
+    batch_size, lr."""
+    from ant.laws.isoflop_design import budget_hps  # late: scipy, as budget_laws
+    from ant.models.counts import num_params  # late: as in isoflop_design
+
+    b, lr = budget_hps(float(num_params(arch, size, 256)), tokens, *laws[arch], tpp=TPP)
+    return {"arch": arch, "size": size, "tokens": int(tokens), "level": float(level), "batch_size": b, "lr": lr}
+
+
+def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
+    """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points, each
+    architecture at ant.laws.isoflop_design.budget_hps from its v2 BS(N) and LR(N) power laws (the C3 fit,
+    hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
+    laws = budget_laws(runs)
+    # GPT+'s tokens for both, as in v2-isoflop: the points are shared
+    return [budget_point(arch, p.size, p.tokens, p.level, laws) for arch in ARCHS for p in isoflop_design()]
 
 
 def isoflop_budget_grid_text(runs: pd.DataFrame) -> str:

@@ -22,6 +22,7 @@ from ant.analysis.study_v2 import (
     at_cell,
     at_point,
     at_tuned,
+    budget_laws,
     isoflop_budget_points,
     isoflop_design,
     requested_tokens,
@@ -187,20 +188,30 @@ def _budget_points(st) -> list[dict]:
         return []
 
 
-def scan_runs(st, budget_points=None) -> tuple[pd.DataFrame, list[str]]:
-    """Part v2-isoflop-scan's points (study_v2_scan.scan_ladder), empty before the part or without HP laws."""
+def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Parts v2-isoflop-scan and v2-isoflop-scan-sizes: the scan's points and the sizes added where a level had no
+    interior vertex (study_v2_scan), empty before the part or without HP laws. `laws`: study_v2.budget_laws (fitted
+    here when None)."""
     pts = _budget_points(st) if budget_points is None else budget_points
-    return scan.scan_ladder(st.runs("v2"), scan.scan_points(pts))
+    points = scan.scan_points(pts)
+    if pts and laws is None:
+        try:
+            laws = budget_laws(st.runs("v2"))
+        except (ConfigError, FitError):  # constructed tables without HP runs: no sizes to add
+            laws = None
+    if laws:
+        points += scan.size_extension_points(st.runs("v2"), pts, laws)
+    return scan.scan_ladder(st.runs("v2"), points)
 
 
-def c4_v2(st, points=None, budget_points=None) -> Claim | None:
+def c4_v2(st, points=None, budget_points=None, laws: dict | None = None) -> Claim | None:
     """C4 from the first design that has runs, the others beside it: the LR tuned per point on one head-dim family
     (v2-isoflop-scan, the headline by the rule preregistered in docs/study.md "C4 with the LR tuned per point"), the
     batch per budget (v2-isoflop-budget), the batch tuned at 20 tokens/param (v2-isoflop)."""
     budget_points = _budget_points(st) if budget_points is None else budget_points
     budget_r, notes = isoflop_budget_runs(st.runs("v2"), budget_points)
     tuned_r = tuned_design_runs(st, points, budget_points)
-    scan_r, scan_notes = scan_runs(st, budget_points)
+    scan_r, scan_notes = scan_runs(st, budget_points, laws)
     if tuned_r.empty and budget_r.empty and scan_r.empty:
         return None
     pf = PAPER_FRONTIER

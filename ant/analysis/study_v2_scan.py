@@ -26,6 +26,9 @@ from ant.analysis.study_v2_headdim import TWINS
 from ant.fsio import atomic_write_text
 
 SCAN_GRID = "sweeps/study2/isoflop_scan.yaml"
+SIZES_GRID = "sweeps/study2/isoflop_scan_sizes.yaml"
+# The head-dim-8 family, small to large: v2-isoflop-hd8's ladder and one rung beyond each end (ant/models/sizes.py)
+FAMILY_LADDER = ("d16L1", "tiny0h8", "d24L2", "tiny1h8", "d40L3", "tiny2h8", "d56L3", "d64L3")
 FACTORS = (0.5, 1.0, 2.0)  # the LRs of a point: these times the budget rule's LR
 SEED = 0
 DESIGN = "one head-dim family, batch per budget, LR tuned per point"
@@ -101,10 +104,62 @@ def scan_ladder(runs: pd.DataFrame, points: list[dict]) -> tuple[pd.DataFrame, l
     return r, notes
 
 
+# ---------------------------------------------------------------------------------------------- sizes that bracket
+# Part v2-isoflop-scan-sizes (docs/study.md "Sizes that bracket the optimum", preregistered before its runs): where
+# a level's LR-scanned profile has no interior vertex, the family's next size beyond the end the optimum lies past.
+def size_extension_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list[dict]:
+    """One scan point (with `lrs`) per (arch, level) of the scan's own 40 points whose parabola over log N has no
+    vertex inside the level's sizes: the FAMILY_LADDER size next beyond the smallest or the largest, on the side of
+    the vertex (a parabola that opens downwards: the side of the end with the lower loss), at the level's tokens
+    (GPT+'s FLOPs per token, as every design point) and the batch-per-budget HPs of `laws` (study_v2.budget_laws).
+    None where the ladder has no size beyond. Read from the scan's own points only, so the rule does not move once
+    the added sizes train."""
+    from ant.analysis.study_v2 import SEQ_LEN, budget_point  # late: the design's point at a new size
+    from ant.models.counts import flops_per_token  # late: as in study_v2.isoflop_design
+
+    r, _ = scan_ladder(runs, scan_points(budget_points))
+    out = []
+    for (arch, level), g in r.groupby(["arch", "level"]) if len(r) else []:
+        g = g.sort_values("num_params")
+        x, y = np.log(g["num_params"].to_numpy(float)), g["final_val_loss"].to_numpy(float)
+        c2, c1, _ = np.polyfit(x, y, 2)
+        if c2 > 0 and x[0] < -c1 / (2 * c2) < x[-1]:
+            continue  # an interior vertex
+        low = (-c1 / (2 * c2) <= x[0]) if c2 > 0 else bool(y[0] < y[-1])
+        i = FAMILY_LADDER.index(g["size"].iloc[0 if low else -1]) + (-1 if low else 1)
+        if not 0 <= i < len(FAMILY_LADDER):
+            continue
+        size = FAMILY_LADDER[i]
+        tokens = int(round(level / flops_per_token("gptplus", size, 256, SEQ_LEN)))
+        out += scan_points([budget_point(arch, size, tokens, level, laws)])
+    return out
+
+
+def sizes_grid_text(runs: pd.DataFrame) -> str:
+    from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
+
+    pts = size_extension_points(runs, isoflop_budget_points(runs), budget_laws(runs))
+    head = [
+        '# Study v2 part "v2-isoflop-scan-sizes" (C4: sizes that bracket the optimum; docs/study.md). WRITTEN by',
+        "# `python -m ant.analysis.study_v2_scan` from the committed v2 runs: do not edit by hand. Where a level's",
+        "# LR-scanned profile (part v2-isoflop-scan) has no interior vertex, the head-dim-8 family's next size beyond",
+        "# the end its optimum lies past, at the batch-per-budget HPs and the same three LRs (edge extension too):",
+        *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts),
+    ]
+    grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
+              "lr": q["lrs"], "seed": [SEED]}
+             for q in sorted(pts, key=lambda q: (-q["level"], q["arch"]))]  # fmt: skip
+    return grid_text("study2-isoflop-scan-sizes", head, grids, pack=len(FACTORS))
+
+
 def main() -> int:
     table = V2 / "runs.parquet"
-    atomic_write_text(SCAN_GRID, scan_grid_text(pd.read_parquet(table) if table.is_file() else pd.DataFrame()))
+    runs = pd.read_parquet(table) if table.is_file() else pd.DataFrame()
+    atomic_write_text(SCAN_GRID, scan_grid_text(runs))
     print(f"wrote {SCAN_GRID}")
+    if len(scan_ladder(runs, scan_points(isoflop_budget_points(runs)))[0]):  # the scan has trained
+        atomic_write_text(SIZES_GRID, sizes_grid_text(runs))
+        print(f"wrote {SIZES_GRID}")
     return 0
 
 

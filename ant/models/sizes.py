@@ -33,6 +33,10 @@ SIZES: dict[str, SizeSpec] = {
     for s in [
         # CPU rungs (head dim 16). Roughly 0.1M-2M parameters with a 2k-4k BPE vocabulary; with the byte
         # tokenizer (vocab 256, as the CPU study uses) tiny0-tiny4 are 16.6k, 49k, 136k, 295k, 935k parameters.
+        # One rung below and one above the head-dim-8 family (2026-12-08, part v2-isoflop-scan-sizes): 12.5k and
+        # 230k parameters with bytes, where the LR-scanned IsoFLOP profiles left that family's sizes
+        # (docs/study.md, "Sizes that bracket the optimum").
+        SizeSpec("d16L1", 16, 1, 2),
         SizeSpec("tiny0", 16, 2, 1),
         # The head-dim-8 twins of tiny0-tiny2 (same width and depth, so the same N; 2026-12-07): the v2 ladder
         # alternates head dim 16 (tiny*) and 8 (d*L*), and the C3 losses put every head-dim-8 rung ~0.08 above the
@@ -50,6 +54,7 @@ SIZES: dict[str, SizeSpec] = {
         SizeSpec("tiny2", 48, 3, 3),
         SizeSpec("tiny2h8", 48, 3, 6),
         SizeSpec("d56L3", 56, 3, 7),
+        SizeSpec("d64L3", 64, 3, 8),
         SizeSpec("tiny3", 64, 4, 4),
         SizeSpec("tiny4", 96, 6, 6),
         SizeSpec("tiny5", 128, 8, 8),

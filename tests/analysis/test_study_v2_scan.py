@@ -113,3 +113,49 @@ def test_the_tuned_design_never_takes_the_scans_runs_for_its_own(tmp_path):
     tuned_rows = runs[runs["batch_size"].eq(8)]
     r = study_v2_c4.tuned_design_runs(study(tmp_path, pd.concat([runs, rows], ignore_index=True)), pts, bpts)
     assert len(r) == len(tuned_rows) and r["batch_size"].eq(8).all()
+
+
+def tilt(rows: pd.DataFrame, arch: str, level_tokens: dict, slope: float, bend: float = 0.0) -> pd.DataFrame:
+    """The rows of `arch` at one level (`level_tokens`: size -> tokens) moved by slope * log N + bend * log N ** 2
+    (every LR alike: the LR curve keeps its shape), so that the level's profile has a chosen form."""
+    rows = rows.copy()
+    at = rows["arch"].eq(arch) & pd.Series(
+        [level_tokens.get(s) == t for s, t in zip(rows["size"], rows["tokens"])], index=rows.index
+    )
+    x = np.log(rows.loc[at, "num_params"].astype(float) / 5e4)
+    rows.loc[at, "final_val_loss"] += slope * x + bend * x**2
+    return rows
+
+
+def test_a_level_without_an_interior_vertex_gets_the_familys_next_size_beyond_the_right_end():
+    _, _, bpts, rows = scan_table()
+    laws = {a: (lambda n: 8.0, lambda n: 0.01) for a in ("gptplus", "angpt")}
+    pts = scan.scan_points(bpts)
+    assert scan.size_extension_points(rows, bpts, laws) == []  # the surface's own profiles: every vertex inside
+    levels = sorted({q["level"] for q in pts})
+    at = {lv: {q["size"]: q["tokens"] for q in pts if q["level"] == lv and q["arch"] == "gptplus"} for lv in levels}
+    # GPT+: rising steeply at the 4th level (the vertex below its smallest size), falling at the 5th (above the
+    # largest); anGPT: a downward parabola at the 1st level whose lower end is the smallest size
+    tilted = tilt(tilt(rows, "gptplus", at[levels[3]], 0.5), "gptplus", at[levels[4]], -0.5)
+    tilted = tilt(tilted, "angpt", at[levels[0]], 0.05, bend=-0.5)
+    added = {(q["arch"], q["level"]): q for q in scan.size_extension_points(tilted, bpts, laws)}
+    assert set(added) == {("gptplus", levels[3]), ("gptplus", levels[4]), ("angpt", levels[0])}
+    ladder = scan.FAMILY_LADDER
+
+    def beyond(lv, low):
+        sizes = sorted(at[lv], key=ladder.index)
+        return ladder[ladder.index(sizes[0 if low else -1]) + (-1 if low else 1)]
+
+    assert added["gptplus", levels[3]]["size"] == beyond(levels[3], True)
+    assert added["gptplus", levels[4]]["size"] == beyond(levels[4], False)
+    assert added["angpt", levels[0]]["size"] == "d16L1"  # tiny0h8 is that level's smallest
+    q = added["gptplus", levels[4]]
+    assert q["batch_size"] == 8 and q["lrs"] == [0.005, 0.01, 0.02] and q["level"] == levels[4]
+    from ant.models.counts import flops_per_token
+
+    assert q["tokens"] == round(levels[4] / flops_per_token("gptplus", q["size"], 256, study_v2.SEQ_LEN))
+
+
+def test_the_committed_sizes_grid_is_what_the_rule_writes_from_the_committed_runs():
+    runs = pd.read_parquet(ROOT / study_v2.V2 / "runs.parquet")
+    assert (ROOT / scan.SIZES_GRID).read_text() == scan.sizes_grid_text(runs)
