@@ -271,6 +271,25 @@ def expand(part: Part) -> tuple[list, bool]:
     return Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid).expand(), False
 
 
+def measured_summaries(runs: pd.DataFrame) -> list[dict]:
+    """The committed runs table's finished runs as the summaries the planner's rates read (ant.sweep.throughput):
+    on a fresh clone the run folders are gone, and without these the planner falls back to bench step times of
+    other shapes, eager and alone (v2-isoflop-scan: 86.8 min planned, 35.7 measured). A packed run's wall time is
+    its worker's, so its worker's runs are found again as those finishing at the same time at the same tokens/s
+    (one worker's runs share both), and `packed_with` lists them."""
+    cols = ["run_id", "status", "flops", "wall_time_s", "tokens", "arch", "size", "batch_size", "seq_len", "device",
+            "world_size", "finished_at", "tokens_per_s"]  # fmt: skip
+    if runs.empty or not set(cols) <= set(runs.columns):
+        return []
+    r = runs.loc[runs["status"].eq("completed") & runs["wall_time_s"].notna() & runs["finished_at"].notna(), cols]
+    worker = ["arch", "size", "batch_size", "seq_len", "finished_at", "tokens_per_s"]
+    ids = r.groupby(worker, dropna=False)["run_id"].transform(lambda x: [list(x)] * len(x))
+    out = []
+    for row, group in zip(r.drop(columns=["finished_at", "tokens_per_s"]).to_dict("records"), ids):
+        out.append({**row, "packed_with": group if len(group) > 1 else None})
+    return out
+
+
 def plan(parts: list[Part]) -> list[dict]:
     out = []
     for part in parts:
@@ -283,8 +302,9 @@ def plan(parts: list[Part]) -> list[dict]:
             continue
         cfgs, provisional = expand(part)
         executor = (yaml.safe_load((ROOT / part.grid).read_text()) or {}).get("executor") or {}
-        rows, _ = build_plan(cfgs, concurrency=2, pack=int(executor.get("pack") or 0))
         runs = committed(part.group)
+        rows, _ = build_plan(cfgs, concurrency=2, pack=int(executor.get("pack") or 0),
+                             measured=measured_summaries(runs))  # fmt: skip
         have = set(runs.loc[runs["status"].isin(FINISHED), "run_id"]) if len(runs) else set()
         todo = [r for r in rows if r.run_id not in have and r.state not in ("done", "diverged")]
         out.append(

@@ -188,17 +188,21 @@ def build_plan(
     bench_dir: Path = Path("results/bench"),
     live: bool = False,
     pack: int = 0,
+    measured: list[dict[str, Any]] | None = None,
 ) -> tuple[list[PlanRow], Throughput]:
     """One row per run. The run folders are read in one pass per out_dir (FolderScan); no model is built.
     `live` (--status) adds each run folder's step, last val loss, tokens/s, metric age and commit. `pack`: the
     executor's pack setting; runs that will train packed are estimated from packed runs' rates where there are
-    some (a packed run's share of its worker), else as if alone (an upper bound)."""
+    some (a packed run's share of its worker), else as if alone (an upper bound). `measured`: summaries of runs
+    whose folders are elsewhere (a committed study table: ant.analysis.study.measured_summaries), rates to estimate
+    from beside the folders' own (a folder's summary wins for the same run id)."""
     scans: dict[str, FolderScan] = {}
     for c in cfgs:
         if c.out_dir not in scans:
             scans[c.out_dir] = FolderScan(c.out_dir)
     first = next(iter(scans.values()), None)
-    tp = Throughput(list(first.summaries.values()) if first else [], bench_dir, estimate)
+    summaries = {str(m.get("run_id")): m for m in measured or []} | (first.summaries if first else {})
+    tp = Throughput(list(summaries.values()), bench_dir, estimate)
     roles = family_roles(cfgs)
     packed: set[str] = set()
     if pack >= 2:

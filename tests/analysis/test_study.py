@@ -140,3 +140,35 @@ def test_a_written_tuned_entry_is_kept(small_study, capsys):
     assert tuned["angpt"]["tiny0"]["lr"] == 1e-2  # added
     assert yaml.safe_load((root / "tuned.yaml").read_text()) == tuned
     assert "gptplus tiny0 stays at lr 0.003, batch 4" in capsys.readouterr().out
+
+
+def test_committed_runs_give_the_planner_measured_rates_packs_found_again():
+    """A fresh clone has no run folders: the committed table's finished runs become the planner's measurements.
+    A packed worker's runs share their finish time and tokens/s, and its wall time is the worker's, so each run's
+    share is wall / K; an unpacked run of the same shape finishing elsewhere stays alone."""
+    from ant.sweep.throughput import Throughput
+
+    def row(rid, lr, fin, tps, wall, status="completed"):
+        return {"run_id": rid, "status": status, "flops": 6e11, "wall_time_s": wall, "tokens": 1_000_000,
+                "arch": "angpt", "size": "tiny1h8", "batch_size": 8, "seq_len": 32, "device": "cpu",
+                "world_size": 1, "finished_at": fin, "tokens_per_s": tps, "lr": lr}  # fmt: skip
+
+    runs = pd.DataFrame([row("a", 0.01, "2026-12-08T00:01:00", 3000.0, 300.0),
+                         row("b", 0.02, "2026-12-08T00:01:00", 3000.0, 300.1),
+                         row("c", 0.04, "2026-12-08T00:01:00", 3000.0, 300.2),
+                         row("d", 0.01, "2026-12-08T00:09:00", 5000.0, 200.0),
+                         row("e", 0.01, "2026-12-08T00:09:30", 1.0, 1.0, status="diverged")])  # fmt: skip
+    got = {s["run_id"]: s for s in study.measured_summaries(runs)}
+    assert set(got) == {"a", "b", "c", "d"}
+    assert got["a"]["packed_with"] == ["a", "b", "c"] and got["d"]["packed_with"] is None
+    tp = Throughput(list(got.values()), bench_dir=tmp_missing())
+    packed = tp.same_shape[(True, "cpu", "angpt", "tiny1h8", 8, 32)]
+    assert packed == pytest.approx([1e6 / 100.0, 1e6 / (300.1 / 3), 1e6 / (300.2 / 3)])  # tokens / (wall / K)
+    assert tp.same_shape[(False, "cpu", "angpt", "tiny1h8", 8, 32)] == [1e6 / 200.0]
+    assert study.measured_summaries(runs.drop(columns=["finished_at"])) == []  # a table without the columns
+
+
+def tmp_missing():
+    from pathlib import Path
+
+    return Path("/nonexistent-bench-dir")
