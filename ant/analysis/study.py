@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ant.analysis.study_tables import write_shard
+from ant.analysis.study_tables import measured_summaries, write_shard
 from ant.errors import ConfigError
 from ant.fsio import atomic_write_text
 from ant.laws.collect import atomic_parquet, collect
@@ -269,25 +269,6 @@ def expand(part: Part) -> tuple[list, bool]:
             cfgs = Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid).expand()
         return cfgs, provisional
     return Grid.from_dict(yaml.safe_load(text), path=ROOT / part.grid).expand(), False
-
-
-def measured_summaries(runs: pd.DataFrame) -> list[dict]:
-    """The committed runs table's finished runs as the summaries the planner's rates read (ant.sweep.throughput):
-    on a fresh clone the run folders are gone, and without these the planner falls back to bench step times of
-    other shapes, eager and alone (v2-isoflop-scan: 86.8 min planned, 35.7 measured). A packed run's wall time is
-    its worker's, so its worker's runs are found again as those finishing at the same time at the same tokens/s
-    (one worker's runs share both), and `packed_with` lists them."""
-    cols = ["run_id", "status", "flops", "wall_time_s", "tokens", "arch", "size", "batch_size", "seq_len", "device",
-            "world_size", "finished_at", "tokens_per_s"]  # fmt: skip
-    if runs.empty or not set(cols) <= set(runs.columns):
-        return []
-    r = runs.loc[runs["status"].eq("completed") & runs["wall_time_s"].notna() & runs["finished_at"].notna(), cols]
-    worker = ["arch", "size", "batch_size", "seq_len", "finished_at", "tokens_per_s"]
-    ids = r.groupby(worker, dropna=False)["run_id"].transform(lambda x: [list(x)] * len(x))
-    out = []
-    for row, group in zip(r.drop(columns=["finished_at", "tokens_per_s"]).to_dict("records"), ids):
-        out.append({**row, "packed_with": group if len(group) > 1 else None})
-    return out
 
 
 def plan(parts: list[Part]) -> list[dict]:

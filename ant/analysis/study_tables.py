@@ -9,6 +9,9 @@ part's commit rewrote all of it into git's history).
 starts with the merge's UTC time), where a run's curve in a later shard replaces its earlier rows (a run folder
 retrained after its curve was committed). `write_shard` writes a merge's new curves and nothing else; the name ends
 with a hash of the bytes, so two branches that merge different runs never write the same file.
+
+`measured_summaries` reads a committed runs table back as the planner's measurements (the run folders are gone on a
+fresh clone).
 """
 
 from __future__ import annotations
@@ -56,3 +59,22 @@ def write_shard(group_dir: Path, curves: pd.DataFrame) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return path
+
+
+def measured_summaries(runs: pd.DataFrame) -> list[dict]:
+    """The committed runs table's finished runs as the summaries the planner's rates read (ant.sweep.throughput):
+    on a fresh clone the run folders are gone, and without these the planner falls back to bench step times of
+    other shapes, eager and alone (v2-isoflop-scan: 86.8 min planned, 35.7 measured). A packed run's wall time is
+    its worker's, so its worker's runs are found again as those finishing at the same time at the same tokens/s
+    (one worker's runs share both), and `packed_with` lists them."""
+    cols = ["run_id", "status", "flops", "wall_time_s", "tokens", "arch", "size", "batch_size", "seq_len", "device",
+            "world_size", "finished_at", "tokens_per_s"]  # fmt: skip
+    if runs.empty or not set(cols) <= set(runs.columns):
+        return []
+    r = runs.loc[runs["status"].eq("completed") & runs["wall_time_s"].notna() & runs["finished_at"].notna(), cols]
+    worker = ["arch", "size", "batch_size", "seq_len", "finished_at", "tokens_per_s"]
+    ids = r.groupby(worker, dropna=False)["run_id"].transform(lambda x: [list(x)] * len(x))
+    out = []
+    for row, group in zip(r.drop(columns=["finished_at", "tokens_per_s"]).to_dict("records"), ids):
+        out.append({**row, "packed_with": group if len(group) > 1 else None})
+    return out

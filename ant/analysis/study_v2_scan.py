@@ -51,11 +51,16 @@ def scan_grid_text(runs: pd.DataFrame) -> str:
         "# seed 0; the three LRs of a point train as one packed worker, and `ant.sweep.extend` adds the next LR",
         "# beyond an edge.",
     ]
-    # largest level first: the longest workers start first, so the two workers finish together
+    return _grid("study2-isoflop-scan", head, pts)
+
+
+def _grid(name: str, head: list[str], pts: list[dict]) -> str:
+    """A scan grid: one packed worker per point (its LRs, seed 0), largest level first so that the longest workers
+    start first and the two workers finish together."""
     grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
               "lr": q["lrs"], "seed": [SEED]}
              for q in sorted(pts, key=lambda q: (-q["level"], q["arch"]))]  # fmt: skip
-    return grid_text("study2-isoflop-scan", head, grids, pack=len(FACTORS))
+    return grid_text(name, head, grids, pack=len(FACTORS))
 
 
 def at_scan(runs: pd.DataFrame, points: list[dict]) -> pd.Series:
@@ -146,10 +151,7 @@ def sizes_grid_text(runs: pd.DataFrame) -> str:
         "# the end its optimum lies past, at the batch-per-budget HPs and the same three LRs (edge extension too):",
         *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts),
     ]
-    grids = [{"arch": [q["arch"]], "size": [q["size"]], "tokens": [q["tokens"]], "batch_size": [q["batch_size"]],
-              "lr": q["lrs"], "seed": [SEED]}
-             for q in sorted(pts, key=lambda q: (-q["level"], q["arch"]))]  # fmt: skip
-    return grid_text("study2-isoflop-scan-sizes", head, grids, pack=len(FACTORS))
+    return _grid("study2-isoflop-scan-sizes", head, pts)
 
 
 def main() -> int:

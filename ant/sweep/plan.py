@@ -194,8 +194,8 @@ def build_plan(
     `live` (--status) adds each run folder's step, last val loss, tokens/s, metric age and commit. `pack`: the
     executor's pack setting; runs that will train packed are estimated from packed runs' rates where there are
     some (a packed run's share of its worker), else as if alone (an upper bound). `measured`: summaries of runs
-    whose folders are elsewhere (a committed study table: ant.analysis.study.measured_summaries), rates to estimate
-    from beside the folders' own (a folder's summary wins for the same run id)."""
+    whose folders are elsewhere (a committed study table: ant.analysis.study_tables.measured_summaries), rates to
+    estimate from beside the folders' own (a folder's summary wins for the same run id)."""
     scans: dict[str, FolderScan] = {}
     for c in cfgs:
         if c.out_dir not in scans:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ant.analysis import study
+from ant.analysis import study, study_tables
 from ant.analysis.study_tables import read_curves, shard_paths
 from tests.sweep.conftest import corpus  # noqa: F401  (the fixture)
 
@@ -158,14 +158,14 @@ def test_committed_runs_give_the_planner_measured_rates_packs_found_again():
                          row("c", 0.04, "2026-12-08T00:01:00", 3000.0, 300.2),
                          row("d", 0.01, "2026-12-08T00:09:00", 5000.0, 200.0),
                          row("e", 0.01, "2026-12-08T00:09:30", 1.0, 1.0, status="diverged")])  # fmt: skip
-    got = {s["run_id"]: s for s in study.measured_summaries(runs)}
+    got = {s["run_id"]: s for s in study_tables.measured_summaries(runs)}
     assert set(got) == {"a", "b", "c", "d"}
     assert got["a"]["packed_with"] == ["a", "b", "c"] and got["d"]["packed_with"] is None
     tp = Throughput(list(got.values()), bench_dir=tmp_missing())
     packed = tp.same_shape[(True, "cpu", "angpt", "tiny1h8", 8, 32)]
     assert packed == pytest.approx([1e6 / 100.0, 1e6 / (300.1 / 3), 1e6 / (300.2 / 3)])  # tokens / (wall / K)
     assert tp.same_shape[(False, "cpu", "angpt", "tiny1h8", 8, 32)] == [1e6 / 200.0]
-    assert study.measured_summaries(runs.drop(columns=["finished_at"])) == []  # a table without the columns
+    assert study_tables.measured_summaries(runs.drop(columns=["finished_at"])) == []  # a table without the columns
 
 
 def tmp_missing():
