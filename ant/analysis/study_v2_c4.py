@@ -97,6 +97,8 @@ def tuned_design_runs(st, points=None, budget_points=None) -> pd.DataFrame:
     """v2-isoflop's runs (tuned cells and fallbacks), never the batch-per-budget or LR-scan parts' runs at the same
     points: those are not at the tuned cell either, and `isoflop_runs` would take them for fallbacks."""
     done = st.done("v2")
+    if done.empty:  # no v2 runs (a fresh study, constructed tables of other groups): nothing to read
+        return done
     pts = _budget_points(st) if budget_points is None else budget_points
     level = isoflop_budget_runs(done, pts, whole_levels=False)[0].index
     done = done.drop(index=level)
