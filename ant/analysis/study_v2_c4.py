@@ -294,7 +294,10 @@ def c4_v2(st, points=None, budget_points=None, laws: dict | None = None) -> Clai
         c.section += ["", "LR tuned per point (part v2-isoflop-scan): the fourth IsoFLOP design, preregistered in "
                       'docs/study.md ("C4 with the LR tuned per point") after the three below it had failed to '
                       "determine both exponents, before any of its runs; it reads every point as the best of its "
-                      "LRs (x0.5, x1, x2 of the batch-per-budget rule's, and any edge extension), one seed. "
+                      "LRs (x0.5, x1, x2 of the batch-per-budget rule's, and any edge extension), one seed. Where "
+                      "a level's profile had no interior vertex, the family's next size beyond the end its optimum "
+                      "lay past was added by a rule fixed before its runs (part v2-isoflop-scan-sizes; new rungs "
+                      'd16L1 and d64L3; docs/study.md "Sizes that bracket the optimum"). '
                       + "; ".join(scan_notes) + "."]  # fmt: skip
     if notes:
         c.section += ["", "Batch per budget: " + "; ".join(notes) + "."]
