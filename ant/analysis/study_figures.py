@@ -186,14 +186,15 @@ def isoflop_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
     ladder of one head dim: part v2-isoflop-hd8), one column
     per architecture (final loss over N, a colour per compute level: points are runs, the line the level's parabola
     through the seed means, x its vertex), and a last column with N_opt(C) and each fitted exponent."""
-    from ant.analysis.study_v2_c4 import isoflop_budget_runs, scan_runs, tuned_design_runs  # late: the report's C4
+    from ant.analysis.study_v2_c4 import budget_design, isoflop_budget_runs, scan_runs, tuned_design_runs  # late: C4
     from ant.analysis.study_v2_headdim import hd8_ladder  # late: as above
     from ant.laws.isoflop_design import isoflop_nopt  # late: as above
 
-    tuned = tuned_design_runs(st)
+    pts, laws = budget_design(st)  # the HP laws, fitted once for the three designs below
+    tuned = tuned_design_runs(st, budget_points=pts)
     family = hd8_ladder(tuned, st.runs("v2"), st.tuned_of("v2")) if len(tuned) else tuned
-    designs = [("LR tuned per point, one head-dim family", scan_runs(st)[0]),
-               ("batch per budget", isoflop_budget_runs(st.runs("v2"))[0]),
+    designs = [("LR tuned per point, one head-dim family", scan_runs(st, pts, laws)[0]),
+               ("batch per budget", isoflop_budget_runs(st.runs("v2"), pts)[0]),
                ("batch tuned at 20 tokens/param", tuned), ("one head-dim family (exploratory)", family)]  # fmt: skip
     designs = [(name, r) for name, r in designs if len(r)]
     if not designs:

@@ -221,11 +221,12 @@ def budget_point(arch: str, size: str, tokens: int, level: float, laws: dict) ->
     return {"arch": arch, "size": size, "tokens": int(tokens), "level": float(level), "batch_size": b, "lr": lr}
 
 
-def isoflop_budget_points(runs: pd.DataFrame) -> list[dict]:
+def isoflop_budget_points(runs: pd.DataFrame, laws: dict | None = None) -> list[dict]:
     """The batch-per-budget IsoFLOP design (part v2-isoflop-budget): the design's points, each
     architecture at ant.laws.isoflop_design.budget_hps from its v2 BS(N) and LR(N) power laws (the C3 fit,
-    hp_runs). One dict per (arch, point): arch, size, tokens, level, batch_size, lr."""
-    laws = budget_laws(runs)
+    hp_runs; `laws`: budget_laws(runs), fitted here when None). One dict per (arch, point): arch, size, tokens,
+    level, batch_size, lr."""
+    laws = budget_laws(runs) if laws is None else laws
     # GPT+'s tokens for both, as in v2-isoflop: the points are shared
     return [budget_point(arch, p.size, p.tokens, p.level, laws) for arch in ARCHS for p in isoflop_design()]
 

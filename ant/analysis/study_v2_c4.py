@@ -99,7 +99,7 @@ def tuned_design_runs(st, points=None, budget_points=None) -> pd.DataFrame:
     done = st.done("v2")
     if done.empty:  # no v2 runs (a fresh study, constructed tables of other groups): nothing to read
         return done
-    pts = _budget_points(st) if budget_points is None else budget_points
+    pts = budget_design(st)[0] if budget_points is None else budget_points
     level = isoflop_budget_runs(done, pts, whole_levels=False)[0].index
     done = done.drop(index=level)
     tuned = st.tuned_of("v2")
@@ -181,20 +181,24 @@ C4_HEAD = ["design", "arch", "IsoFLOP a [95 % CI]", "approach 3 a", "levels with
 FAMILY = "batch tuned at 20 tokens/param, one head-dim family (exploratory)"  # part v2-isoflop-hd8
 
 
-def _budget_points(st) -> list[dict]:
-    """The batch-per-budget design's points (the LR scan's too), [] without HP laws (constructed tables, early
-    parts): it fits the HP laws, so c4_v2 computes it once and passes it on."""
+def budget_design(st) -> tuple[list[dict], dict | None]:
+    """The batch-per-budget design's points (the LR scan's too) and the HP laws they come from; ([], None) without
+    HP laws (constructed tables, early parts). It fits the laws, so c4_v2 computes it once and passes it on."""
     try:
-        return isoflop_budget_points(st.runs("v2"))
+        laws = budget_laws(st.runs("v2"))
+        return isoflop_budget_points(st.runs("v2"), laws), laws
     except (ConfigError, FitError):
-        return []
+        return [], None
 
 
 def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Parts v2-isoflop-scan and v2-isoflop-scan-sizes: the scan's points and the sizes added where a level had no
     interior vertex (study_v2_scan), empty before the part or without HP laws. `laws`: study_v2.budget_laws (fitted
     here when None)."""
-    pts = _budget_points(st) if budget_points is None else budget_points
+    pts = budget_points
+    if pts is None:
+        pts, fitted = budget_design(st)
+        laws = fitted if laws is None else laws
     points = scan.scan_points(pts)
     if pts and laws is None:
         try:
@@ -210,7 +214,9 @@ def c4_v2(st, points=None, budget_points=None, laws: dict | None = None) -> Clai
     """C4 from the first design that has runs, the others beside it: the LR tuned per point on one head-dim family
     (v2-isoflop-scan, the headline by the rule preregistered in docs/study.md "C4 with the LR tuned per point"), the
     batch per budget (v2-isoflop-budget), the batch tuned at 20 tokens/param (v2-isoflop)."""
-    budget_points = _budget_points(st) if budget_points is None else budget_points
+    if budget_points is None:
+        budget_points, fitted = budget_design(st)
+        laws = fitted if laws is None else laws
     budget_r, notes = isoflop_budget_runs(st.runs("v2"), budget_points)
     tuned_r = tuned_design_runs(st, points, budget_points)
     scan_r, scan_notes = scan_runs(st, budget_points, laws)

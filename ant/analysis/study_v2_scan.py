@@ -41,8 +41,8 @@ def scan_points(budget_points: list[dict]) -> list[dict]:
             for q in budget_points]  # fmt: skip
 
 
-def scan_grid_text(runs: pd.DataFrame) -> str:
-    pts = scan_points(isoflop_budget_points(runs))
+def scan_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None) -> str:
+    pts = scan_points(isoflop_budget_points(runs) if budget_points is None else budget_points)
     head = [
         '# Study v2 part "v2-isoflop-scan" (C4 on one head-dim family with the LR tuned per point; docs/study.md',
         '# "C4 with the LR tuned per point"). WRITTEN by `python -m ant.analysis.study_v2_scan` from the committed v2',
@@ -120,17 +120,17 @@ def size_extension_points(runs: pd.DataFrame, budget_points: list[dict], laws: d
     None where the ladder has no size beyond. Read from the scan's own points only, so the rule does not move once
     the added sizes train."""
     from ant.analysis.study_v2 import SEQ_LEN, budget_point  # late: the design's point at a new size
+    from ant.laws.isoflop_design import vertex  # late: as isoflop_nopt's readers
     from ant.models.counts import flops_per_token  # late: as in study_v2.isoflop_design
 
     r, _ = scan_ladder(runs, scan_points(budget_points))
     out = []
     for (arch, level), g in r.groupby(["arch", "level"]) if len(r) else []:
         g = g.sort_values("num_params")
-        x, y = np.log(g["num_params"].to_numpy(float)), g["final_val_loss"].to_numpy(float)
-        c2, c1, _ = np.polyfit(x, y, 2)
-        if c2 > 0 and x[0] < -c1 / (2 * c2) < x[-1]:
+        _, _, side = vertex(np.log(g["num_params"].to_numpy(float)), g["final_val_loss"].to_numpy(float))
+        if not side:
             continue  # an interior vertex
-        low = (-c1 / (2 * c2) <= x[0]) if c2 > 0 else bool(y[0] < y[-1])
+        low = side == "low"
         i = FAMILY_LADDER.index(g["size"].iloc[0 if low else -1]) + (-1 if low else 1)
         if not 0 <= i < len(FAMILY_LADDER):
             continue
@@ -140,10 +140,13 @@ def size_extension_points(runs: pd.DataFrame, budget_points: list[dict], laws: d
     return out
 
 
-def sizes_grid_text(runs: pd.DataFrame) -> str:
+def sizes_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
+    """The size extension's grid; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
     from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
 
-    pts = size_extension_points(runs, isoflop_budget_points(runs), budget_laws(runs))
+    laws = budget_laws(runs) if laws is None else laws
+    budget_points = isoflop_budget_points(runs, laws) if budget_points is None else budget_points
+    pts = size_extension_points(runs, budget_points, laws)
     head = [
         '# Study v2 part "v2-isoflop-scan-sizes" (C4: sizes that bracket the optimum; docs/study.md). WRITTEN by',
         "# `python -m ant.analysis.study_v2_scan` from the committed v2 runs: do not edit by hand. Where a level's",
@@ -155,12 +158,16 @@ def sizes_grid_text(runs: pd.DataFrame) -> str:
 
 
 def main() -> int:
+    from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
+
     table = V2 / "runs.parquet"
     runs = pd.read_parquet(table) if table.is_file() else pd.DataFrame()
-    atomic_write_text(SCAN_GRID, scan_grid_text(runs))
+    laws = budget_laws(runs)
+    budget_points = isoflop_budget_points(runs, laws)
+    atomic_write_text(SCAN_GRID, scan_grid_text(runs, budget_points))
     print(f"wrote {SCAN_GRID}")
-    if len(scan_ladder(runs, scan_points(isoflop_budget_points(runs)))[0]):  # the scan has trained
-        atomic_write_text(SIZES_GRID, sizes_grid_text(runs))
+    if len(scan_ladder(runs, scan_points(budget_points))[0]):  # the scan has trained
+        atomic_write_text(SIZES_GRID, sizes_grid_text(runs, budget_points, laws))
         print(f"wrote {SIZES_GRID}")
     return 0
 

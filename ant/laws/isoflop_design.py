@@ -137,16 +137,25 @@ class IsoFlopEstimate:
                 "levels": {k: lv[k].tolist() for k in lv.columns}}  # fmt: skip
 
 
-def _vertex(lN: np.ndarray, loss: np.ndarray) -> tuple[float, str]:
+def vertex(lN: np.ndarray, loss: np.ndarray) -> tuple[float, str, str]:
+    """One level's parabola over log N: its vertex (NaN unless inside the level's sizes), why not, and where a
+    level without one has its optimum: "low" (past the smallest size: the vertex lies below it, or, where the
+    parabola opens downwards, the smallest size has the lower loss of the two ends), "high", or "" (< 3 sizes, or
+    the vertex inside)."""
     if len(np.unique(lN)) < 3:
-        return math.nan, "< 3 sizes"
+        return math.nan, "< 3 sizes", ""
     c2, c1, _ = np.polyfit(lN, loss, 2)
+    ends = loss[np.argmin(lN)], loss[np.argmax(lN)]
     if not c2 > 0:
-        return math.nan, "the parabola opens downwards"
+        return math.nan, "the parabola opens downwards", "low" if ends[0] < ends[1] else "high"
     v = -c1 / (2 * c2)
     if not lN.min() < v < lN.max():
-        return math.nan, "the vertex lies outside the level's sizes (an edge optimum)"
-    return v, ""
+        return (
+            math.nan,
+            "the vertex lies outside the level's sizes (an edge optimum)",
+            "low" if v <= lN.min() else "high",
+        )
+    return v, "", ""
 
 
 def _levels(df: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +165,7 @@ def _levels(df: pd.DataFrame) -> pd.DataFrame:
         at = lvl == C
         sizes, inv = np.unique(n[at], return_inverse=True)
         m = np.bincount(inv, weights=loss[at]) / np.bincount(inv)  # mean over seeds per size
-        v, why = _vertex(np.log(sizes), m)
+        v, why, _ = vertex(np.log(sizes), m)
         rows.append({"level": float(C), "n_sizes": len(sizes), "N_opt": math.exp(v) if np.isfinite(v) else math.nan,
                      "kept": bool(np.isfinite(v)), "reason": why})  # fmt: skip
     return pd.DataFrame(rows)

@@ -250,7 +250,7 @@ def test_the_isoflop_figure_draws_both_designs_and_nothing_without_runs(tmp_path
     from ant.analysis import study_figures
 
     runs, _, bpts = budget_table()  # the design's own points (study_v2.isoflop_design), two designs
-    monkeypatch.setattr(study_v2_c4, "isoflop_budget_points", lambda r: bpts)
+    monkeypatch.setattr(study_v2_c4, "budget_design", lambda st: (bpts, None))  # no HP runs: no laws to fit
     both = study_figures.isoflop_figure(study(tmp_path / "a", runs), {}, tmp_path / "a" / "figures")
     one = study_figures.isoflop_figure(study(tmp_path / "b", runs[runs["batch_size"].eq(8)]), {}, tmp_path / "b")
     h2, h1 = (Image.open(next(p for p in x if p.suffix == ".png")).size[1] for x in (both, one))

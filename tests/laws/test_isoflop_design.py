@@ -96,3 +96,15 @@ def test_the_batch_follows_the_tokens_and_the_lr_follows_the_batch_by_the_square
     assert isinstance(b, int) and r == float(f"{r:.3g}")
     with pytest.raises(ConfigError, match="budget_hps"):
         budget_hps(0.0, 1e6, bs, lr)
+
+
+def test_a_level_without_an_interior_vertex_says_on_which_side_its_optimum_lies():
+    from ant.laws.isoflop_design import vertex
+
+    lN = np.log([1e4, 2e4, 4e4, 8e4])
+    v, why, side = vertex(lN, (lN - np.log(3e4)) ** 2)  # the minimum inside
+    assert np.isclose(v, np.log(3e4)) and why == "" and side == ""
+    assert vertex(lN, (lN - np.log(5e3)) ** 2)[2] == "low"  # the vertex below the smallest size
+    assert vertex(lN, (lN - np.log(2e5)) ** 2)[2] == "high"
+    assert vertex(lN, -((lN - np.log(2e4)) ** 2))[1:] == ("the parabola opens downwards", "high")  # ends: 8e4 lower
+    assert vertex(lN[:2], lN[:2])[1:] == ("< 3 sizes", "")
