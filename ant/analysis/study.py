@@ -146,6 +146,13 @@ V2_PARTS = (
         extend=True,
     ),
     Part(
+        "v2-isoflop-scan-bracket",
+        "sweeps/study2/isoflop_scan_bracket.yaml",
+        "v2",
+        "C4: the family's next size where fewer than two sizes lie on one side of a level's vertex (LR scan)",
+        extend=True,
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

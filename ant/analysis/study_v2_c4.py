@@ -192,8 +192,9 @@ def budget_design(st) -> tuple[list[dict], dict | None]:
 
 
 def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Parts v2-isoflop-scan and v2-isoflop-scan-sizes: the scan's points and the sizes added where a level had no
-    interior vertex (study_v2_scan), empty before the part or without HP laws. `laws`: study_v2.budget_laws (fitted
+    """Parts v2-isoflop-scan, v2-isoflop-scan-sizes and v2-isoflop-scan-bracket: the scan's points, the sizes added
+    where a level had no interior vertex and those added where a vertex had fewer than two sizes on one side
+    (study_v2_scan), empty before the part or without HP laws. `laws`: study_v2.budget_laws (fitted
     here when None)."""
     pts = budget_points
     if pts is None:
@@ -207,6 +208,7 @@ def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.Data
             laws = None
     if laws:
         points += scan.size_extension_points(st.runs("v2"), pts, laws)
+        points += scan.bracket_points(st.runs("v2"), pts, laws)
     return scan.scan_ladder(st.runs("v2"), points)
 
 

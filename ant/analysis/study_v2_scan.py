@@ -27,6 +27,7 @@ from ant.fsio import atomic_write_text
 
 SCAN_GRID = "sweeps/study2/isoflop_scan.yaml"
 SIZES_GRID = "sweeps/study2/isoflop_scan_sizes.yaml"
+BRACKET_GRID = "sweeps/study2/isoflop_scan_bracket.yaml"
 # The head-dim-8 family, small to large: v2-isoflop-hd8's ladder and one rung beyond each end (ant/models/sizes.py)
 FAMILY_LADDER = ("d16L1", "tiny0h8", "d24L2", "tiny1h8", "d40L3", "tiny2h8", "d56L3", "d64L3")
 FACTORS = (0.5, 1.0, 2.0)  # the LRs of a point: these times the budget rule's LR
@@ -119,25 +120,78 @@ def size_extension_points(runs: pd.DataFrame, budget_points: list[dict], laws: d
     (GPT+'s FLOPs per token, as every design point) and the batch-per-budget HPs of `laws` (study_v2.budget_laws).
     None where the ladder has no size beyond. Read from the scan's own points only, so the rule does not move once
     the added sizes train."""
-    from ant.analysis.study_v2 import SEQ_LEN, budget_point  # late: the design's point at a new size
     from ant.laws.isoflop_design import vertex  # late: as isoflop_nopt's readers
-    from ant.models.counts import flops_per_token  # late: as in study_v2.isoflop_design
 
     r, _ = scan_ladder(runs, scan_points(budget_points))
     out = []
     for (arch, level), g in r.groupby(["arch", "level"]) if len(r) else []:
         g = g.sort_values("num_params")
         _, _, side = vertex(np.log(g["num_params"].to_numpy(float)), g["final_val_loss"].to_numpy(float))
-        if not side:
-            continue  # an interior vertex
-        low = side == "low"
-        i = FAMILY_LADDER.index(g["size"].iloc[0 if low else -1]) + (-1 if low else 1)
-        if not 0 <= i < len(FAMILY_LADDER):
-            continue
-        size = FAMILY_LADDER[i]
-        tokens = int(round(level / flops_per_token("gptplus", size, 256, SEQ_LEN)))
-        out += scan_points([budget_point(arch, size, tokens, level, laws)])
+        size = _next_beyond(g, side == "low") if side else None  # no side: an interior vertex
+        if size is not None:
+            out += _at_level(arch, size, level, laws)
     return out
+
+
+def _next_beyond(g: pd.DataFrame, low: bool) -> str | None:
+    """The FAMILY_LADDER size next beyond the smallest (`low`) or the largest of a level's sizes `g`, or None."""
+    i = FAMILY_LADDER.index(g.sort_values("num_params")["size"].iloc[0 if low else -1]) + (-1 if low else 1)
+    return FAMILY_LADDER[i] if 0 <= i < len(FAMILY_LADDER) else None
+
+
+def _at_level(arch: str, size: str, level: float, laws: dict) -> list[dict]:
+    """The scan point of `size` at `level`: GPT+'s FLOPs per token, as every design point, and the batch-per-budget
+    HPs of `laws`, with the scan's three LRs."""
+    from ant.analysis.study_v2 import SEQ_LEN, budget_point  # late: the design's point at a new size
+    from ant.models.counts import flops_per_token  # late: as in study_v2.isoflop_design
+
+    tokens = int(round(level / flops_per_token("gptplus", size, 256, SEQ_LEN)))
+    return scan_points([budget_point(arch, size, tokens, level, laws)])
+
+
+# Part v2-isoflop-scan-bracket (docs/study.md "Two sizes on each side of the vertex", preregistered before its runs).
+# anGPT's exponent stayed undetermined with 4 of 5 levels giving a vertex: at two of them the vertex has one size
+# below it, so a resample that lifts that one point's loss moves the vertex out of the level's sizes.
+BRACKET_SIDE = 2  # sizes wanted on each side of a level's vertex
+
+
+def bracket_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list[dict]:
+    """One scan point per (arch, level, side) of the scan's and the size extension's points where fewer than
+    BRACKET_SIDE of the level's sizes lie on that side of its parabola's vertex: the FAMILY_LADDER size next beyond
+    that end. A level with no interior vertex gets the next size on the side its optimum lies past (as
+    size_extension_points), where the ladder has one. One round: the rule reads those points only, so it does not
+    move once the added sizes train."""
+    from ant.laws.isoflop_design import vertex  # late: as isoflop_nopt's readers
+
+    r, _ = scan_ladder(runs, scan_points(budget_points) + size_extension_points(runs, budget_points, laws))
+    out = []
+    for (arch, level), g in r.groupby(["arch", "level"]) if len(r) else []:
+        lN = np.log(g["num_params"].to_numpy(float))
+        v, _, side = vertex(lN, g["final_val_loss"].to_numpy(float))
+        counts = {True: (lN < v).sum(), False: (lN > v).sum()}  # low side, high side (NaN v: both 0, unused)
+        for low in [side == "low"] if side else [k for k, n in counts.items() if n < BRACKET_SIDE]:
+            size = _next_beyond(g, low)
+            if size is not None:
+                out += _at_level(arch, size, level, laws)
+    return out
+
+
+def bracket_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
+    """The bracket part's grid; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
+    from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
+
+    laws = budget_laws(runs) if laws is None else laws
+    budget_points = isoflop_budget_points(runs, laws) if budget_points is None else budget_points
+    pts = bracket_points(runs, budget_points, laws)
+    head = [
+        '# Study v2 part "v2-isoflop-scan-bracket" (C4: two sizes on each side of every vertex; docs/study.md).',
+        "# WRITTEN by `python -m ant.analysis.study_v2_scan` from the committed v2 runs: do not edit by hand. Where",
+        "# fewer than two of a level's sizes lie on one side of its LR-scanned parabola's vertex (parts",
+        "# v2-isoflop-scan and v2-isoflop-scan-sizes), the head-dim-8 family's next size beyond that end, at the",
+        "# batch-per-budget HPs and the same three LRs (edge extension too):",
+        *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts),
+    ]
+    return _grid("study2-isoflop-scan-bracket", head, pts)
 
 
 def sizes_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
@@ -169,6 +223,10 @@ def main() -> int:
     if len(scan_ladder(runs, scan_points(budget_points))[0]):  # the scan has trained
         atomic_write_text(SIZES_GRID, sizes_grid_text(runs, budget_points, laws))
         print(f"wrote {SIZES_GRID}")
+        sized = size_extension_points(runs, budget_points, laws)
+        if sized and len(scan_ladder(runs, sized)[0]):  # the size extension has trained
+            atomic_write_text(BRACKET_GRID, bracket_grid_text(runs, budget_points, laws))
+            print(f"wrote {BRACKET_GRID}")
     return 0
 
 

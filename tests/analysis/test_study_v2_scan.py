@@ -159,3 +159,55 @@ def test_a_level_without_an_interior_vertex_gets_the_familys_next_size_beyond_th
 def test_the_committed_sizes_grid_is_what_the_rule_writes_from_the_committed_runs():
     runs = pd.read_parquet(ROOT / study_v2.V2 / "runs.parquet")
     assert (ROOT / scan.SIZES_GRID).read_text() == scan.sizes_grid_text(runs)
+
+
+def parabola_level(rows: pd.DataFrame, arch: str, tokens: dict, vertex: float) -> pd.DataFrame:
+    """`rows` with one (arch, level)'s points (`tokens`: size -> requested tokens) moved so that each point's best
+    LR lies on 1.8 + 0.05 (log N - log vertex)^2: a profile whose vertex is exactly `vertex`."""
+    rows = rows.copy()
+    for size, t in tokens.items():
+        at = rows["arch"].eq(arch) & rows["size"].eq(size) & rows["tokens"].eq(t)
+        n = float(rows.loc[at, "num_params"].iloc[0])
+        rows.loc[at, "final_val_loss"] += 1.8 + 0.05 * np.log(n / vertex) ** 2 - rows.loc[at, "final_val_loss"].min()
+    return rows
+
+
+def test_a_vertex_with_one_size_on_a_side_gets_the_familys_next_size_there():
+    """bracket_points: a level whose vertex has < 2 of its sizes on one side gets the next size beyond that end,
+    a level with two a side gets nothing; the new point is the batch-per-budget design's at the level."""
+    _, _, bpts, rows = scan_table()
+    laws = {a: (lambda n: 8.0, lambda n: 0.01) for a in ("gptplus", "angpt")}
+    pts = scan.scan_points(bpts)
+    levels = sorted({q["level"] for q in pts})
+    at = {(a, lv): {q["size"]: q["tokens"] for q in pts if q["level"] == lv and q["arch"] == a}
+          for a in ("gptplus", "angpt") for lv in levels}  # fmt: skip
+    n = {s: float(rows.loc[rows["size"].eq(s), "num_params"].iloc[0]) for s in rows["size"].unique()}
+
+    def between(a, lv, i):  # a vertex between the level's i-th and (i+1)-th smallest sizes
+        s = sorted(at[a, lv], key=n.get)
+        return float(np.sqrt(n[s[i]] * n[s[i + 1]])), s
+
+    moved, want = rows, {}
+    for a in ("gptplus", "angpt"):
+        for k, lv in enumerate(levels):
+            i = (0, 1, 2)[k % 3] if len(at[a, lv]) == 4 else 1  # one below, two a side, one above
+            v, s = between(a, lv, i)
+            moved = parabola_level(moved, a, at[a, lv], v)
+            ladder = scan.FAMILY_LADDER
+            if i == 0 and ladder.index(s[0]) > 0:
+                want[a, lv] = ladder[ladder.index(s[0]) - 1]
+            elif i == len(s) - 2 and ladder.index(s[-1]) < len(ladder) - 1:
+                want[a, lv] = ladder[ladder.index(s[-1]) + 1]
+    assert scan.size_extension_points(moved, bpts, laws) == []  # every vertex inside: the first rule adds nothing
+    added = {(q["arch"], q["level"]): q for q in scan.bracket_points(moved, bpts, laws)}
+    assert {k: q["size"] for k, q in added.items()} == want and len(want) >= 4
+    q = next(iter(added.values()))
+    assert q["batch_size"] == 8 and q["lrs"] == [0.005, 0.01, 0.02]
+    from ant.models.counts import flops_per_token
+
+    assert q["tokens"] == round(q["level"] / flops_per_token("gptplus", q["size"], 256, study_v2.SEQ_LEN))
+
+
+def test_the_committed_bracket_grid_is_what_the_rule_writes_from_the_committed_runs():
+    runs = pd.read_parquet(ROOT / study_v2.V2 / "runs.parquet")
+    assert (ROOT / scan.BRACKET_GRID).read_text() == scan.bracket_grid_text(runs)
