@@ -24,8 +24,8 @@ from ant.analysis.study_common import UNDETERMINED, Claim, Study, table
 from ant.analysis.study_figures import draw_all
 from ant.analysis.study_measures import c5_noise_scale, c6_wsd
 from ant.analysis.study_readings import c7_readings
-from ant.analysis.study_v2 import extrapolation_claim
 from ant.analysis.study_v2_claims import c1_v2, c3_v2, c4_v2
+from ant.analysis.study_v2_extrapolation import extrapolation_claim
 from ant.fsio import atomic_write_text
 
 CLAIMS = (

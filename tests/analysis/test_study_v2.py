@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ant.analysis import study_v2
+from ant.analysis import study_v2, study_v2_extrapolation
 from ant.sweep.grid import Grid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def test_the_extrapolation_row_reads_the_prediction_against_the_held_out_runs(tm
     (tmp_path / "v2").mkdir()
     (tmp_path / "v2" / "prediction.json").write_text(json.dumps(pred))
     st = Study(tmp_path)
-    assert study_v2.extrapolation_claim(st).verdict == "predicted, not yet measured"
+    assert study_v2_extrapolation.extrapolation_claim(st).verdict == "predicted, not yet measured"
     runs = pd.DataFrame(
         [
             {
@@ -128,7 +128,7 @@ def test_the_extrapolation_row_reads_the_prediction_against_the_held_out_runs(tm
         ]
     )
     atomic_parquet(runs, tmp_path / "v2" / "runs.parquet")
-    c = study_v2.extrapolation_claim(Study(tmp_path))
+    c = study_v2_extrapolation.extrapolation_claim(Study(tmp_path))
     assert c.verdict == "outside its interval" and "1 of 2" in c.why  # anGPT's 1.60 lies above [1.45, 1.55]
     # the measured gap 1.60 - 1.52 = +0.08 lies outside the predicted [-0.05, +0.05]
     assert "gap outside its interval" in c.why and "measured +0.0800" in c.ours
