@@ -219,7 +219,8 @@ def isoflop_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
                     v = -p[1] / (2 * p[0]) if p[0] > 0 else np.nan
                     if ln.min() < v < ln.max():
                         ax.plot(np.exp(v), np.polyval(p, v), "x", color=lvl_color[lv], ms=8, mew=2)
-            ax.set(xscale="log", xlabel="parameters N", ylabel="final validation loss", title=f"{label(arch)}: {name}")
+            ax.set(xscale="log", xlabel="parameters N", ylabel="final validation loss")
+            ax.set_title(f"{label(arch)}: {name}", fontsize=9)  # the design names are long: neighbours' titles touched
             design_ticks(ax, g["num_params"])
         ax = row[-1]
         for arch in archs:

@@ -117,6 +117,8 @@ def design_ticks(ax, values, max_ticks: int = 8) -> None:
         ax.xaxis.set_major_locator(FixedLocator(v))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _count(x)))
         ax.xaxis.set_minor_formatter(NullFormatter())
+        if v.size > 1 and np.diff(np.log(v)).min() < np.log(1.6):  # neighbours under 1.6x apart: labels would touch
+            ax.tick_params(axis="x", labelrotation=45)
 
 
 def _count(v: float) -> str:
