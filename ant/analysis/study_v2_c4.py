@@ -305,7 +305,9 @@ def c4_v2(st, points=None, budget_points=None, laws: dict | None = None) -> Clai
                       "LRs (x0.5, x1, x2 of the batch-per-budget rule's, and any edge extension), one seed. Where "
                       "a level's profile had no interior vertex, the family's next size beyond the end its optimum "
                       "lay past was added by a rule fixed before its runs (part v2-isoflop-scan-sizes; new rungs "
-                      'd16L1 and d64L3; docs/study.md "Sizes that bracket the optimum"). '
+                      'd16L1 and d64L3; docs/study.md "Sizes that bracket the optimum"), and where a vertex had '
+                      "fewer than two sizes on one side, the next size there (part v2-isoflop-scan-bracket, also "
+                      'fixed before its runs; docs/study.md "Two sizes on each side of the vertex"). '
                       + "; ".join(scan_notes) + "."]  # fmt: skip
     if notes:
         c.section += ["", "Batch per budget: " + "; ".join(notes) + "."]
