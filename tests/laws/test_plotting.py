@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ant.laws.plotting import design_ticks  # noqa: E402
+from ant.laws.plotting import design_ticks
 
 
 def _labels(values):
