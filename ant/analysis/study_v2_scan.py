@@ -176,39 +176,37 @@ def bracket_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) ->
     return out
 
 
-def bracket_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
-    """The bracket part's grid; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
+def _added_grid_text(rule, name: str, head: list[str], runs: pd.DataFrame, budget_points: list[dict] | None,
+                     laws: dict | None) -> str:  # fmt: skip
+    """The grid of a part that adds sizes by `rule` (size_extension_points, bracket_points): `head`, then one line
+    per added point; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
     from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
 
     laws = budget_laws(runs) if laws is None else laws
     budget_points = isoflop_budget_points(runs, laws) if budget_points is None else budget_points
-    pts = bracket_points(runs, budget_points, laws)
+    pts = rule(runs, budget_points, laws)
+    return _grid(name, [*head, *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts)], pts)
+
+
+def bracket_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
     head = [
         '# Study v2 part "v2-isoflop-scan-bracket" (C4: two sizes on each side of every vertex; docs/study.md).',
         "# WRITTEN by `python -m ant.analysis.study_v2_scan` from the committed v2 runs: do not edit by hand. Where",
         "# fewer than two of a level's sizes lie on one side of its LR-scanned parabola's vertex (parts",
         "# v2-isoflop-scan and v2-isoflop-scan-sizes), the head-dim-8 family's next size beyond that end, at the",
         "# batch-per-budget HPs and the same three LRs (edge extension too):",
-        *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts),
     ]
-    return _grid("study2-isoflop-scan-bracket", head, pts)
+    return _added_grid_text(bracket_points, "study2-isoflop-scan-bracket", head, runs, budget_points, laws)
 
 
 def sizes_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
-    """The size extension's grid; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
-    from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
-
-    laws = budget_laws(runs) if laws is None else laws
-    budget_points = isoflop_budget_points(runs, laws) if budget_points is None else budget_points
-    pts = size_extension_points(runs, budget_points, laws)
     head = [
         '# Study v2 part "v2-isoflop-scan-sizes" (C4: sizes that bracket the optimum; docs/study.md). WRITTEN by',
         "# `python -m ant.analysis.study_v2_scan` from the committed v2 runs: do not edit by hand. Where a level's",
         "# LR-scanned profile (part v2-isoflop-scan) has no interior vertex, the head-dim-8 family's next size beyond",
         "# the end its optimum lies past, at the batch-per-budget HPs and the same three LRs (edge extension too):",
-        *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts),
     ]
-    return _grid("study2-isoflop-scan-sizes", head, pts)
+    return _added_grid_text(size_extension_points, "study2-isoflop-scan-sizes", head, runs, budget_points, laws)
 
 
 def main() -> int:
