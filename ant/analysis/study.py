@@ -153,6 +153,13 @@ V2_PARTS = (
         extend=True,
     ),
     Part(
+        "v2-isoflop-scan-up",
+        "sweeps/study2/isoflop_scan_up.yaml",
+        "v2",
+        "C4: anGPT at 4e12 FLOPs, the sizes of its 2e12 level (LR scan, edge extension)",
+        extend=True,
+    ),
+    Part(
         "v2-speedup",
         "sweeps/study2/speedup.yaml",
         "v2",

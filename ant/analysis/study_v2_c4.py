@@ -192,8 +192,8 @@ def budget_design(st) -> tuple[list[dict], dict | None]:
 
 
 def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Parts v2-isoflop-scan, v2-isoflop-scan-sizes and v2-isoflop-scan-bracket: the scan's points, the sizes added
-    where a level had no interior vertex and those added where a vertex had fewer than two sizes on one side
+    """Parts v2-isoflop-scan, -sizes, -bracket and -up: the scan's points, the sizes added where a level had no
+    interior vertex, those added where a vertex had fewer than two sizes on one side, and anGPT's level above 2e12
     (study_v2_scan), empty before the part or without HP laws. `laws`: study_v2.budget_laws (fitted
     here when None)."""
     pts = budget_points
@@ -209,6 +209,7 @@ def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.Data
     if laws:
         points += scan.size_extension_points(st.runs("v2"), pts, laws)
         points += scan.bracket_points(st.runs("v2"), pts, laws)
+        points += scan.up_points(st.runs("v2"), pts, laws)
     return scan.scan_ladder(st.runs("v2"), points)
 
 

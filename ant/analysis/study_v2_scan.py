@@ -28,6 +28,7 @@ from ant.fsio import atomic_write_text
 SCAN_GRID = "sweeps/study2/isoflop_scan.yaml"
 SIZES_GRID = "sweeps/study2/isoflop_scan_sizes.yaml"
 BRACKET_GRID = "sweeps/study2/isoflop_scan_bracket.yaml"
+UP_GRID = "sweeps/study2/isoflop_scan_up.yaml"
 # The head-dim-8 family, small to large: v2-isoflop-hd8's ladder and one rung beyond each end (ant/models/sizes.py)
 FAMILY_LADDER = ("d16L1", "tiny0h8", "d24L2", "tiny1h8", "d40L3", "tiny2h8", "d56L3", "d64L3")
 FACTORS = (0.5, 1.0, 2.0)  # the LRs of a point: these times the budget rule's LR
@@ -176,6 +177,29 @@ def bracket_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) ->
     return out
 
 
+# Part v2-isoflop-scan-up (docs/study.md "A compute level above 2e12", preregistered before its runs). anGPT's
+# vertices sit at 2.5e11, 5e11 and 2e12 FLOPs only: at 1.25e11 its optimum lies below the family's smallest rung and
+# at 1e12 the profile is flat. One level above the highest, at the sizes of its profile there.
+UP_LEVEL = 4e12
+UP_ARCHS = ("angpt",)  # GPT+'s exponent is determined on its five levels
+
+
+def up_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list[dict]:
+    """For each UP_ARCHS arch: the sizes of its highest scanned level (the scan's, the size extension's and the
+    bracket's points) at UP_LEVEL, each at the batch-per-budget HPs and the scan's three LRs. Read from those points
+    only, so the rule does not move once the level trains."""
+    pts = scan_points(budget_points) + size_extension_points(runs, budget_points, laws)
+    r, _ = scan_ladder(runs, pts + bracket_points(runs, budget_points, laws))
+    out = []
+    for arch in UP_ARCHS:
+        g = r[r["arch"].eq(arch)] if len(r) else r
+        if len(g):
+            top = g[g["level"].eq(g["level"].max())].sort_values("num_params")
+            for size in top["size"]:
+                out += _at_level(arch, size, UP_LEVEL, laws)
+    return out
+
+
 def _added_grid_text(rule, name: str, head: list[str], runs: pd.DataFrame, budget_points: list[dict] | None,
                      laws: dict | None) -> str:  # fmt: skip
     """The grid of a part that adds sizes by `rule` (size_extension_points, bracket_points): `head`, then one line
@@ -197,6 +221,16 @@ def bracket_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = Non
         "# batch-per-budget HPs and the same three LRs (edge extension too):",
     ]
     return _added_grid_text(bracket_points, "study2-isoflop-scan-bracket", head, runs, budget_points, laws)
+
+
+def up_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
+    head = [
+        '# Study v2 part "v2-isoflop-scan-up" (C4: a compute level above 2e12 for anGPT; docs/study.md). WRITTEN by',
+        "# `python -m ant.analysis.study_v2_scan` from the committed v2 runs: do not edit by hand. The sizes of the",
+        "# arch's highest scanned level at 4e12 FLOPs, at the batch-per-budget HPs and the scan's three LRs (edge",
+        "# extension too):",
+    ]
+    return _added_grid_text(up_points, "study2-isoflop-scan-up", head, runs, budget_points, laws)
 
 
 def sizes_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
@@ -225,6 +259,10 @@ def main() -> int:
         if sized and len(scan_ladder(runs, sized)[0]):  # the size extension has trained
             atomic_write_text(BRACKET_GRID, bracket_grid_text(runs, budget_points, laws))
             print(f"wrote {BRACKET_GRID}")
+            added = bracket_points(runs, budget_points, laws)
+            if added and len(scan_ladder(runs, added)[0]):  # the bracket part has trained
+                atomic_write_text(UP_GRID, up_grid_text(runs, budget_points, laws))
+                print(f"wrote {UP_GRID}")
     return 0
 
 

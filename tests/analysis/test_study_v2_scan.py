@@ -211,3 +211,18 @@ def test_a_vertex_with_one_size_on_a_side_gets_the_familys_next_size_there():
 def test_the_committed_bracket_grid_is_what_the_rule_writes_from_the_committed_runs():
     runs = pd.read_parquet(ROOT / study_v2.V2 / "runs.parquet")
     assert (ROOT / scan.BRACKET_GRID).read_text() == scan.bracket_grid_text(runs)
+
+
+def test_angpt_gets_its_highest_levels_sizes_one_level_up():
+    """up_points: for anGPT only, the sizes of its highest scanned level at UP_LEVEL, at the batch-per-budget HPs of
+    the laws and the scan's three LRs; the committed grid is what the rule writes."""
+    _, _, bpts, rows = scan_table()
+    laws = {a: (lambda n: 8.0, lambda n: 0.01) for a in ("gptplus", "angpt")}
+    pts = scan.scan_points(bpts)
+    top = max(q["level"] for q in pts)
+    want = sorted((q["size"] for q in pts if q["arch"] == "angpt" and q["level"] == top), key=scan.FAMILY_LADDER.index)
+    up = scan.up_points(rows, bpts, laws)
+    assert [q["size"] for q in up] == want and {q["arch"] for q in up} == {"angpt"}
+    assert all(q["level"] == scan.UP_LEVEL > top and q["lrs"] == [0.005, 0.01, 0.02] for q in up)
+    runs = pd.read_parquet(ROOT / study_v2.V2 / "runs.parquet")
+    assert (ROOT / scan.UP_GRID).read_text() == scan.up_grid_text(runs)
