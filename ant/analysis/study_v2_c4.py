@@ -308,7 +308,9 @@ def c4_v2(st, points=None, budget_points=None, laws: dict | None = None) -> Clai
                       "lay past was added by a rule fixed before its runs (part v2-isoflop-scan-sizes; new rungs "
                       'd16L1 and d64L3; docs/study.md "Sizes that bracket the optimum"), and where a vertex had '
                       "fewer than two sizes on one side, the next size there (part v2-isoflop-scan-bracket, also "
-                      'fixed before its runs; docs/study.md "Two sizes on each side of the vertex"). '
+                      'fixed before its runs; docs/study.md "Two sizes on each side of the vertex"); anGPT has one '
+                      "more level, 4e12 FLOPs at the sizes of its 2e12 level (part v2-isoflop-scan-up, fixed before "
+                      'its runs; docs/study.md "A compute level above 2e12"). '
                       + "; ".join(scan_notes) + "."]  # fmt: skip
     if notes:
         c.section += ["", "Batch per budget: " + "; ".join(notes) + "."]
