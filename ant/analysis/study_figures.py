@@ -239,8 +239,9 @@ def isoflop_figure(st: Study, numbers: dict, out: Path) -> list[Path]:
         ax.legend(loc="upper left")
         ax.yaxis.set_major_formatter(TOKENS)
         ax.yaxis.set_minor_formatter(TOKENS)
-    h, lab = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="outside right upper", title="compute level", fontsize=7)
+    # every level of every panel (anGPT has one GPT+ lacks, part v2-isoflop-scan-up): not the first panel's lines
+    h = [Line2D([], [], color=lvl_color[lv], lw=1.2) for lv in levels]
+    fig.legend(h, [f"{lv:.3g} FLOPs" for lv in levels], loc="outside right upper", title="compute level", fontsize=7)
     fig.suptitle("Study v2 IsoFLOP profiles (points: runs; lines: parabolas through the seed means; x: vertices)",
                  fontsize=10)  # fmt: skip
     return save_figure(fig, out, "study_c4_isoflop")
