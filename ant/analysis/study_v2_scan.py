@@ -202,8 +202,8 @@ def up_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list
 
 def _added_grid_text(rule, name: str, head: list[str], runs: pd.DataFrame, budget_points: list[dict] | None,
                      laws: dict | None) -> str:  # fmt: skip
-    """The grid of a part that adds sizes by `rule` (size_extension_points, bracket_points): `head`, then one line
-    per added point; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
+    """The grid of a part that adds points by `rule` (size_extension_points, bracket_points, up_points): `head`,
+    then one line per added point; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
     from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
 
     laws = budget_laws(runs) if laws is None else laws
