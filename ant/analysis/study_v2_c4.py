@@ -200,17 +200,13 @@ def scan_runs(st, budget_points=None, laws: dict | None = None) -> tuple[pd.Data
     if pts is None:
         pts, fitted = budget_design(st)
         laws = fitted if laws is None else laws
-    points = scan.scan_points(pts)
     if pts and laws is None:
         try:
             laws = budget_laws(st.runs("v2"))
         except (ConfigError, FitError):  # constructed tables without HP runs: no sizes to add
             laws = None
-    if laws:
-        points += scan.size_extension_points(st.runs("v2"), pts, laws)
-        points += scan.bracket_points(st.runs("v2"), pts, laws)
-        points += scan.up_points(st.runs("v2"), pts, laws)
-    return scan.scan_ladder(st.runs("v2"), points)
+    stages = scan.design_stages(st.runs("v2"), pts, laws) if laws else {"scan": scan.scan_points(pts)}
+    return scan.scan_ladder(st.runs("v2"), [q for added in stages.values() for q in added])
 
 
 def c4_v2(st, points=None, budget_points=None, laws: dict | None = None) -> Claim | None:

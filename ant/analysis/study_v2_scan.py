@@ -114,7 +114,7 @@ def scan_ladder(runs: pd.DataFrame, points: list[dict]) -> tuple[pd.DataFrame, l
 # ---------------------------------------------------------------------------------------------- sizes that bracket
 # Part v2-isoflop-scan-sizes (docs/study.md "Sizes that bracket the optimum", preregistered before its runs): where
 # a level's LR-scanned profile has no interior vertex, the family's next size beyond the end the optimum lies past.
-def size_extension_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list[dict]:
+def size_extension_points(runs: pd.DataFrame, points: list[dict], laws: dict) -> list[dict]:
     """One scan point (with `lrs`) per (arch, level) of the scan's own 40 points whose parabola over log N has no
     vertex inside the level's sizes: the FAMILY_LADDER size next beyond the smallest or the largest, on the side of
     the vertex (a parabola that opens downwards: the side of the end with the lower loss), at the level's tokens
@@ -123,7 +123,7 @@ def size_extension_points(runs: pd.DataFrame, budget_points: list[dict], laws: d
     the added sizes train."""
     from ant.laws.isoflop_design import vertex  # late: as isoflop_nopt's readers
 
-    r, _ = scan_ladder(runs, scan_points(budget_points))
+    r, _ = scan_ladder(runs, points)
     out = []
     for (arch, level), g in r.groupby(["arch", "level"]) if len(r) else []:
         g = g.sort_values("num_params")
@@ -156,7 +156,7 @@ def _at_level(arch: str, size: str, level: float, laws: dict) -> list[dict]:
 BRACKET_SIDE = 2  # sizes wanted on each side of a level's vertex
 
 
-def bracket_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list[dict]:
+def bracket_points(runs: pd.DataFrame, points: list[dict], laws: dict) -> list[dict]:
     """One scan point per (arch, level, side) of the scan's and the size extension's points where fewer than
     BRACKET_SIDE of the level's sizes lie on that side of its parabola's vertex: the FAMILY_LADDER size next beyond
     that end. A level with no interior vertex gets the next size on the side its optimum lies past (as
@@ -164,7 +164,7 @@ def bracket_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) ->
     move once the added sizes train."""
     from ant.laws.isoflop_design import vertex  # late: as isoflop_nopt's readers
 
-    r, _ = scan_ladder(runs, scan_points(budget_points) + size_extension_points(runs, budget_points, laws))
+    r, _ = scan_ladder(runs, points)
     out = []
     for (arch, level), g in r.groupby(["arch", "level"]) if len(r) else []:
         lN = np.log(g["num_params"].to_numpy(float))
@@ -184,12 +184,11 @@ UP_LEVEL = 4e12
 UP_ARCHS = ("angpt",)  # GPT+'s exponent is determined on its five levels
 
 
-def up_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list[dict]:
+def up_points(runs: pd.DataFrame, points: list[dict], laws: dict) -> list[dict]:
     """For each UP_ARCHS arch: the sizes of its highest scanned level (the scan's, the size extension's and the
     bracket's points) at UP_LEVEL, each at the batch-per-budget HPs and the scan's three LRs. Read from those points
     only, so the rule does not move once the level trains."""
-    pts = scan_points(budget_points) + size_extension_points(runs, budget_points, laws)
-    r, _ = scan_ladder(runs, pts + bracket_points(runs, budget_points, laws))
+    r, _ = scan_ladder(runs, points)
     out = []
     for arch in UP_ARCHS:
         g = r[r["arch"].eq(arch)] if len(r) else r
@@ -200,15 +199,30 @@ def up_points(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> list
     return out
 
 
-def _added_grid_text(rule, name: str, head: list[str], runs: pd.DataFrame, budget_points: list[dict] | None,
+ADDED = {"sizes": size_extension_points, "bracket": bracket_points, "up": up_points}  # in the parts' order
+
+
+def design_stages(runs: pd.DataFrame, budget_points: list[dict], laws: dict) -> dict[str, list[dict]]:
+    """The scan design's points by the part that adds them: "scan" (scan_points), then each rule of ADDED in order,
+    each reading every point before its own (`points`), never its own or later ones, so none moves once a later
+    part trains. Computed once per reader: each rule reads the ladder of the stages before it."""
+    stages = {"scan": scan_points(budget_points)}
+    before = list(stages["scan"])
+    for name, rule in ADDED.items():
+        stages[name] = rule(runs, before, laws)
+        before += stages[name]
+    return stages
+
+
+def _added_grid_text(stage: str, name: str, head: list[str], runs: pd.DataFrame, budget_points: list[dict] | None,
                      laws: dict | None) -> str:  # fmt: skip
-    """The grid of a part that adds points by `rule` (size_extension_points, bracket_points, up_points): `head`,
-    then one line per added point; `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
+    """The grid of the part that adds a stage's points (design_stages): `head`, then one line per added point;
+    `budget_points` and `laws` (study_v2.budget_laws) are fitted here when None."""
     from ant.analysis.study_v2 import budget_laws  # late: scipy (the HP laws)
 
     laws = budget_laws(runs) if laws is None else laws
     budget_points = isoflop_budget_points(runs, laws) if budget_points is None else budget_points
-    pts = rule(runs, budget_points, laws)
+    pts = design_stages(runs, budget_points, laws)[stage]
     return _grid(name, [*head, *(f"#   {q['arch']} at {q['level']:.3g} FLOPs: {q['size']}" for q in pts)], pts)
 
 
@@ -220,7 +234,7 @@ def bracket_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = Non
         "# v2-isoflop-scan and v2-isoflop-scan-sizes), the head-dim-8 family's next size beyond that end, at the",
         "# batch-per-budget HPs and the same three LRs (edge extension too):",
     ]
-    return _added_grid_text(bracket_points, "study2-isoflop-scan-bracket", head, runs, budget_points, laws)
+    return _added_grid_text("bracket", "study2-isoflop-scan-bracket", head, runs, budget_points, laws)
 
 
 def up_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
@@ -230,7 +244,7 @@ def up_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, la
         "# arch's highest scanned level at 4e12 FLOPs, at the batch-per-budget HPs and the scan's three LRs (edge",
         "# extension too):",
     ]
-    return _added_grid_text(up_points, "study2-isoflop-scan-up", head, runs, budget_points, laws)
+    return _added_grid_text("up", "study2-isoflop-scan-up", head, runs, budget_points, laws)
 
 
 def sizes_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None, laws: dict | None = None) -> str:
@@ -240,7 +254,7 @@ def sizes_grid_text(runs: pd.DataFrame, budget_points: list[dict] | None = None,
         "# LR-scanned profile (part v2-isoflop-scan) has no interior vertex, the head-dim-8 family's next size beyond",
         "# the end its optimum lies past, at the batch-per-budget HPs and the same three LRs (edge extension too):",
     ]
-    return _added_grid_text(size_extension_points, "study2-isoflop-scan-sizes", head, runs, budget_points, laws)
+    return _added_grid_text("sizes", "study2-isoflop-scan-sizes", head, runs, budget_points, laws)
 
 
 def main() -> int:
@@ -252,17 +266,17 @@ def main() -> int:
     budget_points = isoflop_budget_points(runs, laws)
     atomic_write_text(SCAN_GRID, scan_grid_text(runs, budget_points))
     print(f"wrote {SCAN_GRID}")
-    if len(scan_ladder(runs, scan_points(budget_points))[0]):  # the scan has trained
-        atomic_write_text(SIZES_GRID, sizes_grid_text(runs, budget_points, laws))
-        print(f"wrote {SIZES_GRID}")
-        sized = size_extension_points(runs, budget_points, laws)
-        if sized and len(scan_ladder(runs, sized)[0]):  # the size extension has trained
-            atomic_write_text(BRACKET_GRID, bracket_grid_text(runs, budget_points, laws))
-            print(f"wrote {BRACKET_GRID}")
-            added = bracket_points(runs, budget_points, laws)
-            if added and len(scan_ladder(runs, added)[0]):  # the bracket part has trained
-                atomic_write_text(UP_GRID, up_grid_text(runs, budget_points, laws))
-                print(f"wrote {UP_GRID}")
+    # each added part's grid once the stage before it has trained (its rule reads that stage's runs)
+    stages = design_stages(runs, budget_points, laws)
+    writers = {"sizes": (SIZES_GRID, sizes_grid_text), "bracket": (BRACKET_GRID, bracket_grid_text),
+               "up": (UP_GRID, up_grid_text)}  # fmt: skip
+    names = list(stages)
+    for prev, stage in zip(names, names[1:]):
+        if not stages[prev] or not len(scan_ladder(runs, stages[prev])[0]):
+            break
+        path, text = writers[stage]
+        atomic_write_text(path, text(runs, budget_points, laws))
+        print(f"wrote {path}")
     return 0
 
 

@@ -131,14 +131,14 @@ def test_a_level_without_an_interior_vertex_gets_the_familys_next_size_beyond_th
     _, _, bpts, rows = scan_table()
     laws = {a: (lambda n: 8.0, lambda n: 0.01) for a in ("gptplus", "angpt")}
     pts = scan.scan_points(bpts)
-    assert scan.size_extension_points(rows, bpts, laws) == []  # the surface's own profiles: every vertex inside
+    assert scan.size_extension_points(rows, pts, laws) == []  # the surface's own profiles: every vertex inside
     levels = sorted({q["level"] for q in pts})
     at = {lv: {q["size"]: q["tokens"] for q in pts if q["level"] == lv and q["arch"] == "gptplus"} for lv in levels}
     # GPT+: rising steeply at the 4th level (the vertex below its smallest size), falling at the 5th (above the
     # largest); anGPT: a downward parabola at the 1st level whose lower end is the smallest size
     tilted = tilt(tilt(rows, "gptplus", at[levels[3]], 0.5), "gptplus", at[levels[4]], -0.5)
     tilted = tilt(tilted, "angpt", at[levels[0]], 0.05, bend=-0.5)
-    added = {(q["arch"], q["level"]): q for q in scan.size_extension_points(tilted, bpts, laws)}
+    added = {(q["arch"], q["level"]): q for q in scan.size_extension_points(tilted, pts, laws)}
     assert set(added) == {("gptplus", levels[3]), ("gptplus", levels[4]), ("angpt", levels[0])}
     ladder = scan.FAMILY_LADDER
 
@@ -198,8 +198,8 @@ def test_a_vertex_with_one_size_on_a_side_gets_the_familys_next_size_there():
                 want[a, lv] = ladder[ladder.index(s[0]) - 1]
             elif i == len(s) - 2 and ladder.index(s[-1]) < len(ladder) - 1:
                 want[a, lv] = ladder[ladder.index(s[-1]) + 1]
-    assert scan.size_extension_points(moved, bpts, laws) == []  # every vertex inside: the first rule adds nothing
-    added = {(q["arch"], q["level"]): q for q in scan.bracket_points(moved, bpts, laws)}
+    assert scan.size_extension_points(moved, pts, laws) == []  # every vertex inside: the first rule adds nothing
+    added = {(q["arch"], q["level"]): q for q in scan.design_stages(moved, bpts, laws)["bracket"]}
     assert {k: q["size"] for k, q in added.items()} == want and len(want) >= 4
     q = next(iter(added.values()))
     assert q["batch_size"] == 8 and q["lrs"] == [0.005, 0.01, 0.02]
@@ -221,7 +221,7 @@ def test_angpt_gets_its_highest_levels_sizes_one_level_up():
     pts = scan.scan_points(bpts)
     top = max(q["level"] for q in pts)
     want = sorted((q["size"] for q in pts if q["arch"] == "angpt" and q["level"] == top), key=scan.FAMILY_LADDER.index)
-    up = scan.up_points(rows, bpts, laws)
+    up = scan.design_stages(rows, bpts, laws)["up"]
     assert [q["size"] for q in up] == want and {q["arch"] for q in up} == {"angpt"}
     assert all(q["level"] == scan.UP_LEVEL > top and q["lrs"] == [0.005, 0.01, 0.02] for q in up)
     runs = pd.read_parquet(ROOT / study_v2.V2 / "runs.parquet")
